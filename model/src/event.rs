@@ -1,0 +1,304 @@
+//! What goes into the engine ([`ClusterEvent`]) and what comes out ([`Decision`], with a
+//! [`Reason`] wherever the engine declines to act). Decisions are values: the caller (the
+//! Kubernetes binder, the simulated world) carries them out and reports back with events.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::job::{Job, JobError, PodRef};
+use crate::node::{Node, Taint};
+use crate::queue::QueueSpec;
+use crate::resource::{ResourceId, ResourceTable, format_amount};
+
+/// A change in the world, applied with `Engine::apply` between cycles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClusterEvent {
+    /// A node appeared or changed (capacity, labels, taints, cordon).
+    NodeUpserted(Node),
+    /// A node is gone; the gangs that had pods on it go back to pending, whole.
+    NodeRemoved {
+        /// Node name.
+        node: String,
+    },
+    /// The queue tree was (re)configured.
+    QueuesConfigured(Vec<QueueSpec>),
+    /// A job was submitted; for a known job, its tasks grew (e.g. a Spark driver's executors).
+    JobSubmitted(Job),
+    /// A job was deleted; its pods are gone.
+    JobDeleted {
+        /// Job name.
+        job: String,
+    },
+    /// A pod is bound to `node`: confirms an assumed pod, or adopts one bound before the engine
+    /// started (a restart rebuilding its state).
+    PodBound {
+        /// The pod.
+        pod: PodRef,
+        /// The node it is bound to.
+        node: String,
+    },
+    /// Binding an assumed pod failed for good; the whole gang is forgotten and requeued.
+    BindFailed {
+        /// The pod.
+        pod: PodRef,
+        /// What the binder was told.
+        message: String,
+    },
+    /// A pod ended on its own.
+    PodFinished {
+        /// The pod.
+        pod: PodRef,
+        /// Whether it succeeded.
+        succeeded: bool,
+    },
+    /// A pod was evicted (by the engine's decision or from outside); its slot is pending again.
+    PodEvicted {
+        /// The pod.
+        pod: PodRef,
+    },
+}
+
+/// One pod placed on one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Binding {
+    /// Index of the task in the job.
+    pub task: u32,
+    /// Replica index in the task.
+    pub index: u32,
+    /// Node name.
+    pub node: String,
+}
+
+/// Why the engine asks for pods to be evicted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum EvictReason {
+    /// A queue under its deserved share reclaims from one over it.
+    Reclaim,
+    /// A higher-priority job in the same queue needs the room.
+    Preempt,
+    /// Another pod of the gang failed to bind; the gang is undone whole.
+    GangBindFailed,
+    /// Another pod of the gang was lost with its node; the gang is undone whole.
+    GangNodeLost,
+    /// The job failed; its other pods serve no purpose.
+    JobFailed,
+}
+
+impl EvictReason {
+    /// The lowercase name used in logs, metrics and the decision log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvictReason::Reclaim => "reclaim",
+            EvictReason::Preempt => "preempt",
+            EvictReason::GangBindFailed => "gang_bind_failed",
+            EvictReason::GangNodeLost => "gang_node_lost",
+            EvictReason::JobFailed => "job_failed",
+        }
+    }
+}
+
+/// What the engine decided in a cycle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Decision {
+    /// Bind these pods of `job`, all of them: the gang was placed as one transaction.
+    BindGang {
+        /// Job name.
+        job: String,
+        /// One binding per placed pod.
+        bindings: Vec<Binding>,
+    },
+    /// Evict these pods.
+    Evict {
+        /// The pods.
+        pods: Vec<PodRef>,
+        /// Why.
+        reason: EvictReason,
+    },
+    /// Capacity on these nodes is held for `job` (its `min_resources`, or a blocked large gang).
+    Reserve {
+        /// Job name.
+        job: String,
+        /// Nodes with capacity held.
+        nodes: Vec<String>,
+    },
+    /// The job could not be placed this cycle; it stays pending.
+    MarkUnschedulable {
+        /// Job name.
+        job: String,
+        /// Why.
+        reason: Reason,
+    },
+    /// The job failed and will not run.
+    FailJob {
+        /// Job name.
+        job: String,
+        /// Why.
+        cause: Reason,
+    },
+}
+
+/// A static filter or resource check that rejected a node.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum FilterReason {
+    /// The node is cordoned.
+    NodeUnschedulable,
+    /// The node's labels do not match the pod's nodeSelector.
+    NodeSelectorMismatch,
+    /// The node's labels do not satisfy the required node affinity.
+    NodeAffinityMismatch,
+    /// The node has a taint the pod does not tolerate.
+    UntoleratedTaint(Taint),
+    /// Not enough free of one resource (the first lane that fell short).
+    Insufficient(ResourceId),
+}
+
+impl FilterReason {
+    fn describe(&self, table: Option<&ResourceTable>) -> String {
+        match self {
+            FilterReason::NodeUnschedulable => "node(s) were unschedulable".into(),
+            FilterReason::NodeSelectorMismatch => "node(s) didn't match Pod's node selector".into(),
+            FilterReason::NodeAffinityMismatch => "node(s) didn't match Pod's node affinity".into(),
+            FilterReason::UntoleratedTaint(t) => {
+                format!("node(s) had untolerated taint {{{}: {}}}", t.key, t.value)
+            }
+            FilterReason::Insufficient(id) => {
+                format!("Insufficient {}", resource_name(*id, table))
+            }
+        }
+    }
+}
+
+fn resource_name(id: ResourceId, table: Option<&ResourceTable>) -> String {
+    match (table, id.well_known_name()) {
+        (_, Some(name)) => name.to_string(),
+        (Some(t), None) => t.name(id).to_string(),
+        (None, None) => format!("extended resource #{}", id.0),
+    }
+}
+
+/// A resource the gang needs more of than all nodes it may use have free together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shortfall {
+    /// Which resource.
+    pub resource: ResourceId,
+    /// What the unplaced pods request in total.
+    pub requested: i64,
+    /// What is free on the nodes they may use.
+    pub free: i64,
+}
+
+/// Why a gang did not fit: the answer to "why is my job pending".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FitError {
+    /// The first task whose pods could not all be placed.
+    pub task: String,
+    /// Pods the gang needed placed together.
+    pub needed: u32,
+    /// Pods that found room before the transaction was rolled back.
+    pub placeable: u32,
+    /// Nodes in the cluster.
+    pub nodes: u32,
+    /// How many nodes each filter rejected for one pod of `task` (a node counts once, under the
+    /// first filter that rejected it).
+    pub filtered: BTreeMap<FilterReason, u32>,
+    /// The resource most short across all nodes the task may use, if any is: `None` means the
+    /// room exists in total but is fragmented across nodes.
+    pub shortfall: Option<Shortfall>,
+}
+
+impl FitError {
+    /// The message with extended resources named through `table`.
+    pub fn describe(&self, table: Option<&ResourceTable>) -> String {
+        let available = self.nodes - self.filtered.values().sum::<u32>().min(self.nodes);
+        let mut s = format!(
+            "{available}/{} nodes are available for a pod of task {}: {} of {} gang pods placeable",
+            self.nodes, self.task, self.placeable, self.needed
+        );
+        let mut parts: Vec<_> = self.filtered.iter().collect();
+        parts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        for (i, (filter, count)) in parts.into_iter().enumerate() {
+            s.push_str(if i == 0 { "; " } else { ", " });
+            s.push_str(&format!("{count} {}", filter.describe(table)));
+        }
+        match &self.shortfall {
+            Some(sf) => s.push_str(&format!(
+                "; short of {} {} (requested {}, free {})",
+                format_amount(sf.resource, sf.requested - sf.free),
+                resource_name(sf.resource, table),
+                format_amount(sf.resource, sf.requested),
+                format_amount(sf.resource, sf.free)
+            )),
+            None => s.push_str("; enough room in total but fragmented across nodes"),
+        }
+        s
+    }
+}
+
+/// Why the engine did not place or run a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reason {
+    /// No placement for the whole gang exists now.
+    Unschedulable(FitError),
+    /// The job names a queue that is not configured.
+    QueueNotFound {
+        /// The queue it names.
+        queue: String,
+    },
+    /// The job is malformed.
+    InvalidJob(JobError),
+    /// A pod of the gang failed to bind; the gang was forgotten.
+    BindFailed {
+        /// The pod.
+        pod: PodRef,
+        /// What the binder was told.
+        message: String,
+    },
+    /// A pod of the job failed.
+    PodFailed {
+        /// The pod.
+        pod: PodRef,
+    },
+    /// The job waits for room held for a blocked gang ahead of it.
+    Reserved {
+        /// The gang the room is held for.
+        for_job: String,
+    },
+}
+
+impl Reason {
+    /// The short label used for metrics and counters (`unschedulable`, `queue_not_found`, ...).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Reason::Unschedulable(_) => "unschedulable",
+            Reason::QueueNotFound { .. } => "queue_not_found",
+            Reason::InvalidJob(_) => "invalid_job",
+            Reason::BindFailed { .. } => "bind_failed",
+            Reason::PodFailed { .. } => "pod_failed",
+            Reason::Reserved { .. } => "reserved",
+        }
+    }
+
+    /// The message with extended resource names resolved through `table`.
+    pub fn describe(&self, table: Option<&ResourceTable>) -> String {
+        match self {
+            Reason::Unschedulable(fit) => fit.describe(table),
+            Reason::QueueNotFound { queue } => format!("queue {queue} is not configured"),
+            Reason::InvalidJob(e) => e.to_string(),
+            Reason::BindFailed { pod, message } => {
+                format!("binding {pod} failed: {message}; the gang was undone")
+            }
+            Reason::PodFailed { pod } => format!("pod {pod} failed"),
+            Reason::Reserved { for_job } => {
+                format!("capacity is held for blocked gang {for_job}")
+            }
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe(None))
+    }
+}
