@@ -80,8 +80,9 @@ pub enum EvictReason {
     Preempt,
     /// Another pod of the gang failed to bind; the gang is undone whole.
     GangBindFailed,
-    /// Another pod of the gang was lost with its node; the gang is undone whole.
-    GangNodeLost,
+    /// Another pod of the gang was lost (its node removed, or evicted from outside) and the gang
+    /// fell below its minimum; the gang is undone whole.
+    GangBroken,
     /// The job failed; its other pods serve no purpose.
     JobFailed,
 }
@@ -93,7 +94,7 @@ impl EvictReason {
             EvictReason::Reclaim => "reclaim",
             EvictReason::Preempt => "preempt",
             EvictReason::GangBindFailed => "gang_bind_failed",
-            EvictReason::GangNodeLost => "gang_node_lost",
+            EvictReason::GangBroken => "gang_broken",
             EvictReason::JobFailed => "job_failed",
         }
     }

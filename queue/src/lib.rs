@@ -1,1 +1,146 @@
-//! phalanx-queue
+//! phalanx-queue: who goes next.
+//!
+//! Today this is the order of jobs within a queue: higher priority first, then earlier submit
+//! time, then earlier arrival (the engine's job id, assigned in event order, so ties are
+//! deterministic). Jobs that could not be placed are *parked* until the cluster changes in a way
+//! that could let them fit (capacity freed, nodes added), like kube-scheduler's unschedulable
+//! pods pool: a cycle never retries a job against the same cluster.
+//!
+//! ```text
+//!            push                       pop
+//!   submit -------> [ ready, ordered ] -------> attempt --placed--> (out)
+//!                        ^                          |
+//!                        |  unpark (cluster grew)   | did not fit
+//!                        +------- [ parked ] <------+
+//! ```
+//!
+//! Hierarchical fair-share queues, DRF between siblings and quota checks build on this.
+
+use std::cmp::Reverse;
+use std::collections::BTreeSet;
+
+use phalanx_model::Time;
+use priority_queue::PriorityQueue;
+
+/// The engine's id of a job: assigned in arrival order, never reused.
+pub type JobId = u32;
+
+/// The order of a job within its queue; greater goes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OrderKey {
+    priority: i32,
+    submitted: Reverse<Time>,
+    id: Reverse<JobId>,
+}
+
+impl OrderKey {
+    /// Higher priority first, then earlier submission, then earlier arrival.
+    pub fn new(priority: i32, submitted: Time, id: JobId) -> Self {
+        OrderKey {
+            priority,
+            submitted: Reverse(submitted),
+            id: Reverse(id),
+        }
+    }
+}
+
+/// Pending jobs of one queue: ready ones in order, parked ones set aside.
+#[derive(Debug, Clone, Default)]
+pub struct JobQueue {
+    ready: PriorityQueue<JobId, OrderKey>,
+    parked: BTreeSet<(Reverse<OrderKey>, JobId)>,
+}
+
+impl JobQueue {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a job as ready (or updates its key).
+    pub fn push(&mut self, id: JobId, key: OrderKey) {
+        self.parked.remove(&(Reverse(key), id));
+        self.ready.push(id, key);
+    }
+
+    /// Takes the next ready job.
+    pub fn pop(&mut self) -> Option<(JobId, OrderKey)> {
+        self.ready.pop()
+    }
+
+    /// The next ready job, without taking it.
+    pub fn peek(&self) -> Option<(JobId, OrderKey)> {
+        self.ready.peek().map(|(id, key)| (*id, *key))
+    }
+
+    /// Sets a job aside until [`JobQueue::unpark_all`].
+    pub fn park(&mut self, id: JobId, key: OrderKey) {
+        self.ready.remove(&id);
+        self.parked.insert((Reverse(key), id));
+    }
+
+    /// Makes every parked job ready again (the cluster changed).
+    pub fn unpark_all(&mut self) {
+        for (Reverse(key), id) in std::mem::take(&mut self.parked) {
+            self.ready.push(id, key);
+        }
+    }
+
+    /// Removes a job wherever it is.
+    pub fn remove(&mut self, id: JobId, key: OrderKey) {
+        self.ready.remove(&id);
+        self.parked.remove(&(Reverse(key), id));
+    }
+
+    /// Ready jobs.
+    pub fn ready_len(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// Parked jobs.
+    pub fn parked_len(&self) -> usize {
+        self.parked.len()
+    }
+
+    /// All jobs, ready and parked.
+    pub fn len(&self) -> usize {
+        self.ready.len() + self.parked.len()
+    }
+
+    /// True when no job is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orders_by_priority_then_submit_time_then_arrival() {
+        let mut q = JobQueue::new();
+        q.push(0, OrderKey::new(0, Time(10), 0));
+        q.push(1, OrderKey::new(5, Time(20), 1));
+        q.push(2, OrderKey::new(0, Time(5), 2));
+        q.push(3, OrderKey::new(0, Time(5), 3));
+        let order: Vec<_> = std::iter::from_fn(|| q.pop().map(|(id, _)| id)).collect();
+        assert_eq!(order, vec![1, 2, 3, 0]);
+    }
+
+    #[test]
+    fn parked_jobs_wait_until_unparked() {
+        let mut q = JobQueue::new();
+        let k = OrderKey::new(0, Time(0), 7);
+        q.push(7, k);
+        let (id, key) = q.pop().unwrap();
+        q.park(id, key);
+        assert!(q.pop().is_none());
+        assert_eq!(q.len(), 1);
+        q.unpark_all();
+        assert_eq!(q.pop().map(|(id, _)| id), Some(7));
+        q.park(7, k);
+        q.remove(7, k);
+        assert!(q.is_empty());
+    }
+}

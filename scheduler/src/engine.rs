@@ -1,0 +1,1176 @@
+//! The engine: applies [`ClusterEvent`]s to its state and, in each cycle, turns the queues'
+//! eligible jobs into [`Decision`]s. Pure: no I/O, no clock (time is an argument), no threads,
+//! no randomness, and every map it iterates is ordered, so the same events give the same
+//! decisions, byte for byte.
+//!
+//! A pod's life:
+//! ```text
+//!            cycle: gang placed            PodBound
+//!   Pending ---------------------> Assumed ---------> Bound ---PodFinished---> Succeeded | Failed
+//!      ^                              |                 |
+//!      |    BindFailed (any pod of    |                 | gang undone: Evict decision
+//!      +---- the gang): forgotten <---+                 v
+//!      +------------------------ PodEvicted ------- Releasing
+//! ```
+//! A job's life: `Pending -> Running -> Succeeded | Failed`. A running gang that falls below its
+//! minimum (a bind failed, a node was lost, a pod was evicted from outside) is undone whole:
+//! assumed pods are forgotten, bound ones evicted, and the job is pending again once they are gone.
+//! No partial gang survives.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use phalanx_model::{
+    Binding, ClusterEvent, Decision, EvictReason, FitError, Job, PodRef, QueueSpec, Reason,
+    ResourceId, Resources, Time,
+};
+use phalanx_queue::{JobId, JobQueue, OrderKey};
+use serde::{Deserialize, Serialize};
+
+use crate::gang::{GpuDemand, ScorePolicy, Shape, Transaction, diagnose};
+use crate::snapshot::{NodeId, Snapshot};
+
+/// How the engine places pods.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// How to choose among nodes that fit.
+    pub score: ScorePolicy,
+    /// Jobs attempted per cycle at most; the rest wait for the next cycle.
+    pub max_attempts_per_cycle: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            score: ScorePolicy::Binpack,
+            max_attempts_per_cycle: 10_000,
+        }
+    }
+}
+
+/// Where a pod is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PodPhase {
+    /// Waiting for its gang to be placed.
+    Pending,
+    /// Placed by the engine; the bind is in flight.
+    Assumed,
+    /// Bound to its node.
+    Bound,
+    /// Evicted by the engine's decision; still holds its node until `PodEvicted`.
+    Releasing,
+    /// Ended successfully.
+    Succeeded,
+    /// Ended in failure.
+    Failed,
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobPhase {
+    /// Not placed yet (or undone and waiting again).
+    Pending,
+    /// Its gang is placed.
+    Running,
+    /// Every pod succeeded.
+    Succeeded,
+    /// A pod failed.
+    Failed,
+}
+
+/// How many pods of a job are in each phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PodCounts {
+    /// Pending.
+    pub pending: u32,
+    /// Assumed.
+    pub assumed: u32,
+    /// Bound.
+    pub bound: u32,
+    /// Releasing.
+    pub releasing: u32,
+    /// Succeeded.
+    pub succeeded: u32,
+    /// Failed.
+    pub failed: u32,
+}
+
+impl PodCounts {
+    fn slot(&mut self, phase: PodPhase) -> &mut u32 {
+        match phase {
+            PodPhase::Pending => &mut self.pending,
+            PodPhase::Assumed => &mut self.assumed,
+            PodPhase::Bound => &mut self.bound,
+            PodPhase::Releasing => &mut self.releasing,
+            PodPhase::Succeeded => &mut self.succeeded,
+            PodPhase::Failed => &mut self.failed,
+        }
+    }
+
+    /// Pods holding or about to hold a node as part of the gang.
+    pub fn live(&self) -> u32 {
+        self.assumed + self.bound
+    }
+
+    /// Pods that have not ended.
+    pub fn unfinished(&self) -> u32 {
+        self.pending + self.assumed + self.bound + self.releasing
+    }
+}
+
+/// An event the engine cannot apply. The state is unchanged when `apply` returns one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// The event names a job the engine does not know.
+    #[error("unknown job {0}")]
+    UnknownJob(String),
+    /// The event names a node the engine does not know (or that was removed).
+    #[error("unknown node {0}")]
+    UnknownNode(String),
+    /// The job has no such task or replica.
+    #[error("unknown pod {0}")]
+    UnknownPod(PodRef),
+    /// The event does not apply to a pod in this phase.
+    #[error("{event} does not apply to pod {pod} in phase {phase:?}")]
+    Conflict {
+        /// The pod.
+        pod: PodRef,
+        /// Its phase.
+        phase: PodPhase,
+        /// The event kind.
+        event: &'static str,
+    },
+    /// A resubmitted job changes what already runs.
+    #[error("job {job}: update rejected: {why}")]
+    JobUpdateRejected {
+        /// Job name.
+        job: String,
+        /// Why.
+        why: &'static str,
+    },
+}
+
+impl EventError {
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            EventError::UnknownJob(_) => "unknown_job",
+            EventError::UnknownNode(_) => "unknown_node",
+            EventError::UnknownPod(_) => "unknown_pod",
+            EventError::Conflict { .. } => "conflict",
+            EventError::JobUpdateRejected { .. } => "job_update_rejected",
+        }
+    }
+}
+
+/// Where one pod is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PodSlot {
+    phase: PodPhase,
+    node: Option<NodeId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct JobState {
+    job: Job,
+    key: OrderKey,
+    phase: JobPhase,
+    /// Pods by task, then replica.
+    pods: Vec<Vec<PodSlot>>,
+    counts: PodCounts,
+    /// Per-task live pods (assumed + bound).
+    live_by_task: Vec<u32>,
+    /// Capacity held for the job's `min_resources`, per node.
+    reservations: BTreeMap<NodeId, Resources>,
+    /// Why it is pending, or why it failed.
+    reason: Option<Reason>,
+    /// Whether it is in the queue (ready or parked).
+    queued: bool,
+}
+
+impl JobState {
+    fn slot(&self, pod: &PodRef) -> Option<PodSlot> {
+        self.pods
+            .get(pod.task as usize)?
+            .get(pod.index as usize)
+            .copied()
+    }
+
+    fn set(&mut self, task: usize, index: usize, phase: PodPhase, node: Option<NodeId>) {
+        let slot = &mut self.pods[task][index];
+        let live = |p| matches!(p, PodPhase::Assumed | PodPhase::Bound);
+        *self.counts.slot(slot.phase) -= 1;
+        *self.counts.slot(phase) += 1;
+        if live(slot.phase) {
+            self.live_by_task[task] -= 1;
+        }
+        if live(phase) {
+            self.live_by_task[task] += 1;
+        }
+        *slot = PodSlot { phase, node };
+    }
+
+    /// Pods the gang must have live together: `min_member`, or fewer once some have ended.
+    fn gang_need(&self) -> u32 {
+        self.job.min_member.min(self.counts.unfinished())
+    }
+
+    fn request(&self, task: usize) -> Resources {
+        self.job.tasks[task].pod.requests
+    }
+}
+
+/// What one cycle did, as plain counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CycleReport {
+    /// Jobs attempted.
+    pub attempts: u32,
+    /// Gangs (or additional pods of running jobs) placed.
+    pub jobs_placed: u32,
+    /// Pods placed.
+    pub pods_placed: u32,
+    /// Nodes looked at while placing.
+    pub nodes_scanned: u64,
+    /// Jobs that did not fit, by reason label.
+    pub unschedulable: BTreeMap<String, u32>,
+    /// Jobs ready for a later cycle (budget spent).
+    pub ready_left: u32,
+    /// Jobs parked until the cluster changes.
+    pub parked: u32,
+}
+
+/// What a cycle returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CycleOutcome {
+    /// Decisions, in the order they were made; the caller carries them out.
+    pub decisions: Vec<Decision>,
+    /// Counters.
+    pub report: CycleReport,
+}
+
+/// The scheduling engine. See the module docs.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    config: EngineConfig,
+    snapshot: Snapshot,
+    jobs: Vec<Option<JobState>>,
+    by_name: BTreeMap<String, JobId>,
+    queue: JobQueue,
+    gpu_demand: GpuDemand,
+    queues: Option<BTreeSet<String>>,
+    queue_specs: Vec<QueueSpec>,
+    /// Decisions made while applying events, handed out by the next cycle.
+    outbox: Vec<Decision>,
+    classes_dirty: bool,
+    cluster_grew: bool,
+    last_cycle: Time,
+}
+
+impl Engine {
+    /// An engine with no nodes and no jobs.
+    pub fn new(config: EngineConfig) -> Self {
+        Engine {
+            config,
+            snapshot: Snapshot::default(),
+            jobs: Vec::new(),
+            by_name: BTreeMap::new(),
+            queue: JobQueue::new(),
+            gpu_demand: GpuDemand::default(),
+            queues: None,
+            queue_specs: Vec::new(),
+            outbox: Vec::new(),
+            classes_dirty: false,
+            cluster_grew: false,
+            last_cycle: Time::ZERO,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The snapshot (nodes, classes, indexes), read-only.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    fn job_id(&self, name: &str) -> Result<JobId, EventError> {
+        self.by_name
+            .get(name)
+            .copied()
+            .ok_or_else(|| EventError::UnknownJob(name.to_string()))
+    }
+
+    fn state(&self, id: JobId) -> &JobState {
+        self.jobs[id as usize]
+            .as_ref()
+            .expect("job ids in by_name are live")
+    }
+
+    fn state_mut(&mut self, id: JobId) -> &mut JobState {
+        self.jobs[id as usize]
+            .as_mut()
+            .expect("job ids in by_name are live")
+    }
+
+    fn pod(&self, pod: &PodRef) -> Result<(JobId, PodSlot), EventError> {
+        let id = self.job_id(&pod.job)?;
+        let slot = self
+            .state(id)
+            .slot(pod)
+            .ok_or_else(|| EventError::UnknownPod(pod.clone()))?;
+        Ok((id, slot))
+    }
+
+    /// Applies one event. On error nothing changed.
+    pub fn apply(&mut self, event: ClusterEvent) -> Result<(), EventError> {
+        match event {
+            ClusterEvent::NodeUpserted(node) => {
+                self.snapshot.upsert_node(node);
+                self.cluster_grew = true;
+            }
+            ClusterEvent::NodeRemoved { node } => self.remove_node(&node)?,
+            ClusterEvent::QueuesConfigured(specs) => self.configure_queues(specs),
+            ClusterEvent::JobSubmitted(job) => self.submit(job)?,
+            ClusterEvent::JobDeleted { job } => self.delete(&job)?,
+            ClusterEvent::PodBound { pod, node } => self.pod_bound(&pod, &node)?,
+            ClusterEvent::BindFailed { pod, message } => self.bind_failed(&pod, message)?,
+            ClusterEvent::PodFinished { pod, succeeded } => self.pod_finished(&pod, succeeded)?,
+            ClusterEvent::PodEvicted { pod } => self.pod_evicted(&pod)?,
+        }
+        Ok(())
+    }
+
+    fn configure_queues(&mut self, specs: Vec<QueueSpec>) {
+        let mut names = BTreeSet::from(["root".to_string(), phalanx_model::DEFAULT_QUEUE.into()]);
+        for spec in &specs {
+            let mut path = String::new();
+            for part in spec.name.split('.') {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(part);
+                names.insert(path.clone());
+            }
+        }
+        self.queues = Some(names);
+        self.queue_specs = specs;
+        // Jobs that waited for their queue to exist may go now.
+        let waiting: Vec<JobId> = self
+            .jobs
+            .iter()
+            .flatten()
+            .filter(|s| matches!(s.reason, Some(Reason::QueueNotFound { .. })))
+            .map(|s| self.by_name[&s.job.name])
+            .collect();
+        for id in waiting {
+            self.enqueue(id);
+        }
+    }
+
+    fn queue_known(&self, queue: &str) -> bool {
+        self.queues.as_ref().is_none_or(|q| q.contains(queue))
+    }
+
+    /// Puts a pending job in the queue, or records why it cannot be.
+    fn enqueue(&mut self, id: JobId) {
+        let known = self.queue_known(&self.state(id).job.queue);
+        let s = self.state_mut(id);
+        if matches!(s.phase, JobPhase::Succeeded | JobPhase::Failed) || s.queued {
+            return;
+        }
+        if let Err(e) = s.job.validate() {
+            s.reason = Some(Reason::InvalidJob(e));
+        } else if !known {
+            s.reason = Some(Reason::QueueNotFound {
+                queue: s.job.queue.clone(),
+            });
+        } else {
+            if matches!(
+                s.reason,
+                Some(Reason::QueueNotFound { .. } | Reason::InvalidJob(_))
+            ) {
+                s.reason = None;
+            }
+            s.queued = true;
+            let key = s.key;
+            self.queue.push(id, key);
+            return;
+        }
+        let (job, reason) = (s.job.name.clone(), s.reason.clone().expect("set above"));
+        self.outbox
+            .push(Decision::MarkUnschedulable { job, reason });
+    }
+
+    fn dequeue(&mut self, id: JobId) {
+        let s = self.state_mut(id);
+        if s.queued {
+            s.queued = false;
+            let key = s.key;
+            self.queue.remove(id, key);
+        }
+    }
+
+    fn submit(&mut self, mut job: Job) -> Result<(), EventError> {
+        for task in &mut job.tasks {
+            task.pod.requests.set(ResourceId::PODS, 1);
+        }
+        if let Some(&id) = self.by_name.get(&job.name) {
+            return self.update(id, job);
+        }
+        if job.name.is_empty() {
+            // Nothing can refer to a nameless job: reject rather than store it.
+            return Err(EventError::UnknownJob(String::new()));
+        }
+        let id = self.jobs.len() as JobId;
+        self.note_shapes(&job, None);
+        let pods: Vec<Vec<PodSlot>> = job
+            .tasks
+            .iter()
+            .map(|t| {
+                vec![
+                    PodSlot {
+                        phase: PodPhase::Pending,
+                        node: None
+                    };
+                    t.replicas as usize
+                ]
+            })
+            .collect();
+        let counts = PodCounts {
+            pending: job.replicas().min(u32::MAX as u64) as u32,
+            ..Default::default()
+        };
+        self.by_name.insert(job.name.clone(), id);
+        self.jobs.push(Some(JobState {
+            key: OrderKey::new(job.priority, job.submit_time, id),
+            phase: JobPhase::Pending,
+            live_by_task: vec![0; job.tasks.len()],
+            pods,
+            counts,
+            reservations: BTreeMap::new(),
+            reason: None,
+            queued: false,
+            job,
+        }));
+        self.enqueue(id);
+        Ok(())
+    }
+
+    /// Records what the job's shapes mean for classes and GPU fragmentation.
+    fn note_shapes(&mut self, job: &Job, old: Option<&Job>) {
+        for (i, task) in job.tasks.iter().enumerate() {
+            let before = old.and_then(|o| o.tasks.get(i)).map_or(0, |t| t.replicas);
+            self.gpu_demand.add(
+                task.pod.requests.get(ResourceId::GPU),
+                task.replicas.saturating_sub(before) as u64,
+            );
+            for key in task.pod.label_keys() {
+                self.classes_dirty |= self.snapshot.select_key(key);
+            }
+        }
+    }
+
+    /// A resubmitted job: replaced while nothing of it runs; grown (more replicas, new tasks at
+    /// the end) while it runs.
+    fn update(&mut self, id: JobId, job: Job) -> Result<(), EventError> {
+        let s = self.state(id);
+        let reject = |why| {
+            Err(EventError::JobUpdateRejected {
+                job: job.name.clone(),
+                why,
+            })
+        };
+        if matches!(s.phase, JobPhase::Succeeded | JobPhase::Failed) {
+            return reject("the job has ended");
+        }
+        let untouched = s.counts.pending == s.counts.unfinished() && s.reservations.is_empty();
+        if !untouched {
+            let grows = job.tasks.len() >= s.job.tasks.len()
+                && s.job.tasks.iter().zip(&job.tasks).all(|(old, new)| {
+                    old.name == new.name && old.pod == new.pod && new.replicas >= old.replicas
+                });
+            if !grows {
+                return reject("pods of it are placed; tasks may only grow");
+            }
+        }
+        let old = s.job.clone();
+        self.note_shapes(&job, Some(&old));
+        self.dequeue(id);
+        let s = self.state_mut(id);
+        if untouched {
+            s.pods = job
+                .tasks
+                .iter()
+                .map(|t| {
+                    vec![
+                        PodSlot {
+                            phase: PodPhase::Pending,
+                            node: None
+                        };
+                        t.replicas as usize
+                    ]
+                })
+                .collect();
+            s.live_by_task = vec![0; job.tasks.len()];
+            s.counts = PodCounts {
+                pending: job.replicas().min(u32::MAX as u64) as u32,
+                ..Default::default()
+            };
+        } else {
+            for (i, task) in job.tasks.iter().enumerate() {
+                if i == s.pods.len() {
+                    s.pods.push(Vec::new());
+                    s.live_by_task.push(0);
+                }
+                let added = task.replicas as usize - s.pods[i].len();
+                s.pods[i].extend(std::iter::repeat_n(
+                    PodSlot {
+                        phase: PodPhase::Pending,
+                        node: None,
+                    },
+                    added,
+                ));
+                s.counts.pending += added as u32;
+            }
+        }
+        s.key = OrderKey::new(job.priority, job.submit_time, id);
+        s.job = job;
+        self.enqueue(id);
+        Ok(())
+    }
+
+    fn delete(&mut self, name: &str) -> Result<(), EventError> {
+        let id = self.job_id(name)?;
+        self.dequeue(id);
+        let s = self.jobs[id as usize].take().expect("live id");
+        self.by_name.remove(name);
+        for (t, slots) in s.pods.iter().enumerate() {
+            for slot in slots {
+                if let (PodPhase::Assumed | PodPhase::Bound | PodPhase::Releasing, Some(node)) =
+                    (slot.phase, slot.node)
+                {
+                    self.snapshot.release(node, s.request(t));
+                }
+            }
+        }
+        for (&node, &held) in &s.reservations {
+            self.snapshot.unreserve(node, held);
+        }
+        self.cluster_grew = true;
+        Ok(())
+    }
+
+    fn pod_bound(&mut self, pod: &PodRef, node_name: &str) -> Result<(), EventError> {
+        let (id, slot) = self.pod(pod)?;
+        let node = self
+            .snapshot
+            .id_of(node_name)
+            .filter(|&n| self.snapshot.node(n).live)
+            .ok_or_else(|| EventError::UnknownNode(node_name.to_string()))?;
+        let (t, i) = (pod.task as usize, pod.index as usize);
+        let request = self.state(id).request(t);
+        match slot.phase {
+            PodPhase::Bound if slot.node == Some(node) => return Ok(()),
+            PodPhase::Assumed if slot.node == Some(node) => {}
+            // Bound somewhere other than assumed (or adopted after a restart): the world wins.
+            PodPhase::Assumed | PodPhase::Pending => {
+                if let Some(old) = slot.node {
+                    self.snapshot.release(old, request);
+                }
+                self.snapshot.assume(node, request);
+            }
+            phase => {
+                return Err(EventError::Conflict {
+                    pod: pod.clone(),
+                    phase,
+                    event: "PodBound",
+                });
+            }
+        }
+        let s = self.state_mut(id);
+        s.set(t, i, PodPhase::Bound, Some(node));
+        if s.phase == JobPhase::Pending && s.counts.live() >= s.gang_need() {
+            s.phase = JobPhase::Running;
+            s.reason = None;
+        }
+        Ok(())
+    }
+
+    fn bind_failed(&mut self, pod: &PodRef, message: String) -> Result<(), EventError> {
+        let (id, slot) = self.pod(pod)?;
+        match slot.phase {
+            PodPhase::Assumed => {}
+            // The gang was already undone by an earlier failure of another of its pods.
+            PodPhase::Pending | PodPhase::Releasing => return Ok(()),
+            phase => {
+                return Err(EventError::Conflict {
+                    pod: pod.clone(),
+                    phase,
+                    event: "BindFailed",
+                });
+            }
+        }
+        let reason = Reason::BindFailed {
+            pod: pod.clone(),
+            message,
+        };
+        self.undo_gang(id, EvictReason::GangBindFailed);
+        let s = self.state_mut(id);
+        s.reason = Some(reason.clone());
+        let job = s.job.name.clone();
+        self.outbox
+            .push(Decision::MarkUnschedulable { job, reason });
+        Ok(())
+    }
+
+    /// Undoes a gang whole: assumed pods are forgotten, bound ones evicted; the job is pending.
+    fn undo_gang(&mut self, id: JobId, why: EvictReason) {
+        let mut evict = Vec::new();
+        let s = self.jobs[id as usize].as_mut().expect("live id");
+        for t in 0..s.pods.len() {
+            for i in 0..s.pods[t].len() {
+                let slot = s.pods[t][i];
+                match slot.phase {
+                    PodPhase::Assumed => {
+                        self.snapshot
+                            .release(slot.node.expect("assumed pods have a node"), s.request(t));
+                        s.set(t, i, PodPhase::Pending, None);
+                    }
+                    PodPhase::Bound => {
+                        s.set(t, i, PodPhase::Releasing, slot.node);
+                        evict.push(PodRef {
+                            job: s.job.name.clone(),
+                            task: t as u32,
+                            index: i as u32,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if s.phase == JobPhase::Running {
+            s.phase = JobPhase::Pending;
+        }
+        if !evict.is_empty() {
+            self.outbox.push(Decision::Evict {
+                pods: evict,
+                reason: why,
+            });
+        }
+        self.cluster_grew = true;
+        self.enqueue(id);
+    }
+
+    /// After pods of a running job were lost: undo the gang if it fell below its minimum.
+    fn check_gang(&mut self, id: JobId) {
+        let s = self.state(id);
+        if s.phase == JobPhase::Running && s.counts.live() < s.gang_need() {
+            self.undo_gang(id, EvictReason::GangBroken);
+        } else if s.counts.pending > 0 {
+            self.enqueue(id);
+        }
+    }
+
+    fn pod_finished(&mut self, pod: &PodRef, succeeded: bool) -> Result<(), EventError> {
+        let (id, slot) = self.pod(pod)?;
+        let (t, i) = (pod.task as usize, pod.index as usize);
+        match slot.phase {
+            PodPhase::Assumed | PodPhase::Bound | PodPhase::Releasing => {}
+            phase => {
+                return Err(EventError::Conflict {
+                    pod: pod.clone(),
+                    phase,
+                    event: "PodFinished",
+                });
+            }
+        }
+        let request = self.state(id).request(t);
+        self.snapshot
+            .release(slot.node.expect("placed pods have a node"), request);
+        self.cluster_grew = true;
+        let s = self.state_mut(id);
+        if slot.phase == PodPhase::Releasing {
+            // It ended while its gang was being undone: it runs again with the gang.
+            s.set(t, i, PodPhase::Pending, None);
+            return Ok(());
+        }
+        let ended = if succeeded {
+            PodPhase::Succeeded
+        } else {
+            PodPhase::Failed
+        };
+        s.set(t, i, ended, None);
+        if !succeeded && s.phase != JobPhase::Failed {
+            self.fail_job(id, Reason::PodFailed { pod: pod.clone() });
+        } else if s.phase == JobPhase::Running && s.counts.unfinished() == 0 {
+            s.phase = JobPhase::Succeeded;
+            s.reason = None;
+            self.release_reservations(id);
+            self.dequeue(id);
+        }
+        Ok(())
+    }
+
+    /// Fails a job: its other pods are evicted or forgotten and it leaves the queue.
+    fn fail_job(&mut self, id: JobId, cause: Reason) {
+        self.undo_gang(id, EvictReason::JobFailed);
+        self.dequeue(id);
+        self.release_reservations(id);
+        let s = self.state_mut(id);
+        s.phase = JobPhase::Failed;
+        s.reason = Some(cause.clone());
+        let job = s.job.name.clone();
+        self.outbox.push(Decision::FailJob { job, cause });
+    }
+
+    fn release_reservations(&mut self, id: JobId) {
+        let held = std::mem::take(&mut self.state_mut(id).reservations);
+        for (node, amount) in held {
+            self.snapshot.unreserve(node, amount);
+        }
+    }
+
+    fn pod_evicted(&mut self, pod: &PodRef) -> Result<(), EventError> {
+        let (id, slot) = self.pod(pod)?;
+        let (t, i) = (pod.task as usize, pod.index as usize);
+        match slot.phase {
+            PodPhase::Assumed | PodPhase::Bound | PodPhase::Releasing => {}
+            PodPhase::Pending => return Ok(()),
+            phase => {
+                return Err(EventError::Conflict {
+                    pod: pod.clone(),
+                    phase,
+                    event: "PodEvicted",
+                });
+            }
+        }
+        let request = self.state(id).request(t);
+        self.snapshot
+            .release(slot.node.expect("placed pods have a node"), request);
+        self.cluster_grew = true;
+        self.state_mut(id).set(t, i, PodPhase::Pending, None);
+        self.check_gang(id);
+        Ok(())
+    }
+
+    fn remove_node(&mut self, name: &str) -> Result<(), EventError> {
+        let node = self
+            .snapshot
+            .id_of(name)
+            .filter(|&n| self.snapshot.node(n).live)
+            .ok_or_else(|| EventError::UnknownNode(name.to_string()))?;
+        let mut hit = Vec::new();
+        for (id, s) in self.jobs.iter_mut().enumerate() {
+            let Some(s) = s else { continue };
+            let mut lost = false;
+            for t in 0..s.pods.len() {
+                let request = s.job.tasks[t].pod.requests;
+                for i in 0..s.pods[t].len() {
+                    if s.pods[t][i].node == Some(node) {
+                        self.snapshot.release(node, request);
+                        s.set(t, i, PodPhase::Pending, None);
+                        lost = true;
+                    }
+                }
+            }
+            if let Some(held) = s.reservations.remove(&node) {
+                self.snapshot.unreserve(node, held);
+            }
+            if lost {
+                hit.push(id as JobId);
+            }
+        }
+        self.snapshot.remove_node(node);
+        for id in hit {
+            self.check_gang(id);
+        }
+        self.cluster_grew = true;
+        Ok(())
+    }
+
+    /// Runs one scheduling cycle at time `now`.
+    pub fn cycle(&mut self, now: Time) -> CycleOutcome {
+        self.last_cycle = now;
+        let mut out = CycleOutcome {
+            decisions: std::mem::take(&mut self.outbox),
+            report: CycleReport::default(),
+        };
+        if self.classes_dirty {
+            self.snapshot.rebuild_classes();
+            self.classes_dirty = false;
+        }
+        if self.cluster_grew {
+            self.queue.unpark_all();
+            self.cluster_grew = false;
+        }
+        while (out.report.attempts as usize) < self.config.max_attempts_per_cycle {
+            let Some((id, key)) = self.queue.pop() else {
+                break;
+            };
+            self.state_mut(id).queued = false;
+            self.attempt(id, key, &mut out);
+        }
+        // Pods freed while undoing gangs this cycle are for the next cycle.
+        out.decisions.append(&mut self.outbox);
+        out.report.ready_left = self.queue.ready_len() as u32;
+        out.report.parked = self.queue.parked_len() as u32;
+        out
+    }
+
+    fn park(&mut self, id: JobId, key: OrderKey) {
+        self.state_mut(id).queued = true;
+        self.queue.park(id, key);
+    }
+
+    /// Tries to place the job's pending pods: the whole gang as one transaction if it is not
+    /// running yet, else as many more pods as fit.
+    fn attempt(&mut self, id: JobId, key: OrderKey, out: &mut CycleOutcome) {
+        let s = self.state(id);
+        if matches!(s.phase, JobPhase::Succeeded | JobPhase::Failed) || s.counts.pending == 0 {
+            return;
+        }
+        if s.counts.releasing > 0 {
+            // Its last placement is still being torn down; it goes again when that is done.
+            self.park(id, key);
+            return;
+        }
+        out.report.attempts += 1;
+        let Engine {
+            jobs,
+            snapshot,
+            config,
+            gpu_demand,
+            ..
+        } = self;
+        let s = jobs[id as usize].as_ref().expect("live id");
+        let forming = s.phase == JobPhase::Pending;
+        let gang_need = if forming {
+            s.gang_need().saturating_sub(s.counts.live())
+        } else {
+            0
+        };
+        let mut pending_by_task: Vec<Vec<u32>> = s
+            .pods
+            .iter()
+            .map(|slots| {
+                (0..slots.len() as u32)
+                    .filter(|&i| slots[i as usize].phase == PodPhase::Pending)
+                    .collect()
+            })
+            .collect();
+        let task_need: Vec<u32> = s
+            .job
+            .tasks
+            .iter()
+            .zip(&s.live_by_task)
+            .zip(&pending_by_task)
+            .map(|((t, &live), pending)| {
+                if forming {
+                    t.min_member.saturating_sub(live).min(pending.len() as u32)
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let shapes: Vec<Shape<'_>> = s
+            .job
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(t, task)| Shape::new(snapshot, t as u32, &task.pod))
+            .collect();
+
+        // Cheap necessary conditions first: no transaction for a gang that cannot fit.
+        let mut txn = Transaction::begin(s.reservations.clone());
+        let mut failed: Option<(usize, u32)> = shapes
+            .iter()
+            .enumerate()
+            .find(|(t, shape)| {
+                task_need[*t] > 0 && !shape.may_fit(snapshot, task_need[*t], &txn.reservations)
+            })
+            .map(|(t, _)| (t, task_need[t]));
+        let mut placed_by_task = vec![0u32; shapes.len()];
+        if failed.is_none() {
+            // Every task's own minimum, then as many more pods as fit.
+            for (t, shape) in shapes.iter().enumerate() {
+                let got = txn.place(snapshot, shape, task_need[t], config.score, gpu_demand);
+                placed_by_task[t] += got;
+                if got < task_need[t] {
+                    failed = Some((t, task_need[t] - got));
+                    break;
+                }
+            }
+        }
+        if failed.is_none() {
+            for (t, shape) in shapes.iter().enumerate() {
+                let want = pending_by_task[t].len() as u32 - placed_by_task[t];
+                placed_by_task[t] += txn.place(snapshot, shape, want, config.score, gpu_demand);
+            }
+            if txn.placed() < gang_need {
+                let t = (0..shapes.len())
+                    .max_by_key(|&t| pending_by_task[t].len() as u32 - placed_by_task[t])
+                    .unwrap_or(0);
+                failed = Some((t, gang_need - txn.placed()));
+            }
+        }
+        // Room for pods the job will create later (Spark executors): held on real nodes.
+        let mut reserve_short = false;
+        if failed.is_none() {
+            if let Some(min) = s.job.min_resources {
+                let running: Resources = (0..s.pods.len())
+                    .map(|t| {
+                        s.request(t)
+                            .times((s.live_by_task[t] + placed_by_task[t]) as u64)
+                    })
+                    .fold(Resources::ZERO, |a, b| a + b);
+                let held = txn
+                    .reservations
+                    .values()
+                    .fold(Resources::ZERO, |a, r| a + *r);
+                let wanted = (min - running).clamp_zero();
+                let more = (wanted - held).clamp_zero();
+                if forming && !more.is_zero() {
+                    let mut classes: Vec<_> = shapes
+                        .iter()
+                        .flat_map(|sh| sh.classes.iter().copied())
+                        .collect();
+                    classes.sort_unstable();
+                    classes.dedup_by_key(|c| c.1);
+                    let ids: Vec<_> = classes.into_iter().map(|(_, c)| c).collect();
+                    reserve_short = !txn.reserve(snapshot, &ids, more);
+                } else {
+                    // Pods that arrived shrink the hold.
+                    let excess = (held - wanted).clamp_zero();
+                    trim(snapshot, &mut txn, excess);
+                }
+            }
+        }
+        out.report.nodes_scanned += txn.scanned;
+        if failed.is_some() || reserve_short {
+            let placeable = txn.placed();
+            txn.rollback(snapshot);
+            let reason = match failed {
+                Some((t, missing)) => Reason::Unschedulable(diagnose(
+                    &snapshot,
+                    &shapes[t],
+                    &s.job.tasks[t].name,
+                    missing,
+                    gang_need.max(task_need[t]),
+                    placeable,
+                )),
+                None => Reason::Unschedulable(reservation_shortfall(snapshot, s, &shapes)),
+            };
+            *out.report
+                .unschedulable
+                .entry(reason.label().to_string())
+                .or_default() += 1;
+            let s = self.state_mut(id);
+            if forming || placeable == 0 {
+                if s.phase == JobPhase::Pending && s.reason.as_ref() != Some(&reason) {
+                    out.decisions.push(Decision::MarkUnschedulable {
+                        job: s.job.name.clone(),
+                        reason: reason.clone(),
+                    });
+                }
+                if s.phase == JobPhase::Pending {
+                    s.reason = Some(reason);
+                }
+            }
+            self.park(id, key);
+            return;
+        }
+        // Commit.
+        let placements = std::mem::take(&mut txn.placements);
+        let reservations = std::mem::take(&mut txn.reservations);
+        drop(shapes);
+        let s = self.jobs[id as usize].as_mut().expect("live id");
+        let snapshot = &self.snapshot;
+        let new_holds: Vec<String> = reservations
+            .keys()
+            .filter(|n| !s.reservations.contains_key(n))
+            .map(|&n| snapshot.node(n).node.name.clone())
+            .collect();
+        s.reservations = reservations;
+        let mut cursor = vec![0usize; pending_by_task.len()];
+        let mut bindings = Vec::with_capacity(placements.iter().map(|p| p.count as usize).sum());
+        for p in &placements {
+            let t = p.task as usize;
+            let name = &snapshot.node(p.node).node.name;
+            for _ in 0..p.count {
+                let index = pending_by_task[t][cursor[t]];
+                cursor[t] += 1;
+                s.set(t, index as usize, PodPhase::Assumed, Some(p.node));
+                bindings.push(Binding {
+                    task: p.task,
+                    index,
+                    node: name.clone(),
+                });
+            }
+        }
+        pending_by_task.clear();
+        out.report.pods_placed += bindings.len() as u32;
+        out.report.jobs_placed += !bindings.is_empty() as u32;
+        s.phase = JobPhase::Running;
+        s.reason = None;
+        let job = s.job.name.clone();
+        let more_pending = s.counts.pending > 0;
+        if !new_holds.is_empty() {
+            out.decisions.push(Decision::Reserve {
+                job: job.clone(),
+                nodes: new_holds,
+            });
+        }
+        if !bindings.is_empty() {
+            out.decisions.push(Decision::BindGang { job, bindings });
+        }
+        if more_pending {
+            // The rest of its pods wait for room, without holding up the queue.
+            self.park(id, key);
+        }
+    }
+
+    /// A read-only view for adapters, reports and tests.
+    pub fn view(&self) -> View<'_> {
+        View { engine: self }
+    }
+}
+
+/// A read-only view of the engine's state.
+pub struct View<'a> {
+    engine: &'a Engine,
+}
+
+/// One job as the view shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobInfo<'a> {
+    /// The job as submitted (requests with the `pods` lane set).
+    pub job: &'a Job,
+    /// Its phase.
+    pub phase: JobPhase,
+    /// Its pods by phase.
+    pub pods: PodCounts,
+    /// Why it is pending or failed.
+    pub reason: Option<&'a Reason>,
+    /// Capacity held for it.
+    pub reserved: Resources,
+}
+
+/// One node as the view shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo<'a> {
+    /// The node.
+    pub node: &'a phalanx_model::Node,
+    /// Requests of pods placed on it.
+    pub allocated: Resources,
+    /// Capacity held on it for jobs.
+    pub reserved: Resources,
+    /// False once removed.
+    pub live: bool,
+}
+
+impl<'a> View<'a> {
+    /// Every job the engine knows, in arrival order.
+    pub fn jobs(&self) -> impl Iterator<Item = JobInfo<'a>> + 'a {
+        self.engine.jobs.iter().flatten().map(job_info)
+    }
+
+    /// One job by name.
+    pub fn job(&self, name: &str) -> Option<JobInfo<'a>> {
+        let id = *self.engine.by_name.get(name)?;
+        Some(job_info(self.engine.state(id)))
+    }
+
+    /// A pod's phase and node.
+    pub fn pod(&self, pod: &PodRef) -> Option<(PodPhase, Option<&'a str>)> {
+        let id = *self.engine.by_name.get(&pod.job)?;
+        let slot = self.engine.state(id).slot(pod)?;
+        let node = slot
+            .node
+            .map(|n| self.engine.snapshot.node(n).node.name.as_str());
+        Some((slot.phase, node))
+    }
+
+    /// Every node, live or removed, in the order first seen.
+    pub fn nodes(&self) -> impl Iterator<Item = NodeInfo<'a>> + 'a {
+        self.engine.snapshot.nodes().iter().map(|e| NodeInfo {
+            node: &e.node,
+            allocated: e.allocated,
+            reserved: e.reserved,
+            live: e.live,
+        })
+    }
+
+    /// Jobs waiting in the queue (ready or parked).
+    pub fn queued(&self) -> usize {
+        self.engine.queue.len()
+    }
+
+    /// The queue configuration in force.
+    pub fn queues(&self) -> &'a [QueueSpec] {
+        &self.engine.queue_specs
+    }
+
+    /// The time of the last cycle.
+    pub fn last_cycle(&self) -> Time {
+        self.engine.last_cycle
+    }
+}
+
+fn job_info(s: &JobState) -> JobInfo<'_> {
+    JobInfo {
+        job: &s.job,
+        phase: s.phase,
+        pods: s.counts,
+        reason: s.reason.as_ref(),
+        reserved: s.reservations.values().fold(Resources::ZERO, |a, r| a + *r),
+    }
+}
+
+/// Gives back `excess` of the job's hold, lowest node ids first, inside the transaction.
+fn trim(snapshot: &mut Snapshot, txn: &mut Transaction, excess: Resources) {
+    let mut left = excess;
+    let nodes: Vec<NodeId> = txn.reservations.keys().copied().collect();
+    for node in nodes {
+        if left.is_zero() {
+            break;
+        }
+        let held = txn.reservations[&node];
+        let give = held.min(&left);
+        left -= give;
+        txn.unreserve(snapshot, node, give);
+    }
+}
+
+fn reservation_shortfall(snapshot: &Snapshot, s: &JobState, shapes: &[Shape<'_>]) -> FitError {
+    let min = s.job.min_resources.unwrap_or_default();
+    let mut free = Resources::ZERO;
+    let mut seen = BTreeSet::new();
+    for sh in shapes {
+        for &(_, c) in &sh.classes {
+            if seen.insert(c) {
+                free += snapshot.classes()[c as usize].free_total;
+            }
+        }
+    }
+    let shortfall = min
+        .iter_nonzero()
+        .filter(|&(r, want)| free.get(r) < want)
+        .map(|(resource, requested)| phalanx_model::Shortfall {
+            resource,
+            requested,
+            free: free.get(resource).max(0),
+        })
+        .next();
+    FitError {
+        task: "min_resources".into(),
+        needed: s.gang_need(),
+        placeable: s.gang_need(),
+        nodes: snapshot.live_nodes(),
+        filtered: BTreeMap::new(),
+        shortfall,
+    }
+}

@@ -1,0 +1,398 @@
+//! The snapshot: the engine's table of nodes with what is allocated and reserved on each, the
+//! node classes, and the free-capacity indexes a cycle places pods through.
+//!
+//! kube-scheduler copies its cache into a snapshot at the start of every cycle because informers
+//! mutate the cache concurrently. Here events are applied between cycles, never during one, so
+//! the engine's own table *is* a consistent snapshot for the whole cycle and nothing is copied.
+//! Every change made during a cycle goes through [`Snapshot::assume`], [`Snapshot::release`],
+//! [`Snapshot::reserve`] and [`Snapshot::unreserve`], which keep the indexes exact, so a gang
+//! transaction can undo its changes in reverse order and leave the snapshot equal to what it was.
+//!
+//! **Node classes.** Nodes with the same taints, GPU presence, cordon state and values of every label key some
+//! job's nodeSelector or affinity reads are interchangeable for the static filters. The filters
+//! run once per class, not once per node, and each class keeps its nodes sorted by free cpu and
+//! by free GPUs, so a placement visits only nodes that can hold a pod. Label keys nobody selects
+//! on (`kubernetes.io/hostname`, ...) do not split classes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use phalanx_model::{
+    FilterReason, Node, PodSpec, ResourceId, Resources, Taint, TaintEffect, tolerated,
+};
+
+/// Index of a node in the snapshot. Stable for the node's name for the engine's lifetime.
+pub type NodeId = u32;
+/// Index of a node class.
+pub type ClassId = u32;
+
+/// One node and what is committed on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeEntry {
+    /// The node as last reported.
+    pub node: Node,
+    /// Requests of pods assumed, bound or being released here.
+    pub allocated: Resources,
+    /// Capacity held here for jobs' `min_resources`, in total.
+    pub reserved: Resources,
+    /// The node's class, while it is live.
+    pub class: ClassId,
+    /// False once removed; the id stays with the name.
+    pub live: bool,
+}
+
+impl NodeEntry {
+    /// What a pod of a job with no reservation here may still use.
+    #[inline]
+    pub fn free(&self) -> Resources {
+        self.node.allocatable - self.allocated - self.reserved
+    }
+}
+
+/// The static identity of a class: what the static filters look at.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct ClassKey {
+    /// GPU nodes are never interchangeable with CPU-only ones: pods without GPUs keep off them.
+    has_gpu: bool,
+    unschedulable: bool,
+    taints: Vec<Taint>,
+    labels: BTreeMap<String, String>,
+}
+
+/// Interchangeable nodes, and their free-capacity indexes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Class {
+    key: ClassKey,
+    /// Live member nodes.
+    pub members: u32,
+    /// Members with GPUs.
+    pub gpu_members: u32,
+    /// Sum of members' free capacity: a gang asking for more than this cannot fit.
+    pub free_total: Resources,
+    /// `(free cpu, node)` for every member.
+    pub by_cpu: BTreeSet<(i64, NodeId)>,
+    /// `(free GPUs, node)` for members that have GPUs.
+    pub by_gpu: BTreeSet<(i64, NodeId)>,
+}
+
+impl Class {
+    /// Why a pod with `spec` may not run on this class's nodes, if it may not.
+    pub fn static_filter(&self, spec: &PodSpec) -> Option<FilterReason> {
+        if self.key.unschedulable {
+            return Some(FilterReason::NodeUnschedulable);
+        }
+        if spec
+            .node_selector
+            .iter()
+            .any(|(k, v)| self.key.labels.get(k) != Some(v))
+        {
+            return Some(FilterReason::NodeSelectorMismatch);
+        }
+        if spec
+            .affinity
+            .as_ref()
+            .is_some_and(|a| !a.matches(&self.key.labels))
+        {
+            return Some(FilterReason::NodeAffinityMismatch);
+        }
+        self.key
+            .taints
+            .iter()
+            .find(|t| t.effect != TaintEffect::PreferNoSchedule && !tolerated(&spec.tolerations, t))
+            .map(|t| FilterReason::UntoleratedTaint(t.clone()))
+    }
+
+    /// Whether the class has a `PreferNoSchedule` taint the pod does not tolerate.
+    pub fn prefers_not(&self, spec: &PodSpec) -> bool {
+        self.key
+            .taints
+            .iter()
+            .any(|t| t.effect == TaintEffect::PreferNoSchedule && !tolerated(&spec.tolerations, t))
+    }
+}
+
+/// The engine's node table, classes and indexes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Snapshot {
+    nodes: Vec<NodeEntry>,
+    by_name: BTreeMap<String, NodeId>,
+    classes: Vec<Class>,
+    class_of_key: BTreeMap<ClassKey, ClassId>,
+    /// Label keys some job selects on; only these split classes.
+    selected_keys: BTreeSet<String>,
+    live_nodes: u32,
+    /// Sum of allocatable over live nodes.
+    capacity: Resources,
+}
+
+impl Snapshot {
+    /// All node entries, live or not, by id.
+    pub fn nodes(&self) -> &[NodeEntry] {
+        &self.nodes
+    }
+
+    /// One node entry.
+    #[inline]
+    pub fn node(&self, id: NodeId) -> &NodeEntry {
+        &self.nodes[id as usize]
+    }
+
+    /// The id of a node by name, live or not.
+    pub fn id_of(&self, name: &str) -> Option<NodeId> {
+        self.by_name.get(name).copied()
+    }
+
+    /// The classes, by id. A class with no members is kept (ids stay stable) and never matches.
+    pub fn classes(&self) -> &[Class] {
+        &self.classes
+    }
+
+    /// How many nodes are live.
+    pub fn live_nodes(&self) -> u32 {
+        self.live_nodes
+    }
+
+    /// Allocatable capacity summed over live nodes.
+    pub fn capacity(&self) -> Resources {
+        self.capacity
+    }
+
+    /// Adds or updates a node. What is allocated or reserved on it stays.
+    pub fn upsert_node(&mut self, node: Node) -> NodeId {
+        let id = match self.by_name.get(&node.name) {
+            Some(&id) => {
+                self.unindex(id);
+                self.nodes[id as usize].node = node;
+                id
+            }
+            None => {
+                let id = self.nodes.len() as NodeId;
+                self.by_name.insert(node.name.clone(), id);
+                self.nodes.push(NodeEntry {
+                    node,
+                    allocated: Resources::ZERO,
+                    reserved: Resources::ZERO,
+                    class: 0,
+                    live: false,
+                });
+                id
+            }
+        };
+        self.index(id);
+        id
+    }
+
+    /// Removes a node from placement. The caller has already released what ran there.
+    pub fn remove_node(&mut self, id: NodeId) {
+        if self.nodes[id as usize].live {
+            self.unindex(id);
+        }
+    }
+
+    /// Records that jobs select on label `key`. Returns true when that is new, in which case
+    /// the classes must be rebuilt ([`Snapshot::rebuild_classes`]) before the next placement.
+    pub fn select_key(&mut self, key: &str) -> bool {
+        if self.selected_keys.contains(key) {
+            return false;
+        }
+        self.selected_keys.insert(key.to_string());
+        true
+    }
+
+    /// Recomputes every node's class from scratch (after new label keys became selected).
+    pub fn rebuild_classes(&mut self) {
+        let live: Vec<NodeId> = (0..self.nodes.len() as NodeId)
+            .filter(|&id| self.nodes[id as usize].live)
+            .collect();
+        self.classes.clear();
+        self.class_of_key.clear();
+        self.live_nodes = 0;
+        self.capacity = Resources::ZERO;
+        for &id in &live {
+            self.nodes[id as usize].live = false;
+        }
+        for id in live {
+            self.index(id);
+        }
+    }
+
+    fn class_key(&self, node: &Node) -> ClassKey {
+        let mut taints = node.taints.clone();
+        taints.sort();
+        ClassKey {
+            has_gpu: node.allocatable.get(ResourceId::GPU) > 0,
+            unschedulable: node.unschedulable,
+            taints,
+            labels: node
+                .labels
+                .iter()
+                .filter(|(k, _)| self.selected_keys.contains(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+
+    fn index(&mut self, id: NodeId) {
+        let key = self.class_key(&self.nodes[id as usize].node);
+        let class = match self.class_of_key.get(&key) {
+            Some(&c) => c,
+            None => {
+                let c = self.classes.len() as ClassId;
+                self.class_of_key.insert(key.clone(), c);
+                self.classes.push(Class {
+                    key,
+                    members: 0,
+                    gpu_members: 0,
+                    free_total: Resources::ZERO,
+                    by_cpu: BTreeSet::new(),
+                    by_gpu: BTreeSet::new(),
+                });
+                c
+            }
+        };
+        let entry = &mut self.nodes[id as usize];
+        entry.class = class;
+        entry.live = true;
+        self.live_nodes += 1;
+        self.capacity += entry.node.allocatable;
+        let has_gpu = entry.node.allocatable.get(ResourceId::GPU) > 0;
+        let free = entry.free();
+        let c = &mut self.classes[class as usize];
+        c.members += 1;
+        c.gpu_members += has_gpu as u32;
+        c.free_total += free;
+        c.by_cpu.insert((free.get(ResourceId::CPU), id));
+        if has_gpu {
+            c.by_gpu.insert((free.get(ResourceId::GPU), id));
+        }
+    }
+
+    fn unindex(&mut self, id: NodeId) {
+        let entry = &mut self.nodes[id as usize];
+        if !entry.live {
+            return;
+        }
+        entry.live = false;
+        self.live_nodes -= 1;
+        self.capacity -= entry.node.allocatable;
+        let has_gpu = entry.node.allocatable.get(ResourceId::GPU) > 0;
+        let free = entry.free();
+        let c = &mut self.classes[entry.class as usize];
+        c.members -= 1;
+        c.gpu_members -= has_gpu as u32;
+        c.free_total -= free;
+        c.by_cpu.remove(&(free.get(ResourceId::CPU), id));
+        if has_gpu {
+            c.by_gpu.remove(&(free.get(ResourceId::GPU), id));
+        }
+    }
+
+    /// Changes a node's allocation and reservation, keeping its class's indexes exact.
+    #[inline]
+    fn update(&mut self, id: NodeId, d_allocated: Resources, d_reserved: Resources, add: bool) {
+        let entry = &mut self.nodes[id as usize];
+        let before = entry.free();
+        if add {
+            entry.allocated += d_allocated;
+            entry.reserved += d_reserved;
+        } else {
+            entry.allocated -= d_allocated;
+            entry.reserved -= d_reserved;
+        }
+        if !entry.live {
+            return;
+        }
+        let after = entry.free();
+        let has_gpu = entry.node.allocatable.get(ResourceId::GPU) > 0;
+        let c = &mut self.classes[entry.class as usize];
+        c.free_total -= before;
+        c.free_total += after;
+        let (cb, ca) = (before.get(ResourceId::CPU), after.get(ResourceId::CPU));
+        if cb != ca {
+            c.by_cpu.remove(&(cb, id));
+            c.by_cpu.insert((ca, id));
+        }
+        let (gb, ga) = (before.get(ResourceId::GPU), after.get(ResourceId::GPU));
+        if has_gpu && gb != ga {
+            c.by_gpu.remove(&(gb, id));
+            c.by_gpu.insert((ga, id));
+        }
+    }
+
+    /// Counts `amount` as allocated on the node (a pod assumed or adopted there).
+    #[inline]
+    pub fn assume(&mut self, id: NodeId, amount: Resources) {
+        self.update(id, amount, Resources::ZERO, true);
+    }
+
+    /// Stops counting `amount` as allocated on the node (a pod forgotten, finished or evicted).
+    #[inline]
+    pub fn release(&mut self, id: NodeId, amount: Resources) {
+        self.update(id, amount, Resources::ZERO, false);
+    }
+
+    /// Holds `amount` on the node for a job.
+    pub fn reserve(&mut self, id: NodeId, amount: Resources) {
+        self.update(id, Resources::ZERO, amount, true);
+    }
+
+    /// Gives back capacity held on the node.
+    pub fn unreserve(&mut self, id: NodeId, amount: Resources) {
+        self.update(id, Resources::ZERO, amount, false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cpu(m: i64) -> Resources {
+        Resources::of(ResourceId::CPU, m).with(ResourceId::PODS, 10)
+    }
+
+    #[test]
+    fn classes_split_only_on_selected_labels() {
+        let mut s = Snapshot::default();
+        for i in 0..4 {
+            let mut n = Node::new(format!("n{i}"), cpu(4000));
+            n.labels
+                .insert("kubernetes.io/hostname".into(), format!("n{i}"));
+            n.labels
+                .insert("zone".into(), if i < 2 { "a" } else { "b" }.into());
+            s.upsert_node(n);
+        }
+        assert_eq!(s.classes().iter().filter(|c| c.members > 0).count(), 1);
+        assert!(s.select_key("zone"));
+        assert!(!s.select_key("zone"));
+        s.rebuild_classes();
+        assert_eq!(s.classes().iter().filter(|c| c.members > 0).count(), 2);
+        assert_eq!(s.live_nodes(), 4);
+    }
+
+    #[test]
+    fn indexes_follow_assume_and_release_exactly() {
+        let mut s = Snapshot::default();
+        let a = s.upsert_node(Node::new("a", cpu(4000)));
+        let b = s.upsert_node(Node::new("b", cpu(8000)));
+        let before = s.clone();
+        s.assume(a, cpu(1000));
+        s.reserve(b, cpu(3000));
+        let c = &s.classes()[0];
+        assert!(c.by_cpu.contains(&(3000, a)));
+        assert!(c.by_cpu.contains(&(5000, b)));
+        assert_eq!(c.free_total.get(ResourceId::CPU), 8000);
+        s.unreserve(b, cpu(3000));
+        s.release(a, cpu(1000));
+        assert_eq!(s, before);
+    }
+
+    #[test]
+    fn removed_nodes_leave_the_indexes_and_come_back_with_their_id() {
+        let mut s = Snapshot::default();
+        let a = s.upsert_node(Node::new("a", cpu(4000)));
+        s.remove_node(a);
+        assert_eq!(s.live_nodes(), 0);
+        assert!(s.classes()[0].by_cpu.is_empty());
+        assert_eq!(s.upsert_node(Node::new("a", cpu(4000))), a);
+        assert_eq!(s.live_nodes(), 1);
+    }
+}
