@@ -1,2 +1,57 @@
-//! The `phalanx` command line.
-fn main() {}
+//! The `phalanx` command line: parses arguments and hands each subcommand to the crate that
+//! does the work. No scheduling logic lives here.
+
+mod bench;
+
+use std::io::Write;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Phalanx: a gang-aware batch scheduler for Kubernetes, and a simulator on the same engine.
+#[derive(Debug, Parser)]
+#[command(name = "phalanx", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the engine on a seeded synthetic cluster until everything that fits is placed, audit
+    /// the result independently, and report speed and memory.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Bench(args) => {
+            let report = bench::run(&args);
+            if args.json {
+                print_out(&serde_json::to_string(&report)?)?;
+            } else {
+                print_out(&report.human())?;
+            }
+            if report.partial_gangs + report.overcommitted_nodes + report.other_violations > 0 {
+                anyhow::bail!("the audit found safety violations (see above)");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Prints a result on stdout; a closed pipe (`| head`) ends quietly instead of panicking.
+fn print_out(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}

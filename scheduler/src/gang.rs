@@ -217,6 +217,9 @@ impl Transaction {
         policy: ScorePolicy,
         gpus: &GpuDemand,
     ) -> u32 {
+        if want == 0 {
+            return 0;
+        }
         let mut left = want;
         // Room held for this job comes first: that is what it was held for.
         let held: Vec<NodeId> = self.reservations.keys().copied().collect();
