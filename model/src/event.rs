@@ -202,7 +202,8 @@ pub struct FitError {
     /// Nodes in the cluster.
     pub nodes: u32,
     /// How many nodes each filter rejected for one pod of `task` (a node counts once, under the
-    /// first filter that rejected it).
+    /// first filter that rejected it). In JSON, a list of `[filter, nodes]` pairs.
+    #[serde(with = "pairs")]
     pub filtered: BTreeMap<FilterReason, u32>,
     /// The resource most short across all nodes the task may use, if any is: `None` means the
     /// room exists in total but is fragmented across nodes.
@@ -301,5 +302,77 @@ impl Reason {
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.describe(None))
+    }
+}
+
+/// Serializes a map with non-string keys as a list of pairs, which JSON can carry.
+mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        map: &BTreeMap<K, V>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::TaintEffect;
+
+    #[test]
+    fn reasons_round_trip_through_json() {
+        let fit = FitError {
+            task: "worker".into(),
+            needed: 8,
+            placeable: 3,
+            nodes: 10,
+            filtered: BTreeMap::from([
+                (FilterReason::Insufficient(ResourceId::GPU), 4),
+                (
+                    FilterReason::UntoleratedTaint(Taint {
+                        key: "dedicated".into(),
+                        value: "gpu".into(),
+                        effect: TaintEffect::NoSchedule,
+                    }),
+                    6,
+                ),
+            ]),
+            shortfall: Some(Shortfall {
+                resource: ResourceId::GPU,
+                requested: 8,
+                free: 3,
+            }),
+        };
+        let reason = Reason::Unschedulable(fit);
+        let json = serde_json::to_string(&reason).unwrap();
+        assert_eq!(serde_json::from_str::<Reason>(&json).unwrap(), reason);
+        let text = reason.to_string();
+        assert!(text.starts_with("0/10 nodes are available"), "{text}");
+        assert!(
+            text.contains(
+                "6 node(s) had untolerated taint {dedicated: gpu}, 4 Insufficient nvidia.com/gpu"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("short of 5 nvidia.com/gpu (requested 8, free 3)"),
+            "{text}"
+        );
     }
 }

@@ -232,7 +232,7 @@ impl Job {
                 what: "min_resources".into(),
             });
         }
-        if self.depends_on.iter().any(|d| *d == self.name) {
+        if self.depends_on.contains(&self.name) {
             return Err(JobError::SelfDependency { job: job() });
         }
         Ok(())

@@ -12,6 +12,9 @@
 //!      +---- the gang): forgotten <---+                 v
 //!      +------------------------ PodEvicted ------- Releasing
 //! ```
+//! A pod that ends on its own while `Releasing` counts as evicted: its gang is being undone,
+//! and it runs again with the gang.
+//!
 //! A job's life: `Pending -> Running -> Succeeded | Failed`. A running gang that falls below its
 //! minimum (a bind failed, a node was lost, a pod was evicted from outside) is undone whole:
 //! assumed pods are forgotten, bound ones evicted, and the job is pending again once they are gone.
@@ -27,7 +30,7 @@ use phalanx_queue::{JobId, JobQueue, OrderKey};
 use serde::{Deserialize, Serialize};
 
 use crate::gang::{GpuDemand, ScorePolicy, Shape, Transaction, diagnose};
-use crate::snapshot::{NodeId, Snapshot};
+use crate::snapshot::{ClassId, NodeId, Snapshot};
 
 /// How the engine places pods.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -560,6 +563,14 @@ impl Engine {
         for (&node, &held) in &s.reservations {
             self.snapshot.unreserve(node, held);
         }
+        // Decisions not yet handed out about the job are moot: its pods are gone.
+        self.outbox.retain(|d| match d {
+            Decision::BindGang { job, .. }
+            | Decision::Reserve { job, .. }
+            | Decision::MarkUnschedulable { job, .. }
+            | Decision::FailJob { job, .. } => job != name,
+            Decision::Evict { pods, .. } => pods.iter().all(|p| p.job != name),
+        });
         self.cluster_grew = true;
         Ok(())
     }
@@ -796,7 +807,7 @@ impl Engine {
     pub fn cycle(&mut self, now: Time) -> CycleOutcome {
         self.last_cycle = now;
         let mut out = CycleOutcome {
-            decisions: std::mem::take(&mut self.outbox),
+            decisions: self.take_outbox(),
             report: CycleReport::default(),
         };
         if self.classes_dirty {
@@ -814,11 +825,29 @@ impl Engine {
             self.state_mut(id).queued = false;
             self.attempt(id, key, &mut out);
         }
-        // Pods freed while undoing gangs this cycle are for the next cycle.
+        // Nothing in a cycle writes to the outbox; this keeps it so if that changes.
         out.decisions.append(&mut self.outbox);
         out.report.ready_left = self.queue.ready_len() as u32;
         out.report.parked = self.queue.parked_len() as u32;
         out
+    }
+
+    /// Decisions made while applying events, less evictions that no longer apply: a pod asked
+    /// to be evicted that has since ended or been evicted may already be placed again, and
+    /// evicting it now would break its new gang.
+    fn take_outbox(&mut self) -> Vec<Decision> {
+        let mut decisions = std::mem::take(&mut self.outbox);
+        decisions.retain_mut(|d| match d {
+            Decision::Evict { pods, .. } => {
+                pods.retain(|p| {
+                    self.pod(p)
+                        .is_ok_and(|(_, slot)| slot.phase == PodPhase::Releasing)
+                });
+                !pods.is_empty()
+            }
+            _ => true,
+        });
+        decisions
     }
 
     fn park(&mut self, id: JobId, key: OrderKey) {
@@ -886,13 +915,13 @@ impl Engine {
 
         // Cheap necessary conditions first: no transaction for a gang that cannot fit.
         let mut txn = Transaction::begin(s.reservations.clone());
-        let mut failed: Option<(usize, u32)> = shapes
+        let mut failed: Option<usize> = shapes
             .iter()
             .enumerate()
             .find(|(t, shape)| {
                 task_need[*t] > 0 && !shape.may_fit(snapshot, task_need[*t], &txn.reservations)
             })
-            .map(|(t, _)| (t, task_need[t]));
+            .map(|(t, _)| t);
         let mut placed_by_task = vec![0u32; shapes.len()];
         if failed.is_none() {
             // Every task's own minimum, then as many more pods as fit.
@@ -900,7 +929,7 @@ impl Engine {
                 let got = txn.place(snapshot, shape, task_need[t], config.score, gpu_demand);
                 placed_by_task[t] += got;
                 if got < task_need[t] {
-                    failed = Some((t, task_need[t] - got));
+                    failed = Some(t);
                     break;
                 }
             }
@@ -914,54 +943,30 @@ impl Engine {
                 let t = (0..shapes.len())
                     .max_by_key(|&t| pending_by_task[t].len() as u32 - placed_by_task[t])
                     .unwrap_or(0);
-                failed = Some((t, gang_need - txn.placed()));
+                failed = Some(t);
             }
         }
         // Room for pods the job will create later (Spark executors): held on real nodes.
-        let mut reserve_short = false;
-        if failed.is_none() {
-            if let Some(min) = s.job.min_resources {
-                let running: Resources = (0..s.pods.len())
-                    .map(|t| {
-                        s.request(t)
-                            .times((s.live_by_task[t] + placed_by_task[t]) as u64)
-                    })
-                    .fold(Resources::ZERO, |a, b| a + b);
-                let held = txn
-                    .reservations
-                    .values()
-                    .fold(Resources::ZERO, |a, r| a + *r);
-                let wanted = (min - running).clamp_zero();
-                let more = (wanted - held).clamp_zero();
-                if forming && !more.is_zero() {
-                    let mut classes: Vec<_> = shapes
-                        .iter()
-                        .flat_map(|sh| sh.classes.iter().copied())
-                        .collect();
-                    classes.sort_unstable();
-                    classes.dedup_by_key(|c| c.1);
-                    let ids: Vec<_> = classes.into_iter().map(|(_, c)| c).collect();
-                    reserve_short = !txn.reserve(snapshot, &ids, more);
-                } else {
-                    // Pods that arrived shrink the hold.
-                    let excess = (held - wanted).clamp_zero();
-                    trim(snapshot, &mut txn, excess);
-                }
-            }
-        }
+        let reserve_short = failed.is_none()
+            && !hold_min_resources(snapshot, &mut txn, s, &shapes, &placed_by_task, forming);
         out.report.nodes_scanned += txn.scanned;
         if failed.is_some() || reserve_short {
             let placeable = txn.placed();
             txn.rollback(snapshot);
             let reason = match failed {
-                Some((t, missing)) => Reason::Unschedulable(diagnose(
-                    &snapshot,
-                    &shapes[t],
-                    &s.job.tasks[t].name,
-                    missing,
-                    gang_need.max(task_need[t]),
-                    placeable,
-                )),
+                Some(t) => {
+                    // The shortfall is judged on all pods of the task the gang needs at once.
+                    let needed = gang_need.max(task_need[t]);
+                    let of_task = (pending_by_task[t].len() as u32).min(needed);
+                    Reason::Unschedulable(diagnose(
+                        snapshot,
+                        &shapes[t],
+                        &s.job.tasks[t].name,
+                        of_task,
+                        needed,
+                        placeable,
+                    ))
+                }
                 None => Reason::Unschedulable(reservation_shortfall(snapshot, s, &shapes)),
             };
             *out.report
@@ -1130,21 +1135,6 @@ fn job_info(s: &JobState) -> JobInfo<'_> {
     }
 }
 
-/// Gives back `excess` of the job's hold, lowest node ids first, inside the transaction.
-fn trim(snapshot: &mut Snapshot, txn: &mut Transaction, excess: Resources) {
-    let mut left = excess;
-    let nodes: Vec<NodeId> = txn.reservations.keys().copied().collect();
-    for node in nodes {
-        if left.is_zero() {
-            break;
-        }
-        let held = txn.reservations[&node];
-        let give = held.min(&left);
-        left -= give;
-        txn.unreserve(snapshot, node, give);
-    }
-}
-
 fn reservation_shortfall(snapshot: &Snapshot, s: &JobState, shapes: &[Shape<'_>]) -> FitError {
     let min = s.job.min_resources.unwrap_or_default();
     let mut free = Resources::ZERO;
@@ -1173,4 +1163,55 @@ fn reservation_shortfall(snapshot: &Snapshot, s: &JobState, shapes: &[Shape<'_>]
         filtered: BTreeMap::new(),
         shortfall,
     }
+}
+
+/// Holds capacity for the job's `min_resources` beyond what its placed pods use, on nodes its
+/// tasks may use, best class tier first; or gives back what pods that arrived have used since.
+/// False when the room cannot be held (the transaction must roll back).
+fn hold_min_resources(
+    snapshot: &mut Snapshot,
+    txn: &mut Transaction,
+    s: &JobState,
+    shapes: &[Shape<'_>],
+    placed_by_task: &[u32],
+    forming: bool,
+) -> bool {
+    let Some(min) = s.job.min_resources else {
+        return true;
+    };
+    let running = (0..s.pods.len())
+        .map(|t| {
+            s.request(t)
+                .times((s.live_by_task[t] + placed_by_task[t]) as u64)
+        })
+        .fold(Resources::ZERO, |a, b| a + b);
+    let held = txn
+        .reservations
+        .values()
+        .fold(Resources::ZERO, |a, r| a + *r);
+    let wanted = (min - running).clamp_zero();
+    let more = (wanted - held).clamp_zero();
+    if forming && !more.is_zero() {
+        let mut best_tier: BTreeMap<ClassId, u8> = BTreeMap::new();
+        for &(tier, c) in shapes.iter().flat_map(|sh| sh.classes.iter()) {
+            let t = best_tier.entry(c).or_insert(tier);
+            *t = (*t).min(tier);
+        }
+        let mut classes: Vec<(u8, ClassId)> = best_tier.into_iter().map(|(c, t)| (t, c)).collect();
+        classes.sort_unstable();
+        let ids: Vec<ClassId> = classes.into_iter().map(|(_, c)| c).collect();
+        return txn.reserve(snapshot, &ids, more);
+    }
+    // Pods that arrived have used the hold: give back what is no longer wanted, lowest node first.
+    let mut excess = (held - wanted).clamp_zero();
+    let nodes: Vec<NodeId> = txn.reservations.keys().copied().collect();
+    for node in nodes {
+        if excess.is_zero() {
+            break;
+        }
+        let give = txn.reservations[&node].min(&excess);
+        excess -= give;
+        txn.unreserve(snapshot, node, give);
+    }
+    true
 }

@@ -6,8 +6,9 @@
 //!
 //! Properties checked:
 //! - no node's allocatable is exceeded by the requests of the pods placed on it;
-//! - no gang is partial: a job with pods placed has at least `min_member` of its unfinished pods
-//!   placed (checked after every `BindGang`, and by [`Audit::partial_gangs`] at quiet points);
+//! - no gang is partial: a job with pods placed has at least `min_member` pods placed or ended
+//!   (checked after every `BindGang`, and by [`Audit::partial_gangs`] at quiet points, when
+//!   every eviction the engine asked for has happened);
 //! - no pod is placed twice;
 //! - every placement respects the node's taints, the pod's nodeSelector and required affinity,
 //!   and the node's cordon.
@@ -21,6 +22,8 @@ struct JobLedger {
     job: Job,
     /// (task, index) -> node, for pods placed and not ended.
     placed: BTreeMap<(u32, u32), String>,
+    /// Pods the engine asked to evict that have not gone yet.
+    evicting: BTreeSet<(u32, u32)>,
     finished: u64,
 }
 
@@ -64,6 +67,7 @@ impl Audit {
                 let entry = self.jobs.entry(job.name.clone()).or_insert(JobLedger {
                     job: job.clone(),
                     placed: BTreeMap::new(),
+                    evicting: BTreeSet::new(),
                     finished: 0,
                 });
                 entry.job = job.clone();
@@ -79,10 +83,16 @@ impl Audit {
                 }
             }
             ClusterEvent::PodFinished { pod, .. } => {
-                if self.unplace(pod) {
-                    if let Some(j) = self.jobs.get_mut(&pod.job) {
-                        j.finished += 1;
-                    }
+                // Ending while being evicted counts as the eviction (the gang runs it again).
+                let evicting = self
+                    .jobs
+                    .get(&pod.job)
+                    .is_some_and(|j| j.evicting.contains(&(pod.task, pod.index)));
+                if self.unplace(pod)
+                    && !evicting
+                    && let Some(j) = self.jobs.get_mut(&pod.job)
+                {
+                    j.finished += 1;
                 }
             }
             ClusterEvent::PodEvicted { pod } | ClusterEvent::BindFailed { pod, .. } => {
@@ -96,6 +106,7 @@ impl Audit {
         let Some(j) = self.jobs.get_mut(&pod.job) else {
             return false;
         };
+        j.evicting.remove(&(pod.task, pod.index));
         let Some(node) = j.placed.remove(&(pod.task, pod.index)) else {
             return false;
         };
@@ -107,6 +118,13 @@ impl Audit {
 
     /// Feeds one decision the engine made.
     pub fn on_decision(&mut self, decision: &Decision) {
+        if let Decision::Evict { pods, .. } = decision {
+            for p in pods {
+                if let Some(j) = self.jobs.get_mut(&p.job) {
+                    j.evicting.insert((p.task, p.index));
+                }
+            }
+        }
         let Decision::BindGang { job, bindings } = decision else {
             return;
         };
@@ -160,7 +178,15 @@ impl Audit {
 
     /// Jobs that are partial now (call at a quiet point, with all feedback applied).
     pub fn partial_gangs(&self) -> u64 {
-        self.jobs.values().filter(|j| is_partial(j)).count() as u64
+        self.partial_jobs().count() as u64
+    }
+
+    /// Names of the jobs that are partial now, with pods placed and pods ended.
+    pub fn partial_jobs(&self) -> impl Iterator<Item = (&str, usize, u64)> {
+        self.jobs
+            .values()
+            .filter(|j| is_partial(j))
+            .map(|j| (j.job.name.as_str(), j.placed.len(), j.finished))
     }
 
     /// Pods placed now, per job.
@@ -185,9 +211,10 @@ fn request(job: &Job, task: u32) -> Resources {
     r
 }
 
+/// A gang is partial when some of its pods are placed but fewer than its minimum have been
+/// placed or have run to the end: pods ending on their own do not make a gang partial.
 fn is_partial(j: &JobLedger) -> bool {
     let placed = j.placed.len() as u64;
-    let unfinished = j.job.replicas().saturating_sub(j.finished);
-    let need = (j.job.min_member as u64).min(unfinished);
-    placed > 0 && placed < need
+    let need = (j.job.min_member as u64).min(j.job.replicas());
+    placed > 0 && placed + j.finished < need
 }
