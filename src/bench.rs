@@ -39,7 +39,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Requests over capacity (standard shape): 0.9 leaves headroom, above 1 overloads.
-    #[arg(long, default_value_t = phalanx_simulator::synth::DEMAND)]
+    #[arg(long, default_value_t = phalanx_simulator::synth::DEMAND, value_parser = parse_demand)]
     pub demand: f64,
     /// Workload shape.
     #[arg(long, value_enum, default_value_t = Shape::Standard)]
@@ -53,6 +53,14 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the human summary.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_demand(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(d) if d.is_finite() && d > 0.0 && d <= 10.0 => Ok(d),
+        Ok(_) => Err("must be a number above 0 and at most 10 (0.9 = 90% of capacity)".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Score policy on the command line.

@@ -1,0 +1,100 @@
+//! Criterion benches of the engine's hot paths:
+//! - `cycle/standard_5000n_150000p`: one full cycle placing the standard workload (every job
+//!   attempted once) on a fresh engine holding 5,000 nodes and 150,000 pending pods;
+//! - `gang_64/commit` and `gang_64/rollback`: one 64-pod gang transaction on a 5,000-node
+//!   snapshot that is half full, kept (on a fresh copy) or undone.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use phalanx_model::{ClusterEvent, PodSpec, ResourceId, Resources, Time};
+use phalanx_scheduler::{
+    Engine, EngineConfig, GpuDemand, ScorePolicy, Shape, Snapshot, Transaction,
+};
+use phalanx_simulator::synth::{StandardSpec, Workload};
+
+fn loaded_engine(nodes: usize, pods: usize) -> Engine {
+    let w = Workload::standard(StandardSpec::new(nodes, pods));
+    let mut engine = Engine::new(EngineConfig::default());
+    for n in w.nodes {
+        engine.apply(ClusterEvent::NodeUpserted(n)).unwrap();
+    }
+    for j in w.jobs {
+        engine.apply(ClusterEvent::JobSubmitted(j)).unwrap();
+    }
+    engine
+}
+
+fn cycle(c: &mut Criterion) {
+    let engine = loaded_engine(5000, 150_000);
+    let mut g = c.benchmark_group("cycle");
+    g.sample_size(10);
+    g.bench_function("standard_5000n_150000p", |b| {
+        b.iter_batched(
+            || engine.clone(),
+            |mut e| {
+                black_box(e.cycle(Time::ZERO).report.pods_placed);
+                e
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+/// A 5,000-node snapshot with every node half full of cpu.
+fn half_full_snapshot() -> Snapshot {
+    let w = Workload::standard(StandardSpec::new(5000, 0));
+    let mut snap = Snapshot::default();
+    for (i, n) in w.nodes.into_iter().enumerate() {
+        let half = Resources::of(ResourceId::CPU, n.allocatable.get(ResourceId::CPU) / 2)
+            .with(ResourceId::PODS, 20 + (i % 30) as i64);
+        let id = snap.upsert_node(n);
+        snap.assume(id, half);
+    }
+    snap
+}
+
+fn gang(c: &mut Criterion) {
+    let snap = half_full_snapshot();
+    let spec = PodSpec {
+        requests: Resources::of(ResourceId::CPU, 4000).with(ResourceId::MEMORY, 16 << 30),
+        ..Default::default()
+    };
+    let demand = GpuDemand::default();
+    let mut g = c.benchmark_group("gang_64");
+    g.bench_function("commit", |b| {
+        b.iter_batched(
+            || snap.clone(),
+            |mut s| {
+                let shape = Shape::new(&s, 0, &spec);
+                let mut txn = Transaction::begin(BTreeMap::new());
+                let placed = txn.place(&mut s, &shape, 64, ScorePolicy::Binpack, &demand);
+                assert_eq!(placed, 64);
+                black_box(txn.placements.len());
+                // Returned, so criterion drops the 5,000-node copy outside the measurement.
+                s
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    let mut s = snap.clone();
+    g.bench_function("rollback", |b| {
+        b.iter(|| {
+            let shape = Shape::new(&s, 0, &spec);
+            let mut txn = Transaction::begin(BTreeMap::new());
+            let placed = txn.place(&mut s, &shape, 64, ScorePolicy::Binpack, &demand);
+            assert_eq!(placed, 64);
+            txn.rollback(&mut s);
+        })
+    });
+    assert_eq!(
+        s, snap,
+        "rollback restored the snapshot after every iteration"
+    );
+    g.finish();
+}
+
+criterion_group!(benches, cycle, gang);
+criterion_main!(benches);
