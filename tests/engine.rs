@@ -780,3 +780,48 @@ fn an_eviction_that_no_longer_applies_is_not_handed_out() {
     assert_eq!(h.bound("ns/g"), 3);
     h.assert_safe();
 }
+
+#[test]
+fn resubmitting_a_job_replaces_it_while_pending_and_only_grows_it_while_running() {
+    let mut h = Harness::new();
+    h.node(node("a").cpu(8).build());
+    assert_eq!(
+        h.apply(ClusterEvent::JobSubmitted(
+            job("").task("t", 1, 100).build()
+        )),
+        Err(EventError::InvalidJob(JobError::EmptyName))
+    );
+    h.submit(job("ns/j").task("t", 2, 1000).build());
+    h.settle();
+    // Running: changing a task's pods would change what already runs.
+    let changed = job("ns/j").task("t", 2, 3000).build();
+    assert!(matches!(
+        h.apply(ClusterEvent::JobSubmitted(changed)),
+        Err(EventError::JobUpdateRejected { .. })
+    ));
+    // Growing is fine: more replicas become pending pods and are placed.
+    h.submit(job("ns/j").task("t", 4, 1000).min_member(2).build());
+    h.settle();
+    assert_eq!(h.bound("ns/j"), 4);
+    for i in 0..4 {
+        h.apply(ClusterEvent::PodFinished {
+            pod: pod("ns/j", 0, i),
+            succeeded: true,
+        })
+        .unwrap();
+    }
+    assert_eq!(
+        h.engine.view().job("ns/j").unwrap().phase,
+        JobPhase::Succeeded
+    );
+    assert!(matches!(
+        h.apply(ClusterEvent::JobSubmitted(
+            job("ns/j").task("t", 5, 1000).build()
+        )),
+        Err(EventError::JobUpdateRejected {
+            why: "the job has ended",
+            ..
+        })
+    ));
+    h.assert_safe();
+}

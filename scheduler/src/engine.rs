@@ -145,6 +145,9 @@ pub enum EventError {
         /// The event kind.
         event: &'static str,
     },
+    /// The job cannot be stored at all (it has no name).
+    #[error("{0}")]
+    InvalidJob(phalanx_model::JobError),
     /// A resubmitted job changes what already runs.
     #[error("job {job}: update rejected: {why}")]
     JobUpdateRejected {
@@ -163,6 +166,7 @@ impl EventError {
             EventError::UnknownNode(_) => "unknown_node",
             EventError::UnknownPod(_) => "unknown_pod",
             EventError::Conflict { .. } => "conflict",
+            EventError::InvalidJob(_) => "invalid_job",
             EventError::JobUpdateRejected { .. } => "job_update_rejected",
         }
     }
@@ -173,6 +177,27 @@ impl EventError {
 struct PodSlot {
     phase: PodPhase,
     node: Option<NodeId>,
+}
+
+impl PodSlot {
+    const PENDING: PodSlot = PodSlot {
+        phase: PodPhase::Pending,
+        node: None,
+    };
+}
+
+/// Every pod of a new job pending: slots by task, live pods by task, counts.
+fn fresh_pods(job: &Job) -> (Vec<Vec<PodSlot>>, Vec<u32>, PodCounts) {
+    let pods = job
+        .tasks
+        .iter()
+        .map(|t| vec![PodSlot::PENDING; t.replicas as usize])
+        .collect();
+    let counts = PodCounts {
+        pending: job.replicas().min(u32::MAX as u64) as u32,
+        ..Default::default()
+    };
+    (pods, vec![0; job.tasks.len()], counts)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -425,33 +450,17 @@ impl Engine {
             return self.update(id, job);
         }
         if job.name.is_empty() {
-            // Nothing can refer to a nameless job: reject rather than store it.
-            return Err(EventError::UnknownJob(String::new()));
+            // Nothing could ever refer to a nameless job: refuse it rather than store it.
+            return Err(EventError::InvalidJob(phalanx_model::JobError::EmptyName));
         }
         let id = self.jobs.len() as JobId;
         self.note_shapes(&job, None);
-        let pods: Vec<Vec<PodSlot>> = job
-            .tasks
-            .iter()
-            .map(|t| {
-                vec![
-                    PodSlot {
-                        phase: PodPhase::Pending,
-                        node: None
-                    };
-                    t.replicas as usize
-                ]
-            })
-            .collect();
-        let counts = PodCounts {
-            pending: job.replicas().min(u32::MAX as u64) as u32,
-            ..Default::default()
-        };
+        let (pods, live_by_task, counts) = fresh_pods(&job);
         self.by_name.insert(job.name.clone(), id);
         self.jobs.push(Some(JobState {
             key: OrderKey::new(job.priority, job.submit_time, id),
             phase: JobPhase::Pending,
-            live_by_task: vec![0; job.tasks.len()],
+            live_by_task,
             pods,
             counts,
             reservations: BTreeMap::new(),
@@ -505,24 +514,7 @@ impl Engine {
         self.dequeue(id);
         let s = self.state_mut(id);
         if untouched {
-            s.pods = job
-                .tasks
-                .iter()
-                .map(|t| {
-                    vec![
-                        PodSlot {
-                            phase: PodPhase::Pending,
-                            node: None
-                        };
-                        t.replicas as usize
-                    ]
-                })
-                .collect();
-            s.live_by_task = vec![0; job.tasks.len()];
-            s.counts = PodCounts {
-                pending: job.replicas().min(u32::MAX as u64) as u32,
-                ..Default::default()
-            };
+            (s.pods, s.live_by_task, s.counts) = fresh_pods(&job);
         } else {
             for (i, task) in job.tasks.iter().enumerate() {
                 if i == s.pods.len() {
@@ -530,13 +522,7 @@ impl Engine {
                     s.live_by_task.push(0);
                 }
                 let added = task.replicas as usize - s.pods[i].len();
-                s.pods[i].extend(std::iter::repeat_n(
-                    PodSlot {
-                        phase: PodPhase::Pending,
-                        node: None,
-                    },
-                    added,
-                ));
+                s.pods[i].extend(std::iter::repeat_n(PodSlot::PENDING, added));
                 s.counts.pending += added as u32;
             }
         }
