@@ -154,6 +154,7 @@ pub fn run(args: &BenchArgs) -> BenchReport {
             Score::Spread => ScorePolicy::Spread,
         },
         max_attempts_per_cycle: 1,
+        ..EngineConfig::default()
     };
 
     let t0 = Instant::now();

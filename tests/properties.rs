@@ -286,7 +286,7 @@ fn config(spread: bool) -> EngineConfig {
         } else {
             ScorePolicy::Binpack
         },
-        max_attempts_per_cycle: 10_000,
+        ..EngineConfig::default()
     }
 }
 

@@ -267,6 +267,24 @@ pub enum Reason {
         /// The gang the room is held for.
         for_job: String,
     },
+    /// Jobs it depends on have not all succeeded yet.
+    WaitingForDependencies {
+        /// The dependencies not yet succeeded, in name order.
+        jobs: Vec<String>,
+    },
+    /// Jobs it depends on do not exist (yet); it fails if they do not appear in time.
+    DependencyMissing {
+        /// The missing dependencies, in name order.
+        jobs: Vec<String>,
+    },
+    /// A job it depends on, directly or through others, failed or was deleted before it
+    /// succeeded, so this job will never run.
+    DependencyFailed {
+        /// The ancestor that failed or was deleted.
+        dependency: String,
+        /// True when the ancestor was deleted rather than failed.
+        deleted: bool,
+    },
 }
 
 impl Reason {
@@ -279,6 +297,9 @@ impl Reason {
             Reason::BindFailed { .. } => "bind_failed",
             Reason::PodFailed { .. } => "pod_failed",
             Reason::Reserved { .. } => "reserved",
+            Reason::WaitingForDependencies { .. } => "waiting_for_dependencies",
+            Reason::DependencyMissing { .. } => "dependency_missing",
+            Reason::DependencyFailed { .. } => "dependency_failed",
         }
     }
 
@@ -295,6 +316,20 @@ impl Reason {
             Reason::Reserved { for_job } => {
                 format!("capacity is held for blocked gang {for_job}")
             }
+            Reason::WaitingForDependencies { jobs } => {
+                format!("waiting for dependencies to succeed: {}", jobs.join(", "))
+            }
+            Reason::DependencyMissing { jobs } => {
+                format!("dependencies do not exist: {}", jobs.join(", "))
+            }
+            Reason::DependencyFailed {
+                dependency,
+                deleted: false,
+            } => format!("dependency {dependency} failed"),
+            Reason::DependencyFailed {
+                dependency,
+                deleted: true,
+            } => format!("dependency {dependency} was deleted before it succeeded"),
         }
     }
 }

@@ -154,6 +154,27 @@ pub enum JobError {
         /// Job name.
         job: String,
     },
+    /// A dependency is named twice or has an empty name.
+    #[error("job {job}: dependency {dependency:?} is empty or named twice")]
+    BadDependency {
+        /// Job name.
+        job: String,
+        /// The dependency as written.
+        dependency: String,
+    },
+    /// A dependency is in another namespace (names are `namespace/name`).
+    #[error("job {job}: dependency {dependency} is in another namespace")]
+    CrossNamespaceDependency {
+        /// Job name.
+        job: String,
+        /// The dependency.
+        dependency: String,
+    },
+}
+
+/// The namespace of a `namespace/name` job name, if it has one.
+pub fn namespace_of(name: &str) -> Option<&str> {
+    name.split_once('/').map(|(ns, _)| ns)
 }
 
 impl Job {
@@ -235,7 +256,32 @@ impl Job {
         if self.depends_on.contains(&self.name) {
             return Err(JobError::SelfDependency { job: job() });
         }
+        let mut seen = BTreeSet::new();
+        for dep in &self.depends_on {
+            if dep.is_empty() || !seen.insert(dep.as_str()) {
+                return Err(JobError::BadDependency {
+                    job: job(),
+                    dependency: dep.clone(),
+                });
+            }
+            if let (Some(mine), Some(theirs)) = (namespace_of(&self.name), namespace_of(dep))
+                && mine != theirs
+            {
+                return Err(JobError::CrossNamespaceDependency {
+                    job: job(),
+                    dependency: dep.clone(),
+                });
+            }
+        }
         Ok(())
+    }
+
+    /// The longest duration any of its pods declares, if every task declares one.
+    pub fn declared_duration(&self) -> Option<Span> {
+        self.tasks
+            .iter()
+            .map(|t| t.pod.duration)
+            .try_fold(Span(0), |acc, d| d.map(|d| acc.max(d)))
     }
 
     /// Whether any pod of the job asks for GPUs.
@@ -290,6 +336,18 @@ mod tests {
         let mut j = job(4, 4);
         j.depends_on.push("ns/j".into());
         assert!(matches!(j.validate(), Err(JobError::SelfDependency { .. })));
+        let mut j = job(4, 4);
+        j.depends_on = vec!["ns/a".into(), "ns/a".into()];
+        assert!(matches!(j.validate(), Err(JobError::BadDependency { .. })));
+        j.depends_on = vec![String::new()];
+        assert!(matches!(j.validate(), Err(JobError::BadDependency { .. })));
+        j.depends_on = vec!["other/a".into()];
+        assert_eq!(
+            j.validate().unwrap_err().to_string(),
+            "job ns/j: dependency other/a is in another namespace"
+        );
+        j.depends_on = vec!["ns/a".into()];
+        assert!(j.validate().is_ok());
         assert!(matches!(Job::new("").validate(), Err(JobError::EmptyName)));
     }
 }

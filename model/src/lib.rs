@@ -14,7 +14,7 @@ pub mod time;
 pub use event::{
     Binding, ClusterEvent, Decision, EvictReason, FilterReason, FitError, Reason, Shortfall,
 };
-pub use job::{DEFAULT_QUEUE, Job, JobError, PodRef, PodSpec, Task};
+pub use job::{DEFAULT_QUEUE, Job, JobError, PodRef, PodSpec, Task, namespace_of};
 pub use node::{
     Node, NodeAffinity, SelectorOperator, SelectorRequirement, SelectorTerm, Taint, TaintEffect,
     Toleration, TolerationOperator, tolerated,

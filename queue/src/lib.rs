@@ -15,6 +15,10 @@
 //! ```
 //!
 //! Hierarchical fair-share queues, DRF between siblings and quota checks build on this.
+//! [`dag`] is the gate in front of it: a job enters the queue only once every job it depends
+//! on has succeeded.
+
+pub mod dag;
 
 use std::cmp::Reverse;
 use std::collections::BTreeSet;
@@ -29,15 +33,18 @@ pub type JobId = u32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct OrderKey {
     priority: i32,
+    tail: dag::PathLength,
     submitted: Reverse<Time>,
     id: Reverse<JobId>,
 }
 
 impl OrderKey {
-    /// Higher priority first, then earlier submission, then earlier arrival.
-    pub fn new(priority: i32, submitted: Time, id: JobId) -> Self {
+    /// Higher priority first, then the longer chain of dependent work behind the job (so a
+    /// pipeline's critical path goes first), then earlier submission, then earlier arrival.
+    pub fn new(priority: i32, tail: dag::PathLength, submitted: Time, id: JobId) -> Self {
         OrderKey {
             priority,
+            tail,
             submitted: Reverse(submitted),
             id: Reverse(id),
         }
@@ -86,6 +93,15 @@ impl JobQueue {
         }
     }
 
+    /// Changes a queued job's order key (its critical path grew), wherever it is.
+    pub fn rekey(&mut self, id: JobId, old: OrderKey, new: OrderKey) {
+        if self.parked.remove(&(Reverse(old), id)) {
+            self.parked.insert((Reverse(new), id));
+        } else {
+            self.ready.change_priority(&id, new);
+        }
+    }
+
     /// Removes a job wherever it is.
     pub fn remove(&mut self, id: JobId, key: OrderKey) {
         self.ready.remove(&id);
@@ -120,18 +136,24 @@ mod tests {
     #[test]
     fn orders_by_priority_then_submit_time_then_arrival() {
         let mut q = JobQueue::new();
-        q.push(0, OrderKey::new(0, Time(10), 0));
-        q.push(1, OrderKey::new(5, Time(20), 1));
-        q.push(2, OrderKey::new(0, Time(5), 2));
-        q.push(3, OrderKey::new(0, Time(5), 3));
+        let none = dag::PathLength::default();
+        q.push(0, OrderKey::new(0, none, Time(10), 0));
+        q.push(1, OrderKey::new(5, none, Time(20), 1));
+        q.push(2, OrderKey::new(0, none, Time(5), 2));
+        q.push(3, OrderKey::new(0, none, Time(5), 3));
+        let long = dag::PathLength {
+            declared_ms: 0,
+            stages: 3,
+        };
+        q.push(4, OrderKey::new(0, long, Time(50), 4));
         let order: Vec<_> = std::iter::from_fn(|| q.pop().map(|(id, _)| id)).collect();
-        assert_eq!(order, vec![1, 2, 3, 0]);
+        assert_eq!(order, vec![1, 4, 2, 3, 0]);
     }
 
     #[test]
     fn parked_jobs_wait_until_unparked() {
         let mut q = JobQueue::new();
-        let k = OrderKey::new(0, Time(0), 7);
+        let k = OrderKey::new(0, dag::PathLength::default(), Time(0), 7);
         q.push(7, k);
         let (id, key) = q.pop().unwrap();
         q.park(id, key);
@@ -140,7 +162,12 @@ mod tests {
         q.unpark_all();
         assert_eq!(q.pop().map(|(id, _)| id), Some(7));
         q.park(7, k);
-        q.remove(7, k);
+        let k2 = OrderKey::new(1, dag::PathLength::default(), Time(0), 7);
+        q.rekey(7, k, k2);
+        q.unpark_all();
+        assert_eq!(q.pop(), Some((7, k2)));
+        q.park(7, k2);
+        q.remove(7, k2);
         assert!(q.is_empty());
     }
 }

@@ -24,7 +24,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use phalanx_model::{
     Binding, ClusterEvent, Decision, EvictReason, FitError, Job, PodRef, QueueSpec, Reason,
-    ResourceId, Resources, Time,
+    ResourceId, Resources, Span, Time,
+};
+use phalanx_queue::dag::{
+    DagGate, NodeIndex as DagNode, PathLength, Released, Status as DagStatus,
 };
 use phalanx_queue::{JobId, JobQueue, OrderKey};
 use serde::{Deserialize, Serialize};
@@ -40,6 +43,12 @@ pub struct EngineConfig {
     pub score: ScorePolicy,
     /// Jobs attempted per cycle at most; the rest wait for the next cycle.
     pub max_attempts_per_cycle: usize,
+    /// How long a job waits for a dependency that does not exist before it fails with
+    /// `DependencyMissing` (milliseconds; default 10 minutes).
+    pub dependency_timeout: Span,
+    /// Within a queue and priority, jobs with a longer chain of dependent work behind them go
+    /// first (default on).
+    pub critical_path: bool,
 }
 
 impl Default for EngineConfig {
@@ -47,6 +56,8 @@ impl Default for EngineConfig {
         EngineConfig {
             score: ScorePolicy::Binpack,
             max_attempts_per_cycle: 10_000,
+            dependency_timeout: Span(10 * 60 * 1000),
+            critical_path: true,
         }
     }
 }
@@ -148,6 +159,9 @@ pub enum EventError {
     /// The job cannot be stored at all (it has no name).
     #[error("{0}")]
     InvalidJob(phalanx_model::JobError),
+    /// The job's dependencies would close a cycle; it was not admitted.
+    #[error(transparent)]
+    DependencyCycle(#[from] phalanx_queue::dag::CycleError),
     /// A resubmitted job changes what already runs.
     #[error("job {job}: update rejected: {why}")]
     JobUpdateRejected {
@@ -167,6 +181,7 @@ impl EventError {
             EventError::UnknownPod(_) => "unknown_pod",
             EventError::Conflict { .. } => "conflict",
             EventError::InvalidJob(_) => "invalid_job",
+            EventError::DependencyCycle(_) => "dependency_cycle",
             EventError::JobUpdateRejected { .. } => "job_update_rejected",
         }
     }
@@ -216,6 +231,10 @@ struct JobState {
     reason: Option<Reason>,
     /// Whether it is in the queue (ready or parked).
     queued: bool,
+    /// Whether its dependencies are in the DAG gate (only valid jobs enter it).
+    in_dag: bool,
+    /// Its node in the DAG gate, when it has dependencies or some job depends on it.
+    dag_node: Option<DagNode>,
 }
 
 impl JobState {
@@ -286,6 +305,7 @@ pub struct Engine {
     jobs: Vec<Option<JobState>>,
     by_name: BTreeMap<String, JobId>,
     queue: JobQueue,
+    dag: DagGate,
     gpu_demand: GpuDemand,
     queues: Option<BTreeSet<String>>,
     queue_specs: Vec<QueueSpec>,
@@ -305,6 +325,7 @@ impl Engine {
             jobs: Vec::new(),
             by_name: BTreeMap::new(),
             queue: JobQueue::new(),
+            dag: DagGate::new(),
             gpu_demand: GpuDemand::default(),
             queues: None,
             queue_specs: Vec::new(),
@@ -405,7 +426,12 @@ impl Engine {
 
     /// Puts a pending job in the queue, or records why it cannot be.
     fn enqueue(&mut self, id: JobId) {
-        let known = self.queue_known(&self.state(id).job.queue);
+        let s = self.state(id);
+        let known = self.queue_known(&s.job.queue);
+        let gate = s
+            .dag_node
+            .filter(|&n| self.dag.unmet(n) > 0)
+            .map(|n| self.dag.blockers(n));
         let s = self.state_mut(id);
         if matches!(s.phase, JobPhase::Succeeded | JobPhase::Failed) || s.queued {
             return;
@@ -416,10 +442,21 @@ impl Engine {
             s.reason = Some(Reason::QueueNotFound {
                 queue: s.job.queue.clone(),
             });
+        } else if let Some((waiting, missing)) = gate {
+            s.reason = Some(if missing.is_empty() {
+                Reason::WaitingForDependencies { jobs: waiting }
+            } else {
+                Reason::DependencyMissing { jobs: missing }
+            });
         } else {
             if matches!(
                 s.reason,
-                Some(Reason::QueueNotFound { .. } | Reason::InvalidJob(_))
+                Some(
+                    Reason::QueueNotFound { .. }
+                        | Reason::InvalidJob(_)
+                        | Reason::WaitingForDependencies { .. }
+                        | Reason::DependencyMissing { .. }
+                )
             ) {
                 s.reason = None;
             }
@@ -454,11 +491,14 @@ impl Engine {
             return Err(EventError::InvalidJob(phalanx_model::JobError::EmptyName));
         }
         let id = self.jobs.len() as JobId;
+        // The gate refuses a cycle before anything else changes.
+        let in_dag = job.validate().is_ok();
+        let dag_node = if in_dag { self.gate(id, &job)? } else { None };
         self.note_shapes(&job, None);
         let (pods, live_by_task, counts) = fresh_pods(&job);
         self.by_name.insert(job.name.clone(), id);
         self.jobs.push(Some(JobState {
-            key: OrderKey::new(job.priority, job.submit_time, id),
+            key: self.order_key(&job, dag_node, id),
             phase: JobPhase::Pending,
             live_by_task,
             pods,
@@ -466,10 +506,89 @@ impl Engine {
             reservations: BTreeMap::new(),
             reason: None,
             queued: false,
+            in_dag,
+            dag_node,
             job,
         }));
-        self.enqueue(id);
+        self.after_gate(id);
         Ok(())
+    }
+
+    /// Adds a valid job's dependencies to the DAG gate; refuses a cycle, changing nothing.
+    /// Returns the job's node in the gate, if it has one.
+    fn gate(&mut self, id: JobId, job: &Job) -> Result<Option<DagNode>, EventError> {
+        let length = PathLength::of_job(job.declared_duration());
+        let (jobs, by_name) = (&self.jobs, &self.by_name);
+        let known = |name: &str| {
+            let &dep = by_name.get(name)?;
+            let status = match jobs[dep as usize].as_ref()?.phase {
+                JobPhase::Pending | JobPhase::Running => DagStatus::Waiting,
+                JobPhase::Succeeded => DagStatus::Succeeded,
+                JobPhase::Failed => DagStatus::Failed,
+            };
+            Some((dep, status))
+        };
+        let added = self.dag.add(
+            id,
+            &job.name,
+            &job.depends_on,
+            length,
+            job.submit_time,
+            known,
+        )?;
+        for (other, node) in added.adopted {
+            if let Some(s) = self.jobs[other as usize].as_mut() {
+                s.dag_node = Some(node);
+            }
+        }
+        Ok(added.node)
+    }
+
+    /// After a job entered the gate: queue it, or fail it at once when a dependency has already
+    /// failed.
+    fn after_gate(&mut self, id: JobId) {
+        let s = self.state(id);
+        let is_failed =
+            |n: Option<DagNode>| n.is_some_and(|n| self.dag.status(n) == DagStatus::Failed);
+        if is_failed(s.dag_node) {
+            let failed_dep = s
+                .job
+                .depends_on
+                .iter()
+                .find(|d| is_failed(self.dag.node_of(d)))
+                .cloned()
+                .unwrap_or_default();
+            // Name the root cause: the ancestor the failed dependency itself failed for.
+            let cause = match self.by_name.get(&failed_dep).map(|&d| self.state(d)) {
+                Some(JobState {
+                    reason:
+                        Some(Reason::DependencyFailed {
+                            dependency,
+                            deleted,
+                        }),
+                    ..
+                }) => Reason::DependencyFailed {
+                    dependency: dependency.clone(),
+                    deleted: *deleted,
+                },
+                _ => Reason::DependencyFailed {
+                    dependency: failed_dep,
+                    deleted: false,
+                },
+            };
+            self.fail_job(id, cause);
+            return;
+        }
+        self.enqueue(id);
+    }
+
+    /// The queue order of a job: priority, its chain of dependent work, submission, arrival.
+    fn order_key(&self, job: &Job, dag_node: Option<DagNode>, id: JobId) -> OrderKey {
+        let tail = match dag_node {
+            Some(n) if self.config.critical_path => self.dag.tail(n),
+            _ => PathLength::default(),
+        };
+        OrderKey::new(job.priority, tail, job.submit_time, id)
     }
 
     /// Records what the job's shapes mean for classes and GPU fragmentation.
@@ -499,6 +618,10 @@ impl Engine {
         if matches!(s.phase, JobPhase::Succeeded | JobPhase::Failed) {
             return reject("the job has ended");
         }
+        if s.in_dag && s.job.depends_on != job.depends_on {
+            return reject("its dependencies cannot change once it is admitted");
+        }
+        let enters_dag = !s.in_dag && job.validate().is_ok();
         let untouched = s.counts.pending == s.counts.unfinished() && s.reservations.is_empty();
         if !untouched {
             let grows = job.tasks.len() >= s.job.tasks.len()
@@ -509,7 +632,12 @@ impl Engine {
                 return reject("pods of it are placed; tasks may only grow");
             }
         }
-        let old = s.job.clone();
+        let dag_node = if enters_dag {
+            self.gate(id, &job)?
+        } else {
+            None
+        };
+        let old = self.state(id).job.clone();
         self.note_shapes(&job, Some(&old));
         self.dequeue(id);
         let s = self.state_mut(id);
@@ -526,9 +654,13 @@ impl Engine {
                 s.counts.pending += added as u32;
             }
         }
-        s.key = OrderKey::new(job.priority, job.submit_time, id);
+        s.in_dag |= enters_dag;
+        s.dag_node = s.dag_node.or(dag_node);
         s.job = job;
-        self.enqueue(id);
+        let s = self.state(id);
+        let key = self.order_key(&s.job, s.dag_node, id);
+        self.state_mut(id).key = key;
+        self.after_gate(id);
         Ok(())
     }
 
@@ -537,6 +669,11 @@ impl Engine {
         self.dequeue(id);
         let s = self.jobs[id as usize].take().expect("live id");
         self.by_name.remove(name);
+        // Dependents of a job deleted before it succeeded will never run.
+        if let Some(n) = s.dag_node {
+            let released = self.dag.deleted(n);
+            self.fail_dependents(released, true);
+        }
         for (t, slots) in s.pods.iter().enumerate() {
             for slot in slots {
                 if let (PodPhase::Assumed | PodPhase::Bound | PodPhase::Releasing, Some(node)) =
@@ -706,14 +843,31 @@ impl Engine {
         } else if s.phase == JobPhase::Running && s.counts.unfinished() == 0 {
             s.phase = JobPhase::Succeeded;
             s.reason = None;
+            let dag_node = s.dag_node;
             self.release_reservations(id);
             self.dequeue(id);
+            // Dependents whose last dependency this was may go; the others wait on fewer jobs,
+            // which the view works out when asked.
+            if let Some(n) = dag_node {
+                for eligible in self.dag.succeeded(n).eligible {
+                    self.enqueue(eligible);
+                }
+            }
         }
         Ok(())
     }
 
-    /// Fails a job: its other pods are evicted or forgotten and it leaves the queue.
+    /// Fails a job and, through the DAG gate, every job that depends on it.
     fn fail_job(&mut self, id: JobId, cause: Reason) {
+        self.mark_failed(id, cause);
+        if let Some(n) = self.state(id).dag_node {
+            let released = self.dag.failed(n);
+            self.fail_dependents(released, false);
+        }
+    }
+
+    /// Fails one job: its other pods are evicted or forgotten and it leaves the queue.
+    fn mark_failed(&mut self, id: JobId, cause: Reason) {
         self.undo_gang(id, EvictReason::JobFailed);
         self.dequeue(id);
         self.release_reservations(id);
@@ -722,6 +876,21 @@ impl Engine {
         s.reason = Some(cause.clone());
         let job = s.job.name.clone();
         self.outbox.push(Decision::FailJob { job, cause });
+    }
+
+    /// Fails the dependents the gate released as failed, naming the ancestor that caused it.
+    fn fail_dependents(&mut self, released: Released, deleted: bool) {
+        for (id, dependency) in released.failed {
+            if self.jobs[id as usize].is_some() {
+                self.mark_failed(
+                    id,
+                    Reason::DependencyFailed {
+                        dependency,
+                        deleted,
+                    },
+                );
+            }
+        }
     }
 
     fn release_reservations(&mut self, id: JobId) {
@@ -804,6 +973,12 @@ impl Engine {
             self.queue.unpark_all();
             self.cluster_grew = false;
         }
+        for (id, missing) in self.dag.expired(now, self.config.dependency_timeout) {
+            self.fail_job(id, Reason::DependencyMissing { jobs: missing });
+        }
+        if self.config.critical_path {
+            self.reorder_critical_paths();
+        }
         while (out.report.attempts as usize) < self.config.max_attempts_per_cycle {
             let Some((id, key)) = self.queue.pop() else {
                 break;
@@ -811,11 +986,26 @@ impl Engine {
             self.state_mut(id).queued = false;
             self.attempt(id, key, &mut out);
         }
-        // Nothing in a cycle writes to the outbox; this keeps it so if that changes.
+        // Jobs failed this cycle (dependencies that never appeared) report here.
         out.decisions.append(&mut self.outbox);
         out.report.ready_left = self.queue.ready_len() as u32;
         out.report.parked = self.queue.parked_len() as u32;
         out
+    }
+
+    /// Pipelines changed since the last cycle: queued jobs whose chain of dependent work changed
+    /// move in the queue.
+    fn reorder_critical_paths(&mut self) {
+        for id in self.dag.refresh_tails() {
+            let Some(s) = self.jobs[id as usize].as_ref() else {
+                continue;
+            };
+            let (old, new, queued) = (s.key, self.order_key(&s.job, s.dag_node, id), s.queued);
+            self.state_mut(id).key = new;
+            if queued {
+                self.queue.rekey(id, old, new);
+            }
+        }
     }
 
     /// Decisions made while applying events, less evictions that no longer apply: a pod asked
@@ -1044,8 +1234,8 @@ pub struct JobInfo<'a> {
     pub phase: JobPhase,
     /// Its pods by phase.
     pub pods: PodCounts,
-    /// Why it is pending or failed.
-    pub reason: Option<&'a Reason>,
+    /// Why it is pending or failed. For a job waiting on dependencies, the ones it waits on now.
+    pub reason: Option<Reason>,
     /// Capacity held for it.
     pub reserved: Resources,
 }
@@ -1066,13 +1256,42 @@ pub struct NodeInfo<'a> {
 impl<'a> View<'a> {
     /// Every job the engine knows, in arrival order.
     pub fn jobs(&self) -> impl Iterator<Item = JobInfo<'a>> + 'a {
-        self.engine.jobs.iter().flatten().map(job_info)
+        let view = View {
+            engine: self.engine,
+        };
+        self.engine.jobs.iter().flatten().map(move |s| view.info(s))
+    }
+
+    /// A job as the view shows it. The reason of a job waiting on dependencies is worked out
+    /// now from the DAG gate, so it lists exactly the ones still unfinished.
+    fn info(&self, s: &'a JobState) -> JobInfo<'a> {
+        let reason = match &s.reason {
+            Some(Reason::WaitingForDependencies { .. } | Reason::DependencyMissing { .. }) => {
+                let (waiting, missing) = s
+                    .dag_node
+                    .map(|n| self.engine.dag.blockers(n))
+                    .unwrap_or_default();
+                Some(if missing.is_empty() {
+                    Reason::WaitingForDependencies { jobs: waiting }
+                } else {
+                    Reason::DependencyMissing { jobs: missing }
+                })
+            }
+            other => other.clone(),
+        };
+        JobInfo {
+            job: &s.job,
+            phase: s.phase,
+            pods: s.counts,
+            reason,
+            reserved: s.reservations.values().fold(Resources::ZERO, |a, r| a + *r),
+        }
     }
 
     /// One job by name.
     pub fn job(&self, name: &str) -> Option<JobInfo<'a>> {
         let id = *self.engine.by_name.get(name)?;
-        Some(job_info(self.engine.state(id)))
+        Some(self.info(self.engine.state(id)))
     }
 
     /// A pod's phase and node.
@@ -1108,16 +1327,6 @@ impl<'a> View<'a> {
     /// The time of the last cycle.
     pub fn last_cycle(&self) -> Time {
         self.engine.last_cycle
-    }
-}
-
-fn job_info(s: &JobState) -> JobInfo<'_> {
-    JobInfo {
-        job: &s.job,
-        phase: s.phase,
-        pods: s.counts,
-        reason: s.reason.as_ref(),
-        reserved: s.reservations.values().fold(Resources::ZERO, |a, r| a + *r),
     }
 }
 

@@ -410,21 +410,32 @@ pub fn diagnose(
 ) -> FitError {
     let mut filtered: BTreeMap<FilterReason, u32> = BTreeMap::new();
     let mut free_total = Resources::ZERO;
-    for class in snap.classes().iter().filter(|c| c.members > 0) {
-        if let Some(reason) = class.static_filter(shape.spec) {
-            *filtered.entry(reason).or_default() += class.members;
+    let static_filter: Vec<Option<FilterReason>> = snap
+        .classes()
+        .iter()
+        .map(|c| c.static_filter(shape.spec))
+        .collect();
+    for (class, reason) in snap.classes().iter().zip(&static_filter) {
+        match reason {
+            Some(reason) if class.members > 0 => {
+                *filtered.entry(reason.clone()).or_default() += class.members
+            }
+            Some(_) => {}
+            None => free_total += class.free_total,
+        }
+    }
+    // Every live node the static filters admit, indexed or full, once.
+    for entry in snap.nodes().iter().filter(|e| e.live) {
+        if static_filter[entry.class as usize].is_some() {
             continue;
         }
-        free_total += class.free_total;
-        for &(_, node) in &class.by_cpu {
-            let free = snap.node(node).free();
-            let short = shape
-                .request
-                .iter_nonzero()
-                .find(|&(id, amount)| free.get(id) < amount);
-            if let Some((id, _)) = short {
-                *filtered.entry(FilterReason::Insufficient(id)).or_default() += 1;
-            }
+        let free = entry.free();
+        let short = shape
+            .request
+            .iter_nonzero()
+            .find(|&(id, amount)| free.get(id) < amount);
+        if let Some((id, _)) = short {
+            *filtered.entry(FilterReason::Insufficient(id)).or_default() += 1;
         }
     }
     let requested = shape.request.times(pods as u64);

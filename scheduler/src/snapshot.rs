@@ -10,8 +10,8 @@
 //!
 //! **Node classes.** Nodes with the same taints, GPU presence, cordon state and values of every label key some
 //! job's nodeSelector or affinity reads are interchangeable for the static filters. The filters
-//! run once per class, not once per node, and each class keeps its nodes sorted by free cpu and
-//! by free GPUs, so a placement visits only nodes that can hold a pod. Label keys nobody selects
+//! run once per class, not once per node, and each class keeps its nodes with a free pod slot
+//! sorted by free cpu and by free GPUs, so a placement visits only nodes that can hold a pod. Label keys nobody selects
 //! on (`kubernetes.io/hostname`, ...) do not split classes.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -68,9 +68,9 @@ pub struct Class {
     pub gpu_members: u32,
     /// Sum of members' free capacity: a gang asking for more than this cannot fit.
     pub free_total: Resources,
-    /// `(free cpu, node)` for every member.
+    /// `(free cpu, node)` for every member with a free pod slot.
     pub by_cpu: BTreeSet<(i64, NodeId)>,
-    /// `(free GPUs, node)` for members that have GPUs.
+    /// `(free GPUs, node)` for members with GPUs and a free pod slot.
     pub by_gpu: BTreeSet<(i64, NodeId)>,
 }
 
@@ -99,6 +99,28 @@ impl Class {
             .iter()
             .find(|t| t.effect != TaintEffect::PreferNoSchedule && !tolerated(&spec.tolerations, t))
             .map(|t| FilterReason::UntoleratedTaint(t.clone()))
+    }
+
+    /// Indexes a member by its free capacity. A node with no free pod slot can take no pod,
+    /// so it is left out: placements never walk past full nodes.
+    fn add_to_indexes(&mut self, id: NodeId, free: &Resources, has_gpu: bool) {
+        if free.get(ResourceId::PODS) <= 0 {
+            return;
+        }
+        self.by_cpu.insert((free.get(ResourceId::CPU), id));
+        if has_gpu {
+            self.by_gpu.insert((free.get(ResourceId::GPU), id));
+        }
+    }
+
+    fn remove_from_indexes(&mut self, id: NodeId, free: &Resources, has_gpu: bool) {
+        if free.get(ResourceId::PODS) <= 0 {
+            return;
+        }
+        self.by_cpu.remove(&(free.get(ResourceId::CPU), id));
+        if has_gpu {
+            self.by_gpu.remove(&(free.get(ResourceId::GPU), id));
+        }
     }
 
     /// Whether the class has a `PreferNoSchedule` taint the pod does not tolerate.
@@ -260,10 +282,7 @@ impl Snapshot {
         c.members += 1;
         c.gpu_members += has_gpu as u32;
         c.free_total += free;
-        c.by_cpu.insert((free.get(ResourceId::CPU), id));
-        if has_gpu {
-            c.by_gpu.insert((free.get(ResourceId::GPU), id));
-        }
+        c.add_to_indexes(id, &free, has_gpu);
     }
 
     fn unindex(&mut self, id: NodeId) {
@@ -280,10 +299,7 @@ impl Snapshot {
         c.members -= 1;
         c.gpu_members -= has_gpu as u32;
         c.free_total -= free;
-        c.by_cpu.remove(&(free.get(ResourceId::CPU), id));
-        if has_gpu {
-            c.by_gpu.remove(&(free.get(ResourceId::GPU), id));
-        }
+        c.remove_from_indexes(id, &free, has_gpu);
     }
 
     /// Changes a node's allocation and reservation, keeping its class's indexes exact.
@@ -306,16 +322,8 @@ impl Snapshot {
         let c = &mut self.classes[entry.class as usize];
         c.free_total -= before;
         c.free_total += after;
-        let (cb, ca) = (before.get(ResourceId::CPU), after.get(ResourceId::CPU));
-        if cb != ca {
-            c.by_cpu.remove(&(cb, id));
-            c.by_cpu.insert((ca, id));
-        }
-        let (gb, ga) = (before.get(ResourceId::GPU), after.get(ResourceId::GPU));
-        if has_gpu && gb != ga {
-            c.by_gpu.remove(&(gb, id));
-            c.by_gpu.insert((ga, id));
-        }
+        c.remove_from_indexes(id, &before, has_gpu);
+        c.add_to_indexes(id, &after, has_gpu);
     }
 
     /// Counts `amount` as allocated on the node (a pod assumed or adopted there).
@@ -374,14 +382,21 @@ mod tests {
         let a = s.upsert_node(Node::new("a", cpu(4000)));
         let b = s.upsert_node(Node::new("b", cpu(8000)));
         let before = s.clone();
-        s.assume(a, cpu(1000));
-        s.reserve(b, cpu(3000));
+        let one_pod = Resources::of(ResourceId::CPU, 1000).with(ResourceId::PODS, 1);
+        s.assume(a, one_pod);
+        s.reserve(b, Resources::of(ResourceId::CPU, 3000));
         let c = &s.classes()[0];
         assert!(c.by_cpu.contains(&(3000, a)));
         assert!(c.by_cpu.contains(&(5000, b)));
         assert_eq!(c.free_total.get(ResourceId::CPU), 8000);
-        s.unreserve(b, cpu(3000));
-        s.release(a, cpu(1000));
+        s.unreserve(b, Resources::of(ResourceId::CPU, 3000));
+        s.release(a, one_pod);
+        assert_eq!(s, before);
+        // A node whose pod slots are all taken leaves the indexes, and comes back.
+        s.assume(a, Resources::of(ResourceId::PODS, 10));
+        assert!(!s.classes()[0].by_cpu.iter().any(|&(_, n)| n == a));
+        assert_eq!(s.classes()[0].members, 2);
+        s.release(a, Resources::of(ResourceId::PODS, 10));
         assert_eq!(s, before);
     }
 
