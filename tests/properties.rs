@@ -308,6 +308,15 @@ proptest! {
         }
         w.settle();
         w.h.assert_safe();
+        // Each queue's allocation, kept incrementally by the queue tree, is what its jobs hold.
+        let mut by_queue: BTreeMap<String, Resources> = BTreeMap::new();
+        for j in w.h.engine.view().jobs() {
+            *by_queue.entry(j.job.queue.clone()).or_default() += j.held + j.reserved;
+        }
+        for q in w.h.engine.view().queues().into_iter().filter(|q| q.info.leaf) {
+            let expected = by_queue.get(&q.info.spec.name).copied().unwrap_or_default();
+            prop_assert_eq!(q.info.allocated, expected, "queue {}", q.info.spec.name);
+        }
         // The engine's own accounting agrees with the audit's, node by node.
         for info in w.h.engine.view().nodes().filter(|n| n.live) {
             prop_assert!(

@@ -248,6 +248,24 @@ pub enum Reason {
         /// The queue it names.
         queue: String,
     },
+    /// The job names a queue that has child queues; jobs go into leaf queues.
+    QueueNotLeaf {
+        /// The queue it names.
+        queue: String,
+    },
+    /// Placing the gang would take a queue (its own or an ancestor) over its capability.
+    OverCapability {
+        /// The queue whose cap binds.
+        queue: String,
+        /// The resource.
+        resource: ResourceId,
+        /// Its capability.
+        capability: i64,
+        /// What it has allocated.
+        allocated: i64,
+        /// What the gang's minimum asks for.
+        requested: i64,
+    },
     /// The job is malformed.
     InvalidJob(JobError),
     /// A pod of the gang failed to bind; the gang was forgotten.
@@ -293,6 +311,8 @@ impl Reason {
         match self {
             Reason::Unschedulable(_) => "unschedulable",
             Reason::QueueNotFound { .. } => "queue_not_found",
+            Reason::QueueNotLeaf { .. } => "queue_not_leaf",
+            Reason::OverCapability { .. } => "over_capability",
             Reason::InvalidJob(_) => "invalid_job",
             Reason::BindFailed { .. } => "bind_failed",
             Reason::PodFailed { .. } => "pod_failed",
@@ -308,6 +328,22 @@ impl Reason {
         match self {
             Reason::Unschedulable(fit) => fit.describe(table),
             Reason::QueueNotFound { queue } => format!("queue {queue} is not configured"),
+            Reason::QueueNotLeaf { queue } => {
+                format!("queue {queue} has child queues; submit to one of them")
+            }
+            Reason::OverCapability {
+                queue,
+                resource,
+                capability,
+                allocated,
+                requested,
+            } => format!(
+                "queue {queue} would go over its capability of {} {}: {} allocated, the gang needs {}",
+                format_amount(*resource, *capability),
+                resource_name(*resource, table),
+                format_amount(*resource, *allocated),
+                format_amount(*resource, *requested)
+            ),
             Reason::InvalidJob(e) => e.to_string(),
             Reason::BindFailed { pod, message } => {
                 format!("binding {pod} failed: {message}; the gang was undone")

@@ -20,6 +20,6 @@ pub use node::{
     Toleration, TolerationOperator, tolerated,
 };
 pub use quantity::{Quantity, QuantityError};
-pub use queue::QueueSpec;
+pub use queue::{Amount, QueueOrdering, QueueRecord, QueueRecordError, QueueSpec};
 pub use resource::{MAX_RESOURCES, ResourceError, ResourceId, ResourceTable, Resources};
 pub use time::{Span, Time};

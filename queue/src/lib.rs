@@ -19,9 +19,12 @@
 //! on has succeeded.
 
 pub mod dag;
+pub mod tree;
 
 use std::cmp::Reverse;
 use std::collections::BTreeSet;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::BuildHasherDefault;
 
 use phalanx_model::Time;
 use priority_queue::PriorityQueue;
@@ -54,7 +57,7 @@ impl OrderKey {
 /// Pending jobs of one queue: ready ones in order, parked ones set aside.
 #[derive(Debug, Clone, Default)]
 pub struct JobQueue {
-    ready: PriorityQueue<JobId, OrderKey>,
+    ready: PriorityQueue<JobId, OrderKey, BuildHasherDefault<DefaultHasher>>,
     parked: BTreeSet<(Reverse<OrderKey>, JobId)>,
 }
 
@@ -90,6 +93,26 @@ impl JobQueue {
     pub fn unpark_all(&mut self) {
         for (Reverse(key), id) in std::mem::take(&mut self.parked) {
             self.ready.push(id, key);
+        }
+    }
+
+    /// The key of a queued job, ready or parked.
+    pub fn key_of(&self, id: JobId) -> Option<OrderKey> {
+        self.ready
+            .get_priority(&id)
+            .copied()
+            .or_else(|| self.parked.iter().find(|(_, j)| *j == id).map(|(k, _)| k.0))
+    }
+
+    /// Whether a job is parked.
+    pub fn is_parked(&self, id: JobId) -> bool {
+        self.parked.iter().any(|(_, j)| *j == id)
+    }
+
+    /// Removes a job wherever it is, without its key (a parked job is found by search).
+    pub fn remove_any(&mut self, id: JobId) {
+        if self.ready.remove(&id).is_none() {
+            self.parked.retain(|(_, j)| *j != id);
         }
     }
 

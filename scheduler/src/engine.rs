@@ -29,7 +29,8 @@ use phalanx_model::{
 use phalanx_queue::dag::{
     DagGate, NodeIndex as DagNode, PathLength, Released, Status as DagStatus,
 };
-use phalanx_queue::{JobId, JobQueue, OrderKey};
+use phalanx_queue::tree::{PlacementError, QueueConfigError, QueueInfo, QueueTree};
+use phalanx_queue::{JobId, OrderKey};
 use serde::{Deserialize, Serialize};
 
 use crate::gang::{GpuDemand, ScorePolicy, Shape, Transaction, diagnose};
@@ -159,6 +160,9 @@ pub enum EventError {
     /// The job cannot be stored at all (it has no name).
     #[error("{0}")]
     InvalidJob(phalanx_model::JobError),
+    /// The queue configuration is invalid; the previous one stays in force.
+    #[error(transparent)]
+    InvalidQueues(#[from] QueueConfigError),
     /// The job's dependencies would close a cycle; it was not admitted.
     #[error(transparent)]
     DependencyCycle(#[from] phalanx_queue::dag::CycleError),
@@ -182,6 +186,7 @@ impl EventError {
             EventError::Conflict { .. } => "conflict",
             EventError::InvalidJob(_) => "invalid_job",
             EventError::DependencyCycle(_) => "dependency_cycle",
+            EventError::InvalidQueues(_) => "invalid_queues",
             EventError::JobUpdateRejected { .. } => "job_update_rejected",
         }
     }
@@ -223,6 +228,10 @@ struct JobState {
     /// Pods by task, then replica.
     pods: Vec<Vec<PodSlot>>,
     counts: PodCounts,
+    /// Requests of its pods that hold a node (assumed, bound, releasing).
+    held: Resources,
+    /// What its queue counts for it: `held` plus capacity reserved for it.
+    accounted: Resources,
     /// Per-task live pods (assumed + bound).
     live_by_task: Vec<u32>,
     /// Capacity held for the job's `min_resources`, per node.
@@ -248,6 +257,14 @@ impl JobState {
     fn set(&mut self, task: usize, index: usize, phase: PodPhase, node: Option<NodeId>) {
         let slot = &mut self.pods[task][index];
         let live = |p| matches!(p, PodPhase::Assumed | PodPhase::Bound);
+        let holds = |p| matches!(p, PodPhase::Assumed | PodPhase::Bound | PodPhase::Releasing);
+        let request = self.job.tasks[task].pod.requests;
+        if holds(slot.phase) {
+            self.held -= request;
+        }
+        if holds(phase) {
+            self.held += request;
+        }
         *self.counts.slot(slot.phase) -= 1;
         *self.counts.slot(phase) += 1;
         if live(slot.phase) {
@@ -304,11 +321,9 @@ pub struct Engine {
     snapshot: Snapshot,
     jobs: Vec<Option<JobState>>,
     by_name: BTreeMap<String, JobId>,
-    queue: JobQueue,
+    queues: QueueTree,
     dag: DagGate,
     gpu_demand: GpuDemand,
-    queues: Option<BTreeSet<String>>,
-    queue_specs: Vec<QueueSpec>,
     /// Decisions made while applying events, handed out by the next cycle.
     outbox: Vec<Decision>,
     classes_dirty: bool,
@@ -324,11 +339,9 @@ impl Engine {
             snapshot: Snapshot::default(),
             jobs: Vec::new(),
             by_name: BTreeMap::new(),
-            queue: JobQueue::new(),
+            queues: QueueTree::new(),
             dag: DagGate::new(),
             gpu_demand: GpuDemand::default(),
-            queues: None,
-            queue_specs: Vec::new(),
             outbox: Vec::new(),
             classes_dirty: false,
             cluster_grew: false,
@@ -382,90 +395,122 @@ impl Engine {
                 self.cluster_grew = true;
             }
             ClusterEvent::NodeRemoved { node } => self.remove_node(&node)?,
-            ClusterEvent::QueuesConfigured(specs) => self.configure_queues(specs),
+            ClusterEvent::QueuesConfigured(specs) => self.configure_queues(specs)?,
             ClusterEvent::JobSubmitted(job) => self.submit(job)?,
             ClusterEvent::JobDeleted { job } => self.delete(&job)?,
-            ClusterEvent::PodBound { pod, node } => self.pod_bound(&pod, &node)?,
-            ClusterEvent::BindFailed { pod, message } => self.bind_failed(&pod, message)?,
-            ClusterEvent::PodFinished { pod, succeeded } => self.pod_finished(&pod, succeeded)?,
-            ClusterEvent::PodEvicted { pod } => self.pod_evicted(&pod)?,
+            ClusterEvent::PodBound { pod, node } => {
+                self.pod_bound(&pod, &node)?;
+                self.account_pod(&pod);
+            }
+            ClusterEvent::BindFailed { pod, message } => {
+                self.bind_failed(&pod, message)?;
+                self.account_pod(&pod);
+            }
+            ClusterEvent::PodFinished { pod, succeeded } => {
+                self.pod_finished(&pod, succeeded)?;
+                self.account_pod(&pod);
+            }
+            ClusterEvent::PodEvicted { pod } => {
+                self.pod_evicted(&pod)?;
+                self.account_pod(&pod);
+            }
         }
         Ok(())
     }
 
-    fn configure_queues(&mut self, specs: Vec<QueueSpec>) {
-        let mut names = BTreeSet::from(["root".to_string(), phalanx_model::DEFAULT_QUEUE.into()]);
-        for spec in &specs {
-            let mut path = String::new();
-            for part in spec.name.split('.') {
-                if !path.is_empty() {
-                    path.push('.');
-                }
-                path.push_str(part);
-                names.insert(path.clone());
-            }
+    /// Brings the queue's count for a pod's job up to date after an event about the pod.
+    fn account_pod(&mut self, pod: &PodRef) {
+        if let Some(&id) = self.by_name.get(&pod.job) {
+            self.account(id);
         }
-        self.queues = Some(names);
-        self.queue_specs = specs;
+    }
+
+    /// Replaces the queue tree; a configuration that does not validate is refused whole and
+    /// the previous one stays in force.
+    fn configure_queues(&mut self, specs: Vec<QueueSpec>) -> Result<(), EventError> {
+        let lost = self.queues.configure(&specs)?;
+        for id in lost {
+            self.state_mut(id).queued = false;
+            self.enqueue(id);
+        }
         // Jobs that waited for their queue to exist may go now.
         let waiting: Vec<JobId> = self
             .jobs
             .iter()
             .flatten()
-            .filter(|s| matches!(s.reason, Some(Reason::QueueNotFound { .. })))
+            .filter(|s| {
+                matches!(
+                    s.reason,
+                    Some(Reason::QueueNotFound { .. } | Reason::QueueNotLeaf { .. })
+                )
+            })
             .map(|s| self.by_name[&s.job.name])
             .collect();
         for id in waiting {
             self.enqueue(id);
         }
+        self.cluster_grew = true;
+        Ok(())
     }
 
-    fn queue_known(&self, queue: &str) -> bool {
-        self.queues.as_ref().is_none_or(|q| q.contains(queue))
+    /// Brings what the queue tree counts for a job up to date with what it holds.
+    fn account(&mut self, id: JobId) {
+        let Some(s) = self.jobs[id as usize].as_mut() else {
+            return;
+        };
+        let now = s.held + s.reservations.values().fold(Resources::ZERO, |a, r| a + *r);
+        if now != s.accounted {
+            let old = std::mem::replace(&mut s.accounted, now);
+            self.queues.allocate(&s.job.queue, old, false);
+            self.queues.allocate(&s.job.queue, now, true);
+        }
     }
 
-    /// Puts a pending job in the queue, or records why it cannot be.
+    /// Puts a pending job in its queue, or records why it cannot be.
     fn enqueue(&mut self, id: JobId) {
-        let s = self.state(id);
-        let known = self.queue_known(&s.job.queue);
+        let s = self.jobs[id as usize].as_ref().expect("live id");
         let gate = s
             .dag_node
             .filter(|&n| self.dag.unmet(n) > 0)
             .map(|n| self.dag.blockers(n));
-        let s = self.state_mut(id);
         if matches!(s.phase, JobPhase::Succeeded | JobPhase::Failed) || s.queued {
             return;
         }
-        if let Err(e) = s.job.validate() {
-            s.reason = Some(Reason::InvalidJob(e));
-        } else if !known {
-            s.reason = Some(Reason::QueueNotFound {
-                queue: s.job.queue.clone(),
-            });
+        let reason = if let Err(e) = s.job.validate() {
+            Reason::InvalidJob(e)
         } else if let Some((waiting, missing)) = gate {
-            s.reason = Some(if missing.is_empty() {
+            if missing.is_empty() {
                 Reason::WaitingForDependencies { jobs: waiting }
             } else {
                 Reason::DependencyMissing { jobs: missing }
-            });
-        } else {
-            if matches!(
-                s.reason,
-                Some(
-                    Reason::QueueNotFound { .. }
-                        | Reason::InvalidJob(_)
-                        | Reason::WaitingForDependencies { .. }
-                        | Reason::DependencyMissing { .. }
-                )
-            ) {
-                s.reason = None;
             }
-            s.queued = true;
-            let key = s.key;
-            self.queue.push(id, key);
-            return;
-        }
-        let (job, reason) = (s.job.name.clone(), s.reason.clone().expect("set above"));
+        } else {
+            let demand = pending_demand(s);
+            match self.queues.push(id, &s.job.queue, s.key, demand) {
+                Ok(()) => {
+                    let s = self.state_mut(id);
+                    s.queued = true;
+                    if matches!(
+                        s.reason,
+                        Some(
+                            Reason::QueueNotFound { .. }
+                                | Reason::QueueNotLeaf { .. }
+                                | Reason::InvalidJob(_)
+                                | Reason::WaitingForDependencies { .. }
+                                | Reason::DependencyMissing { .. }
+                        )
+                    ) {
+                        s.reason = None;
+                    }
+                    return;
+                }
+                Err(PlacementError::NotFound(queue)) => Reason::QueueNotFound { queue },
+                Err(PlacementError::NotLeaf(queue)) => Reason::QueueNotLeaf { queue },
+            }
+        };
+        let s = self.state_mut(id);
+        s.reason = Some(reason.clone());
+        let job = s.job.name.clone();
         self.outbox
             .push(Decision::MarkUnschedulable { job, reason });
     }
@@ -474,8 +519,7 @@ impl Engine {
         let s = self.state_mut(id);
         if s.queued {
             s.queued = false;
-            let key = s.key;
-            self.queue.remove(id, key);
+            self.queues.remove(id);
         }
     }
 
@@ -503,6 +547,8 @@ impl Engine {
             live_by_task,
             pods,
             counts,
+            held: Resources::ZERO,
+            accounted: Resources::ZERO,
             reservations: BTreeMap::new(),
             reason: None,
             queued: false,
@@ -624,12 +670,13 @@ impl Engine {
         let enters_dag = !s.in_dag && job.validate().is_ok();
         let untouched = s.counts.pending == s.counts.unfinished() && s.reservations.is_empty();
         if !untouched {
-            let grows = job.tasks.len() >= s.job.tasks.len()
+            let grows = job.queue == s.job.queue
+                && job.tasks.len() >= s.job.tasks.len()
                 && s.job.tasks.iter().zip(&job.tasks).all(|(old, new)| {
                     old.name == new.name && old.pod == new.pod && new.replicas >= old.replicas
                 });
             if !grows {
-                return reject("pods of it are placed; tasks may only grow");
+                return reject("pods of it are placed; tasks may only grow, in the same queue");
             }
         }
         let dag_node = if enters_dag {
@@ -669,6 +716,7 @@ impl Engine {
         self.dequeue(id);
         let s = self.jobs[id as usize].take().expect("live id");
         self.by_name.remove(name);
+        self.queues.allocate(&s.job.queue, s.accounted, false);
         // Dependents of a job deleted before it succeeded will never run.
         if let Some(n) = s.dag_node {
             let released = self.dag.deleted(n);
@@ -876,6 +924,7 @@ impl Engine {
         s.reason = Some(cause.clone());
         let job = s.job.name.clone();
         self.outbox.push(Decision::FailJob { job, cause });
+        self.account(id);
     }
 
     /// Fails the dependents the gate released as failed, naming the ancestor that caused it.
@@ -929,7 +978,7 @@ impl Engine {
             .id_of(name)
             .filter(|&n| self.snapshot.node(n).live)
             .ok_or_else(|| EventError::UnknownNode(name.to_string()))?;
-        let mut hit = Vec::new();
+        let (mut hit, mut unheld) = (Vec::new(), Vec::new());
         for (id, s) in self.jobs.iter_mut().enumerate() {
             let Some(s) = s else { continue };
             let mut lost = false;
@@ -945,14 +994,19 @@ impl Engine {
             }
             if let Some(held) = s.reservations.remove(&node) {
                 self.snapshot.unreserve(node, held);
+                unheld.push(id as JobId);
             }
             if lost {
                 hit.push(id as JobId);
             }
         }
         self.snapshot.remove_node(node);
-        for id in hit {
+        for &id in &hit {
             self.check_gang(id);
+        }
+        // Pods lost and capacity no longer held both leave their queue's count.
+        for id in hit.into_iter().chain(unheld) {
+            self.account(id);
         }
         self.cluster_grew = true;
         Ok(())
@@ -969,8 +1023,9 @@ impl Engine {
             self.snapshot.rebuild_classes();
             self.classes_dirty = false;
         }
+        self.queues.set_capacity(self.snapshot.capacity());
         if self.cluster_grew {
-            self.queue.unpark_all();
+            self.queues.unpark_all();
             self.cluster_grew = false;
         }
         for (id, missing) in self.dag.expired(now, self.config.dependency_timeout) {
@@ -980,16 +1035,20 @@ impl Engine {
             self.reorder_critical_paths();
         }
         while (out.report.attempts as usize) < self.config.max_attempts_per_cycle {
-            let Some((id, key)) = self.queue.pop() else {
+            let Some((id, key)) = self.queues.pop() else {
                 break;
             };
             self.state_mut(id).queued = false;
             self.attempt(id, key, &mut out);
+            if !self.state(id).queued {
+                // Placed whole, or ended: it leaves the tree and its demand with it.
+                self.queues.remove(id);
+            }
         }
         // Jobs failed this cycle (dependencies that never appeared) report here.
         out.decisions.append(&mut self.outbox);
-        out.report.ready_left = self.queue.ready_len() as u32;
-        out.report.parked = self.queue.parked_len() as u32;
+        out.report.ready_left = self.queues.ready_len() as u32;
+        out.report.parked = self.queues.parked_len() as u32;
         out
     }
 
@@ -1003,7 +1062,7 @@ impl Engine {
             let (old, new, queued) = (s.key, self.order_key(&s.job, s.dag_node, id), s.queued);
             self.state_mut(id).key = new;
             if queued {
-                self.queue.rekey(id, old, new);
+                self.queues.rekey_job(id, old, new);
             }
         }
     }
@@ -1026,9 +1085,14 @@ impl Engine {
         decisions
     }
 
-    fn park(&mut self, id: JobId, key: OrderKey) {
-        self.state_mut(id).queued = true;
-        self.queue.park(id, key);
+    /// Sets a job that was popped aside until the cluster changes. `blocks_queue`: it is a gang
+    /// that did not fit, which holds up a strict-fifo queue behind it.
+    fn park(&mut self, id: JobId, key: OrderKey, blocks_queue: bool) {
+        let s = self.state_mut(id);
+        s.queued = true;
+        let demand = pending_demand(self.state(id));
+        self.queues.set_demand(id, demand);
+        self.queues.park(id, key, blocks_queue);
     }
 
     /// Tries to place the job's pending pods: the whole gang as one transaction if it is not
@@ -1040,7 +1104,7 @@ impl Engine {
         }
         if s.counts.releasing > 0 {
             // Its last placement is still being torn down; it goes again when that is done.
-            self.park(id, key);
+            self.park(id, key, false);
             return;
         }
         out.report.attempts += 1;
@@ -1049,6 +1113,7 @@ impl Engine {
             snapshot,
             config,
             gpu_demand,
+            queues,
             ..
         } = self;
         let s = jobs[id as usize].as_ref().expect("live id");
@@ -1081,6 +1146,25 @@ impl Engine {
                 }
             })
             .collect();
+        // Quota, from the one place it is computed: a gang whose minimum would take its queue
+        // or an ancestor over capability is not tried; otherwise the headroom is the budget.
+        let held = s.reservations.values().fold(Resources::ZERO, |a, r| a + *r);
+        let minimum = gang_minimum(s, &task_need, &pending_by_task, gang_need);
+        let over = forming
+            .then(|| queues.over_capability(&s.job.queue, &(minimum - held).clamp_zero()))
+            .flatten();
+        if let Some(over) = over {
+            let reason = Reason::OverCapability {
+                requested: minimum.get(over.resource),
+                queue: over.queue,
+                resource: over.resource,
+                capability: over.capability,
+                allocated: over.allocated,
+            };
+            self.not_placed(id, key, reason, true, out);
+            return;
+        }
+        let budget = queues.headroom(&s.job.queue) + held;
         let shapes: Vec<Shape<'_>> = s
             .job
             .tasks
@@ -1090,7 +1174,7 @@ impl Engine {
             .collect();
 
         // Cheap necessary conditions first: no transaction for a gang that cannot fit.
-        let mut txn = Transaction::begin(s.reservations.clone());
+        let mut txn = Transaction::begin(s.reservations.clone()).with_budget(budget);
         let mut failed: Option<usize> = shapes
             .iter()
             .enumerate()
@@ -1145,23 +1229,7 @@ impl Engine {
                 }
                 None => Reason::Unschedulable(reservation_shortfall(snapshot, s, &shapes)),
             };
-            *out.report
-                .unschedulable
-                .entry(reason.label().to_string())
-                .or_default() += 1;
-            let s = self.state_mut(id);
-            if forming || placeable == 0 {
-                if s.phase == JobPhase::Pending && s.reason.as_ref() != Some(&reason) {
-                    out.decisions.push(Decision::MarkUnschedulable {
-                        job: s.job.name.clone(),
-                        reason: reason.clone(),
-                    });
-                }
-                if s.phase == JobPhase::Pending {
-                    s.reason = Some(reason);
-                }
-            }
-            self.park(id, key);
+            self.not_placed(id, key, reason, forming || placeable == 0, out);
             return;
         }
         // Commit.
@@ -1208,10 +1276,40 @@ impl Engine {
         if !bindings.is_empty() {
             out.decisions.push(Decision::BindGang { job, bindings });
         }
+        self.account(id);
         if more_pending {
             // The rest of its pods wait for room, without holding up the queue.
-            self.park(id, key);
+            self.park(id, key, false);
         }
+    }
+
+    /// A gang that was not placed: counts it, records why (telling the adapter when the reason
+    /// changed), and parks it until the cluster changes. A gang that did not fit holds up a
+    /// strict-fifo queue behind it.
+    fn not_placed(
+        &mut self,
+        id: JobId,
+        key: OrderKey,
+        reason: Reason,
+        record: bool,
+        out: &mut CycleOutcome,
+    ) {
+        *out.report
+            .unschedulable
+            .entry(reason.label().to_string())
+            .or_default() += 1;
+        let s = self.state_mut(id);
+        let forming = s.phase == JobPhase::Pending;
+        if record && forming {
+            if s.reason.as_ref() != Some(&reason) {
+                out.decisions.push(Decision::MarkUnschedulable {
+                    job: s.job.name.clone(),
+                    reason: reason.clone(),
+                });
+            }
+            s.reason = Some(reason);
+        }
+        self.park(id, key, forming);
     }
 
     /// A read-only view for adapters, reports and tests.
@@ -1238,6 +1336,21 @@ pub struct JobInfo<'a> {
     pub reason: Option<Reason>,
     /// Capacity held for it.
     pub reserved: Resources,
+    /// Requests of its pods that hold a node (assumed, bound, releasing).
+    pub held: Resources,
+}
+
+/// One queue as the view shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueView {
+    /// Quotas, allocation, deserved share, dominant share, queued jobs.
+    pub info: QueueInfo,
+    /// Its jobs not placed yet.
+    pub pending_jobs: u32,
+    /// Its jobs running.
+    pub running_jobs: u32,
+    /// The most common reasons its pending jobs wait, most common first (at most three).
+    pub top_reasons: Vec<(String, u32)>,
 }
 
 /// One node as the view shows it.
@@ -1285,6 +1398,7 @@ impl<'a> View<'a> {
             pods: s.counts,
             reason,
             reserved: s.reservations.values().fold(Resources::ZERO, |a, r| a + *r),
+            held: s.held,
         }
     }
 
@@ -1314,14 +1428,69 @@ impl<'a> View<'a> {
         })
     }
 
-    /// Jobs waiting in the queue (ready or parked).
+    /// Jobs waiting in queues (ready or parked).
     pub fn queued(&self) -> usize {
-        self.engine.queue.len()
+        self.engine.queues.len()
     }
 
-    /// The queue configuration in force.
-    pub fn queues(&self) -> &'a [QueueSpec] {
-        &self.engine.queue_specs
+    /// Every queue, in name order: its quotas and allocation, its jobs, and the most common
+    /// reasons its pending jobs wait.
+    pub fn queues(&self) -> Vec<QueueView> {
+        let mut by_queue: BTreeMap<String, QueueView> = self
+            .engine
+            .queues
+            .info()
+            .into_iter()
+            .map(|info| {
+                (
+                    info.spec.name.clone(),
+                    QueueView {
+                        info,
+                        pending_jobs: 0,
+                        running_jobs: 0,
+                        top_reasons: Vec::new(),
+                    },
+                )
+            })
+            .collect();
+        let mut reasons: BTreeMap<String, BTreeMap<&'static str, u32>> = BTreeMap::new();
+        for s in self.engine.jobs.iter().flatten() {
+            let Some(q) = by_queue.get_mut(&s.job.queue) else {
+                continue;
+            };
+            match s.phase {
+                JobPhase::Pending => {
+                    q.pending_jobs += 1;
+                    if let Some(r) = &s.reason {
+                        *reasons
+                            .entry(s.job.queue.clone())
+                            .or_default()
+                            .entry(r.label())
+                            .or_default() += 1;
+                    }
+                }
+                JobPhase::Running => q.running_jobs += 1,
+                _ => {}
+            }
+        }
+        for (queue, counts) in reasons {
+            let mut top: Vec<(String, u32)> = counts
+                .into_iter()
+                .map(|(l, n)| (l.to_string(), n))
+                .collect();
+            top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            top.truncate(3);
+            by_queue
+                .get_mut(&queue)
+                .expect("collected above")
+                .top_reasons = top;
+        }
+        by_queue.into_values().collect()
+    }
+
+    /// The queue configuration in force, in name order (implicit parents included).
+    pub fn queue_specs(&self) -> impl Iterator<Item = &'a QueueSpec> {
+        self.engine.queues.specs()
     }
 
     /// The time of the last cycle.
@@ -1409,4 +1578,42 @@ fn hold_min_resources(
         txn.unreserve(snapshot, node, give);
     }
     true
+}
+
+/// The least the gang's minimum asks for: every task's own minimum, and the rest of
+/// `min_member` from the cheapest pods it has pending.
+fn gang_minimum(
+    s: &JobState,
+    task_need: &[u32],
+    pending_by_task: &[Vec<u32>],
+    gang_need: u32,
+) -> Resources {
+    let mut minimum = Resources::ZERO;
+    for (t, &n) in task_need.iter().enumerate() {
+        minimum += s.request(t).times(n as u64);
+    }
+    let rest = gang_need.saturating_sub(task_need.iter().sum());
+    if rest > 0 {
+        let cheapest = (0..s.pods.len())
+            .filter(|&t| !pending_by_task[t].is_empty())
+            .map(|t| s.request(t))
+            .reduce(|a, b| a.min(&b))
+            .unwrap_or_default();
+        minimum += cheapest.times(rest as u64);
+    }
+    minimum
+}
+
+/// Requests of a job's pending pods: what it adds to its queue's demand.
+fn pending_demand(s: &JobState) -> Resources {
+    s.pods
+        .iter()
+        .enumerate()
+        .fold(Resources::ZERO, |acc, (t, slots)| {
+            let pending = slots
+                .iter()
+                .filter(|p| p.phase == PodPhase::Pending)
+                .count();
+            acc + s.request(t).times(pending as u64)
+        })
 }

@@ -89,6 +89,9 @@ pub struct Transaction {
     pub reservations: BTreeMap<NodeId, Resources>,
     /// Nodes looked at.
     pub scanned: u64,
+    /// What the job's queue may still be allocated (its headroom under every capability):
+    /// placements and holds stop there.
+    pub budget: Resources,
 }
 
 /// A task's pod shape, with the node classes its static filters admit, best first.
@@ -154,7 +157,14 @@ impl Transaction {
             placements: Vec::new(),
             reservations,
             scanned: 0,
+            budget: Resources([i64::MAX; phalanx_model::MAX_RESOURCES]),
         }
+    }
+
+    /// Limits what the transaction may place and hold to `budget` (a queue's headroom).
+    pub fn with_budget(mut self, budget: Resources) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// Pods placed so far.
@@ -176,8 +186,10 @@ impl Transaction {
     /// Places `count` pods of `shape` on `node`, using this job's reservation there first.
     fn assume(&mut self, snap: &mut Snapshot, shape: &Shape<'_>, node: NodeId, count: u32) {
         let amount = shape.request.times(count as u64);
+        // Capacity already held for the job is already counted against its queue.
+        let mut used = Resources::ZERO;
         if let Some(held) = self.reservations.get_mut(&node) {
-            let used = held.min(&amount).clamp_zero();
+            used = held.min(&amount).clamp_zero();
             if !used.is_zero() {
                 *held -= used;
                 snap.unreserve(node, used);
@@ -189,6 +201,7 @@ impl Transaction {
         }
         snap.assume(node, amount);
         self.undo.push(Undo::Assume(node, amount));
+        self.budget -= amount - used;
         match self.placements.last_mut() {
             Some(p) if p.task == shape.task && p.node == node => p.count += count,
             _ => self.placements.push(Placement {
@@ -206,6 +219,7 @@ impl Transaction {
             free += *held;
         }
         free.count_fitting(&shape.request)
+            .min(self.budget.count_fitting(&shape.request))
     }
 
     /// Places up to `want` pods of `shape`; returns how many it placed.
@@ -385,11 +399,17 @@ impl Transaction {
                     return true;
                 }
                 self.scanned += 1;
-                let take = snap.node(node).free().clamp_zero().min(&left);
+                let take = snap
+                    .node(node)
+                    .free()
+                    .clamp_zero()
+                    .min(&left)
+                    .min(&self.budget.clamp_zero());
                 if !take.is_zero() {
                     left -= take;
                     snap.reserve(node, take);
                     self.undo.push(Undo::Reserve(node, take));
+                    self.budget -= take;
                     *self.reservations.entry(node).or_default() += take;
                 }
             }

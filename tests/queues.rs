@@ -1,0 +1,357 @@
+//! Fair-share queues through the engine: weighted DRF between siblings, guarantees first,
+//! capabilities at every level, strict FIFO, configuration errors, and the per-queue view.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use phalanx_model::{
+    ClusterEvent, Decision, QueueOrdering, QueueSpec, Reason, ResourceId, Resources,
+};
+use phalanx_scheduler::{EventError, JobPhase};
+use proptest::prelude::*;
+
+fn queue(name: &str, weight: u32) -> QueueSpec {
+    QueueSpec {
+        weight,
+        ..QueueSpec::new(name)
+    }
+}
+
+fn cpu(cores: i64) -> Resources {
+    Resources::of(ResourceId::CPU, cores * 1000)
+}
+
+/// Cpu placed per queue, from the engine's per-job pod counts (not the queue tree's sums).
+fn usage(h: &Harness) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    for j in h.engine.view().jobs() {
+        let placed = (j.pods.assumed + j.pods.bound + j.pods.releasing) as i64;
+        let per_pod = j.job.tasks[0].pod.requests.get(ResourceId::CPU);
+        *out.entry(j.job.queue.clone()).or_default() += placed * per_pod;
+    }
+    out
+}
+
+#[test]
+fn saturated_queues_share_by_weight() {
+    let mut h = Harness::new();
+    for i in 0..10 {
+        h.node(node(&format!("n{i}")).cpu(10).build());
+    }
+    let weights = [("root.a", 1), ("root.b", 2), ("root.c", 3), ("root.d", 4)];
+    h.apply(ClusterEvent::QueuesConfigured(
+        weights.iter().map(|&(n, w)| queue(n, w)).collect(),
+    ))
+    .unwrap();
+    for (q, _) in weights {
+        for i in 0..200 {
+            h.submit(
+                job(&format!("{q}/j{i:03}"))
+                    .task("t", 1, 1000)
+                    .queue(q)
+                    .build(),
+            );
+        }
+    }
+    h.settle();
+    let used = usage(&h);
+    // 100 cpu shared 1:2:3:4.
+    for (q, w) in weights {
+        let fair = 100_000 * w as i64 / 10;
+        let got = used[q];
+        assert!(
+            (got - fair).abs() <= 5_000,
+            "{q}: {got} vs fair {fair} ({used:?})"
+        );
+    }
+    h.assert_safe();
+}
+
+#[test]
+fn a_queue_below_its_guarantee_is_served_first() {
+    let mut h = Harness::new();
+    h.node(node("n").cpu(10).build());
+    let mut small = queue("root.small", 1);
+    small.guarantee = cpu(4);
+    h.apply(ClusterEvent::QueuesConfigured(vec![
+        small,
+        queue("root.big", 50),
+    ]))
+    .unwrap();
+    // root.big's jobs arrived first and it has the far lower weighted share; still the small
+    // queue gets its guarantee before big takes the rest.
+    for i in 0..10 {
+        h.submit(
+            job(&format!("big/j{i}"))
+                .task("t", 1, 1000)
+                .queue("root.big")
+                .submitted(0)
+                .build(),
+        );
+    }
+    for i in 0..10 {
+        h.submit(
+            job(&format!("small/j{i}"))
+                .task("t", 1, 1000)
+                .queue("root.small")
+                .submitted(5)
+                .build(),
+        );
+    }
+    h.settle();
+    assert!(usage(&h)["root.small"] >= 4_000, "{:?}", usage(&h));
+}
+
+#[test]
+fn capability_holds_at_every_level_with_a_clear_reason() {
+    let mut h = Harness::new();
+    h.node(node("n").cpu(64).build());
+    let mut org = queue("root.org", 1);
+    org.capability = Some(cpu(6));
+    let mut team = queue("root.org.team", 1);
+    team.capability = Some(cpu(4));
+    h.apply(ClusterEvent::QueuesConfigured(vec![
+        org,
+        team,
+        queue("root.org.other", 1),
+    ]))
+    .unwrap();
+    h.submit(job("t/a").task("t", 3, 1000).queue("root.org.team").build());
+    h.submit(
+        job("o/a")
+            .task("t", 2, 1000)
+            .queue("root.org.other")
+            .build(),
+    );
+    h.submit(job("t/b").task("t", 2, 1000).queue("root.org.team").build());
+    let d = h.cycle();
+    h.carry_out(&d);
+    let used = usage(&h);
+    assert_eq!(
+        (used["root.org.team"], used["root.org.other"]),
+        (3_000, 2_000)
+    );
+    let reason = h.engine.view().job("t/b").unwrap().reason.unwrap();
+    let Reason::OverCapability {
+        queue,
+        resource,
+        capability,
+        allocated,
+        requested,
+    } = &reason
+    else {
+        panic!("{reason:?}")
+    };
+    // Both team (3 + 2 > 4) and org (5 + 2 > 6) bind: the innermost is named.
+    assert_eq!(
+        (
+            queue.as_str(),
+            *resource,
+            *capability,
+            *allocated,
+            *requested
+        ),
+        ("root.org.team", ResourceId::CPU, 4000, 3000, 2000)
+    );
+    assert_eq!(
+        reason.to_string(),
+        "queue root.org.team would go over its capability of 4 cpu: 3 allocated, the gang needs 2"
+    );
+    // Room frees: the job fits under the caps.
+    for i in 0..2 {
+        h.apply(ClusterEvent::PodFinished {
+            pod: pod("o/a", 0, i),
+            succeeded: true,
+        })
+        .unwrap();
+    }
+    h.settle();
+    assert_eq!(
+        h.bound("t/b"),
+        0,
+        "team is at 3 of its 4: two more pods would make 5"
+    );
+    h.apply(ClusterEvent::PodFinished {
+        pod: pod("t/a", 0, 0),
+        succeeded: true,
+    })
+    .unwrap();
+    h.settle();
+    assert_eq!(h.bound("t/b"), 2);
+}
+
+#[test]
+fn strict_fifo_holds_the_queue_behind_its_head_best_effort_lets_others_pass() {
+    for (ordering, small_runs) in [
+        (QueueOrdering::StrictFifo, false),
+        (QueueOrdering::BestEffort, true),
+    ] {
+        let mut h = Harness::new();
+        h.node(node("n").cpu(4).build());
+        let mut q = queue("root.q", 1);
+        q.ordering = ordering;
+        h.apply(ClusterEvent::QueuesConfigured(vec![q])).unwrap();
+        h.submit(
+            job("q/big")
+                .task("t", 1, 8000)
+                .queue("root.q")
+                .submitted(0)
+                .build(),
+        );
+        h.submit(
+            job("q/small")
+                .task("t", 1, 1000)
+                .queue("root.q")
+                .submitted(1)
+                .build(),
+        );
+        h.settle();
+        assert_eq!(h.bound("q/small") == 1, small_runs, "{ordering:?}");
+    }
+}
+
+#[test]
+fn an_invalid_configuration_is_refused_and_the_old_one_stays() {
+    let mut h = Harness::new();
+    h.node(node("n").cpu(4).build());
+    h.apply(ClusterEvent::QueuesConfigured(vec![queue("root.a", 1)]))
+        .unwrap();
+    let mut bad = queue("root.b", 1);
+    bad.guarantee = cpu(8);
+    bad.capability = Some(cpu(2));
+    let err = h
+        .apply(ClusterEvent::QueuesConfigured(vec![bad]))
+        .unwrap_err();
+    assert!(matches!(err, EventError::InvalidQueues(_)));
+    assert_eq!(
+        err.to_string(),
+        "queue root.b: guarantee 8000 of cpu is above capability 2000"
+    );
+    h.submit(job("a/j").task("t", 1, 1000).queue("root.a").build());
+    h.submit(job("b/j").task("t", 1, 1000).queue("root.b").build());
+    let d = h.cycle();
+    assert!(
+        d.iter()
+            .any(|d| matches!(d, Decision::BindGang { job, .. } if job == "a/j"))
+    );
+    assert_eq!(
+        h.engine.view().job("b/j").unwrap().reason,
+        Some(Reason::QueueNotFound {
+            queue: "root.b".into()
+        })
+    );
+    h.submit(job("p/j").task("t", 1, 1000).queue("root").build());
+    h.cycle();
+    assert_eq!(
+        h.engine.view().job("p/j").unwrap().reason,
+        Some(Reason::QueueNotLeaf {
+            queue: "root".into()
+        })
+    );
+}
+
+#[test]
+fn the_view_shows_each_queues_quota_usage_jobs_and_reasons() {
+    let mut h = Harness::new();
+    h.node(node("n").cpu(10).build());
+    let mut a = queue("root.a", 1);
+    a.capability = Some(cpu(2));
+    h.apply(ClusterEvent::QueuesConfigured(vec![a, queue("root.b", 3)]))
+        .unwrap();
+    h.submit(job("a/1").task("t", 2, 1000).queue("root.a").build());
+    h.submit(job("a/2").task("t", 1, 1000).queue("root.a").build());
+    h.submit(job("b/1").task("t", 1, 1000).queue("root.b").build());
+    h.settle();
+    let queues = h.engine.view().queues();
+    let a = queues
+        .iter()
+        .find(|q| q.info.spec.name == "root.a")
+        .unwrap();
+    assert_eq!(a.info.allocated.get(ResourceId::CPU), 2000);
+    assert_eq!((a.running_jobs, a.pending_jobs), (1, 1));
+    assert_eq!(a.top_reasons, vec![("over_capability".to_string(), 1)]);
+    let b = queues
+        .iter()
+        .find(|q| q.info.spec.name == "root.b")
+        .unwrap();
+    // Deserved by water-filling: a asks for 3 cpu in all (2 running, 1 pending), b for 1.
+    assert_eq!(b.info.deserved.get(ResourceId::CPU), 1000);
+    assert_eq!(a.info.deserved.get(ResourceId::CPU), 3000);
+    let root = queues.iter().find(|q| q.info.spec.name == "root").unwrap();
+    assert_eq!(root.info.allocated.get(ResourceId::CPU), 3000);
+    assert_eq!(h.engine.view().job("a/2").unwrap().phase, JobPhase::Pending);
+}
+
+fn arb_caps() -> impl Strategy<Value = Vec<(usize, Option<i64>, u32)>> {
+    // Six queues: root.p0, root.p1 and two leaves under each; each maybe capped.
+    prop::collection::vec((0usize..1, prop::option::of(1i64..12), 1u32..5), 6)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Whatever the caps, jobs and finishes, no queue at any level is ever allocated more than
+    /// its capability.
+    #[test]
+    fn capability_is_never_exceeded(
+        caps in arb_caps(),
+        jobs in prop::collection::vec((0usize..4, 1u32..4, 1i64..4), 1..40),
+        finishes in prop::collection::vec(any::<usize>(), 0..30),
+    ) {
+        let names = ["root.p0", "root.p1", "root.p0.a", "root.p0.b", "root.p1.a", "root.p1.b"];
+        let specs: Vec<QueueSpec> = names
+            .iter()
+            .zip(&caps)
+            .map(|(n, &(_, cap, w))| QueueSpec {
+                weight: w,
+                capability: cap.map(cpu),
+                ..QueueSpec::new(*n)
+            })
+            .collect();
+        let mut h = Harness::new();
+        for i in 0..4 {
+            h.node(node(&format!("n{i}")).cpu(8).build());
+        }
+        h.apply(ClusterEvent::QueuesConfigured(specs.clone())).unwrap();
+        for (i, &(leaf, pods, cores)) in jobs.iter().enumerate() {
+            h.submit(job(&format!("j/{i}")).task("t", pods, cores * 1000).queue(names[2 + leaf]).build());
+        }
+        let check = |h: &Harness| -> Result<(), TestCaseError> {
+            let used = usage(h);
+            for spec in &specs {
+                let total: i64 = used
+                    .iter()
+                    .filter(|(q, _)| *q == &spec.name || q.starts_with(&format!("{}.", spec.name)))
+                    .map(|(_, v)| *v)
+                    .sum();
+                if let Some(cap) = spec.capability {
+                    prop_assert!(total <= cap.get(ResourceId::CPU), "{}: {} > {:?}", spec.name, total, cap);
+                }
+            }
+            Ok(())
+        };
+        h.settle();
+        check(&h)?;
+        for f in finishes {
+            let running: Vec<(String, u32)> = h
+                .engine
+                .view()
+                .jobs()
+                .filter(|j| j.pods.bound > 0)
+                .map(|j| (j.job.name.clone(), j.job.tasks[0].replicas))
+                .collect();
+            if running.is_empty() {
+                break;
+            }
+            let (name, replicas) = &running[f % running.len()];
+            for i in 0..*replicas {
+                let _ = h.apply(ClusterEvent::PodFinished { pod: pod(name, 0, i), succeeded: true });
+            }
+            h.settle();
+            check(&h)?;
+        }
+        h.assert_safe();
+    }
+}
