@@ -1,0 +1,92 @@
+//! Criterion benches of the queue tree:
+//! - `tree/pop_allocate_push_10k_queues_100k_jobs`: one scheduling turn on a tree of 10,000
+//!   leaf queues (100 parents of 100) holding 100,000 pending jobs: pop the next job by
+//!   hierarchical DRF, count its allocation up the tree, push it back. Three operations.
+//! - `cycle/queues_{1,1000}`: a full engine cycle of the standard 5,000-node / 150,000-pod
+//!   workload with every job in one queue, and spread round-robin over 1,000 queues.
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use phalanx_model::{ClusterEvent, QueueSpec, ResourceId, Resources, Time};
+use phalanx_queue::OrderKey;
+use phalanx_queue::tree::QueueTree;
+use phalanx_scheduler::{Engine, EngineConfig};
+use phalanx_simulator::synth::{StandardSpec, Workload};
+
+fn leaf(i: usize) -> String {
+    format!("root.org{:03}.team{:03}", i / 100, i % 100)
+}
+
+fn tree(c: &mut Criterion) {
+    let specs: Vec<QueueSpec> = (0..10_000)
+        .map(|i| QueueSpec {
+            weight: 1 + (i % 7) as u32,
+            ..QueueSpec::new(leaf(i))
+        })
+        .collect();
+    let mut t = QueueTree::configured(&specs).unwrap();
+    t.set_capacity(Resources::of(ResourceId::CPU, 1 << 40));
+    let one = Resources::of(ResourceId::CPU, 1000);
+    for j in 0..100_000u32 {
+        let key = OrderKey::new(0, Default::default(), Time(j as u64), j);
+        t.push(j, &leaf(j as usize % 10_000), key, one).unwrap();
+    }
+    let mut g = c.benchmark_group("tree");
+    let mut next = 100_000u32;
+    g.bench_function("pop_allocate_push_10k_queues_100k_jobs", |b| {
+        b.iter(|| {
+            let (job, _) = t.pop().expect("jobs are pushed back");
+            let q = leaf(job as usize % 10_000);
+            t.allocate(&q, one, true);
+            next += 1;
+            let key = OrderKey::new(0, Default::default(), Time(next as u64), job);
+            t.push(job, &q, key, one).unwrap();
+            black_box(job)
+        })
+    });
+    g.finish();
+}
+
+fn engine_with_queues(queues: usize) -> Engine {
+    let w = Workload::standard(StandardSpec::new(5000, 150_000));
+    let mut e = Engine::new(EngineConfig::default());
+    if queues > 1 {
+        let specs = (0..queues)
+            .map(|i| QueueSpec::new(format!("root.q{i:04}")))
+            .collect();
+        e.apply(ClusterEvent::QueuesConfigured(specs)).unwrap();
+    }
+    for n in w.nodes {
+        e.apply(ClusterEvent::NodeUpserted(n)).unwrap();
+    }
+    for (i, mut j) in w.jobs.into_iter().enumerate() {
+        if queues > 1 {
+            j.queue = format!("root.q{:04}", i % queues);
+        }
+        e.apply(ClusterEvent::JobSubmitted(j)).unwrap();
+    }
+    e
+}
+
+fn cycle(c: &mut Criterion) {
+    let mut g = c.benchmark_group("cycle");
+    g.sample_size(10);
+    for queues in [1usize, 1000] {
+        let engine = engine_with_queues(queues);
+        g.bench_function(format!("queues_{queues}"), |b| {
+            b.iter_batched(
+                || engine.clone(),
+                |mut e| {
+                    black_box(e.cycle(Time::ZERO).report.pods_placed);
+                    e
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, tree, cycle);
+criterion_main!(benches);
