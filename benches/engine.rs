@@ -1,6 +1,8 @@
 //! Criterion benches of the engine's hot paths:
 //! - `cycle/standard_5000n_150000p`: one full cycle placing the standard workload (every job
-//!   attempted once) on a fresh engine holding 5,000 nodes and 150,000 pending pods;
+//!   attempted once) on a fresh engine holding 5,000 nodes and 150,000 pending pods, all in
+//!   one queue; `cycle/standard_1000_queues`: the same jobs spread round-robin over 1,000
+//!   queues, so sibling order by dominant share is at work on every pop;
 //! - `gang_64/commit` and `gang_64/rollback`: one 64-pod gang transaction on a 5,000-node
 //!   snapshot that is half full, kept (on a fresh copy) or undone.
 
@@ -8,38 +10,52 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use phalanx_model::{ClusterEvent, PodSpec, ResourceId, Resources, Time};
+use phalanx_model::{ClusterEvent, PodSpec, QueueSpec, ResourceId, Resources, Time};
 use phalanx_scheduler::{
     Engine, EngineConfig, GpuDemand, ScorePolicy, Shape, Snapshot, Transaction,
 };
 use phalanx_simulator::synth::{StandardSpec, Workload};
 
-fn loaded_engine(nodes: usize, pods: usize) -> Engine {
+/// The standard workload loaded into a fresh engine, its jobs spread over `queues` queues.
+fn loaded_engine(nodes: usize, pods: usize, queues: usize) -> Engine {
     let w = Workload::standard(StandardSpec::new(nodes, pods));
     let mut engine = Engine::new(EngineConfig::default());
+    let name = |i: usize| format!("root.q{:04}", i % queues);
+    if queues > 1 {
+        let specs = (0..queues).map(|i| QueueSpec::new(name(i))).collect();
+        engine.apply(ClusterEvent::QueuesConfigured(specs)).unwrap();
+    }
     for n in w.nodes {
         engine.apply(ClusterEvent::NodeUpserted(n)).unwrap();
     }
-    for j in w.jobs {
+    for (i, mut j) in w.jobs.into_iter().enumerate() {
+        if queues > 1 {
+            j.queue = name(i);
+        }
         engine.apply(ClusterEvent::JobSubmitted(j)).unwrap();
     }
     engine
 }
 
 fn cycle(c: &mut Criterion) {
-    let engine = loaded_engine(5000, 150_000);
     let mut g = c.benchmark_group("cycle");
     g.sample_size(10);
-    g.bench_function("standard_5000n_150000p", |b| {
-        b.iter_batched(
-            || engine.clone(),
-            |mut e| {
-                black_box(e.cycle(Time::ZERO).report.pods_placed);
-                e
-            },
-            BatchSize::LargeInput,
-        )
-    });
+    for (label, queues) in [
+        ("standard_5000n_150000p", 1),
+        ("standard_1000_queues", 1000),
+    ] {
+        let engine = loaded_engine(5000, 150_000, queues);
+        g.bench_function(label, |b| {
+            b.iter_batched(
+                || engine.clone(),
+                |mut e| {
+                    black_box(e.cycle(Time::ZERO).report.pods_placed);
+                    e
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
     g.finish();
 }
 

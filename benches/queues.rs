@@ -1,18 +1,14 @@
-//! Criterion benches of the queue tree:
-//! - `tree/pop_allocate_push_10k_queues_100k_jobs`: one scheduling turn on a tree of 10,000
-//!   leaf queues (100 parents of 100) holding 100,000 pending jobs: pop the next job by
-//!   hierarchical DRF, count its allocation up the tree, push it back. Three operations.
-//! - `cycle/queues_{1,1000}`: a full engine cycle of the standard 5,000-node / 150,000-pod
-//!   workload with every job in one queue, and spread round-robin over 1,000 queues.
+//! Criterion bench of the queue tree, `tree/pop_allocate_push_10k_queues_100k_jobs`: one
+//! scheduling turn on a tree of 10,000 leaf queues (100 parents of 100) holding 100,000
+//! pending jobs: pop the next job by hierarchical DRF, count its allocation up the tree, push
+//! it back. Three operations. (The engine cycle with 1,000 queues is in `benches/engine.rs`.)
 
 use std::hint::black_box;
 
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use phalanx_model::{ClusterEvent, QueueSpec, ResourceId, Resources, Time};
+use criterion::{Criterion, criterion_group, criterion_main};
+use phalanx_model::{QueueSpec, ResourceId, Resources, Time};
 use phalanx_queue::OrderKey;
 use phalanx_queue::tree::QueueTree;
-use phalanx_scheduler::{Engine, EngineConfig};
-use phalanx_simulator::synth::{StandardSpec, Workload};
 
 fn leaf(i: usize) -> String {
     format!("root.org{:03}.team{:03}", i / 100, i % 100)
@@ -48,45 +44,5 @@ fn tree(c: &mut Criterion) {
     g.finish();
 }
 
-fn engine_with_queues(queues: usize) -> Engine {
-    let w = Workload::standard(StandardSpec::new(5000, 150_000));
-    let mut e = Engine::new(EngineConfig::default());
-    if queues > 1 {
-        let specs = (0..queues)
-            .map(|i| QueueSpec::new(format!("root.q{i:04}")))
-            .collect();
-        e.apply(ClusterEvent::QueuesConfigured(specs)).unwrap();
-    }
-    for n in w.nodes {
-        e.apply(ClusterEvent::NodeUpserted(n)).unwrap();
-    }
-    for (i, mut j) in w.jobs.into_iter().enumerate() {
-        if queues > 1 {
-            j.queue = format!("root.q{:04}", i % queues);
-        }
-        e.apply(ClusterEvent::JobSubmitted(j)).unwrap();
-    }
-    e
-}
-
-fn cycle(c: &mut Criterion) {
-    let mut g = c.benchmark_group("cycle");
-    g.sample_size(10);
-    for queues in [1usize, 1000] {
-        let engine = engine_with_queues(queues);
-        g.bench_function(format!("queues_{queues}"), |b| {
-            b.iter_batched(
-                || engine.clone(),
-                |mut e| {
-                    black_box(e.cycle(Time::ZERO).report.pods_placed);
-                    e
-                },
-                BatchSize::LargeInput,
-            )
-        });
-    }
-    g.finish();
-}
-
-criterion_group!(benches, tree, cycle);
+criterion_group!(benches, tree);
 criterion_main!(benches);
