@@ -78,6 +78,7 @@ struct PodState {
 
 #[derive(Debug, Clone)]
 enum Timer {
+    Admit(PodKey, String),
     Start(PodKey, String),
     Finish(PodKey, String, bool),
     Kill(PodKey, String),
@@ -86,7 +87,10 @@ enum Timer {
 impl Timer {
     fn key(&self) -> &PodKey {
         match self {
-            Timer::Start(k, _) | Timer::Finish(k, _, _) | Timer::Kill(k, _) => k,
+            Timer::Admit(k, _)
+            | Timer::Start(k, _)
+            | Timer::Finish(k, _, _)
+            | Timer::Kill(k, _) => k,
         }
     }
 }
@@ -254,7 +258,7 @@ impl Kubelets {
             return;
         }
         let requests = pod_requests(&v);
-        let mut state = PodState {
+        let state = PodState {
             node: node.clone(),
             uid: uid.clone(),
             requests,
@@ -266,7 +270,22 @@ impl Kubelets {
             self.schedule(Duration::ZERO, Timer::Kill(key, uid));
             return;
         }
-        let n = self.nodes.get_mut(&node).expect("checked above");
+        // Admission runs as a timer so that a NotReady node defers it, in binding order.
+        self.pods.insert(key.clone(), state);
+        self.schedule(Duration::ZERO, Timer::Admit(key, uid));
+    }
+
+    fn admit(&mut self, key: PodKey, uid: String) {
+        let Some(state) = self.pods.get(&key) else {
+            return;
+        };
+        if state.uid != uid || state.deleting || state.holds {
+            return;
+        }
+        let node = state.node.clone();
+        let Some(n) = self.nodes.get_mut(&node) else {
+            return;
+        };
         let short = state.requests.iter().find_map(|(res, req)| {
             let cap = n.allocatable.get(res).copied().unwrap_or(0);
             let used = n.used.get(res).copied().unwrap_or(0);
@@ -288,7 +307,6 @@ impl Kubelets {
                 fmt(cap)
             );
             tracing::info!(pod = %format!("{}/{}", key.0, key.1), node = %node, %reason, "kubelet rejected pod");
-            self.pods.insert(key.clone(), state);
             self.update_status(&key, &uid, |pod| {
                 let st = obj_mut(pod, "status");
                 st.insert("phase".into(), json!("Failed"));
@@ -301,8 +319,9 @@ impl Kubelets {
         for (k, v) in &state.requests {
             *n.used.entry(k.clone()).or_default() += v;
         }
-        state.holds = true;
-        self.pods.insert(key.clone(), state);
+        if let Some(p) = self.pods.get_mut(&key) {
+            p.holds = true;
+        }
         self.schedule(self.cfg.start_delay, Timer::Start(key, uid));
     }
 
@@ -334,6 +353,7 @@ impl Kubelets {
             return;
         }
         match t {
+            Timer::Admit(_, uid) => self.admit(key, uid),
             Timer::Start(_, uid) => {
                 if p.uid != uid || p.deleting {
                     return;
