@@ -45,6 +45,12 @@ fn columns(res: &ResourceDef) -> Vec<Value> {
             col("Age", "string", 0),
             col("Version", "string", 0),
         ]
+    } else if res.is_core("namespaces") {
+        vec![
+            col("Name", "string", 0),
+            col("Status", "string", 0),
+            col("Age", "string", 0),
+        ]
     } else if !res.printer_columns.is_empty() {
         std::iter::once(col("Name", "string", 0))
             .chain(res.printer_columns.iter().map(|c| {
@@ -81,6 +87,13 @@ fn cells(res: &ResourceDef, o: &Value) -> Vec<Value> {
         let mut status = s(o, "status.reason").to_string();
         if status.is_empty() {
             status = s(o, "status.phase").to_string();
+            // As kubectl shows it: a finished container's reason (Completed, Error).
+            if let Some(r) = statuses.into_iter().flatten().find_map(|c| {
+                c.pointer("/state/terminated/reason")
+                    .and_then(Value::as_str)
+            }) {
+                status = r.to_string();
+            }
         }
         if path(o, "metadata.deletionTimestamp").is_some() {
             status = "Terminating".into();
@@ -122,6 +135,8 @@ fn cells(res: &ResourceDef, o: &Value) -> Vec<Value> {
             json!(age),
             json!(s(o, "status.nodeInfo.kubeletVersion")),
         ]
+    } else if res.is_core("namespaces") {
+        vec![json!(name), json!(s(o, "status.phase")), json!(age)]
     } else if !res.printer_columns.is_empty() {
         std::iter::once(json!(name))
             .chain(res.printer_columns.iter().map(|c| {
