@@ -219,13 +219,8 @@ impl Kubelets {
         if node.is_empty() || !self.nodes.contains_key(&node) {
             return;
         }
-        let v = ev.object.value();
-        let uid = v
-            .pointer("/metadata/uid")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let deleting = v.pointer("/metadata/deletionTimestamp").is_some();
+        let uid = ev.object.field("metadata.uid");
+        let deleting = !ev.object.field("metadata.deletionTimestamp").is_empty();
         let terminal = matches!(
             ev.object.field("status.phase").as_str(),
             "Succeeded" | "Failed"
@@ -238,7 +233,9 @@ impl Kubelets {
                     self.release(&key);
                 }
                 if deleting && !was_deleting {
-                    let grace = v
+                    let grace = ev
+                        .object
+                        .value()
                         .pointer("/metadata/deletionGracePeriodSeconds")
                         .and_then(Value::as_u64)
                         .unwrap_or(0);
@@ -257,7 +254,7 @@ impl Kubelets {
         if terminal {
             return;
         }
-        let requests = pod_requests(&v);
+        let requests = pod_requests(&ev.object.value());
         let state = PodState {
             node: node.clone(),
             uid: uid.clone(),

@@ -15,6 +15,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
+use axum::serve::ListenerExt;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -235,6 +236,11 @@ pub async fn start(cfg: EmulatorConfig) -> Result<RunningEmulator, ServerError> 
     let app = Router::new().fallback(dispatch).with_state(state.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
+        // Watch events are small writes; without TCP_NODELAY, Nagle's algorithm and the
+        // client's delayed ACK hold them for up to 40 ms.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let r = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = stopped.await;

@@ -48,7 +48,13 @@ pub struct Stored {
 
 fn indexed_paths(key: &TableKey) -> &'static [&'static str] {
     if key.0.is_empty() && key.1 == "pods" {
-        &["spec.nodeName", "spec.schedulerName", "status.phase"]
+        &[
+            "spec.nodeName",
+            "spec.schedulerName",
+            "status.phase",
+            "metadata.uid",
+            "metadata.deletionTimestamp",
+        ]
     } else {
         &[]
     }
@@ -303,13 +309,16 @@ fn valid_name(name: &str) -> bool {
         && !name.ends_with(['-', '.'])
 }
 
-fn without_meta_and_status(v: &Value) -> Value {
-    let mut c = v.clone();
-    if let Some(m) = c.as_object_mut() {
-        m.remove("metadata");
-        m.remove("status");
-    }
-    c
+/// True when two objects differ only in metadata and status (so `generation` stays).
+fn same_outside_meta_and_status(a: &Value, b: &Value) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    let skip = |k: &String| k == "metadata" || k == "status";
+    a.iter()
+        .filter(|(k, _)| !skip(k))
+        .all(|(k, v)| b.get(k) == Some(v))
+        && b.keys().filter(|k| !skip(k)).all(|k| a.contains_key(k))
 }
 
 impl Store {
@@ -612,11 +621,7 @@ impl Store {
         let top = new.as_object_mut().expect("checked object");
         top.insert("apiVersion".into(), json!(res.api_version()));
         top.insert("kind".into(), json!(res.kind));
-        let old_meta = old
-            .get("metadata")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+        let old_meta = old.get("metadata").and_then(Value::as_object);
         let meta = obj_mut(&mut new, "metadata");
         for k in [
             "name",
@@ -627,15 +632,21 @@ impl Store {
             "deletionGracePeriodSeconds",
             "generation",
         ] {
-            match old_meta.get(k) {
-                Some(v) => meta.insert(k.into(), v.clone()),
-                None => meta.remove(k),
+            match old_meta.and_then(|m| m.get(k)) {
+                Some(v) => {
+                    if meta.get(k) != Some(v) {
+                        meta.insert(k.into(), v.clone());
+                    }
+                }
+                None => {
+                    meta.remove(k);
+                }
             };
         }
         meta.insert("resourceVersion".into(), json!(cur_rv));
-        if without_meta_and_status(&old) != without_meta_and_status(&new) {
+        if !same_outside_meta_and_status(&old, &new) {
             let g = old_meta
-                .get("generation")
+                .and_then(|m| m.get("generation"))
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
             obj_mut(&mut new, "metadata").insert("generation".into(), json!(g + 1));
