@@ -673,10 +673,11 @@ pub fn create(
     ns: &str,
     mut obj: Value,
 ) -> Result<Arc<Stored>, ApiError> {
-    if res.status_subresource && !res.is_core("nodes") {
-        if let Some(m) = obj.as_object_mut() {
-            m.remove("status");
-        }
+    if res.status_subresource
+        && !res.is_core("nodes")
+        && let Some(m) = obj.as_object_mut()
+    {
+        m.remove("status");
     }
     if res.is_core("pods") {
         default_pod(&mut obj);
@@ -692,10 +693,10 @@ pub fn create(
         obj_mut_map(meta, "labels").insert("kubernetes.io/metadata.name".into(), json!(name));
     } else if res.is_core("nodes") {
         let status = obj_mut(&mut obj, "status");
-        if !status.contains_key("allocatable") {
-            if let Some(c) = status.get("capacity").cloned() {
-                status.insert("allocatable".into(), c);
-            }
+        if !status.contains_key("allocatable")
+            && let Some(c) = status.get("capacity").cloned()
+        {
+            status.insert("allocatable".into(), c);
         }
     } else if res.group == "apiextensions.k8s.io" && res.plural == "customresourcedefinitions" {
         let defs = defs_from_crd(&obj).map_err(|e| ApiError::Invalid {
@@ -786,10 +787,11 @@ fn qos_class(pod: &Value) -> &'static str {
 }
 
 fn after_write(state: &AppState, res: &ResourceDef, o: &Stored) {
-    if res.group == "apiextensions.k8s.io" && res.plural == "customresourcedefinitions" {
-        if let Ok(defs) = defs_from_crd(&o.value()) {
-            state.store.register(defs);
-        }
+    if res.group == "apiextensions.k8s.io"
+        && res.plural == "customresourcedefinitions"
+        && let Ok(defs) = defs_from_crd(&o.value())
+    {
+        state.store.register(defs);
     }
 }
 
@@ -819,10 +821,10 @@ fn bind(state: &AppState, ns: &str, name: &str, binding: &Value) -> Result<Respo
         message,
     };
     state.store.modify(&pods, ns, name, |pod| {
-        if let Some(uid) = binding.pointer("/metadata/uid").and_then(Value::as_str) {
-            if pod.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid) {
-                return Err(conflict(format!("pod {name} has a different UID")));
-            }
+        if let Some(uid) = binding.pointer("/metadata/uid").and_then(Value::as_str)
+            && pod.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
+        {
+            return Err(conflict(format!("pod {name} has a different UID")));
         }
         if pod.pointer("/metadata/deletionTimestamp").is_some() {
             return Err(conflict(format!(
@@ -920,11 +922,11 @@ fn patch(
             "json" => json_patch(&mut target, &p),
             _ => {
                 let mut p = p.clone();
-                if kind == "apply" {
-                    if let Some(m) = p.as_object_mut() {
-                        m.remove("apiVersion");
-                        m.remove("kind");
-                    }
+                if kind == "apply"
+                    && let Some(m) = p.as_object_mut()
+                {
+                    m.remove("apiVersion");
+                    m.remove("kind");
                 }
                 strategic_merge(&mut target, &p)
             }
@@ -956,19 +958,20 @@ fn delete(
         state.store.purge_namespace(name);
     }
     let outcome = state.store.delete(res, ns, name, opts)?;
-    if res.group == "apiextensions.k8s.io" && res.plural == "customresourcedefinitions" {
-        if let Deletion::Gone(o) = &outcome {
-            let v = o.value();
-            let g = v
-                .pointer("/spec/group")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let p = v
-                .pointer("/spec/names/plural")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            state.store.unregister(g, p);
-        }
+    if res.group == "apiextensions.k8s.io"
+        && res.plural == "customresourcedefinitions"
+        && let Deletion::Gone(o) = &outcome
+    {
+        let v = o.value();
+        let g = v
+            .pointer("/spec/group")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let p = v
+            .pointer("/spec/names/plural")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        state.store.unregister(g, p);
     }
     match outcome {
         Deletion::Pending(o) => Ok(bytes_response(200, o.json.clone())),

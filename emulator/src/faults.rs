@@ -162,9 +162,10 @@ mod tests {
         assert_eq!(d, Some(Duration::from_millis(5)));
         assert!(matches!(e, Some(ApiError::Internal(_))));
         assert!(f.before(&["get"]).1.is_none());
-        let mut cfg = FaultConfig::default();
-        cfg.throttle_rate = 0.25;
-        f.set_config(cfg);
+        f.set_config(FaultConfig {
+            throttle_rate: 0.25,
+            ..FaultConfig::default()
+        });
         let n = (0..10_000)
             .filter(|_| f.before(&["get"]).1.is_some())
             .count();

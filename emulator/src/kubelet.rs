@@ -158,13 +158,13 @@ impl Kubelets {
     }
 
     fn release(&mut self, key: &PodKey) {
-        if let Some(p) = self.pods.get_mut(key) {
-            if p.holds {
-                p.holds = false;
-                if let Some(n) = self.nodes.get_mut(&p.node) {
-                    for (k, v) in &p.requests {
-                        *n.used.entry(k.clone()).or_default() -= v;
-                    }
+        if let Some(p) = self.pods.get_mut(key)
+            && p.holds
+        {
+            p.holds = false;
+            if let Some(n) = self.nodes.get_mut(&p.node) {
+                for (k, v) in &p.requests {
+                    *n.used.entry(k.clone()).or_default() -= v;
                 }
             }
         }

@@ -385,10 +385,10 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     if let Some(r) = admin(&state, &parts.method, &path, &body).await {
         return r;
     }
-    if parts.method == axum::http::Method::GET {
-        if let Some(r) = api::openapi(&state, &path) {
-            return r;
-        }
+    if parts.method == axum::http::Method::GET
+        && let Some(r) = api::openapi(&state, &path)
+    {
+        return r;
     }
     let route = api::route(&state, &path);
     if let Some(r) = api::discovery(&state, &route) {

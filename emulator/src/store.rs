@@ -170,10 +170,10 @@ pub struct Filter {
 impl Filter {
     /// True when the object is selected.
     pub fn matches(&self, o: &Stored) -> bool {
-        if let Some(ns) = &self.namespace {
-            if &o.namespace != ns {
-                return false;
-            }
+        if let Some(ns) = &self.namespace
+            && &o.namespace != ns
+        {
+            return false;
         }
         self.labels.matches(|k| o.label(k))
             && self.fields.reqs.iter().all(|r| {
@@ -709,10 +709,10 @@ impl Store {
                 });
             }
         }
-        if let Some(rv) = &opts.rv {
-            if *rv != cur.rv.to_string() {
-                return Err(conflict(res, name));
-            }
+        if let Some(rv) = &opts.rv
+            && *rv != cur.rv.to_string()
+        {
+            return Err(conflict(res, name));
         }
         let grace = if res.is_core("pods") {
             pod_grace(&v, opts.grace)
@@ -927,4 +927,120 @@ fn pod_grace(pod: &Value, requested: Option<i64>) -> i64 {
 /// An empty JSON object, for building objects.
 pub fn empty() -> Value {
     Value::Object(Map::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::builtins;
+
+    fn store(window: usize) -> (Store, Arc<ResourceDef>) {
+        let s = Store::new(
+            StoreConfig {
+                window,
+                broadcast_capacity: 16,
+            },
+            builtins(),
+        );
+        let ns = s.resolve("", "v1", "namespaces").unwrap();
+        s.create(&ns, "", json!({"metadata": {"name": "default"}}))
+            .unwrap();
+        let cm = s.resolve("", "v1", "configmaps").unwrap();
+        (s, cm)
+    }
+
+    #[test]
+    fn resource_versions_are_monotonic_and_updates_without_change_are_free() {
+        let (s, cm) = store(10);
+        let a = s
+            .create(
+                &cm,
+                "default",
+                json!({"metadata": {"name": "a"}, "data": {"k": "1"}}),
+            )
+            .unwrap();
+        let b = s
+            .create(&cm, "default", json!({"metadata": {"name": "b"}}))
+            .unwrap();
+        assert!(b.rv > a.rv);
+        let same = s.modify(&cm, "default", "a", |_| Ok(())).unwrap();
+        assert_eq!(same.rv, a.rv);
+        let changed = s
+            .modify(&cm, "default", "a", |v| {
+                v["data"]["k"] = json!("2");
+                Ok(())
+            })
+            .unwrap();
+        assert!(changed.rv > b.rv);
+        assert_eq!(changed.value()["metadata"]["generation"], 2);
+        let stale = s.modify(&cm, "default", "a", |v| {
+            v["metadata"]["resourceVersion"] = json!(a.rv.to_string());
+            Ok(())
+        });
+        assert!(matches!(stale, Err(ApiError::Conflict { .. })));
+    }
+
+    #[test]
+    fn watch_and_continue_expire_outside_the_window() {
+        let (s, cm) = store(3);
+        let first = s
+            .create(&cm, "default", json!({"metadata": {"name": "c0"}}))
+            .unwrap();
+        let filter = Filter::default();
+        assert!(s.watch(&cm, &filter, Some(first.rv), false).is_ok());
+        let page = s.list(&cm, &filter, Some(1), None).unwrap();
+        for i in 1..6 {
+            s.create(
+                &cm,
+                "default",
+                json!({"metadata": {"name": format!("c{i}")}}),
+            )
+            .unwrap();
+        }
+        let page2 = s.list(&cm, &filter, Some(1), None).unwrap();
+        assert!(page.continue_token.is_none(), "one object, one page");
+        let expired = s.watch(&cm, &filter, Some(first.rv), false);
+        assert!(matches!(expired, Err(ApiError::Gone(_))));
+        let tok = page2.continue_token.unwrap();
+        assert_eq!(
+            s.list(&cm, &filter, Some(10), Some(&tok))
+                .unwrap()
+                .items
+                .len(),
+            5
+        );
+        s.create(&cm, "default", json!({"metadata": {"name": "late"}}))
+            .unwrap();
+        s.compact();
+        assert!(matches!(
+            s.list(&cm, &filter, Some(10), Some(&tok)),
+            Err(ApiError::Gone(_))
+        ));
+        let recent = s.watch(&cm, &filter, Some(s.current_rv()), false).unwrap();
+        assert!(recent.backlog.is_empty());
+    }
+
+    #[test]
+    fn finalizers_hold_deletion_until_removed() {
+        let (s, cm) = store(10);
+        s.create(
+            &cm,
+            "default",
+            json!({"metadata": {"name": "f", "finalizers": ["x/y"]}}),
+        )
+        .unwrap();
+        let d = s
+            .delete(&cm, "default", "f", &DeleteOptions::default())
+            .unwrap();
+        assert!(matches!(d, Deletion::Pending(_)));
+        s.modify(&cm, "default", "f", |v| {
+            v["metadata"]["finalizers"] = json!([]);
+            Ok(())
+        })
+        .unwrap();
+        assert!(matches!(
+            s.get(&cm, "default", "f"),
+            Err(ApiError::NotFound { .. })
+        ));
+    }
 }

@@ -168,18 +168,19 @@ pub fn watch_response(
                 return;
             }
         }
-        if opts.send_initial && opts.bookmarks {
-            if tx.send(enc.bookmark(start.rv, true)).await.is_err() {
-                return;
-            }
+        if opts.send_initial
+            && opts.bookmarks
+            && tx.send(enc.bookmark(start.rv, true)).await.is_err()
+        {
+            return;
         }
         for ev in &start.backlog {
             if ev.rv > last {
                 last = ev.rv;
-                if let Some(line) = enc.event(ev, &filter) {
-                    if tx.send(line).await.is_err() {
-                        return;
-                    }
+                if let Some(line) = enc.event(ev, &filter)
+                    && tx.send(line).await.is_err()
+                {
+                    return;
                 }
             }
         }
@@ -191,11 +192,10 @@ pub fn watch_response(
                     Ok(ev) => {
                         if ev.rv > last {
                             last = ev.rv;
-                            if let Some(line) = enc.event(&ev, &filter) {
-                                if tx.send(line).await.is_err() {
+                            if let Some(line) = enc.event(&ev, &filter)
+                                && tx.send(line).await.is_err() {
                                     return;
                                 }
-                            }
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -213,11 +213,10 @@ pub fn watch_response(
                             Ok(ev) => {
                                 if ev.rv > last {
                                     last = ev.rv;
-                                    if let Some(line) = enc.event(&ev, &filter) {
-                                        if tx.send(line).await.is_err() {
+                                    if let Some(line) = enc.event(&ev, &filter)
+                                        && tx.send(line).await.is_err() {
                                             return;
                                         }
-                                    }
                                 }
                             }
                             Err(broadcast::error::TryRecvError::Empty) => break,

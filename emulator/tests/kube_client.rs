@@ -12,6 +12,7 @@ use kube::api::{
 };
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::watcher;
+use phalanx_emulator::faults::FaultConfig;
 use phalanx_emulator::kubelet::KubeletConfig;
 use phalanx_emulator::{EmulatorConfig, NodeShape, RunningEmulator, start};
 use serde_json::json;
@@ -519,18 +520,20 @@ async fn injected_faults_and_not_ready_nodes() {
         .create(&PostParams::default(), &pod("f", "1", None))
         .await;
     assert_eq!(code(r.unwrap_err()), 500);
-    let mut cfg = phalanx_emulator::faults::FaultConfig::default();
-    cfg.throttle_rate = 1.0;
-    emu.state.faults.set_config(cfg);
+    emu.state.faults.set_config(FaultConfig {
+        throttle_rate: 1.0,
+        ..FaultConfig::default()
+    });
     // kube-rs retries 429 with backoff by default; see the raw 429 without that.
     let mut raw = kube::Config::new(emu.url().parse().unwrap());
     raw.default_retry = false;
     let raw_pods: Api<Pod> = Api::default_namespaced(kube::Client::try_from(raw).unwrap());
     assert_eq!(code(raw_pods.get("f").await.unwrap_err()), 429);
     // Half the requests throttled: the retrying client gets through.
-    let mut cfg = phalanx_emulator::faults::FaultConfig::default();
-    cfg.throttle_rate = 0.5;
-    emu.state.faults.set_config(cfg);
+    emu.state.faults.set_config(FaultConfig {
+        throttle_rate: 0.5,
+        ..FaultConfig::default()
+    });
     for _ in 0..5 {
         assert_eq!(code(pods.get("f").await.unwrap_err()), 404);
     }
@@ -555,5 +558,76 @@ async fn injected_faults_and_not_ready_nodes() {
     assert_eq!(p.status.unwrap().phase.as_deref(), Some("Pending"));
     phalanx_emulator::server::set_node_ready(&emu.state, "node-00001", true).unwrap();
     wait_phase(&pods, "held", "Running").await;
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn selector_watch_sees_objects_enter_and_leave() {
+    let (emu, client) = emulator(1, "cpu=8,memory=8Gi").await;
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    pods.create(&PostParams::default(), &pod("s", "1", None))
+        .await
+        .unwrap();
+    let rv = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    // A scheduler watches unbound pods: binding makes the pod leave the selection (DELETED).
+    let wp = WatchParams::default().fields("spec.nodeName=").timeout(5);
+    let mut stream = pods.watch(&wp, &rv).await.unwrap().boxed();
+    pods.create(&PostParams::default(), &pod("t", "1", None))
+        .await
+        .unwrap();
+    bind(&pods, "t", "node-00001").await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match stream.try_next().await.unwrap().unwrap() {
+            WatchEvent::Added(p) => seen.push(format!("ADDED {}", p.metadata.name.unwrap())),
+            WatchEvent::Deleted(p) => {
+                // The last state that matched, at the resourceVersion of the change.
+                assert!(p.spec.unwrap().node_name.is_none());
+                seen.push(format!("DELETED {}", p.metadata.name.unwrap()))
+            }
+            WatchEvent::Modified(p) => seen.push(format!("MODIFIED {}", p.metadata.name.unwrap())),
+            _ => {}
+        }
+    }
+    assert_eq!(seen, ["ADDED t", "DELETED t"]);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn kube_watcher_streaming_list() {
+    let (emu, client) = emulator(0, "cpu=1").await;
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    for i in 0..3 {
+        pods.create(&PostParams::default(), &pod(&format!("s{i}"), "1", None))
+            .await
+            .unwrap();
+    }
+    // sendInitialEvents=true: initial objects, then a bookmark marking the end of them.
+    let cfg = watcher::Config::default().streaming_lists();
+    let mut events = watcher(pods.clone(), cfg).boxed();
+    let mut initial = 0;
+    loop {
+        match events.try_next().await.unwrap().unwrap() {
+            watcher::Event::InitApply(_) => initial += 1,
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    assert_eq!(initial, 3);
+    pods.create(&PostParams::default(), &pod("s3", "1", None))
+        .await
+        .unwrap();
+    loop {
+        if let watcher::Event::Apply(p) = events.try_next().await.unwrap().unwrap() {
+            assert_eq!(p.metadata.name.as_deref(), Some("s3"));
+            break;
+        }
+    }
     emu.shutdown().await;
 }
