@@ -22,7 +22,7 @@ use crate::selector::{FieldSelector, LabelSelector};
 use crate::server::AppState;
 use crate::status::{ApiError, success};
 use crate::store::{DeleteOptions, Deletion, Filter, Stored};
-use crate::table::table;
+use crate::table::{Render, partial_metadata, table};
 use crate::watch::{WatchOptions, watch_response};
 
 /// The Kubernetes version the emulator reports.
@@ -385,11 +385,13 @@ fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     })
 }
 
-fn wants_table(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("as=Table"))
+fn render(headers: &HeaderMap) -> Render {
+    Render::from_accept(
+        headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    )
 }
 
 fn filter_of(t: &Target, q: &Query) -> Result<Filter, ApiError> {
@@ -442,11 +444,11 @@ pub async fn handle(
         }
         (&Method::GET, Some(name), None | Some("status")) => {
             let o = state.store.get(&t.res, ns_of(&t)?, name)?;
-            if wants_table(&headers) {
-                Ok(json_response(200, &table(&t.res, &[o.value()], o.rv, None)))
-            } else {
-                Ok(bytes_response(200, o.json.clone()))
-            }
+            Ok(match render(&headers) {
+                Render::Table => json_response(200, &table(&t.res, &[o.value()], o.rv, None)),
+                Render::Metadata => json_response(200, &partial_metadata(&o.value())),
+                Render::Full => bytes_response(200, o.json.clone()),
+            })
         }
         (&Method::POST, Some(name), Some("binding")) if t.res.is_core("pods") => {
             bind(&state, ns_of(&t)?, name, &parse_body(&body)?)
@@ -616,12 +618,31 @@ fn list(
     let page = state
         .store
         .list(&t.res, &filter, limit, q.get("continue"))?;
-    if wants_table(headers) {
-        let objs: Vec<Value> = page.items.iter().map(|o| o.value()).collect();
-        return Ok(json_response(
-            200,
-            &table(&t.res, &objs, page.rv, page.continue_token.as_deref()),
-        ));
+    match render(headers) {
+        Render::Table => {
+            let objs: Vec<Value> = page.items.iter().map(|o| o.value()).collect();
+            return Ok(json_response(
+                200,
+                &table(&t.res, &objs, page.rv, page.continue_token.as_deref()),
+            ));
+        }
+        Render::Metadata => {
+            let mut meta = json!({"resourceVersion": page.rv.to_string()});
+            if let Some(c) = &page.continue_token {
+                meta["continue"] = json!(c);
+            }
+            let items: Vec<Value> = page
+                .items
+                .iter()
+                .map(|o| partial_metadata(&o.value()))
+                .collect();
+            return Ok(json_response(
+                200,
+                &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
+                        "metadata": meta, "items": items}),
+            ));
+        }
+        Render::Full => {}
     }
     Ok(list_body(
         &t.res,
@@ -661,7 +682,7 @@ fn watch(
         bookmarks: q.flag("allowWatchBookmarks"),
         send_initial: q.flag("sendInitialEvents"),
         timeout,
-        table: wants_table(headers),
+        render: render(headers),
     };
     Ok(watch_response(state, t.res.clone(), filter, from, opts))
 }

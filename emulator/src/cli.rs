@@ -15,7 +15,7 @@ use crate::client::{ClientError, host_port, server_from_kubeconfig};
 use crate::faults::{FaultConfig, FaultError, parse_verb_value};
 use crate::kubelet::KubeletConfig;
 use crate::load::{Flavor, LoadError, LoadOptions, LoadReport, read_jobs};
-use crate::server::{EmulatorConfig, NodeShape, ServerError, start};
+use crate::server::{EmulatorConfig, NodeShape, ServerError, set_node_ready, start};
 use crate::store::StoreConfig;
 
 /// A command that failed.
@@ -115,6 +115,38 @@ pub struct ServeArgs {
     /// Fault: answer this fraction of watches from a resourceVersion with 410 Gone.
     #[arg(long, default_value_t = 0.0)]
     pub fault_watch_gone_rate: f64,
+    /// Fault: take a node NotReady AT seconds after startup, and Ready again FOR seconds later
+    /// (`node-00003@10+30`; without `+FOR` it stays NotReady). Repeatable.
+    #[arg(long = "fault-node-not-ready", value_name = "NODE@AT[+FOR]")]
+    pub fault_node_not_ready: Vec<String>,
+}
+
+/// A scheduled NotReady period of a node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeFlap {
+    /// Node name.
+    pub node: String,
+    /// Seconds after startup it goes NotReady.
+    pub at: f64,
+    /// Seconds it stays NotReady; forever when absent.
+    pub duration: Option<f64>,
+}
+
+impl NodeFlap {
+    /// Parses `NODE@AT[+FOR]`.
+    pub fn parse(s: &str) -> Result<Self, FaultError> {
+        let bad = || FaultError::Syntax(s.to_string());
+        let (node, when) = s.split_once('@').ok_or_else(bad)?;
+        let (at, dur) = match when.split_once('+') {
+            Some((a, d)) => (a, Some(d.parse().map_err(|_| bad())?)),
+            None => (when, None),
+        };
+        Ok(Self {
+            node: node.to_string(),
+            at: at.parse().map_err(|_| bad())?,
+            duration: dur,
+        })
+    }
 }
 
 /// Flags of `phalanx emulator load`.
@@ -242,7 +274,28 @@ pub async fn run(args: EmulatorArgs) -> Result<(), CliError> {
 /// Serves until Ctrl-C, after writing the kubeconfig if asked.
 pub async fn run_serve(args: ServeArgs) -> Result<(), CliError> {
     let cfg = args.config()?;
+    let flaps = args
+        .fault_node_not_ready
+        .iter()
+        .map(|s| NodeFlap::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
     let running = start(cfg).await?;
+    for flap in flaps {
+        let state = running.state.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs_f64(flap.at.max(0.0))).await;
+            if let Err(e) = set_node_ready(&state, &flap.node, false) {
+                tracing::warn!(node = %flap.node, error = %e, "cannot take node NotReady");
+                return;
+            }
+            tracing::info!(node = %flap.node, "fault: node NotReady");
+            if let Some(d) = flap.duration {
+                tokio::time::sleep(Duration::from_secs_f64(d.max(0.0))).await;
+                let _ = set_node_ready(&state, &flap.node, true);
+                tracing::info!(node = %flap.node, "fault: node Ready again");
+            }
+        });
+    }
     let url = running.url();
     if let Some(path) = &args.kubeconfig {
         write_kubeconfig(path, &url)?;
@@ -278,4 +331,36 @@ pub async fn run_load(args: LoadArgs) -> Result<LoadReport, CliError> {
         connections: args.connections,
     };
     Ok(crate::load::run(&jobs, &opts).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_flaps_parse() {
+        assert_eq!(
+            NodeFlap::parse("node-00003@10+30").unwrap(),
+            NodeFlap {
+                node: "node-00003".into(),
+                at: 10.0,
+                duration: Some(30.0)
+            }
+        );
+        assert_eq!(NodeFlap::parse("n@0.5").unwrap().duration, None);
+        assert!(NodeFlap::parse("n").is_err());
+    }
+
+    #[test]
+    fn kubeconfig_names_the_server() {
+        let dir = std::env::temp_dir().join(format!("emu-kc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("kubeconfig");
+        write_kubeconfig(&path, "http://127.0.0.1:1234").unwrap();
+        assert_eq!(
+            server_from_kubeconfig(&path).unwrap(),
+            "http://127.0.0.1:1234"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

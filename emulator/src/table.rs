@@ -1,11 +1,51 @@
-//! Server-side table output (`meta.k8s.io/v1 Table`), which `kubectl get` asks for to print its
-//! columns. Pods and nodes get kubectl's familiar columns, CRDs their `additionalPrinterColumns`,
-//! everything else Name and Age.
+//! Server-side renderings that clients ask for in `Accept`: tables (`as=Table`, which `kubectl
+//! get` uses to print its columns) and metadata-only objects (`as=PartialObjectMetadata`, used by
+//! kube-rs metadata watchers). Pods and nodes get kubectl's familiar columns, CRDs their
+//! `additionalPrinterColumns`, everything else Name and Age.
 
 use serde_json::{Value, json};
 
 use crate::meta::{parse_rfc3339, path, unix_now};
 use crate::resources::ResourceDef;
+
+/// How objects are rendered in a response.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Render {
+    /// The objects themselves.
+    #[default]
+    Full,
+    /// A `meta.k8s.io/v1 Table`.
+    Table,
+    /// `meta.k8s.io/v1 PartialObjectMetadata` (lists: `PartialObjectMetadataList`).
+    Metadata,
+}
+
+impl Render {
+    /// From an `Accept` header; the first acceptable rendering wins, as in kube-apiserver.
+    pub fn from_accept(accept: &str) -> Self {
+        for part in accept.split(',') {
+            if part.contains("as=Table") {
+                return Self::Table;
+            }
+            if part.contains("as=PartialObjectMetadata") {
+                return Self::Metadata;
+            }
+            if part.trim_start().starts_with("application/json") || part.contains("*/*") {
+                return Self::Full;
+            }
+        }
+        Self::Full
+    }
+}
+
+/// The metadata-only form of an object.
+pub fn partial_metadata(o: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": o.get("metadata").cloned().unwrap_or(json!({})),
+    })
+}
 
 /// Formats an age the way kubectl does (`45s`, `12m`, `5h`, `3d`).
 pub fn human_age(created: Option<&str>) -> String {

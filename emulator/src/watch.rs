@@ -26,7 +26,7 @@ use crate::resources::ResourceDef;
 use crate::server::AppState;
 use crate::status::ApiError;
 use crate::store::{EventType, Filter, Stored, WatchEvent};
-use crate::table::table;
+use crate::table::{Render, partial_metadata, table};
 
 /// Query options of a watch.
 #[derive(Debug, Clone, Default)]
@@ -37,13 +37,13 @@ pub struct WatchOptions {
     pub send_initial: bool,
     /// `timeoutSeconds`; the server default applies when absent.
     pub timeout: Option<Duration>,
-    /// Objects are rendered as one-row Tables (`kubectl get -w`).
-    pub table: bool,
+    /// How objects are rendered: one-row Tables (`kubectl get -w`), metadata only, or in full.
+    pub render: Render,
 }
 
 struct Encoder {
     res: Arc<ResourceDef>,
-    table: bool,
+    render: Render,
 }
 
 impl Encoder {
@@ -52,17 +52,23 @@ impl Encoder {
         buf.extend_from_slice(b"{\"type\":\"");
         buf.extend_from_slice(kind.as_bytes());
         buf.extend_from_slice(b"\",\"object\":");
-        if self.table {
-            let v: Value = serde_json::from_slice(json).unwrap_or(Value::Null);
-            let rv = v
-                .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
-                .and_then(|r| r.parse().ok())
-                .unwrap_or(0);
-            let t = table(&self.res, &[v], rv, None);
-            buf.extend_from_slice(&serde_json::to_vec(&t).expect("a Value serializes"));
-        } else {
-            buf.extend_from_slice(json);
+        match self.render {
+            Render::Full => buf.extend_from_slice(json),
+            Render::Table => {
+                let v: Value = serde_json::from_slice(json).unwrap_or(Value::Null);
+                let rv = v
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .and_then(|r| r.parse().ok())
+                    .unwrap_or(0);
+                let t = table(&self.res, &[v], rv, None);
+                buf.extend_from_slice(&serde_json::to_vec(&t).expect("a Value serializes"));
+            }
+            Render::Metadata => {
+                let v: Value = serde_json::from_slice(json).unwrap_or(Value::Null);
+                let m = partial_metadata(&v);
+                buf.extend_from_slice(&serde_json::to_vec(&m).expect("a Value serializes"));
+            }
         }
         buf.extend_from_slice(b"}\n");
         Bytes::from(buf)
@@ -131,7 +137,7 @@ pub fn watch_response(
     let (tx, rx) = mpsc::channel::<Bytes>(1024);
     let enc = Encoder {
         res: res.clone(),
-        table: opts.table,
+        render: opts.render,
     };
     let injected_gone = from.is_some_and(|r| r > 0) && state.faults.watch_gone();
     let start = if injected_gone {

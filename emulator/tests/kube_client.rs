@@ -631,3 +631,30 @@ async fn kube_watcher_streaming_list() {
     }
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn kubeconfig_written_by_the_cli_works_with_kube_and_metadata_watches() {
+    let (emu, _) = emulator(2, "cpu=1").await;
+    let path = std::env::temp_dir().join(format!("emu-kubeconfig-{}", std::process::id()));
+    phalanx_emulator::cli::write_kubeconfig(&path, &emu.url()).unwrap();
+    let kc = kube::config::Kubeconfig::read_from(&path).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let client = kube::Client::try_from(config).unwrap();
+    let nodes: Api<Node> = Api::all(client);
+    // Metadata-only list and watch, as kube's metadata_watcher uses them.
+    let meta = nodes.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(meta.items.len(), 2);
+    let mut events =
+        kube::runtime::metadata_watcher(nodes.clone(), watcher::Config::default()).boxed();
+    let mut seen = 0;
+    while seen < 2 {
+        if let watcher::Event::InitApply(m) = events.try_next().await.unwrap().unwrap() {
+            assert!(m.metadata.name.unwrap().starts_with("node-"));
+            seen += 1;
+        }
+    }
+    emu.shutdown().await;
+}
