@@ -643,12 +643,12 @@ async fn kubeconfig_written_by_the_cli_works_with_kube_and_metadata_watches() {
         .unwrap();
     std::fs::remove_file(&path).unwrap();
     let client = kube::Client::try_from(config).unwrap();
-    let nodes: Api<Node> = Api::all(client);
-    // Metadata-only list and watch, as kube's metadata_watcher uses them.
+    let nodes: Api<Node> = Api::all(client.clone());
+    // Metadata-only list and watch, as kube's metadata watchers use them.
     let meta = nodes.list_metadata(&ListParams::default()).await.unwrap();
     assert_eq!(meta.items.len(), 2);
-    let mut events =
-        kube::runtime::metadata_watcher(nodes.clone(), watcher::Config::default()).boxed();
+    let metas: Api<kube::core::PartialObjectMeta<Node>> = Api::all(client);
+    let mut events = watcher(metas, watcher::Config::default()).boxed();
     let mut seen = 0;
     while seen < 2 {
         if let watcher::Event::InitApply(m) = events.try_next().await.unwrap().unwrap() {
