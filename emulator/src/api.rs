@@ -434,6 +434,12 @@ pub async fn handle(
     if content_type.contains("protobuf") || content_type.contains("cbor") {
         return Err(ApiError::UnsupportedMediaType);
     }
+    // Refuse rather than silently persist what the client meant as a rehearsal.
+    if q.get("dryRun").is_some_and(|d| !d.is_empty()) {
+        return Err(ApiError::BadRequest(
+            "dryRun is not supported by the phalanx emulator".into(),
+        ));
+    }
     match (&method, t.name.as_deref(), sub) {
         (&Method::GET, None, _) => {
             if t.watch_prefix || q.flag("watch") {

@@ -658,3 +658,48 @@ async fn kubeconfig_written_by_the_cli_works_with_kube_and_metadata_watches() {
     }
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn watches_end_on_timeout_and_survive_injected_drops() {
+    let (emu, client) = emulator(0, "cpu=1").await;
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    // timeoutSeconds ends the stream (the outer timeout only guards against a hang).
+    let wp = WatchParams::default().timeout(1).disable_bookmarks();
+    let mut stream = pods.watch(&wp, "0").await.unwrap().boxed();
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        while stream.try_next().await.unwrap().is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "watch did not end after timeoutSeconds");
+
+    // Every watch is cut after ~100 ms and one in two re-watches gets 410: kube's watcher
+    // still sees every object.
+    emu.state.faults.set_config(FaultConfig {
+        watch_drop_after_ms: Some(100),
+        watch_gone_rate: 0.5,
+        ..FaultConfig::default()
+    });
+    let mut events = watcher(pods.clone(), watcher::Config::default()).boxed();
+    let mut names = std::collections::BTreeSet::new();
+    for i in 0..10 {
+        pods.create(&PostParams::default(), &pod(&format!("d{i}"), "1", None))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let all_seen = tokio::time::timeout(Duration::from_secs(60), async {
+        while names.len() < 10 {
+            match events.next().await {
+                Some(Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p))) => {
+                    names.insert(p.metadata.name.unwrap());
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+    })
+    .await;
+    assert!(all_seen.is_ok(), "watcher saw only {names:?}");
+    assert_eq!(names.len(), 10);
+    emu.shutdown().await;
+}
