@@ -85,6 +85,9 @@ pub struct ServeArgs {
     /// Node name prefix.
     #[arg(long, default_value = "node-")]
     pub node_prefix: String,
+    /// Also create the nodes of this trace's `node` records (capacity, labels, taints).
+    #[arg(long, value_name = "TRACE")]
+    pub nodes_from: Option<PathBuf>,
     /// Write a kubeconfig for kubectl and `phalanx serve` here.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
@@ -179,6 +182,9 @@ pub struct LoadArgs {
     /// Parallel connections for pod creation.
     #[arg(long, default_value_t = 8)]
     pub connections: usize,
+    /// Do not create Volcano Queues for the trace's `queue` records.
+    #[arg(long)]
+    pub no_queues: bool,
 }
 
 impl ServeArgs {
@@ -203,11 +209,16 @@ impl ServeArgs {
             .iter()
             .map(|s| NodeShape::parse(s))
             .collect::<Result<Vec<_>, _>>()?;
+        let extra_nodes = match &self.nodes_from {
+            Some(p) => crate::load::trace_nodes(p)?,
+            None => Vec::new(),
+        };
         Ok(EmulatorConfig {
             listen: self.listen,
             nodes: self.nodes,
             shapes,
             node_prefix: self.node_prefix.clone(),
+            extra_nodes,
             kubelet: KubeletConfig {
                 start_delay: Duration::from_millis(self.start_delay_ms),
                 stop_delay: Duration::from_millis(self.stop_delay_ms),
@@ -321,6 +332,11 @@ pub async fn run_load(args: LoadArgs) -> Result<LoadReport, CliError> {
         (None, None) => return Err(CliError::NoServer),
     };
     let jobs = read_jobs(&args.trace)?;
+    let queues = if args.no_queues {
+        Vec::new()
+    } else {
+        crate::load::trace_queues(&args.trace)?
+    };
     let opts = LoadOptions {
         host: host_port(&server)?,
         rate: args.rate,
@@ -330,7 +346,7 @@ pub async fn run_load(args: LoadArgs) -> Result<LoadReport, CliError> {
         limit: args.limit,
         connections: args.connections,
     };
-    Ok(crate::load::run(&jobs, &opts).await?)
+    Ok(crate::load::run(&jobs, &queues, &opts).await?)
 }
 
 #[cfg(test)]

@@ -107,33 +107,143 @@ pub enum Flavor {
     Volcano,
 }
 
-/// Reads the `job` records of a trace, ordered by time then line.
-pub fn read_jobs(path: &Path) -> Result<Vec<JobRecord>, LoadError> {
+/// The records of one kind in a trace file, with their 1-based line numbers.
+pub fn read_records(path: &Path, kind: &str) -> Result<Vec<(usize, Value)>, LoadError> {
     let p = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
         path: p.clone(),
         source,
     })?;
-    let mut jobs = Vec::new();
+    let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() {
             continue;
         }
-        let err = |message: String| LoadError::Record {
+        let v: Value = serde_json::from_str(line).map_err(|e| LoadError::Record {
             path: p.clone(),
             line: i + 1,
+            message: e.to_string(),
+        })?;
+        if v.get("kind").and_then(Value::as_str) == Some(kind) {
+            out.push((i + 1, v));
+        }
+    }
+    Ok(out)
+}
+
+fn quantity_strings(v: Option<&Value>) -> Map<String, Value> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, q)| {
+                    let s = match q {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), json!(s))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Node objects for the trace's `node` records (capacity, labels, taints), so an end-to-end run
+/// can use the cluster the trace describes. `pods` defaults to 110.
+pub fn trace_nodes(path: &Path) -> Result<Vec<Value>, LoadError> {
+    let mut nodes = Vec::new();
+    for (i, (line, rec)) in read_records(path, "node")?.into_iter().enumerate() {
+        let err = |message: &str| LoadError::Record {
+            path: path.display().to_string(),
+            line,
+            message: message.to_string(),
+        };
+        let name = rec
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| err("name: required"))?;
+        let mut res = quantity_strings(rec.get("resources"));
+        res.entry("pods".to_string()).or_insert(json!("110"));
+        for (k, q) in &res {
+            crate::quantity::parse_value_milli(q)
+                .map_err(|e| err(&format!("resources.{k}: {e}")))?;
+        }
+        let shape = crate::server::NodeShape(
+            res.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("0").to_string()))
+                .collect(),
+        );
+        let mut node = crate::server::node_object(&dns_name_keep_dots(name), &shape, i + 1);
+        if let Some(Value::Object(labels)) = rec.get("labels") {
+            for (k, v) in labels {
+                node["metadata"]["labels"][k] = v.clone();
+            }
+        }
+        if let Some(Value::Array(taints)) = rec.get("taints") {
+            node["spec"]["taints"] = json!(taints);
+        }
+        nodes.push(node);
+    }
+    Ok(nodes)
+}
+
+/// Like [`dns_name`] but keeps dots, which node and queue names may contain.
+pub fn dns_name_keep_dots(s: &str) -> String {
+    s.split('.').map(dns_name).collect::<Vec<_>>().join(".")
+}
+
+/// Volcano `Queue` objects for the trace's `queue` records: name = the dotted path, the
+/// hierarchy in the `volcano.sh/hierarchy` annotation, and weight, capability, guarantee,
+/// deserved and reclaimable in the spec.
+pub fn trace_queues(path: &Path) -> Result<Vec<Value>, LoadError> {
+    let mut queues = Vec::new();
+    for (line, rec) in read_records(path, "queue")? {
+        let name = rec
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| LoadError::Record {
+                path: path.display().to_string(),
+                line,
+                message: "name: required".into(),
+            })?;
+        let mut spec = json!({"weight": rec.get("weight").and_then(Value::as_u64).unwrap_or(1)});
+        for (field, key) in [("capability", "capability"), ("deserved", "deserved")] {
+            let q = quantity_strings(rec.get(field));
+            if !q.is_empty() {
+                spec[key] = Value::Object(q);
+            }
+        }
+        let g = quantity_strings(rec.get("guarantee"));
+        if !g.is_empty() {
+            spec["guarantee"] = json!({"resource": g});
+        }
+        if let Some(r) = rec.get("reclaimable").and_then(Value::as_bool) {
+            spec["reclaimable"] = json!(r);
+        }
+        queues.push(json!({
+            "apiVersion": "scheduling.volcano.sh/v1beta1", "kind": "Queue",
+            "metadata": {"name": dns_name_keep_dots(name),
+                         "annotations": {"volcano.sh/hierarchy": name.replace('.', "/")}},
+            "spec": spec,
+        }));
+    }
+    Ok(queues)
+}
+
+/// Reads the `job` records of a trace, ordered by time then line.
+pub fn read_jobs(path: &Path) -> Result<Vec<JobRecord>, LoadError> {
+    let mut jobs = Vec::new();
+    for (line, v) in read_records(path, "job")? {
+        let err = |message: String| LoadError::Record {
+            path: path.display().to_string(),
+            line,
             message,
         };
-        let v: Value = serde_json::from_str(line).map_err(|e| err(e.to_string()))?;
-        if v.get("kind").and_then(Value::as_str) != Some("job") {
-            continue;
-        }
         let job: JobRecord = serde_json::from_value(v).map_err(|e| err(e.to_string()))?;
         if job.tasks.is_empty() {
             return Err(err("tasks: a job needs at least one task".into()));
         }
-        jobs.push((job.time.unwrap_or(0.0), i, job));
+        jobs.push((job.time.unwrap_or(0.0), line, job));
     }
     jobs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     Ok(jobs.into_iter().map(|(_, _, j)| j).collect())
@@ -170,7 +280,7 @@ pub fn job_objects(
     };
     let total: u32 = job.tasks.iter().map(|t| t.replicas).sum();
     let min_member = job.min_member.unwrap_or(total);
-    let queue = job.queue.clone().unwrap_or_else(|| "root.default".into());
+    let queue = dns_name_keep_dots(job.queue.as_deref().unwrap_or("root.default"));
     let mut annotations = json!({"phalanx.dev/queue": queue, "phalanx.dev/trace-name": job.name});
     if !job.depends_on.is_empty() {
         annotations["phalanx.dev/depends-on"] = json!(job.depends_on.join(","));
@@ -253,6 +363,10 @@ pub fn job_objects(
     (ns, pg_path, pg, pods)
 }
 
+fn report_queue_error(body: &[u8]) {
+    tracing::warn!(body = %String::from_utf8_lossy(body), "queue create failed");
+}
+
 /// Extended resources must have limits equal to requests in Kubernetes.
 fn gpu_limits(requests: &Map<String, Value>) -> Value {
     Value::Object(
@@ -297,9 +411,21 @@ pub struct LoadOptions {
 }
 
 /// Creates the jobs, pacing PodGroups at `rate` per second.
-pub async fn run(jobs: &[JobRecord], opts: &LoadOptions) -> Result<LoadReport, LoadError> {
+pub async fn run(
+    jobs: &[JobRecord],
+    queues: &[Value],
+    opts: &LoadOptions,
+) -> Result<LoadReport, LoadError> {
     let started = Instant::now();
     let mut main = Conn::connect(&opts.host).await?;
+    for q in queues {
+        let (code, body) = main
+            .post_json("/apis/scheduling.volcano.sh/v1beta1/queues", q)
+            .await?;
+        if code >= 300 && code != 409 {
+            report_queue_error(&body);
+        }
+    }
     let (tx, rx) = mpsc::channel::<(String, Value)>(4096);
     let rx = Arc::new(Mutex::new(rx));
     let mut workers = Vec::new();
@@ -407,6 +533,35 @@ mod tests {
         assert_eq!(
             pods[3]["metadata"]["annotations"]["scheduling.k8s.io/group-name"],
             "train-1"
+        );
+    }
+
+    #[test]
+    fn nodes_and_queues_from_a_trace() {
+        let path = std::env::temp_dir().join(format!("emu-trace-{}.jsonl", std::process::id()));
+        let text = [
+            r#"{"kind":"queue","name":"root.research","weight":2,"guarantee":{"nvidia.com/gpu":16},"capability":{"nvidia.com/gpu":64},"reclaimable":true}"#,
+            r#"{"kind":"node","name":"gpu-0001","resources":{"cpu":"96","memory":"768Gi","nvidia.com/gpu":8},"labels":{"gpu-model":"A100"},"taints":[{"key":"dedicated","value":"gpu","effect":"NoSchedule"}]}"#,
+        ]
+        .join("\n");
+        std::fs::write(&path, text).unwrap();
+        let nodes = trace_nodes(&path).unwrap();
+        let queues = trace_queues(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(nodes[0]["metadata"]["name"], "gpu-0001");
+        assert_eq!(nodes[0]["status"]["allocatable"]["nvidia.com/gpu"], "8");
+        assert_eq!(nodes[0]["status"]["allocatable"]["pods"], "110");
+        assert_eq!(nodes[0]["metadata"]["labels"]["gpu-model"], "A100");
+        assert_eq!(nodes[0]["spec"]["taints"][0]["key"], "dedicated");
+        assert_eq!(queues[0]["metadata"]["name"], "root.research");
+        assert_eq!(
+            queues[0]["metadata"]["annotations"]["volcano.sh/hierarchy"],
+            "root/research"
+        );
+        assert_eq!(queues[0]["spec"]["weight"], 2);
+        assert_eq!(
+            queues[0]["spec"]["guarantee"]["resource"]["nvidia.com/gpu"],
+            "16"
         );
     }
 }

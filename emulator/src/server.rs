@@ -91,6 +91,8 @@ pub struct EmulatorConfig {
     pub shapes: Vec<NodeShape>,
     /// Node name prefix (`node-00001`).
     pub node_prefix: String,
+    /// More Node objects to create at startup (from a trace's `node` records).
+    pub extra_nodes: Vec<Value>,
     /// Kubelet timing.
     pub kubelet: KubeletConfig,
     /// Store tuning (watch history window).
@@ -110,6 +112,7 @@ impl Default for EmulatorConfig {
             nodes: 0,
             shapes: vec![NodeShape::default()],
             node_prefix: "node-".into(),
+            extra_nodes: Vec::new(),
             kubelet: KubeletConfig::default(),
             store: StoreConfig::default(),
             faults: FaultConfig::default(),
@@ -287,6 +290,9 @@ fn seed(state: &AppState, cfg: &EmulatorConfig) -> Result<(), ServerError> {
                 json!((i % shapes.len()).to_string());
         }
         store.create(&node_def, "", node)?;
+    }
+    for node in &cfg.extra_nodes {
+        store.create(&node_def, "", node.clone())?;
     }
     Ok(())
 }

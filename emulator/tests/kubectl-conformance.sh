@@ -144,7 +144,7 @@ fi
 check "patch of a custom resource needs --type merge" k patch queues.scheduling.volcano.sh root-eng-dev --type merge -p '{"spec":{"weight":7}}'
 
 cat >"$work/trace.jsonl" <<'JSONL'
-{"kind":"node","name":"ignored","resources":{"cpu":"8"}}
+{"kind":"queue","name":"root.x","weight":2,"capability":{"cpu":"64"}}
 {"kind":"job","time":0,"name":"load/a","min_member":2,"tasks":[{"name":"worker","replicas":2,"requests":{"cpu":"1"},"duration":5}]}
 {"kind":"job","time":1,"name":"load/b","queue":"root.x","tasks":[{"name":"driver","replicas":1,"requests":{"cpu":"1"},"duration":5},{"name":"exec","replicas":3,"requests":{"cpu":"1"},"duration":5}]}
 JSONL
@@ -152,6 +152,7 @@ check "emulator load creates PodGroups and pods from a trace" target/debug/phala
 check "loaded: 2 PodGroups and 6 pods with schedulerName phalanx" sh -c "
   [ \$('$kubectl' get podgroups.scheduling.x-k8s.io -n load --no-headers | wc -l) = 2 ] &&
   [ \$('$kubectl' get pods -n load --field-selector spec.schedulerName=phalanx --no-headers | wc -l) = 6 ]"
+check "loaded: the trace's queue became a Volcano Queue" json_eq queues.scheduling.volcano.sh/root.x "o['spec']['weight']" 2
 check "delete namespace" k delete namespace load
 
 total=$((passed + failed))
