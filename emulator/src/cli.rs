@@ -122,6 +122,10 @@ pub struct ServeArgs {
     /// (`node-00003@10+30`; without `+FOR` it stays NotReady). Repeatable.
     #[arg(long = "fault-node-not-ready", value_name = "NODE@AT[+FOR]")]
     pub fault_node_not_ready: Vec<String>,
+    /// Seconds pods stay on a NotReady node before they are evicted (Kubernetes' default
+    /// toleration is 300); negative never evicts.
+    #[arg(long, default_value_t = 300, allow_negative_numbers = true)]
+    pub not_ready_eviction_s: i64,
 }
 
 /// A scheduled NotReady period of a node.
@@ -229,6 +233,9 @@ impl ServeArgs {
             },
             faults,
             bookmark_interval: Duration::from_secs(self.bookmark_interval_s.max(1)),
+            not_ready_eviction: u64::try_from(self.not_ready_eviction_s)
+                .ok()
+                .map(Duration::from_secs),
             ..EmulatorConfig::default()
         })
     }

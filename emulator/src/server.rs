@@ -103,6 +103,9 @@ pub struct EmulatorConfig {
     pub bookmark_interval: Duration,
     /// Watch timeout when the client sends no `timeoutSeconds`.
     pub default_watch_timeout: Duration,
+    /// How long pods stay on a NotReady node before they are evicted (the taint manager's
+    /// default toleration of `node.kubernetes.io/unreachable` is 300 s); `None` never evicts.
+    pub not_ready_eviction: Option<Duration>,
 }
 
 impl Default for EmulatorConfig {
@@ -118,6 +121,7 @@ impl Default for EmulatorConfig {
             faults: FaultConfig::default(),
             bookmark_interval: Duration::from_secs(10),
             default_watch_timeout: Duration::from_secs(1800),
+            not_ready_eviction: Some(Duration::from_secs(300)),
         }
     }
 }
@@ -135,6 +139,8 @@ pub struct AppState {
     pub bookmark_interval: Duration,
     /// Default watch timeout.
     pub default_watch_timeout: Duration,
+    /// Eviction delay for pods on NotReady nodes.
+    pub not_ready_eviction: Option<Duration>,
 }
 
 /// A running emulator. Dropping it does not stop it; call [`RunningEmulator::shutdown`].
@@ -234,6 +240,7 @@ pub async fn start(cfg: EmulatorConfig) -> Result<RunningEmulator, ServerError> 
         advertise: addr.to_string(),
         bookmark_interval: cfg.bookmark_interval,
         default_watch_timeout: cfg.default_watch_timeout,
+        not_ready_eviction: cfg.not_ready_eviction,
     });
     seed(&state, &cfg)?;
     let app = Router::new().fallback(dispatch).with_state(state.clone());
@@ -297,9 +304,62 @@ fn seed(state: &AppState, cfg: &EmulatorConfig) -> Result<(), ServerError> {
     Ok(())
 }
 
+/// True when the pod tolerates `node.kubernetes.io/unreachable:NoExecute` forever.
+fn tolerates_unreachable(pod: &Value) -> bool {
+    pod.pointer("/spec/tolerations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|t| {
+            let key = t.get("key").and_then(Value::as_str).unwrap_or("");
+            let op = t.get("operator").and_then(Value::as_str).unwrap_or("Equal");
+            let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
+            (key == "node.kubernetes.io/unreachable" || (key.is_empty() && op == "Exists"))
+                && (effect.is_empty() || effect == "NoExecute")
+                && t.get("tolerationSeconds").is_none_or(Value::is_null)
+        })
+}
+
+/// Evicts the pods of a node that is still NotReady after the eviction delay, as the taint
+/// manager does: a graceful delete, which the node's (down) kubelet completes only once the node
+/// is back, so the pods stay Terminating meanwhile, as in a real cluster.
+fn schedule_not_ready_eviction(state: Arc<AppState>, node: String) {
+    let Some(delay) = state.not_ready_eviction else {
+        return;
+    };
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let nodes = state.store.resolve("", "v1", "nodes").expect("built in");
+        let still_down = state.store.get(&nodes, "", &node).is_ok_and(|n| {
+            n.value()
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+                .is_some_and(|c| c["status"] != "True")
+        });
+        if !still_down {
+            return;
+        }
+        let pods = state.store.resolve("", "v1", "pods").expect("built in");
+        for p in state.store.all("", "pods") {
+            if p.field("spec.nodeName") != node
+                || matches!(p.field("status.phase").as_str(), "Succeeded" | "Failed")
+                || tolerates_unreachable(&p.value())
+            {
+                continue;
+            }
+            tracing::info!(pod = %format!("{}/{}", p.namespace, p.name), node = %node, "evicting pod from NotReady node");
+            let _ = state
+                .store
+                .delete(&pods, &p.namespace, &p.name, &Default::default());
+        }
+    });
+}
+
 /// Sets a node's Ready condition and the matching `unreachable` taints, as the node lifecycle
-/// controller does when a kubelet stops reporting.
-pub fn set_node_ready(state: &AppState, name: &str, ready: bool) -> Result<(), ApiError> {
+/// controller does when a kubelet stops reporting; pods that stay on a NotReady node past the
+/// eviction delay are evicted.
+pub fn set_node_ready(state: &Arc<AppState>, name: &str, ready: bool) -> Result<(), ApiError> {
     let nodes = state.store.resolve("", "v1", "nodes").expect("built in");
     state.store.modify(&nodes, "", name, |node| {
         let (status, reason) = if ready {
@@ -327,11 +387,14 @@ pub fn set_node_ready(state: &AppState, name: &str, ready: bool) -> Result<(), A
         }
         Ok(())
     })?;
+    if !ready {
+        schedule_not_ready_eviction(state.clone(), name.to_string());
+    }
     Ok(())
 }
 
 async fn admin(
-    state: &AppState,
+    state: &Arc<AppState>,
     method: &axum::http::Method,
     path: &str,
     body: &[u8],

@@ -19,6 +19,7 @@ use serde_json::json;
 
 async fn emulator(nodes: usize, shape: &str) -> (RunningEmulator, kube::Client) {
     let cfg = EmulatorConfig {
+        not_ready_eviction: Some(Duration::from_millis(300)),
         nodes,
         shapes: vec![NodeShape::parse(shape).unwrap()],
         kubelet: KubeletConfig {
@@ -558,6 +559,28 @@ async fn injected_faults_and_not_ready_nodes() {
     assert_eq!(p.status.unwrap().phase.as_deref(), Some("Pending"));
     phalanx_emulator::server::set_node_ready(&emu.state, "node-00001", true).unwrap();
     wait_phase(&pods, "held", "Running").await;
+
+    // A node that stays NotReady past the eviction delay has its pods evicted; they stay
+    // Terminating while the node is down and are gone once it is back.
+    phalanx_emulator::server::set_node_ready(&emu.state, "node-00001", false).unwrap();
+    let mut terminating = false;
+    for _ in 0..200 {
+        let p = pods.get("held").await.unwrap();
+        if p.metadata.deletion_timestamp.is_some() {
+            terminating = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(terminating, "pod on a NotReady node was not evicted");
+    phalanx_emulator::server::set_node_ready(&emu.state, "node-00001", true).unwrap();
+    for _ in 0..200 {
+        if pods.get_opt("held").await.unwrap().is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(pods.get_opt("held").await.unwrap().is_none());
     emu.shutdown().await;
 }
 
