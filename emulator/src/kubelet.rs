@@ -311,6 +311,7 @@ impl Kubelets {
                 st.insert("message".into(), json!(message));
                 st.insert("startTime".into(), json!(now_rfc3339()));
             });
+            self.warn(&key, &uid, &node, &reason, &message);
             return;
         }
         for (k, v) in &state.requests {
@@ -320,6 +321,28 @@ impl Kubelets {
             p.holds = true;
         }
         self.schedule(self.cfg.start_delay, Timer::Start(key, uid));
+    }
+
+    /// Records a Warning Event about a pod, as kubelet does when it rejects one, so
+    /// `kubectl describe pod` and `kubectl get events` show why.
+    fn warn(&self, key: &PodKey, uid: &str, node: &str, reason: &str, message: &str) {
+        let Some(events) = self.store.resolve("", "v1", "events") else {
+            return;
+        };
+        let now = now_rfc3339();
+        let name = format!("{}.{}", key.1, self.store.uids().name_suffix());
+        let ev = json!({
+            "metadata": {"name": name, "namespace": key.0},
+            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "namespace": key.0,
+                               "name": key.1, "uid": uid},
+            "reason": reason, "message": message, "type": "Warning", "count": 1,
+            "source": {"component": "kubelet", "host": node},
+            "reportingComponent": "kubelet", "reportingInstance": node,
+            "firstTimestamp": now, "lastTimestamp": now,
+        });
+        if let Err(e) = self.store.create(&events, &key.0, ev) {
+            tracing::debug!(error = %e, "kubelet event not recorded");
+        }
     }
 
     fn update_status(&self, key: &PodKey, uid: &str, f: impl FnOnce(&mut Value)) {

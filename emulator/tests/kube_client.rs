@@ -388,6 +388,12 @@ async fn binding_conflicts_and_kubelet_lifecycle() {
     bind(&pods, "y", "node-00002").await.unwrap();
     let failed = wait_phase(&pods, "y", "Failed").await;
     assert_eq!(failed.status.unwrap().reason.as_deref(), Some("OutOfcpu"));
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::default_namespaced(client.clone());
+    let about_y = events
+        .list(&ListParams::default().fields("involvedObject.name=y,involvedObject.kind=Pod"))
+        .await
+        .unwrap();
+    assert_eq!(about_y.items[0].reason.as_deref(), Some("OutOfcpu"));
     wait_phase(&pods, "x", "Running").await;
 
     // Graceful deletion of a running pod: terminating first, then gone.
