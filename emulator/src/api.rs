@@ -434,6 +434,16 @@ pub async fn handle(
     if content_type.contains("protobuf") || content_type.contains("cbor") {
         return Err(ApiError::UnsupportedMediaType);
     }
+    // Only subresources the resource really has: a client patching `/status` of a Volcano
+    // PodGroup (which has none) must fail here as it would against kube-apiserver.
+    if let Some(sub) = sub {
+        let served = (sub == "status" && t.res.status_subresource)
+            || t.res.extra_subresources.iter().any(|s| s == sub)
+            || (sub == "finalize" && t.res.is_core("namespaces"));
+        if !served {
+            return Err(ApiError::NoSuchPath);
+        }
+    }
     // Refuse rather than silently persist what the client meant as a rehearsal.
     if q.get("dryRun").is_some_and(|d| !d.is_empty()) {
         return Err(ApiError::BadRequest(

@@ -469,6 +469,15 @@ async fn crds_serve_their_resources() {
     pgs.create(&PostParams::default(), &pg).await.unwrap();
     let got = pgs.get("pg1").await.unwrap();
     assert_eq!(got.data["spec"]["minMember"], 3);
+    // Volcano's PodGroup CRD has no status subresource: /status is 404 as on a real cluster.
+    let r = pgs
+        .patch_status(
+            "pg1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Running"}})),
+        )
+        .await;
+    assert_eq!(code(r.unwrap_err()), 404);
 
     // A new cluster-scoped CRD becomes servable at once.
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
