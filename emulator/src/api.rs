@@ -500,8 +500,13 @@ pub async fn handle(
             }
             let status_only = sub == Some("status");
             let has_status = t.res.status_subresource;
+            let is_pod = t.res.is_core("pods");
             let o = state.store.modify(&t.res, ns_of(&t)?, name, |cur| {
-                *cur = split_status(cur, new, has_status, status_only);
+                let next = split_status(cur, new, has_status, status_only);
+                if is_pod && !status_only {
+                    check_pod_update(cur, &next, name)?;
+                }
+                *cur = next;
                 Ok(())
             })?;
             after_write(&state, &t.res, &o);
@@ -574,6 +579,42 @@ fn split_status(cur: &Value, mut new: Value, has_status: bool, status_only: bool
         }
         new
     }
+}
+
+/// Pod specs are immutable apart from a few fields, and `spec.nodeName` is set only by binding;
+/// a client that updates anything else must fail here as it would against kube-apiserver.
+fn check_pod_update(old: &Value, new: &Value, name: &str) -> Result<(), ApiError> {
+    let mutable_stripped = |pod: &Value| {
+        let mut spec = pod.get("spec").cloned().unwrap_or(Value::Null);
+        if let Some(m) = spec.as_object_mut() {
+            for k in [
+                "activeDeadlineSeconds",
+                "tolerations",
+                "schedulingGates",
+                "terminationGracePeriodSeconds",
+            ] {
+                m.remove(k);
+            }
+            for list in ["containers", "initContainers"] {
+                if let Some(Value::Array(cs)) = m.get_mut(list) {
+                    for c in cs {
+                        if let Some(c) = c.as_object_mut() {
+                            c.remove("image");
+                        }
+                    }
+                }
+            }
+        }
+        spec
+    };
+    if mutable_stripped(old) == mutable_stripped(new) {
+        return Ok(());
+    }
+    Err(ApiError::Invalid {
+        resource: "pods".into(),
+        name: name.to_string(),
+        message: "spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)".into(),
+    })
 }
 
 fn delete_options(body: Option<&Value>, q: &Query) -> DeleteOptions {
@@ -976,7 +1017,11 @@ fn patch(
             },
             crate::patch::PatchError::Malformed(m) => ApiError::BadRequest(m),
         })?;
-        *cur = split_status(cur, target, has_status, status_only);
+        let next = split_status(cur, target, has_status, status_only);
+        if t.res.is_core("pods") && !status_only {
+            check_pod_update(cur, &next, name)?;
+        }
+        *cur = next;
         Ok(())
     })?;
     after_write(state, &t.res, &o);

@@ -147,6 +147,15 @@ async fn crud_conflicts_and_patches() {
     assert_eq!(conds.len(), 2, "strategic merge keeps conditions by type");
     let labels = p.metadata.labels.unwrap();
     assert_eq!((labels["x"].as_str(), labels["y"].as_str()), ("1", "2"));
+    // Pod specs are immutable: nodeName is set by binding, never by an update.
+    let r = pods
+        .patch(
+            "a",
+            &pp,
+            &Patch::Merge(json!({"spec": {"nodeName": "node-00001"}})),
+        )
+        .await;
+    assert_eq!(code(r.unwrap_err()), 422);
     // Status cannot be changed through the main resource.
     let p = pods
         .patch(
