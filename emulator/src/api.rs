@@ -909,6 +909,15 @@ fn bind(state: &AppState, ns: &str, name: &str, binding: &Value) -> Result<Respo
                 "pod {name} is being deleted, cannot be assigned to a host"
             )));
         }
+        if pod
+            .pointer("/spec/schedulingGates")
+            .and_then(Value::as_array)
+            .is_some_and(|g| !g.is_empty())
+        {
+            return Err(conflict(format!(
+                "pod {name} has non-empty .spec.schedulingGates"
+            )));
+        }
         match pod.pointer("/spec/nodeName").and_then(Value::as_str) {
             Some(n) if !n.is_empty() => {
                 return Err(conflict(format!(
