@@ -376,6 +376,15 @@ async fn binding_conflicts_and_kubelet_lifecycle() {
         code(bind(&pods, "job-1", "no-such-node").await.unwrap_err()),
         404
     );
+    let mut gated = pod("gated", "1", None);
+    gated.spec.as_mut().unwrap().scheduling_gates = Some(vec![
+        serde_json::from_value(json!({"name": "example.com/wait"})).unwrap(),
+    ]);
+    pods.create(&PostParams::default(), &gated).await.unwrap();
+    assert_eq!(
+        code(bind(&pods, "gated", "node-00001").await.unwrap_err()),
+        409
+    );
 
     let running = wait_phase(&pods, "job-0", "Running").await;
     let st = running.status.unwrap();
