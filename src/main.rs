@@ -21,6 +21,9 @@ enum Command {
     /// Run the engine on a seeded synthetic cluster until everything that fits is placed, audit
     /// the result independently, and report speed and memory.
     Bench(bench::BenchArgs),
+    /// A Kubernetes API server emulator with simulated kubelets, for end-to-end runs against
+    /// something that speaks Kubernetes (serve it, or `load` a trace into it).
+    Emulator(Box<phalanx_emulator::cli::EmulatorArgs>),
 }
 
 fn main() -> Result<()> {
@@ -42,6 +45,13 @@ fn main() -> Result<()> {
             if report.partial_gangs + report.overcommitted_nodes + report.other_violations > 0 {
                 anyhow::bail!("the audit found safety violations (see above)");
             }
+        }
+        Command::Emulator(args) => {
+            // The emulator is the binary's only async part; it gets its own runtime.
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(phalanx_emulator::cli::run(*args))?;
         }
     }
     Ok(())

@@ -1,0 +1,45 @@
+//! phalanx-emulator: an in-memory Kubernetes API server with simulated kubelets and fault
+//! injection, for end-to-end tests and benchmarks of `phalanx serve`.
+//!
+//! No real kube-apiserver can run on the project's machines, so this stands in for one: it speaks
+//! the Kubernetes REST protocol on loopback (discovery, CRUD, list/watch, patch, binding, CRDs,
+//! leases) well enough for kubectl and kube-rs, and its kubelets run bound pods for the duration
+//! in their `phalanx.dev/duration` annotation. It is *not* a Kubernetes: no etcd, no admission
+//! webhooks, no RBAC, no controllers, and no scheduling of its own (see the crate README).
+//!
+//! Modules, one job each:
+//! - [`server`]: HTTP serving, startup, admin endpoints, fault injection in front of the API.
+//! - [`api`]: URL routing, discovery, and the REST verbs and subresources.
+//! - [`watch`]: streaming watch responses with bookmarks and 410 handling.
+//! - [`store`]: objects, resourceVersions, event history.
+//! - [`resources`]: the served resources and CRD parsing.
+//! - [`kubelet`]: simulated kubelets.
+//! - [`faults`]: fault injection.
+//! - [`patch`]: merge, strategic merge and JSON patch.
+//! - [`selector`]: label and field selectors.
+//! - [`table`]: server-side table output for kubectl.
+//! - [`quantity`]: resource quantities.
+//! - [`status`]: Kubernetes `Status` errors.
+//! - [`meta`]: timestamps, uids, JSON paths.
+//! - [`client`]: a minimal HTTP/1.1 JSON client for the load generator and benchmarks.
+//! - [`load`]: creates jobs from a trace file at a given rate.
+//! - [`cli`]: the `phalanx emulator` command line.
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod faults;
+pub mod kubelet;
+pub mod load;
+pub mod meta;
+pub mod patch;
+pub mod quantity;
+pub mod resources;
+pub mod selector;
+pub mod server;
+pub mod status;
+pub mod store;
+pub mod table;
+pub mod watch;
+
+pub use server::{EmulatorConfig, NodeShape, RunningEmulator, start};

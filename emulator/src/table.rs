@@ -1,0 +1,223 @@
+//! Server-side renderings that clients ask for in `Accept`: tables (`as=Table`, which `kubectl
+//! get` uses to print its columns) and metadata-only objects (`as=PartialObjectMetadata`, used by
+//! kube-rs metadata watchers). Pods and nodes get kubectl's familiar columns, CRDs their
+//! `additionalPrinterColumns`, everything else Name and Age.
+
+use serde_json::{Value, json};
+
+use crate::meta::{parse_rfc3339, path, unix_now};
+use crate::resources::ResourceDef;
+
+/// How objects are rendered in a response.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Render {
+    /// The objects themselves.
+    #[default]
+    Full,
+    /// A `meta.k8s.io/v1 Table`.
+    Table,
+    /// `meta.k8s.io/v1 PartialObjectMetadata` (lists: `PartialObjectMetadataList`).
+    Metadata,
+}
+
+impl Render {
+    /// From an `Accept` header; the first acceptable rendering wins, as in kube-apiserver.
+    pub fn from_accept(accept: &str) -> Self {
+        for part in accept.split(',') {
+            if part.contains("as=Table") {
+                return Self::Table;
+            }
+            if part.contains("as=PartialObjectMetadata") {
+                return Self::Metadata;
+            }
+            if part.trim_start().starts_with("application/json") || part.contains("*/*") {
+                return Self::Full;
+            }
+        }
+        Self::Full
+    }
+}
+
+/// The metadata-only form of an object.
+pub fn partial_metadata(o: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": o.get("metadata").cloned().unwrap_or(json!({})),
+    })
+}
+
+/// Formats an age the way kubectl does (`45s`, `12m`, `5h`, `3d`).
+pub fn human_age(created: Option<&str>) -> String {
+    let Some(t) = created.and_then(parse_rfc3339) else {
+        return "<unknown>".into();
+    };
+    let s = (unix_now() - t).max(0);
+    match s {
+        0..120 => format!("{s}s"),
+        120..7200 => format!("{}m", s / 60),
+        7200..172_800 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+fn col(name: &str, kind: &str, priority: i64) -> Value {
+    let format = if name == "Name" { "name" } else { "" };
+    json!({"name": name, "type": kind, "format": format, "description": "", "priority": priority})
+}
+
+fn columns(res: &ResourceDef) -> Vec<Value> {
+    if res.is_core("pods") {
+        vec![
+            col("Name", "string", 0),
+            col("Ready", "string", 0),
+            col("Status", "string", 0),
+            col("Restarts", "string", 0),
+            col("Age", "string", 0),
+            col("IP", "string", 1),
+            col("Node", "string", 1),
+        ]
+    } else if res.is_core("nodes") {
+        vec![
+            col("Name", "string", 0),
+            col("Status", "string", 0),
+            col("Roles", "string", 0),
+            col("Age", "string", 0),
+            col("Version", "string", 0),
+        ]
+    } else if res.is_core("namespaces") {
+        vec![
+            col("Name", "string", 0),
+            col("Status", "string", 0),
+            col("Age", "string", 0),
+        ]
+    } else if !res.printer_columns.is_empty() {
+        std::iter::once(col("Name", "string", 0))
+            .chain(res.printer_columns.iter().map(|c| {
+                let kind = if c.kind == "date" {
+                    "string"
+                } else {
+                    c.kind.as_str()
+                };
+                col(&c.name, kind, c.priority)
+            }))
+            .collect()
+    } else {
+        vec![col("Name", "string", 0), col("Age", "string", 0)]
+    }
+}
+
+fn s<'a>(v: &'a Value, p: &str) -> &'a str {
+    path(v, p).and_then(Value::as_str).unwrap_or("")
+}
+
+fn cells(res: &ResourceDef, o: &Value) -> Vec<Value> {
+    let name = s(o, "metadata.name");
+    let age = human_age(path(o, "metadata.creationTimestamp").and_then(Value::as_str));
+    if res.is_core("pods") {
+        let total = path(o, "spec.containers")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        let statuses = path(o, "status.containerStatuses").and_then(Value::as_array);
+        let ready = statuses.map_or(0, |a| {
+            a.iter()
+                .filter(|c| c.get("ready") == Some(&json!(true)))
+                .count()
+        });
+        let mut status = s(o, "status.reason").to_string();
+        if status.is_empty() {
+            status = s(o, "status.phase").to_string();
+            // As kubectl shows it: a finished container's reason (Completed, Error).
+            if let Some(r) = statuses.into_iter().flatten().find_map(|c| {
+                c.pointer("/state/terminated/reason")
+                    .and_then(Value::as_str)
+            }) {
+                status = r.to_string();
+            }
+        }
+        if path(o, "metadata.deletionTimestamp").is_some() {
+            status = "Terminating".into();
+        }
+        let ip = match s(o, "status.podIP") {
+            "" => "<none>",
+            ip => ip,
+        };
+        let node = match s(o, "spec.nodeName") {
+            "" => "<none>",
+            n => n,
+        };
+        vec![
+            json!(name),
+            json!(format!("{ready}/{total}")),
+            json!(status),
+            json!(0),
+            json!(age),
+            json!(ip),
+            json!(node),
+        ]
+    } else if res.is_core("nodes") {
+        let ready = path(o, "status.conditions")
+            .and_then(Value::as_array)
+            .and_then(|c| c.iter().find(|c| c.get("type") == Some(&json!("Ready"))))
+            .map(|c| s(c, "status"));
+        let mut status = match ready {
+            Some("True") => "Ready".to_string(),
+            Some(_) => "NotReady".to_string(),
+            None => "Unknown".to_string(),
+        };
+        if path(o, "spec.unschedulable") == Some(&json!(true)) {
+            status.push_str(",SchedulingDisabled");
+        }
+        vec![
+            json!(name),
+            json!(status),
+            json!("<none>"),
+            json!(age),
+            json!(s(o, "status.nodeInfo.kubeletVersion")),
+        ]
+    } else if res.is_core("namespaces") {
+        vec![json!(name), json!(s(o, "status.phase")), json!(age)]
+    } else if !res.printer_columns.is_empty() {
+        std::iter::once(json!(name))
+            .chain(res.printer_columns.iter().map(|c| {
+                let p = c.json_path.trim_start_matches('.');
+                let v = path(o, p).cloned().unwrap_or(Value::Null);
+                if c.kind == "date" {
+                    json!(human_age(v.as_str()))
+                } else {
+                    v
+                }
+            }))
+            .collect()
+    } else {
+        vec![json!(name), json!(age)]
+    }
+}
+
+/// A Table of `objects`, each row carrying its object's metadata (`includeObject=Metadata`).
+pub fn table(res: &ResourceDef, objects: &[Value], rv: u64, cont: Option<&str>) -> Value {
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|o| {
+            json!({
+                "cells": cells(res, o),
+                "object": {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": o.get("metadata").cloned().unwrap_or(json!({})),
+                }
+            })
+        })
+        .collect();
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if let Some(c) = cont {
+        meta["continue"] = json!(c);
+    }
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": meta,
+        "columnDefinitions": columns(res),
+        "rows": rows,
+    })
+}

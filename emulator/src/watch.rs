@@ -1,0 +1,244 @@
+//! Watch streams: one chunked HTTP response per watch, one JSON event per line.
+//!
+//! ```text
+//!  start ─> initial ADDED (no resourceVersion) ─> [BOOKMARK initial-events-end]
+//!        ─> replay kept events after the resourceVersion ─> live events ─┬─> timeout: close
+//!                                                   every interval: BOOKMARK ├─> lagging too far: close
+//!                                                                             └─> fault injector: close
+//! ```
+//! A watcher that falls behind the broadcast buffer is closed rather than slowed down; the client
+//! re-watches from its last resourceVersion, exactly as after a dropped connection.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::header;
+use axum::response::Response;
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::{Instant, sleep_until};
+
+use crate::meta::obj_mut;
+use crate::resources::ResourceDef;
+use crate::server::AppState;
+use crate::status::ApiError;
+use crate::store::{EventType, Filter, Stored, WatchEvent};
+use crate::table::{Render, partial_metadata, table};
+
+/// Query options of a watch.
+#[derive(Debug, Clone, Default)]
+pub struct WatchOptions {
+    /// `allowWatchBookmarks`.
+    pub bookmarks: bool,
+    /// `sendInitialEvents` (watch-list): initial state, then a bookmark marking its end.
+    pub send_initial: bool,
+    /// `timeoutSeconds`; the server default applies when absent.
+    pub timeout: Option<Duration>,
+    /// How objects are rendered: one-row Tables (`kubectl get -w`), metadata only, or in full.
+    pub render: Render,
+}
+
+struct Encoder {
+    res: Arc<ResourceDef>,
+    render: Render,
+}
+
+impl Encoder {
+    fn line(&self, kind: &str, json: &[u8]) -> Bytes {
+        let mut buf = Vec::with_capacity(json.len() + 32);
+        buf.extend_from_slice(b"{\"type\":\"");
+        buf.extend_from_slice(kind.as_bytes());
+        buf.extend_from_slice(b"\",\"object\":");
+        match self.render {
+            Render::Full => buf.extend_from_slice(json),
+            Render::Table => {
+                let v: Value = serde_json::from_slice(json).unwrap_or(Value::Null);
+                let rv = v
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .and_then(|r| r.parse().ok())
+                    .unwrap_or(0);
+                let t = table(&self.res, &[v], rv, None);
+                buf.extend_from_slice(&serde_json::to_vec(&t).expect("a Value serializes"));
+            }
+            Render::Metadata => {
+                let v: Value = serde_json::from_slice(json).unwrap_or(Value::Null);
+                let m = partial_metadata(&v);
+                buf.extend_from_slice(&serde_json::to_vec(&m).expect("a Value serializes"));
+            }
+        }
+        buf.extend_from_slice(b"}\n");
+        Bytes::from(buf)
+    }
+
+    fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
+        let mut o = json!({
+            "kind": self.res.kind, "apiVersion": self.res.api_version(),
+            "metadata": {"resourceVersion": rv.to_string()},
+        });
+        if initial_end {
+            o["metadata"]["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        let mut buf = b"{\"type\":\"BOOKMARK\",\"object\":".to_vec();
+        buf.extend_from_slice(&serde_json::to_vec(&o).expect("a Value serializes"));
+        buf.extend_from_slice(b"}\n");
+        Bytes::from(buf)
+    }
+
+    /// Renders a committed event for one watcher's selection: an object that enters the
+    /// selection is ADDED, one that leaves it is DELETED (its previous state at the new rv).
+    fn event(&self, ev: &WatchEvent, filter: &Filter) -> Option<Bytes> {
+        let now = filter.matches(&ev.object);
+        let before = ev.prev.as_ref().is_some_and(|p| filter.matches(p));
+        match (ev.kind, before, now) {
+            (EventType::Added, _, true) => Some(self.line("ADDED", &ev.object.json)),
+            (EventType::Modified, true, true) => Some(self.line("MODIFIED", &ev.object.json)),
+            (EventType::Modified, false, true) => Some(self.line("ADDED", &ev.object.json)),
+            (EventType::Modified, true, false) => {
+                let prev = ev.prev.as_ref().expect("matched a previous state");
+                Some(self.line("DELETED", &with_rv(prev, ev.rv)))
+            }
+            (EventType::Deleted, _, true) => Some(self.line("DELETED", &ev.object.json)),
+            _ => None,
+        }
+    }
+}
+
+fn with_rv(o: &Stored, rv: u64) -> Vec<u8> {
+    let mut v = o.value();
+    obj_mut(&mut v, "metadata").insert("resourceVersion".into(), json!(rv.to_string()));
+    serde_json::to_vec(&v).expect("a Value serializes")
+}
+
+fn streaming(rx: mpsc::Receiver<Bytes>) -> Response {
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    });
+    Response::builder()
+        .status(200)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-cache, private")
+        .body(Body::from_stream(stream))
+        .expect("static response parts are valid")
+}
+
+/// Starts a watch and returns its streaming response. Errors that kube-apiserver reports inside
+/// the stream (410 Expired) are sent as an `ERROR` event, as it does.
+pub fn watch_response(
+    state: Arc<AppState>,
+    res: Arc<ResourceDef>,
+    filter: Filter,
+    from: Option<u64>,
+    opts: WatchOptions,
+) -> Response {
+    let (tx, rx) = mpsc::channel::<Bytes>(1024);
+    let enc = Encoder {
+        res: res.clone(),
+        render: opts.render,
+    };
+    let injected_gone = from.is_some_and(|r| r > 0) && state.faults.watch_gone();
+    let start = if injected_gone {
+        Err(ApiError::Gone(format!(
+            "too old resource version: {} (injected)",
+            from.unwrap_or(0)
+        )))
+    } else {
+        state.store.watch(&res, &filter, from, opts.send_initial)
+    };
+    let start = match start {
+        Ok(s) => s,
+        Err(e) => {
+            let mut line = b"{\"type\":\"ERROR\",\"object\":".to_vec();
+            line.extend_from_slice(&serde_json::to_vec(&e.to_status()).expect("serializes"));
+            line.extend_from_slice(b"}\n");
+            let _ = tx.try_send(Bytes::from(line));
+            return streaming(rx);
+        }
+    };
+    let timeout = opts.timeout.unwrap_or(state.default_watch_timeout);
+    let lifetime = state
+        .faults
+        .watch_lifetime()
+        .map_or(timeout, |l| l.min(timeout));
+    let deadline = Instant::now() + lifetime;
+    let bookmark_every = state.bookmark_interval;
+    let mut drop_signal = state.faults.drop_signal();
+    tokio::spawn(async move {
+        let mut live = start.rx;
+        let mut last = start.rv;
+        for o in &start.initial {
+            if tx.send(enc.line("ADDED", &o.json)).await.is_err() {
+                return;
+            }
+        }
+        if opts.send_initial
+            && opts.bookmarks
+            && tx.send(enc.bookmark(start.rv, true)).await.is_err()
+        {
+            return;
+        }
+        for ev in &start.backlog {
+            if ev.rv > last {
+                last = ev.rv;
+                if let Some(line) = enc.event(ev, &filter)
+                    && tx.send(line).await.is_err()
+                {
+                    return;
+                }
+            }
+        }
+        let mut ticker = tokio::time::interval_at(Instant::now() + bookmark_every, bookmark_every);
+        drop_signal.mark_unchanged();
+        loop {
+            tokio::select! {
+                r = live.recv() => match r {
+                    Ok(ev) => {
+                        if ev.rv > last {
+                            last = ev.rv;
+                            if let Some(line) = enc.event(&ev, &filter)
+                                && tx.send(line).await.is_err() {
+                                    return;
+                                }
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::debug!(resource = %enc.res.qualified(), lagged = n, "watcher fell behind; closing");
+                        return;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = ticker.tick(), if opts.bookmarks => {
+                    // Everything committed up to `now` is already in `live`: drain it first, so
+                    // the bookmark never claims a resourceVersion whose events are still queued.
+                    let now = state.store.current_rv();
+                    loop {
+                        match live.try_recv() {
+                            Ok(ev) => {
+                                if ev.rv > last {
+                                    last = ev.rv;
+                                    if let Some(line) = enc.event(&ev, &filter)
+                                        && tx.send(line).await.is_err() {
+                                            return;
+                                        }
+                                }
+                            }
+                            Err(broadcast::error::TryRecvError::Empty) => break,
+                            Err(_) => return,
+                        }
+                    }
+                    last = last.max(now);
+                    if tx.send(enc.bookmark(last, false)).await.is_err() {
+                        return;
+                    }
+                }
+                _ = sleep_until(deadline) => return,
+                _ = drop_signal.changed() => return,
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    streaming(rx)
+}
