@@ -1,4 +1,4 @@
-//! `phalanx emulator load`: creates jobs from a native trace file (`job` records only) at a given
+//! `phalanx emulator load`: creates jobs from a native trace file (its `job` and `queue` records) at a given
 //! rate, as a PodGroup plus its pods, for end-to-end runs of `phalanx serve`.
 //!
 //! Each job becomes a scheduler-plugins PodGroup (pods labelled `scheduling.x-k8s.io/pod-group`)
