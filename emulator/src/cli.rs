@@ -159,7 +159,8 @@ impl NodeFlap {
 /// Flags of `phalanx emulator load`.
 #[derive(Debug, Clone, Args)]
 pub struct LoadArgs {
-    /// Native trace file (JSON Lines); only `job` records are used.
+    /// Native trace file (JSON Lines); `job` records become PodGroups and pods, `queue` records
+    /// Volcano Queues (other records are ignored).
     #[arg(long)]
     pub trace: PathBuf,
     /// API server URL (`http://127.0.0.1:6443`).

@@ -16,7 +16,7 @@
 //! exactly as a real kubelet does; so a double-booking by two schedulers shows up as a Failed pod.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +58,7 @@ type PodKey = (String, String);
 
 #[derive(Debug, Default)]
 struct NodeState {
+    labels: BTreeMap<String, String>,
     allocatable: ResourceMilli,
     used: ResourceMilli,
     ready: bool,
@@ -71,6 +72,8 @@ struct PodState {
     node: String,
     uid: String,
     requests: ResourceMilli,
+    /// `spec.nodeSelector` and required node affinity, checked at admission.
+    placement: Placement,
     /// Counted in the node's `used`.
     holds: bool,
     deleting: bool,
@@ -143,6 +146,84 @@ pub fn pod_requests(pod: &Value) -> ResourceMilli {
     total
 }
 
+/// What a pod requires of its node's labels: `spec.nodeSelector` and
+/// `requiredDuringSchedulingIgnoredDuringExecution` node affinity.
+#[derive(Debug, Clone, Default)]
+struct Placement {
+    selector: Vec<(String, String)>,
+    /// Node selector terms (ORed); `None` when the pod has no required node affinity.
+    terms: Option<Vec<Value>>,
+}
+
+impl Placement {
+    fn of(pod: &Value) -> Self {
+        let selector = pod
+            .pointer("/spec/nodeSelector")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let terms = pod
+            .pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
+            .and_then(Value::as_array)
+            .cloned();
+        Self { selector, terms }
+    }
+
+    /// The kubelet's NodeAffinity admission check.
+    fn admits(&self, node: &str, labels: &BTreeMap<String, String>) -> bool {
+        if !self.selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+            return false;
+        }
+        let Some(terms) = &self.terms else {
+            return true;
+        };
+        terms.iter().any(|term| {
+            let exprs = term.get("matchExpressions").and_then(Value::as_array);
+            let fields = term.get("matchFields").and_then(Value::as_array);
+            if exprs.is_none_or(Vec::is_empty) && fields.is_none_or(Vec::is_empty) {
+                return false;
+            }
+            exprs
+                .into_iter()
+                .flatten()
+                .all(|e| requirement(e, |k| labels.get(k).map(String::as_str)))
+                && fields
+                    .into_iter()
+                    .flatten()
+                    .all(|e| requirement(e, |k| (k == "metadata.name").then_some(node)))
+        })
+    }
+}
+
+/// One node selector requirement (`In`, `NotIn`, `Exists`, `DoesNotExist`, `Gt`, `Lt`).
+fn requirement<'a>(e: &Value, get: impl Fn(&str) -> Option<&'a str>) -> bool {
+    let key = e.get("key").and_then(Value::as_str).unwrap_or("");
+    let values: Vec<&str> = e
+        .get("values")
+        .and_then(Value::as_array)
+        .map(|v| v.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let actual = get(key);
+    let num = |s: &str| s.parse::<i64>().ok();
+    match e.get("operator").and_then(Value::as_str).unwrap_or("") {
+        "In" => actual.is_some_and(|a| values.contains(&a)),
+        "NotIn" => actual.is_none_or(|a| !values.contains(&a)),
+        "Exists" => actual.is_some(),
+        "DoesNotExist" => actual.is_none(),
+        "Gt" => {
+            matches!((actual.and_then(num), values.first().and_then(|v| num(v))), (Some(a), Some(b)) if a > b)
+        }
+        "Lt" => {
+            matches!((actual.and_then(num), values.first().and_then(|v| num(v))), (Some(a), Some(b)) if a < b)
+        }
+        _ => false,
+    }
+}
+
 fn node_ready(node: &Value) -> bool {
     node.pointer("/status/conditions")
         .and_then(Value::as_array)
@@ -198,6 +279,15 @@ impl Kubelets {
             .to_string();
         let n = self.nodes.entry(name).or_default();
         n.allocatable = allocatable;
+        n.labels = v
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
         n.ip = ip;
         let was_ready = n.ready;
         n.ready = ready;
@@ -254,11 +344,12 @@ impl Kubelets {
         if terminal {
             return;
         }
-        let requests = pod_requests(&ev.object.value());
+        let pod = ev.object.value();
         let state = PodState {
             node: node.clone(),
             uid: uid.clone(),
-            requests,
+            requests: pod_requests(&pod),
+            placement: Placement::of(&pod),
             holds: false,
             deleting,
         };
@@ -283,6 +374,18 @@ impl Kubelets {
         let Some(n) = self.nodes.get_mut(&node) else {
             return;
         };
+        if !state.placement.admits(&node, &n.labels) {
+            let reason = "NodeAffinity";
+            let message = "Pod was rejected: Predicate NodeAffinity failed: node(s) didn't match Pod's node affinity/selector";
+            self.update_status(&key, &uid, |pod| {
+                let st = obj_mut(pod, "status");
+                st.insert("phase".into(), json!("Failed"));
+                st.insert("reason".into(), json!(reason));
+                st.insert("message".into(), json!(message));
+            });
+            self.warn(&key, &uid, &node, reason, message);
+            return;
+        }
         let short = state.requests.iter().find_map(|(res, req)| {
             let cap = n.allocatable.get(res).copied().unwrap_or(0);
             let used = n.used.get(res).copied().unwrap_or(0);
@@ -528,4 +631,43 @@ pub fn spawn(store: Arc<Store>, cfg: KubeletConfig) -> JoinHandle<()> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placement_follows_node_selector_and_required_affinity() {
+        let labels: BTreeMap<String, String> = [("gpu", "a100"), ("zone", "z1"), ("cores", "64")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let pod = |spec: Value| Placement::of(&json!({ "spec": spec }));
+        assert!(pod(json!({})).admits("n1", &labels));
+        assert!(pod(json!({"nodeSelector": {"gpu": "a100"}})).admits("n1", &labels));
+        assert!(!pod(json!({"nodeSelector": {"gpu": "h100"}})).admits("n1", &labels));
+        let affinity = |exprs: Value| {
+            pod(
+                json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+                {"nodeSelectorTerms": [{"matchExpressions": exprs}]}}}}),
+            )
+        };
+        assert!(
+            affinity(json!([{"key": "zone", "operator": "In", "values": ["z1", "z2"]}]))
+                .admits("n1", &labels)
+        );
+        assert!(
+            !affinity(json!([{"key": "zone", "operator": "NotIn", "values": ["z1"]}]))
+                .admits("n1", &labels)
+        );
+        assert!(
+            affinity(json!([{"key": "cores", "operator": "Gt", "values": ["32"]}]))
+                .admits("n1", &labels)
+        );
+        assert!(!affinity(json!([{"key": "spot", "operator": "Exists"}])).admits("n1", &labels));
+        assert!(
+            affinity(json!([{"key": "spot", "operator": "DoesNotExist"}])).admits("n1", &labels)
+        );
+    }
 }

@@ -1,5 +1,5 @@
-//! `phalanx emulator load`: creates jobs from a native trace file (`job` records only) at a given
-//! rate, as a PodGroup plus its pods, for end-to-end runs of `phalanx serve`.
+//! `phalanx emulator load`: creates the jobs of a native trace file at a given rate, each as a
+//! PodGroup plus its pods, after the trace's queues, for end-to-end runs of `phalanx serve`.
 //!
 //! Each job becomes a scheduler-plugins PodGroup (pods labelled `scheduling.x-k8s.io/pod-group`)
 //! or a Volcano PodGroup (pods annotated `scheduling.k8s.io/group-name`), with pods carrying

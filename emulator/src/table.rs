@@ -177,6 +177,19 @@ fn cells(res: &ResourceDef, o: &Value) -> Vec<Value> {
         ]
     } else if res.is_core("namespaces") {
         vec![json!(name), json!(s(o, "status.phase")), json!(age)]
+    } else if res.is_core("events") {
+        let object = format!(
+            "{}/{}",
+            s(o, "involvedObject.kind").to_lowercase(),
+            s(o, "involvedObject.name")
+        );
+        vec![
+            json!(human_age(path(o, "lastTimestamp").and_then(Value::as_str))),
+            json!(s(o, "type")),
+            json!(s(o, "reason")),
+            json!(object),
+            json!(s(o, "message")),
+        ]
     } else if !res.printer_columns.is_empty() {
         std::iter::once(json!(name))
             .chain(res.printer_columns.iter().map(|c| {

@@ -19,7 +19,7 @@ use serde_json::json;
 
 async fn emulator(nodes: usize, shape: &str) -> (RunningEmulator, kube::Client) {
     let cfg = EmulatorConfig {
-        not_ready_eviction: Some(Duration::from_millis(300)),
+        not_ready_eviction: Some(Duration::from_secs(3)),
         nodes,
         shapes: vec![NodeShape::parse(shape).unwrap()],
         kubelet: KubeletConfig {
@@ -593,11 +593,37 @@ async fn injected_faults_and_not_ready_nodes() {
     phalanx_emulator::server::set_node_ready(&emu.state, "node-00001", true).unwrap();
     wait_phase(&pods, "held", "Running").await;
 
+    // A client can also take a node NotReady by patching its status (strategic merge on the
+    // conditions list); the kubelet then holds new pods there too.
+    let ready = |status: &str| json!({"status": {"conditions": [{"type": "Ready", "status": status, "reason": "Test"}]}});
+    let pp = PatchParams::default();
+    let n = nodes
+        .patch_status("node-00001", &pp, &Patch::Strategic(ready("False")))
+        .await
+        .unwrap();
+    assert_eq!(
+        n.status.unwrap().conditions.unwrap().len(),
+        4,
+        "merged by type"
+    );
+    pods.create(&PostParams::default(), &pod("held2", "100m", None))
+        .await
+        .unwrap();
+    bind(&pods, "held2", "node-00001").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let p = pods.get("held2").await.unwrap();
+    assert_eq!(p.status.unwrap().phase.as_deref(), Some("Pending"));
+    nodes
+        .patch_status("node-00001", &pp, &Patch::Strategic(ready("True")))
+        .await
+        .unwrap();
+    wait_phase(&pods, "held2", "Running").await;
+
     // A node that stays NotReady past the eviction delay has its pods evicted; they stay
     // Terminating while the node is down and are gone once it is back.
     phalanx_emulator::server::set_node_ready(&emu.state, "node-00001", false).unwrap();
     let mut terminating = false;
-    for _ in 0..200 {
+    for _ in 0..500 {
         let p = pods.get("held").await.unwrap();
         if p.metadata.deletion_timestamp.is_some() {
             terminating = true;
@@ -607,7 +633,7 @@ async fn injected_faults_and_not_ready_nodes() {
     }
     assert!(terminating, "pod on a NotReady node was not evicted");
     phalanx_emulator::server::set_node_ready(&emu.state, "node-00001", true).unwrap();
-    for _ in 0..200 {
+    for _ in 0..500 {
         if pods.get_opt("held").await.unwrap().is_none() {
             break;
         }
