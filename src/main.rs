@@ -2,6 +2,7 @@
 //! does the work. No scheduling logic lives here.
 
 mod bench;
+mod simulate;
 
 use std::io::Write;
 
@@ -21,6 +22,12 @@ enum Command {
     /// Run the engine on a seeded synthetic cluster until everything that fits is placed, audit
     /// the result independently, and report speed and memory.
     Bench(bench::BenchArgs),
+    /// Replay a trace (or a synthetic or the built-in workload) on the engine over virtual time
+    /// and write the decision log, a summary and an HTML report.
+    Simulate(simulate::SimulateArgs),
+    /// Work with trace files.
+    #[command(subcommand)]
+    Trace(simulate::TraceCommand),
 }
 
 fn main() -> Result<()> {
@@ -42,6 +49,15 @@ fn main() -> Result<()> {
             if report.partial_gangs + report.overcommitted_nodes + report.other_violations > 0 {
                 anyhow::bail!("the audit found safety violations (see above)");
             }
+        }
+        Command::Simulate(args) => {
+            let text = simulate::run(&args)?;
+            if !text.is_empty() {
+                print_out(&text)?;
+            }
+        }
+        Command::Trace(simulate::TraceCommand::Convert(args)) => {
+            print_out(&simulate::convert(&args)?)?;
         }
     }
     Ok(())
