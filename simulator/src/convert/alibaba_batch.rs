@@ -141,7 +141,10 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
         let dep = tasks
             .iter()
             .enumerate()
-            .filter(|(i, (_, _, end, _))| *i != me && *end <= r.create)
+            // Only earlier tasks (by creation, then id): zero-length tasks must not form cycles.
+            .filter(|(i, (t, c, end, _))| {
+                *i != me && *end <= r.create && (*c, *t) < (r.create, r.task)
+            })
             .max_by_key(|(i, (_, _, end, _))| (*end, *i))
             .map(|(_, (_, _, _, names))| names.clone())
             .unwrap_or_default();

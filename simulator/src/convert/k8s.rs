@@ -7,7 +7,7 @@
 //! | `Node` | a node (allocatable, else capacity; labels, taints, cordon) |
 //! | Volcano `Queue` | queue `root.<name>` (`default` is `root.default`); with `volcano.sh/hierarchy` `root/a/b` and `volcano.sh/hierarchy-weights`, queue `root.a.b` and its parents with those weights |
 //! | Kueue `ClusterQueue` | queue `root.<cohort>.<name>` (or `root.<name>`): `deserved` = the sum of its flavors' `nominalQuota`, `capability` = nominal + `borrowingLimit`, weight from `fairSharing.weight`; `LocalQueue`s point jobs at it |
-//! | scheduler-plugins `ElasticQuota` | queue `root.<namespace>` (`guarantee` = min, `capability` = max) for the namespace's jobs that name no queue |
+//! | scheduler-plugins `ElasticQuota` | queue `root.<namespace>-quota` (`guarantee` = min, `capability` = max) for the namespace's jobs that name no queue |
 //! | `PodGroup` (`scheduling.volcano.sh`, `scheduling.incubator.k8s.io`, `scheduling.x-k8s.io`) | one job: `minMember`, `minResources`, `queue`, `priorityClassName`; its pods are the `Pod`s and workload templates (`ReplicaSet`, `Deployment`, `StatefulSet`, `Job`) that name it (annotation `scheduling.k8s.io/group-name` or label `scheduling.x-k8s.io/pod-group`) |
 //! | Kueue pod group (label `kueue.x-k8s.io/pod-group-name`) | one job of `pod-group-total-count` pods |
 //! | Volcano `Job` | one job: its tasks (`replicas`, `minAvailable` per task), `minAvailable`, `queue`, `priorityClassName`; a task's `dependsOn` (start order inside the gang) is kept as the annotation `phalanx.dev/task-depends-on`: a gang starts all its tasks at once, so the order holds |
@@ -476,16 +476,13 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
                 if shape.duration.is_none() {
                     shape.duration = own.get(DURATION).and_then(|t| parse_duration(t));
                 }
-                let labels = if k == "Pod" {
-                    strings(s(&d.v, &["metadata", "labels"]))
-                } else {
-                    shape.labels.clone()
-                };
-                let annotations = if k == "Pod" {
-                    own.clone()
-                } else {
-                    shape.annotations.clone()
-                };
+                // The object's own labels and annotations, then its pod template's.
+                let mut labels = strings(s(&d.v, &["metadata", "labels"]));
+                let mut annotations = own.clone();
+                if k != "Pod" {
+                    labels.extend(shape.labels.clone());
+                    annotations.extend(shape.annotations.clone());
+                }
                 let pg = annotations
                     .get("scheduling.k8s.io/group-name")
                     .or_else(|| labels.get("scheduling.x-k8s.io/pod-group"))
@@ -794,7 +791,8 @@ impl Ctx {
 
     fn elastic_quota(&mut self, v: &Value) {
         let (ns, _) = meta(v);
-        let path = queue_path(&ns);
+        // Its own path: a Volcano queue may carry the namespace's name.
+        let path = format!("root.{}-quota", ns.replace('.', "-"));
         self.add_queue(QueueRecord {
             name: path.clone(),
             guarantee: s(v, &["spec", "min"]).map(|m| resource_map(Some(m))),
@@ -1192,14 +1190,20 @@ impl Ctx {
                 .map(|(k, v)| (k.trim().to_string(), Amount::Text(v.trim().to_string())))
                 .collect();
             for i in 0..count {
+                let name = format!("node-{i:04}");
                 nodes.push(NodeRecord {
-                    name: format!("node-{i:04}"),
+                    labels: BTreeMap::from([
+                        ("kubernetes.io/arch".to_string(), "amd64".to_string()),
+                        ("kubernetes.io/hostname".to_string(), name.clone()),
+                        ("kubernetes.io/os".to_string(), "linux".to_string()),
+                    ]),
+                    name,
                     resources: resources.clone(),
                     ..Default::default()
                 });
             }
             self.out.warnings.push(format!(
-                "the manifests define no Node: {count} nodes of {res} were added (--k8s-nodes)"
+                "the manifests define no Node: {count} linux/amd64 nodes of {res} were added (--k8s-nodes)"
             ));
         }
         let mut jobs = Vec::new();
