@@ -759,7 +759,7 @@ pub fn html(
             .iter()
             .map(|q| s.queues.get(q).map_or(0.0, |x| x.deserved_share))
             .collect();
-        let _ = write!(out, "<h2>{tag}</h2>\n");
+        let _ = writeln!(out, "<h2>{tag}</h2>");
         out.push_str(&run_charts(stats, table, tag, &deserved));
     }
     out.push_str("<h2>summary.json</h2>\n<pre>");

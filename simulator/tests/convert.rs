@@ -98,7 +98,7 @@ fn alibaba_batch_2017_tasks_become_gangs_with_inferred_dependencies() {
     assert!(
         inferred
             .iter()
-            .all(|j| j.annotations.get("phalanx.dev/inferred").is_some())
+            .all(|j| j.annotations.contains_key("phalanx.dev/inferred"))
     );
     let sc = round_trip(&c, "batch.jsonl");
     assert_eq!(sc.initial_nodes().count(), 200);

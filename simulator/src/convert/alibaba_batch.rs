@@ -38,6 +38,9 @@ pub struct Params {
 
 const MACHINE_MEM_GIB: f64 = 256.0;
 
+/// A task of a job: (task id, created, ended, the names of its gangs).
+type TaskSpan = (i64, i64, i64, Vec<String>);
+
 struct Row {
     create: i64,
     end: i64,
@@ -112,7 +115,7 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
     rows.retain(|r| r.instances > 0 && params.until.is_none_or(|u| ((r.create - t0) as f64) < u));
     rows.sort_by_key(|r| (r.create, r.job, r.task));
     // Per job, its tasks' (end, names) so far, for the inferred dependencies.
-    let mut by_job: BTreeMap<i64, Vec<(i64, i64, i64, Vec<String>)>> = BTreeMap::new();
+    let mut by_job: BTreeMap<i64, Vec<TaskSpan>> = BTreeMap::new();
     for r in &rows {
         let max = params.max_gang.max(1);
         let parts = r.instances.div_ceil(max);

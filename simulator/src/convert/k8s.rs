@@ -238,6 +238,11 @@ impl K8sToleration {
     }
 }
 
+/// Pods of one workload: (task name, replicas, template).
+type Pods = (String, i64, PodShape);
+/// A Kueue plain-pod group: (total count, pods, local queue).
+type KueueGroup = (i64, Vec<Pods>, Option<String>);
+
 /// A job under construction.
 #[derive(Default)]
 struct Gang {
@@ -414,9 +419,8 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
         })
         .collect();
     let mut used_templates = BTreeSet::new();
-    let mut grouped: BTreeMap<String, Vec<(String, i64, PodShape)>> = BTreeMap::new();
-    let mut kueue_groups: BTreeMap<String, (i64, Vec<(String, i64, PodShape)>, Option<String>)> =
-        BTreeMap::new();
+    let mut grouped: BTreeMap<String, Vec<Pods>> = BTreeMap::new();
+    let mut kueue_groups: BTreeMap<String, KueueGroup> = BTreeMap::new();
     let mut skipped: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for d in &docs {
         let k = kind(d);
