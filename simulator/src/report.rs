@@ -428,7 +428,7 @@ fn fmt_num(v: f64) -> String {
         format!("{:.1}M", v / 1e6)
     } else if v.abs() >= 1e4 {
         format!("{:.0}k", v / 1e3)
-    } else if v.abs() >= 10.0 || v == 0.0 {
+    } else if v.abs() >= 10.0 || v == v.round() {
         format!("{v:.0}")
     } else {
         format!("{v:.2}")
@@ -484,8 +484,25 @@ fn chart(
         w - ml - mr,
         h - mt - mb
     );
-    let inv = |v: f64, log: bool| if log { 10f64.powf(v) - 1.0 } else { v };
-    for t in nice_ticks(x0, x1) {
+    let inv = |v: f64, log: bool| {
+        if log {
+            ((10f64.powf(v) - 1.0) * 1e6).round() / 1e6
+        } else {
+            v
+        }
+    };
+    // Log axes get decade ticks (0, 1, 10, 100, ...), placed at log10(1 + v).
+    let ticks = |lo: f64, hi: f64, log: bool| -> Vec<f64> {
+        if !log {
+            return nice_ticks(lo, hi);
+        }
+        std::iter::once(0.0)
+            .chain((0..12).map(|k| 10f64.powi(k)))
+            .map(|v| (1.0 + v).log10())
+            .filter(|t| *t >= lo - 1e-9 && *t <= hi + 1e-9)
+            .collect()
+    };
+    for t in ticks(x0, x1, logx) {
         let x = ml + (t - x0) / (x1 - x0) * (w - ml - mr);
         let _ = write!(
             s,
@@ -496,7 +513,7 @@ fn chart(
             fmt_num(inv(t, logx))
         );
     }
-    for t in nice_ticks(y0, y1) {
+    for t in ticks(y0, y1, logy) {
         let y = h - mb - (t - y0) / (y1 - y0) * (h - mt - mb);
         let _ = write!(
             s,
@@ -529,9 +546,15 @@ fn chart(
                 );
             }
         } else {
+            // Steps: every series here holds its value until the next point.
             let mut d = String::new();
+            let mut last: Option<f64> = None;
             for &(x, y) in &p.points {
+                if let Some(ly) = last {
+                    let _ = write!(d, "{:.1},{:.1} ", px(x), py(ly));
+                }
                 let _ = write!(d, "{:.1},{:.1} ", px(x), py(y));
+                last = Some(y);
             }
             let dash = if p.dashed {
                 r#" stroke-dasharray="5,3""#
