@@ -5,8 +5,9 @@
 //! Definitions:
 //! - `utilization`: allocated over allocatable per resource, integrated over virtual time from 0
 //!   to the last event (so a node that is down counts for nothing while it is down);
-//! - a job's wait: its first bind minus its submission; jobs never placed have no wait and are
-//!   counted in `jobs_never_started`;
+//! - a job's wait: from its submission until its gang first ran (`min_member` pods bound; in the
+//!   baseline, when its barrier opened, since partly placed workers make no progress); jobs that
+//!   never got there have no wait and are counted in `jobs_never_started`;
 //! - a queue's allocated share: its dominant share (the largest, over resources other than pod
 //!   slots, of its allocation over the cluster's allocatable), averaged over virtual time;
 //! - a queue's deserved share: the dominant share of its `deserved` if it has one, else its
@@ -30,7 +31,7 @@ use crate::world::{JobEnd, Mode, RunStats};
 pub struct QueueSummary {
     /// Jobs submitted to it.
     pub jobs: u64,
-    /// Jobs of it that were placed at least once.
+    /// Jobs of it whose gang ran at least once.
     pub started: u64,
     /// Mean wait of its placed jobs, seconds.
     pub mean_wait_s: f64,
@@ -63,7 +64,7 @@ pub struct Summary {
     pub jobs_pending_at_end: u64,
     /// Jobs with pods still running when the trace ran out.
     pub jobs_running_at_end: u64,
-    /// Jobs never placed.
+    /// Jobs whose gang never ran.
     pub jobs_never_started: u64,
     /// First submission to last job end, virtual seconds.
     pub makespan_s: f64,

@@ -97,7 +97,8 @@ pub struct JobStat {
     pub queue: u16,
     /// Submission time.
     pub submit: Time,
-    /// First time any of its pods was bound.
+    /// When its gang first ran: `min_member` pods bound together (in the baseline, when its
+    /// barrier opened).
     pub first_start: Option<Time>,
     /// When it ended.
     pub end: Option<Time>,
@@ -896,10 +897,6 @@ impl<'s, 'w> World<'s, 'w> {
                         self.running_jobs += 1;
                         self.pending_jobs -= 1;
                     }
-                    let st = &mut self.stats.jobs[ji];
-                    if st.first_start.is_none() {
-                        st.first_start = Some(now);
-                    }
                     {
                         let sj = &self.sc.jobs[ji];
                         let mut l = Line::new(now, "bind");
@@ -917,6 +914,10 @@ impl<'s, 'w> World<'s, 'w> {
                 }
                 let need = self.sc.jobs[ji].job.min_member;
                 let j = &self.jobs[ji];
+                if self.stats.jobs[ji].first_start.is_none() && j.bound + j.done_ok >= need {
+                    // The gang runs: its wait is over (in the baseline, its barrier opens).
+                    self.stats.jobs[ji].first_start = Some(now);
+                }
                 if self.cfg.mode == Mode::Baseline && !j.barrier && j.bound + j.done_ok >= need {
                     // Every worker is up: the barrier opens and they all start.
                     self.jobs[ji].barrier = true;
