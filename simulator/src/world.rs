@@ -14,6 +14,10 @@
 //!                        so an idle cycle could not decide anything
 //! ```
 //!
+//! A job is submitted to the engine (and logged `submit`) when it arrives, or, if a job it
+//! depends on arrives later, when the last of those does: the engine may refuse a dependency on
+//! a job it has not seen. Its wait still counts from its arrival.
+//!
 //! Baseline mode ([`Mode::Baseline`]) models the default Kubernetes scheduler on the same
 //! engine: every job is submitted with its gang dissolved (`min_member` 1, no per-task
 //! minimums, no `min_resources`), all in one queue at priority 0, so the engine places pods
@@ -301,6 +305,10 @@ struct World<'s, 'w> {
     last_cycle: Option<Time>,
     dirty: bool,
     last_advance: Time,
+    /// Jobs that arrived before a job they depend on, by that dependency.
+    held: HashMap<u32, Vec<u32>>,
+    /// Per job, how many of its dependencies have not been submitted yet.
+    waiting_on: Vec<u32>,
 }
 
 /// Runs a scenario to the end, writing the decision log to `log`.
@@ -449,6 +457,8 @@ impl<'s, 'w> World<'s, 'w> {
             last_cycle: None,
             dirty: false,
             last_advance: Time::ZERO,
+            held: HashMap::new(),
+            waiting_on: vec![0; sc.jobs.len()],
         }
     }
 
@@ -657,27 +667,37 @@ impl<'s, 'w> World<'s, 'w> {
                 if self.jobs[ji].deleted_early {
                     return Ok(());
                 }
-                let sj = &self.sc.jobs[ji];
-                let job = match self.cfg.mode {
-                    Mode::Gang => sj.job.clone(),
-                    Mode::Baseline => dissolve(&sj.job),
-                };
-                if self.apply(ClusterEvent::JobSubmitted(job)) {
-                    self.stats.jobs[ji].submitted = true;
-                    self.pending_jobs += 1;
-                    let mut l = Line::new(now, "submit");
-                    l.job = Some(&sj.job.name);
-                    self.log.write(&l)?;
+                // A job is handed to the engine once every job it depends on has been: the
+                // engine may refuse a dependency on a job it has never seen.
+                let unmet: Vec<u32> = self.sc.jobs[ji]
+                    .job
+                    .depends_on
+                    .iter()
+                    .filter_map(|d| self.job_by_name.get(d.as_str()).copied())
+                    .filter(|&d| {
+                        !self.stats.jobs[d as usize].submitted
+                            && !self.jobs[d as usize].deleted_early
+                    })
+                    .collect();
+                if unmet.is_empty() {
+                    self.submit(ji)?;
+                } else {
+                    self.waiting_on[ji] = unmet.len() as u32;
+                    for d in unmet {
+                        self.held.entry(d).or_default().push(ji as u32);
+                    }
                 }
             }
             Input::JobDelete(name) => {
                 let ji = self.job_by_name[name.as_str()] as usize;
                 if !self.stats.jobs[ji].submitted {
-                    // Deleted before it arrived: it never will.
+                    // Deleted before it arrived (or while it waited for its dependencies to
+                    // arrive): it never will be submitted. Jobs waiting for it go ahead.
                     self.jobs[ji].deleted_early = true;
                     self.jobs[ji].ended = true;
                     self.stats.jobs[ji].state = JobEnd::Deleted;
                     self.stats.jobs[ji].end = Some(now);
+                    self.release_waiters(ji)?;
                     return Ok(());
                 }
                 if !self.apply(ClusterEvent::JobDeleted { job: name.clone() }) {
@@ -694,6 +714,37 @@ impl<'s, 'w> World<'s, 'w> {
             }
         }
         self.dirty = true;
+        Ok(())
+    }
+
+    /// Submits job `ji` to the engine, then every job that was waiting only for it.
+    fn submit(&mut self, ji: usize) -> Result<(), WorldError> {
+        if self.jobs[ji].deleted_early || self.stats.jobs[ji].submitted {
+            return Ok(());
+        }
+        let sj = &self.sc.jobs[ji];
+        let job = match self.cfg.mode {
+            Mode::Gang => sj.job.clone(),
+            Mode::Baseline => dissolve(&sj.job),
+        };
+        if self.apply(ClusterEvent::JobSubmitted(job)) {
+            self.stats.jobs[ji].submitted = true;
+            self.pending_jobs += 1;
+            let mut l = Line::new(self.now, "submit");
+            l.job = Some(&sj.job.name);
+            self.log.write(&l)?;
+        }
+        self.release_waiters(ji)
+    }
+
+    fn release_waiters(&mut self, ji: usize) -> Result<(), WorldError> {
+        for w in self.held.remove(&(ji as u32)).unwrap_or_default() {
+            let w = w as usize;
+            self.waiting_on[w] -= 1;
+            if self.waiting_on[w] == 0 {
+                self.submit(w)?;
+            }
+        }
         Ok(())
     }
 

@@ -540,3 +540,36 @@ fn reader_survives_garbage() {
         )
         .unwrap();
 }
+
+/// A job that arrives before a job it depends on is handed to the engine when that one
+/// arrives, so the engine never sees a dependency on a job it does not know.
+#[test]
+fn dependents_wait_for_their_dependencies_to_arrive() {
+    let text = r#"{"kind":"node","name":"n1","resources":{"cpu":4}}
+{"kind":"job","time":0,"name":"late-child","depends_on":["parent"],"tasks":[{"name":"w","replicas":1,"requests":{"cpu":1},"duration":5}]}
+{"kind":"job","time":10,"name":"parent","tasks":[{"name":"w","replicas":1,"requests":{"cpu":1},"duration":5}]}
+{"kind":"job","time":1,"name":"orphan","depends_on":["gone"],"tasks":[{"name":"w","replicas":1,"requests":{"cpu":1},"duration":5}]}
+{"kind":"job","time":20,"name":"gone","tasks":[{"name":"w","replicas":1,"requests":{"cpu":1},"duration":5}]}
+{"kind":"job_delete","time":2,"name":"gone"}
+"#;
+    let sc = trace::read(text.as_bytes(), "order.jsonl").unwrap();
+    let (stats, log) = run(&sc, Mode::Gang);
+    assert!(stats.event_errors.is_empty(), "{:?}", stats.event_errors);
+    let log = String::from_utf8(log).unwrap();
+    let submits: Vec<&str> = log.lines().filter(|l| l.contains("\"submit\"")).collect();
+    assert_eq!(
+        submits,
+        [
+            r#"{"time":2.0,"type":"submit","job":"orphan"}"#,
+            r#"{"time":10.0,"type":"submit","job":"parent"}"#,
+            r#"{"time":10.0,"type":"submit","job":"late-child"}"#,
+        ]
+    );
+    // Its wait counts from its arrival at 0.
+    let child = sc
+        .jobs
+        .iter()
+        .position(|j| j.job.name == "late-child")
+        .unwrap();
+    assert_eq!(stats.jobs[child].submit, Time::ZERO);
+}
