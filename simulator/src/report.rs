@@ -753,6 +753,75 @@ fn run_charts(stats: &RunStats, table: &ResourceTable, tag: &str, deserved: &[f6
     out
 }
 
+/// Both runs on the same axes: utilisation of the scarcest resources, and jobs pending.
+fn comparison(runs: &[(&RunStats, &Summary)], table: &ResourceTable) -> String {
+    let mut util = Vec::new();
+    let mut pending = Vec::new();
+    for (i, (stats, _)) in runs.iter().enumerate() {
+        let s = &stats.series;
+        let nl = s.lanes.len();
+        let name = match stats.mode {
+            Mode::Gang => "phalanx",
+            Mode::Baseline => "baseline",
+        };
+        let times: Vec<f64> = s.t.iter().map(|t| t.as_secs_f64() / 3600.0).collect();
+        for (k, id) in s.lanes.iter().enumerate() {
+            if !matches!(*id, ResourceId::CPU | ResourceId::GPU) {
+                continue;
+            }
+            util.push(Plot {
+                name: format!("{name} {}", table.name(*id)),
+                color: COLORS[(k + 2 * i) % COLORS.len()],
+                dashed: i > 0,
+                points: thin(
+                    times
+                        .iter()
+                        .enumerate()
+                        .map(|(j, t)| {
+                            let cap = s.cap[j * nl + k];
+                            let a = s.alloc[j * nl + k];
+                            (*t, if cap > 0 { a as f64 / cap as f64 } else { 0.0 })
+                        })
+                        .collect(),
+                    800,
+                ),
+            });
+        }
+        pending.push(Plot {
+            name: format!("{name} pending"),
+            color: COLORS[i % COLORS.len()],
+            dashed: i > 0,
+            points: thin(
+                times
+                    .iter()
+                    .zip(&s.pending)
+                    .map(|(t, n)| (*t, *n as f64))
+                    .collect(),
+                800,
+            ),
+        });
+    }
+    let mut out = chart(
+        "utilisation: phalanx (solid) against the baseline (dashed)",
+        "virtual time (h)",
+        "allocated / allocatable",
+        &util,
+        false,
+        false,
+        false,
+    );
+    out.push_str(&chart(
+        "jobs pending (submitted, no pod running): phalanx against the baseline",
+        "virtual time (h)",
+        "jobs",
+        &pending,
+        false,
+        false,
+        false,
+    ));
+    out
+}
+
 /// The whole `report.html`.
 pub fn html(
     title: &str,
@@ -773,6 +842,10 @@ pub fn html(
     out.push_str("<h2>Summary</h2>\n<pre>");
     out.push_str(&esc(&summary.table()));
     out.push_str("</pre>\n");
+    if runs.len() > 1 {
+        out.push_str("<h2>phalanx against the baseline</h2>\n");
+        out.push_str(&comparison(runs, table));
+    }
     for (stats, s) in runs {
         let tag = match stats.mode {
             Mode::Gang => "phalanx",

@@ -485,6 +485,12 @@ impl<'s, 'w> World<'s, 'w> {
         for i in 0..self.sc.events.len() {
             self.push(self.sc.events[i].0, Ev::Input(i as u32));
         }
+        tracing::debug!(
+            mode = ?self.cfg.mode,
+            jobs = self.sc.jobs.len(),
+            events = self.sc.events.len(),
+            "simulation starts"
+        );
         while let Some(Reverse((t, _, ev))) = self.heap.pop() {
             self.advance(t);
             self.stats.events += 1;
@@ -872,6 +878,13 @@ impl<'s, 'w> World<'s, 'w> {
         if self.jobs[ji].bound == 0 {
             self.pending_jobs -= 1;
         }
+        tracing::debug!(
+            job = %self.sc.jobs[ji].job.name,
+            queue = %self.sc.jobs[ji].job.queue,
+            ?state,
+            at = %self.now,
+            "job ended"
+        );
         let mut l = Line::new(self.now, "job_end");
         l.job = Some(&self.sc.jobs[ji].job.name);
         l.state = Some(match state {
