@@ -99,7 +99,7 @@ pub struct ConvertArgs {
     /// alibaba-batch-2017: the largest gang; bigger tasks are split.
     #[arg(long, default_value_t = 1024)]
     pub max_gang: u32,
-    /// alibaba-batch-2017: cluster size (nodes of 96 cpu / 512Gi; the trace has no node list).
+    /// alibaba-batch-2017: cluster size (nodes of 64 cpu / 256Gi; the trace has no node list).
     #[arg(long, default_value_t = 1300)]
     pub nodes: usize,
     /// alibaba-batch-2017: keep only jobs created before this many seconds (0: all).
@@ -154,9 +154,11 @@ pub fn run(args: &SimulateArgs) -> Result<String> {
     opts.period = Span::from_secs_f64(args.period);
     let show = !args.quiet && std::io::stderr().is_terminal();
     let bar = show.then(|| {
-        let b = ProgressBar::new_spinner();
+        let b = ProgressBar::new(0);
         b.set_style(
-            ProgressStyle::with_template("{spinner} {prefix} {msg}").expect("a valid template"),
+            ProgressStyle::with_template("{prefix} [{bar:20}] {pos}/{len} jobs  {msg}")
+                .expect("a valid template")
+                .progress_chars("=> "),
         );
         b
     });
@@ -168,15 +170,13 @@ pub fn run(args: &SimulateArgs) -> Result<String> {
                 Mode::Baseline => "baseline",
             });
             let rate = p.events as f64 / started.elapsed().as_secs_f64().max(1e-6);
+            b.set_length(p.jobs);
+            b.set_position(p.jobs_ended);
             b.set_message(format!(
-                "virtual {}  jobs ended {}/{}  {} events  {:.0} events/s",
+                "virtual {}  {:.0} events/s",
                 secs(p.now.as_secs_f64()),
-                p.jobs_ended,
-                p.jobs,
-                p.events,
                 rate
             ));
-            b.tick();
         }
     })
     .with_context(|| "simulation failed")?;

@@ -14,6 +14,8 @@
 //!                        so an idle cycle could not decide anything
 //! ```
 //!
+//! Nodes a trace adds after time zero are logged as `node_up`, like nodes that return.
+//!
 //! A job is submitted to the engine (and logged `submit`) when it arrives, or, if a job it
 //! depends on arrives later, when the last of those does: the engine may refuse a dependency on
 //! a job it has not seen. Its wait still counts from its arrival.
