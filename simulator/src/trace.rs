@@ -482,6 +482,7 @@ fn build(
     }
 
     let mut node_lines: HashMap<String, usize> = HashMap::new();
+    let mut node_joins: HashMap<String, Time> = HashMap::new();
     for Read { line, rec } in nodes {
         let time = time_of(rec.time).map_err(|m| err(line, "time", m))?;
         if rec.name.is_empty() {
@@ -498,6 +499,7 @@ fn build(
         if !rec.resources.contains_key("pods") {
             alloc.set(ResourceId::PODS, 110);
         }
+        node_joins.insert(rec.name.clone(), time);
         let mut node = Node::new(rec.name, alloc);
         node.labels = rec.labels;
         node.taints = rec.taints;
@@ -640,8 +642,18 @@ fn build(
                 Input::JobDelete(name)
             }
             _ => {
-                if !node_lines.contains_key(&name) {
+                let Some(&joins) = node_joins.get(&name) else {
                     return Err(err(line, "name", format!("unknown node {name}")));
+                };
+                if time < joins {
+                    return Err(err(
+                        line,
+                        "time",
+                        format!(
+                            "{kind} of node {name} at {time}, before it joins at {joins} (line {})",
+                            node_lines[&name]
+                        ),
+                    ));
                 }
                 if kind == "node_down" {
                     Input::NodeDown(name)

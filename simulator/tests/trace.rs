@@ -125,6 +125,13 @@ fn errors_name_file_line_and_field() {
         "{NODE}\n{{\"kind\":\"node_down\",\"time\":3,\"name\":\"n2\"}}"
     ));
     assert_eq!(e, "t.jsonl:2: field `name`: unknown node n2");
+    let e = err(&format!(
+        "{{\"kind\":\"node\",\"time\":50,\"name\":\"late\",\"resources\":{{}}}}\n{{\"kind\":\"node_down\",\"time\":3,\"name\":\"late\"}}"
+    ));
+    assert_eq!(
+        e,
+        "t.jsonl:2: field `time`: node_down of node late at 3.000s, before it joins at 50.000s (line 1)"
+    );
     let e = err("{\"kind\":\"queue\",\"name\":\"team\"}");
     assert!(
         e.starts_with("t.jsonl:1: field `name`: queue \"team\""),
