@@ -28,7 +28,8 @@
 //! pods run. A pod of a job that has not reached its barrier holds its node but makes no
 //! progress (its duration does not start), so partially placed gangs can hold capacity
 //! forever; [`RunStats::incomplete_gang_resource_s`] counts it. Once the barrier is passed it
-//! stays passed.
+//! stays passed. Dependencies are kept: a workflow engine (Argo, a JobFlow) holds dependents
+//! back whatever the scheduler, so the comparison isolates gangs and queues.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
