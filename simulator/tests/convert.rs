@@ -209,3 +209,89 @@ fn every_gang_queue_and_dependency_in_the_manifests_converts() {
         assert!(stats.event_errors.is_empty(), "{:?}", stats.event_errors);
     }
 }
+
+/// Pods join their PodGroup by the Volcano annotation, durations come from the annotation,
+/// PriorityClasses give priorities, and Nodes are read.
+#[test]
+fn k8s_pods_join_groups_and_carry_durations() {
+    let dir = std::env::temp_dir().join(format!("phalanx-k8s-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let yaml = r#"
+apiVersion: v1
+kind: Node
+metadata:
+  name: gpu-1
+  labels: {gpu: a100}
+spec:
+  taints: [{key: dedicated, value: gpu, effect: NoSchedule}]
+status:
+  allocatable: {cpu: "32", memory: 128Gi, nvidia.com/gpu: "8", pods: "110"}
+---
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata: {name: high}
+value: 1000
+---
+apiVersion: scheduling.volcano.sh/v1beta1
+kind: PodGroup
+metadata: {name: train, namespace: ml}
+spec: {minMember: 2, queue: research, priorityClassName: high}
+---
+apiVersion: scheduling.volcano.sh/v1beta1
+kind: Queue
+metadata: {name: research}
+spec: {weight: 3}
+"#;
+    std::fs::write(dir.join("a.yaml"), yaml).unwrap();
+    let pods: String = (0..3)
+        .map(|i| {
+            format!(
+                r#"---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: w{i}
+  namespace: ml
+  annotations: {{scheduling.k8s.io/group-name: train, phalanx.dev/duration: 15m}}
+spec:
+  nodeSelector: {{gpu: a100}}
+  tolerations: [{{key: dedicated, operator: Equal, value: gpu, effect: NoSchedule}}]
+  containers:
+  - name: c
+    resources: {{requests: {{cpu: 4, nvidia.com/gpu: 1}}, limits: {{memory: 8Gi}}}}
+"#
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("b.yaml"), pods).unwrap();
+    let c = convert::k8s::convert(
+        &dir,
+        &convert::k8s::Params {
+            default_duration: 60.0,
+            nodes: "1:cpu=1".into(),
+        },
+    )
+    .unwrap();
+    let js = jobs(&c);
+    let j = js["ml/train"];
+    assert_eq!(j.min_member, Some(2));
+    assert_eq!(j.priority, Some(1000));
+    assert_eq!(j.queue.as_deref(), Some("root.research"));
+    assert_eq!(queues(&c)["root.research"].weight, Some(3));
+    assert_eq!(j.tasks.len(), 3);
+    assert!(j.tasks.iter().all(|t| t.duration == 900.0));
+    assert!(
+        j.tasks[0].requests.contains_key("memory"),
+        "limits stand in"
+    );
+    let sc = round_trip(&c, "k8s-small.jsonl");
+    assert_eq!(
+        sc.initial_nodes().count(),
+        1,
+        "the manifest's node, none added"
+    );
+    let stats = world::run(&sc, &SimConfig::default(), &mut Vec::new(), &mut |_| {}).unwrap();
+    assert!(stats.jobs.iter().all(|j| j.state == JobEnd::Succeeded));
+    let _ = std::fs::remove_dir_all(&dir);
+}
