@@ -125,8 +125,10 @@ fn errors_name_file_line_and_field() {
         "{NODE}\n{{\"kind\":\"node_down\",\"time\":3,\"name\":\"n2\"}}"
     ));
     assert_eq!(e, "t.jsonl:2: field `name`: unknown node n2");
-    let e = err(&format!(
-        "{{\"kind\":\"node\",\"time\":50,\"name\":\"late\",\"resources\":{{}}}}\n{{\"kind\":\"node_down\",\"time\":3,\"name\":\"late\"}}"
+    let e = err(concat!(
+        r#"{"kind":"node","time":50,"name":"late","resources":{}}"#,
+        "\n",
+        r#"{"kind":"node_down","time":3,"name":"late"}"#
     ));
     assert_eq!(
         e,
