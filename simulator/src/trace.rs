@@ -3,8 +3,8 @@
 //!
 //! Reading is two passes. The first parses each line into a typed record and reports the first
 //! malformed one with its file, line and field (`tasks[0].requests.cpu`). The second checks what
-//! only the whole file can tell: unique names, references to queues, nodes and jobs, and
-//! dependency cycles (named in full, `a -> b -> c -> a`). Nothing is simulated until both pass.
+//! only the whole file can tell: unique names, references to queues (jobs go into leaf queues),
+//! nodes and jobs, and dependency cycles (named in full, `a -> b -> c -> a`). Nothing is simulated until both pass.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -416,6 +416,16 @@ fn resources(
     Ok(out)
 }
 
+/// A queue of `known` under `queue`, if it has any (then `queue` is not a leaf).
+pub fn child_of<'a>(known: &'a BTreeSet<String>, queue: &str) -> Option<&'a str> {
+    let prefix = format!("{queue}.");
+    known
+        .range(prefix.clone()..)
+        .next()
+        .filter(|k| k.starts_with(&prefix))
+        .map(String::as_str)
+}
+
 /// Every prefix of a dotted queue path (`root`, `root.a`, `root.a.b`).
 fn prefixes(name: &str) -> impl Iterator<Item = &str> {
     name.match_indices('.')
@@ -527,6 +537,13 @@ fn build(
                 line,
                 "queue",
                 format!("unknown queue {queue} (no queue record defines it)"),
+            ));
+        }
+        if let Some(child) = child_of(&known_queues, &queue) {
+            return Err(err(
+                line,
+                "queue",
+                format!("queue {queue} has child queues ({child}); jobs go into leaf queues"),
             ));
         }
         if rec.tasks.is_empty() {

@@ -28,8 +28,10 @@ pub enum WhatIfError {
     /// The `--queues` file could not be read.
     #[error("--queues: {0}")]
     Queues(#[from] TraceError),
-    /// A job names a queue the `--queues` file does not define.
-    #[error("--queues {file}: job {job} names queue {queue}, which the file does not define")]
+    /// A job names a queue the `--queues` file does not define as a leaf.
+    #[error(
+        "--queues {file}: job {job} names queue {queue}, which the file does not define as a leaf queue"
+    )]
     QueueMissing {
         /// The file.
         file: String,
@@ -236,7 +238,7 @@ pub fn replace_queues(sc: &mut Scenario, path: &Path) -> Result<(), WhatIfError>
         }
     }
     for j in &sc.jobs {
-        if !known.contains(&j.job.queue) {
+        if !known.contains(&j.job.queue) || trace::child_of(&known, &j.job.queue).is_some() {
             return Err(WhatIfError::QueueMissing {
                 file: path.display().to_string(),
                 job: j.job.name.clone(),

@@ -175,12 +175,17 @@ fn dependency_cycles_are_named_in_full() {
 }
 
 #[test]
-fn queues_parents_are_implicit() {
+fn queue_parents_are_implicit_and_jobs_go_into_leaves() {
     let text = format!(
         "{{\"kind\":\"queue\",\"name\":\"root.a.b\",\"weight\":3}}\n{NODE}\n{{\"kind\":\"job\",\"name\":\"j\",\"queue\":\"root.a\",\"tasks\":[{{\"name\":\"w\",\"replicas\":1,\"requests\":{{}},\"duration\":1}}]}}"
     );
-    let sc = read(&text).unwrap();
-    assert_eq!(sc.jobs[0].job.queue, "root.a");
+    let e = err(&text);
+    assert_eq!(
+        e,
+        "t.jsonl:3: field `queue`: queue root.a has child queues (root.a.b); jobs go into leaf queues"
+    );
+    let sc = read(&text.replace("\"queue\":\"root.a\"", "\"queue\":\"root.a.b\"")).unwrap();
+    assert_eq!(sc.jobs[0].job.queue, "root.a.b");
 }
 
 #[test]
