@@ -2,6 +2,7 @@
 //! does the work. No scheduling logic lives here.
 
 mod bench;
+mod simulate;
 
 use std::io::Write;
 
@@ -24,6 +25,12 @@ enum Command {
     /// A Kubernetes API server emulator with simulated kubelets, for end-to-end runs against
     /// something that speaks Kubernetes (serve it, or `load` a trace into it).
     Emulator(Box<phalanx_emulator::cli::EmulatorArgs>),
+    /// Replay a trace (or a synthetic or the built-in workload) on the engine over virtual time
+    /// and write the decision log, a summary and an HTML report.
+    Simulate(simulate::SimulateArgs),
+    /// Work with trace files.
+    #[command(subcommand)]
+    Trace(simulate::TraceCommand),
 }
 
 fn main() -> Result<()> {
@@ -52,6 +59,15 @@ fn main() -> Result<()> {
                 .enable_all()
                 .build()?;
             rt.block_on(phalanx_emulator::cli::run(*args))?;
+        }
+        Command::Simulate(args) => {
+            let text = simulate::run(&args)?;
+            if !text.is_empty() {
+                print_out(&text)?;
+            }
+        }
+        Command::Trace(simulate::TraceCommand::Convert(args)) => {
+            print_out(&simulate::convert(&args)?)?;
         }
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! The `phalanx` command line, run as a user runs it.
 
+use sha2::{Digest, Sha256};
 use std::process::Command;
 
 fn phalanx(args: &[&str]) -> std::process::Output {
@@ -98,4 +99,239 @@ fn bad_arguments_get_a_clear_error() {
         err.contains("must be a number above 0 and at most 10"),
         "{err}"
     );
+}
+
+fn out_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("phalanx-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn summary(dir: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn simulate_writes_the_contract_outputs() {
+    let dir = out_dir("gen");
+    let out = phalanx(&[
+        "simulate",
+        "--nodes",
+        "60",
+        "--pods",
+        "1500",
+        "--seed",
+        "3",
+        "--compare",
+        "baseline",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "quiet in pipes");
+    let v = summary(&dir);
+    for field in [
+        "nodes",
+        "jobs",
+        "pods",
+        "jobs_succeeded",
+        "jobs_failed",
+        "jobs_pending_at_end",
+        "makespan_s",
+        "wall_s",
+        "events_per_s",
+        "utilization",
+        "queues",
+        "jain_fairness",
+        "decision_log_sha256",
+        "incomplete_gang_resource_s",
+        "baseline",
+    ] {
+        assert!(v.get(field).is_some(), "missing {field} in {v}");
+    }
+    assert_eq!(v["pods"], 1500);
+    assert_eq!(v["queues"].as_object().unwrap().len(), 8, "8 tenants");
+    for q in v["queues"].as_object().unwrap().values() {
+        for f in [
+            "mean_wait_s",
+            "p95_wait_s",
+            "mean_allocated_share",
+            "deserved_share",
+        ] {
+            assert!(q.get(f).is_some(), "{f} in {q}");
+        }
+    }
+    let log = std::fs::read(dir.join("decisions.jsonl")).unwrap();
+    let digest: String = Sha256::digest(&log)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(v["decision_log_sha256"], digest.as_str());
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("baseline"));
+    assert!(!html.contains("<script src"), "self-contained");
+    // Same input, same log.
+    let dir2 = out_dir("gen2");
+    let out = phalanx(&[
+        "simulate",
+        "--nodes",
+        "60",
+        "--pods",
+        "1500",
+        "--seed",
+        "3",
+        "--quiet",
+        "--out",
+        dir2.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    assert_eq!(
+        summary(&dir2)["decision_log_sha256"],
+        v["decision_log_sha256"]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&dir2);
+}
+
+#[test]
+fn simulate_rejects_a_bad_trace_before_running() {
+    let dir = out_dir("bad");
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("bad.jsonl");
+    std::fs::write(
+        &trace,
+        "{\"kind\":\"node\",\"name\":\"n\",\"resources\":{\"cpu\":4}}\n{\"kind\":\"job\",\"name\":\"j\",\"queue\":\"root.x\",\"tasks\":[{\"name\":\"w\",\"replicas\":1,\"requests\":{},\"duration\":1}]}\n",
+    )
+    .unwrap();
+    let out = phalanx(&[
+        "simulate",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--out",
+        dir.join("out").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.jsonl:2: field `queue`: unknown queue root.x"),
+        "{err}"
+    );
+    assert!(
+        !dir.join("out/decisions.jsonl").exists(),
+        "nothing simulated"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn what_if_flags_change_the_scenario() {
+    let dir = out_dir("whatif");
+    std::fs::create_dir_all(&dir).unwrap();
+    let queues = dir.join("queues.jsonl");
+    std::fs::write(
+        &queues,
+        (0..8)
+            .map(|i| {
+                format!(
+                    "{{\"kind\":\"queue\",\"name\":\"root.tenant-{}\",\"weight\":{}}}\n",
+                    (b'a' + i) as char,
+                    i + 1
+                )
+            })
+            .collect::<String>(),
+    )
+    .unwrap();
+    let out = phalanx(&[
+        "simulate",
+        "--nodes",
+        "40",
+        "--pods",
+        "800",
+        "--add-nodes",
+        "10:cpu=64,memory=256Gi",
+        "--add-nodes",
+        "2:gpu-00000",
+        "--scale-load",
+        "1.5",
+        "--queues",
+        queues.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        dir.join("out").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = summary(&dir.join("out"));
+    assert_eq!(v["nodes"], 52);
+    let pods = v["pods"].as_u64().unwrap();
+    // Every job once, and about half of them twice (whole gangs, so pods vary more).
+    assert!((800..=1600).contains(&pods) && pods > 800, "{pods}");
+    assert!(
+        (v["queues"]["root.tenant-h"]["deserved_share"]
+            .as_f64()
+            .unwrap()
+            - 8.0 / 36.0)
+            .abs()
+            < 1e-9
+    );
+    let bad = phalanx(&[
+        "simulate",
+        "--nodes",
+        "4",
+        "--pods",
+        "10",
+        "--add-nodes",
+        "x",
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--add-nodes"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn trace_convert_feeds_simulate() {
+    let manifests =
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/manifests"));
+    if !manifests.exists() {
+        eprintln!("skipped: {} is absent", manifests.display());
+        return;
+    }
+    let out = phalanx(&[
+        "trace",
+        "convert",
+        "--from",
+        "k8s",
+        manifests.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported kind"));
+    let dir = out_dir("k8s");
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("k8s.jsonl");
+    std::fs::write(&trace, &out.stdout).unwrap();
+    let sim = phalanx(&[
+        "simulate",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        dir.join("out").to_str().unwrap(),
+    ]);
+    assert!(
+        sim.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sim.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,7 +1,17 @@
-//! phalanx-simulator: everything that feeds the engine offline. Today that is the seeded
-//! synthetic workload family ([`synth`]) and the independent [`audit`] of decisions, which
-//! `phalanx bench`, the criterion benches and the tests share; trace readers, the virtual-time
-//! world and reports build on them.
+//! phalanx-simulator: everything that feeds the engine offline and measures what it did. The
+//! native trace format ([`trace`]) and converters from other formats ([`convert`]), seeded
+//! synthetic workloads ([`synth`], [`generator`]), what-if transformations ([`whatif`]), the
+//! virtual-time world that drives the production engine ([`world`]), reports ([`report`]), one
+//! whole `phalanx simulate` run ([`simulate`]), and the independent [`audit`] of decisions.
+//!
+//! No tokio and no threads: a run is one synchronous loop over a binary heap of events.
 
 pub mod audit;
+pub mod convert;
+pub mod generator;
+pub mod report;
+pub mod simulate;
 pub mod synth;
+pub mod trace;
+pub mod whatif;
+pub mod world;

@@ -1,0 +1,1370 @@
+//! Kubernetes manifests (a folder of YAML, read recursively in name order, or one file) to
+//! native records: what users of Volcano, scheduler-plugins, Kubeflow, the Spark operator and
+//! Kueue submit, as the gangs, queues and dependencies Phalanx schedules.
+//!
+//! | kind | becomes |
+//! |---|---|
+//! | `Node` | a node (allocatable, else capacity; labels, taints, cordon) |
+//! | Volcano `Queue` | queue `root.<name>` (`default` is `root.default`); with `volcano.sh/hierarchy` `root/a/b` and `volcano.sh/hierarchy-weights`, queue `root.a.b` and its parents with those weights |
+//! | Kueue `ClusterQueue` | queue `root.<cohort>.<name>` (or `root.<name>`): `deserved` = the sum of its flavors' `nominalQuota`, `capability` = nominal + `borrowingLimit`, weight from `fairSharing.weight`; `LocalQueue`s point jobs at it |
+//! | scheduler-plugins `ElasticQuota` | queue `root.<namespace>-quota` (`guarantee` = min, `capability` = max) for the namespace's jobs that name no queue |
+//! | `PodGroup` (`scheduling.volcano.sh`, `scheduling.incubator.k8s.io`, `scheduling.x-k8s.io`) | one job: `minMember`, `minResources`, `queue`, `priorityClassName`; its pods are the `Pod`s and workload templates (`ReplicaSet`, `Deployment`, `StatefulSet`, `Job`) that name it (annotation `scheduling.k8s.io/group-name` or label `scheduling.x-k8s.io/pod-group`) |
+//! | Kueue pod group (label `kueue.x-k8s.io/pod-group-name`) | one job of `pod-group-total-count` pods |
+//! | Volcano `Job` | one job: its tasks (`replicas`, `minAvailable` per task), `minAvailable`, `queue`, `priorityClassName`; a task's `dependsOn` (start order inside the gang) is kept as the annotation `phalanx.dev/task-depends-on`: a gang starts all its tasks at once, so the order holds |
+//! | Volcano `JobFlow` + `JobTemplate`s | one job per flow (`<flow>-<template>`), `dependsOn.targets` as `depends_on` |
+//! | Argo `Workflow` with a `dag` | one job per DAG task whose template creates a supported kind (`resource.manifest`), `dependencies` as `depends_on` |
+//! | Kubeflow `PyTorchJob`, `TFJob`, `MPIJob` (any `*ReplicaSpecs`) | one job, a task per replica type; `runPolicy.schedulingPolicy` (`minAvailable`, `queue`, `minResources`, `priorityClass`); elastic `minReplicas` lowers the minimum |
+//! | `SparkApplication` | one job: task `driver` (1) and `executor` (`instances`); `min_member` 1 and `min_resources` = driver + executors (what the operator's PodGroup asks), or the PodGroup named by the executors' `scheduling.k8s.io/group-name`; queue from `batchSchedulerOptions.queue` |
+//! | `JobSet` | one job, a task per replicated job (`replicas × parallelism` pods) |
+//! | `Pod`, `ReplicaSet`, `Deployment`, `StatefulSet`, batch `Job` without a group | one job of their replicas with `min_member` 1 (batch `Job`: `parallelism` pods, all of them, as Kueue admits; `kueue.x-k8s.io/job-min-parallelism` lowers it) |
+//! | `PriorityClass` | priorities by name |
+//!
+//! Requests are the sum of the containers' requests (limits where a request is missing, as
+//! Kubernetes defaults them). Durations come from the annotation `phalanx.dev/duration`
+//! (`600`, `90s`, `10m`, `2h`) on the object or its pod template, else the default. Every other
+//! kind is listed in a warning, never dropped silently; so are objects Kubernetes itself would
+//! reject (a `minAvailable` above the replicas) and groups that can never start.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::{ConvertError, Converted};
+use crate::trace::{Amount, JobRecord, NodeRecord, QueueRecord, Record, ResourceMap, TaskRecord};
+
+/// Knobs of the conversion.
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// Seconds a pod runs when no annotation says.
+    pub default_duration: f64,
+    /// Nodes to add when the manifests define none: `COUNT:cpu=64,memory=256Gi,...`.
+    pub nodes: String,
+}
+
+/// The annotation giving a pod's run time.
+pub const DURATION: &str = "phalanx.dev/duration";
+
+struct Doc {
+    file: String,
+    index: usize,
+    v: Value,
+}
+
+fn s<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(*p)?;
+    }
+    Some(cur)
+}
+
+fn text(v: &Value, path: &[&str]) -> Option<String> {
+    match s(v, path)? {
+        Value::String(t) => Some(t.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn int(v: &Value, path: &[&str]) -> Option<i64> {
+    match s(v, path)? {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(t) => t.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn amount(v: &Value) -> Option<Amount> {
+    match v {
+        Value::Number(n) => Some(match n.as_i64() {
+            Some(i) => Amount::Int(i),
+            None => Amount::Float(n.as_f64()?),
+        }),
+        Value::String(t) => Some(Amount::Text(t.trim().to_string())),
+        _ => None,
+    }
+}
+
+fn resource_map(v: Option<&Value>) -> ResourceMap {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| amount(v).map(|a| (k.clone(), a)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn strings(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| match v {
+                    Value::String(t) => Some((k.clone(), t.clone())),
+                    Value::Number(n) => Some((k.clone(), n.to_string())),
+                    Value::Bool(b) => Some((k.clone(), b.to_string())),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Parses `600`, `90s`, `10m`, `2h`, `1d` as seconds.
+pub fn parse_duration(t: &str) -> Option<f64> {
+    let t = t.trim();
+    let (num, mult) = match t.chars().last()? {
+        's' => (&t[..t.len() - 1], 1.0),
+        'm' => (&t[..t.len() - 1], 60.0),
+        'h' => (&t[..t.len() - 1], 3600.0),
+        'd' => (&t[..t.len() - 1], 86400.0),
+        _ => (t, 1.0),
+    };
+    num.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map(|v| v * mult)
+}
+
+/// Adds quantities of two maps (as Kubernetes quantities); text that does not parse is kept
+/// from the first map.
+fn add_maps(a: &ResourceMap, b: &ResourceMap, times: i64) -> ResourceMap {
+    let mut out: BTreeMap<String, i64> = BTreeMap::new();
+    let mut push = |m: &ResourceMap, k: i64| {
+        for (name, amt) in m {
+            let q = match amt {
+                Amount::Int(i) => phalanx_model::Quantity::parse(&i.to_string()),
+                Amount::Float(f) => phalanx_model::Quantity::parse(&format!("{f}")),
+                Amount::Text(t) => phalanx_model::Quantity::parse(t),
+            };
+            if let Ok(q) = q {
+                // Milli units for every resource keep fractions exact enough to add.
+                if let Ok(m) = q.milli_value() {
+                    *out.entry(name.clone()).or_default() += m * k;
+                }
+            }
+        }
+    };
+    push(a, 1);
+    push(b, times);
+    out.into_iter()
+        .map(|(k, m)| {
+            let a = if m % 1000 == 0 {
+                Amount::Int(m / 1000)
+            } else {
+                Amount::Text(format!("{m}m"))
+            };
+            (k, a)
+        })
+        .collect()
+}
+
+/// A pod template's resources, selector, tolerations and duration.
+struct PodShape {
+    requests: ResourceMap,
+    node_selector: BTreeMap<String, String>,
+    tolerations: Vec<phalanx_model::Toleration>,
+    duration: Option<f64>,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+}
+
+fn pod_shape(template: &Value) -> PodShape {
+    let spec = s(template, &["spec"]).cloned().unwrap_or(Value::Null);
+    let mut requests = ResourceMap::new();
+    for c in spec
+        .get("containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let mut r = resource_map(s(c, &["resources", "requests"]));
+        for (k, v) in resource_map(s(c, &["resources", "limits"])) {
+            r.entry(k).or_insert(v);
+        }
+        requests = add_maps(&requests, &r, 1);
+    }
+    let tolerations = spec
+        .get("tolerations")
+        .and_then(|t| serde_json::from_value::<Vec<K8sToleration>>(t.clone()).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(K8sToleration::into_model)
+        .collect();
+    let annotations = strings(s(template, &["metadata", "annotations"]));
+    PodShape {
+        requests,
+        node_selector: strings(spec.get("nodeSelector")),
+        tolerations,
+        duration: annotations.get(DURATION).and_then(|d| parse_duration(d)),
+        labels: strings(s(template, &["metadata", "labels"])),
+        annotations,
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct K8sToleration {
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    operator: Option<String>,
+    #[serde(default)]
+    value: String,
+    #[serde(default)]
+    effect: Option<String>,
+}
+
+impl K8sToleration {
+    fn into_model(self) -> phalanx_model::Toleration {
+        use phalanx_model::{TaintEffect, TolerationOperator};
+        phalanx_model::Toleration {
+            key: self.key,
+            operator: if self.operator.as_deref() == Some("Exists") {
+                TolerationOperator::Exists
+            } else {
+                TolerationOperator::Equal
+            },
+            value: self.value,
+            effect: match self.effect.as_deref() {
+                Some("NoSchedule") => Some(TaintEffect::NoSchedule),
+                Some("PreferNoSchedule") => Some(TaintEffect::PreferNoSchedule),
+                Some("NoExecute") => Some(TaintEffect::NoExecute),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// Pods of one workload: (task name, replicas, template).
+type Pods = (String, i64, PodShape);
+/// A Kueue plain-pod group: (total count, pods, local queue).
+type KueueGroup = (i64, Vec<Pods>, Option<String>);
+
+/// A job under construction.
+#[derive(Default)]
+struct Gang {
+    name: String,
+    queue: Option<String>,
+    priority: Option<String>,
+    min_member: Option<i64>,
+    min_resources: Option<ResourceMap>,
+    depends_on: Vec<String>,
+    annotations: BTreeMap<String, String>,
+    tasks: Vec<(String, i64, PodShape, Option<i64>)>,
+    duration: Option<f64>,
+    namespace: String,
+    origin: String,
+}
+
+struct Ctx {
+    params: Params,
+    out: Converted,
+    queues: BTreeMap<String, QueueRecord>,
+    /// Volcano queue object name -> queue path.
+    volcano_queues: BTreeMap<String, String>,
+    /// Kueue LocalQueue `ns/name` -> ClusterQueue name; ClusterQueue name -> path.
+    local_queues: BTreeMap<String, String>,
+    cluster_queues: BTreeMap<String, String>,
+    ns_quota: BTreeMap<String, String>,
+    priorities: BTreeMap<String, i64>,
+    gangs: Vec<Gang>,
+    names: BTreeSet<String>,
+}
+
+fn meta(v: &Value) -> (String, String) {
+    let name = text(v, &["metadata", "name"])
+        .or_else(|| {
+            text(v, &["metadata", "generateName"]).map(|g| g.trim_end_matches('-').to_string())
+        })
+        .unwrap_or_else(|| "unnamed".into());
+    let ns = text(v, &["metadata", "namespace"]).unwrap_or_else(|| "default".into());
+    (ns, name)
+}
+
+fn queue_path(name: &str) -> String {
+    if name == "default" || name.is_empty() {
+        "root.default".into()
+    } else if name == "root" || name.starts_with("root.") {
+        name.to_string()
+    } else {
+        format!("root.{}", name.replace('.', "-"))
+    }
+}
+
+/// Reads every YAML document under `path`.
+fn read_docs(path: &Path) -> Result<Vec<Doc>, ConvertError> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        if p.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            entries.sort();
+            for e in entries {
+                walk(&e, out)?;
+            }
+        } else if p
+            .extension()
+            .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+        {
+            out.push(p.to_path_buf());
+        }
+        Ok(())
+    }
+    walk(path, &mut files).map_err(|source| ConvertError::Io {
+        file: path.display().to_string(),
+        source,
+    })?;
+    if path.is_file() && files.is_empty() {
+        files.push(path.to_path_buf());
+    }
+    let mut docs = Vec::new();
+    for f in files {
+        let file = f.display().to_string();
+        let text = std::fs::read_to_string(&f).map_err(|source| ConvertError::Io {
+            file: file.clone(),
+            source,
+        })?;
+        for (index, de) in serde_norway::Deserializer::from_str(&text).enumerate() {
+            let v: serde_norway::Value =
+                serde::Deserialize::deserialize(de).map_err(|e| ConvertError::Bad {
+                    file: file.clone(),
+                    line: index + 1,
+                    message: format!("YAML document {}: {e}", index + 1),
+                })?;
+            if v.is_null() {
+                continue;
+            }
+            let v = serde_json::to_value(&v).map_err(|e| ConvertError::Bad {
+                file: file.clone(),
+                line: index + 1,
+                message: format!("YAML document {}: {e}", index + 1),
+            })?;
+            docs.push(Doc {
+                file: file.clone(),
+                index: index + 1,
+                v,
+            });
+        }
+    }
+    Ok(docs)
+}
+
+/// Converts the manifests at `path`.
+pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> {
+    let docs = read_docs(path)?;
+    let mut cx = Ctx {
+        params: params.clone(),
+        out: Converted::default(),
+        queues: BTreeMap::new(),
+        volcano_queues: BTreeMap::new(),
+        local_queues: BTreeMap::new(),
+        cluster_queues: BTreeMap::new(),
+        ns_quota: BTreeMap::new(),
+        priorities: BTreeMap::new(),
+        gangs: Vec::new(),
+        names: BTreeSet::new(),
+    };
+    let kind = |d: &Doc| text(&d.v, &["kind"]).unwrap_or_default();
+    let group = |d: &Doc| {
+        text(&d.v, &["apiVersion"])
+            .unwrap_or_default()
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    // Pass 1: things others refer to.
+    let mut nodes = Vec::new();
+    for d in &docs {
+        match (kind(d).as_str(), group(d).as_str()) {
+            ("Node", _) => nodes.push(node(&d.v)),
+            ("Queue", "scheduling.volcano.sh") => cx.volcano_queue(&d.v),
+            ("ClusterQueue", "kueue.x-k8s.io") => cx.cluster_queue(&d.v),
+            ("ElasticQuota", _) => cx.elastic_quota(&d.v),
+            ("PriorityClass", _) => {
+                if let Some(v) = int(&d.v, &["value"]) {
+                    cx.priorities.insert(meta(&d.v).1, v);
+                }
+            }
+            _ => {}
+        }
+    }
+    for d in &docs {
+        if kind(d) == "LocalQueue" {
+            let (ns, name) = meta(&d.v);
+            if let Some(cq) = text(&d.v, &["spec", "clusterQueue"]) {
+                cx.local_queues.insert(format!("{ns}/{name}"), cq);
+            }
+        }
+    }
+    // Pass 2: gangs.
+    let pod_groups: BTreeMap<String, &Doc> = docs
+        .iter()
+        .filter(|d| kind(d) == "PodGroup")
+        .map(|d| {
+            let (ns, name) = meta(&d.v);
+            (format!("{ns}/{name}"), d)
+        })
+        .collect();
+    let templates: BTreeMap<String, &Doc> = docs
+        .iter()
+        .filter(|d| kind(d) == "JobTemplate")
+        .map(|d| {
+            let (ns, name) = meta(&d.v);
+            (format!("{ns}/{name}"), d)
+        })
+        .collect();
+    let mut used_templates = BTreeSet::new();
+    let mut grouped: BTreeMap<String, Vec<Pods>> = BTreeMap::new();
+    let mut kueue_groups: BTreeMap<String, KueueGroup> = BTreeMap::new();
+    let mut skipped: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for d in &docs {
+        let k = kind(d);
+        let g = group(d);
+        let (ns, name) = meta(&d.v);
+        let at = format!("{} (document {})", d.file, d.index);
+        match (k.as_str(), g.as_str()) {
+            ("Node", _)
+            | ("Queue", "scheduling.volcano.sh")
+            | ("ClusterQueue", _)
+            | ("LocalQueue", _)
+            | ("ElasticQuota", _)
+            | ("PriorityClass", _)
+            | ("PodGroup", _)
+            | ("JobTemplate", _) => {}
+            ("Job", "batch.volcano.sh") => {
+                if let Some(gang) = cx.vcjob(&d.v, &ns, &name, &at) {
+                    cx.gangs.push(gang);
+                }
+            }
+            ("JobFlow", _) => cx.jobflow(&d.v, &ns, &name, &templates, &mut used_templates, &at),
+            ("Workflow", "argoproj.io") => cx.workflow(&d.v, &ns, &name, &at),
+            ("SparkApplication", _) => {
+                let gang = cx.spark(&d.v, &ns, &name, &pod_groups, &at);
+                cx.gangs.push(gang);
+            }
+            ("JobSet", _) => {
+                let gang = cx.jobset(&d.v, &ns, &name, &at);
+                cx.gangs.push(gang);
+            }
+            (_, "kubeflow.org") if s(&d.v, &["spec"]).is_some_and(has_replica_specs) => {
+                let gang = cx.kubeflow(&d.v, &ns, &name, &k, &at);
+                cx.gangs.push(gang);
+            }
+            ("Pod", "v1")
+            | ("ReplicaSet", "apps")
+            | ("Deployment", "apps")
+            | ("StatefulSet", "apps")
+            | ("Job", "batch") => {
+                let (template, replicas) = match k.as_str() {
+                    "Pod" => (d.v.clone(), 1),
+                    "Job" => (
+                        s(&d.v, &["spec", "template"])
+                            .cloned()
+                            .unwrap_or(Value::Null),
+                        int(&d.v, &["spec", "parallelism"]).unwrap_or(1).max(1),
+                    ),
+                    _ => (
+                        s(&d.v, &["spec", "template"])
+                            .cloned()
+                            .unwrap_or(Value::Null),
+                        int(&d.v, &["spec", "replicas"]).unwrap_or(1).max(0),
+                    ),
+                };
+                let mut shape = pod_shape(&template);
+                let own = strings(s(&d.v, &["metadata", "annotations"]));
+                if shape.duration.is_none() {
+                    shape.duration = own.get(DURATION).and_then(|t| parse_duration(t));
+                }
+                // The object's own labels and annotations, then its pod template's.
+                let mut labels = strings(s(&d.v, &["metadata", "labels"]));
+                let mut annotations = own.clone();
+                if k != "Pod" {
+                    labels.extend(shape.labels.clone());
+                    annotations.extend(shape.annotations.clone());
+                }
+                let pg = annotations
+                    .get("scheduling.k8s.io/group-name")
+                    .or_else(|| labels.get("scheduling.x-k8s.io/pod-group"))
+                    .cloned();
+                let task = k.to_lowercase() + "-" + &name;
+                if let Some(pg) = pg {
+                    grouped
+                        .entry(format!("{ns}/{pg}"))
+                        .or_default()
+                        .push((task, replicas, shape));
+                } else if let Some(kg) = labels.get("kueue.x-k8s.io/pod-group-name") {
+                    let total = annotations
+                        .get("kueue.x-k8s.io/pod-group-total-count")
+                        .and_then(|t| t.parse().ok())
+                        .unwrap_or(1);
+                    let q = labels.get("kueue.x-k8s.io/queue-name").cloned();
+                    let e =
+                        kueue_groups
+                            .entry(format!("{ns}/{kg}"))
+                            .or_insert((total, Vec::new(), q));
+                    let n = e.1.len();
+                    e.1.push((format!("{task}-{n}"), replicas, shape));
+                } else {
+                    let queue = labels
+                        .get("kueue.x-k8s.io/queue-name")
+                        .map(|q| cx.kueue_queue(&ns, q));
+                    let min = if k == "Job" {
+                        Some(
+                            annotations
+                                .get("kueue.x-k8s.io/job-min-parallelism")
+                                .or_else(|| own.get("kueue.x-k8s.io/job-min-parallelism"))
+                                .and_then(|t| t.parse().ok())
+                                .unwrap_or(replicas),
+                        )
+                    } else {
+                        Some(1)
+                    };
+                    let queue = queue.or_else(|| cx.ns_quota.get(&ns).cloned());
+                    cx.gangs.push(Gang {
+                        name: format!("{ns}/{name}"),
+                        queue,
+                        min_member: min,
+                        tasks: vec![("pod".into(), replicas, shape, None)],
+                        namespace: ns.clone(),
+                        origin: at,
+                        ..Default::default()
+                    });
+                }
+            }
+            (other, _) => skipped.entry(other.to_string()).or_default().push(at),
+        }
+    }
+    for (key, pods) in grouped {
+        let Some(pg) = pod_groups.get(&key) else {
+            cx.out.warnings.push(format!(
+                "pods name PodGroup {key}, which no manifest defines: converted as one job with min_member 1"
+            ));
+            let ns = key.split('/').next().unwrap_or("default").to_string();
+            cx.gangs.push(Gang {
+                name: key,
+                min_member: Some(1),
+                tasks: pods.into_iter().map(|(t, r, s)| (t, r, s, None)).collect(),
+                namespace: ns,
+                ..Default::default()
+            });
+            continue;
+        };
+        let (ns, _) = meta(&pg.v);
+        let queue = text(&pg.v, &["spec", "queue"]).map(|q| cx.volcano_path(&q));
+        cx.gangs.push(Gang {
+            name: key,
+            queue,
+            priority: text(&pg.v, &["spec", "priorityClassName"]),
+            min_member: int(&pg.v, &["spec", "minMember"]),
+            min_resources: s(&pg.v, &["spec", "minResources"]).map(|m| resource_map(Some(m))),
+            tasks: pods.into_iter().map(|(t, r, s)| (t, r, s, None)).collect(),
+            namespace: ns,
+            origin: format!("{} (document {})", pg.file, pg.index),
+            ..Default::default()
+        });
+    }
+    for (key, (total, pods, queue)) in kueue_groups {
+        let ns = key.split('/').next().unwrap_or("default").to_string();
+        let queue = queue.map(|q| cx.kueue_queue(&ns, &q));
+        cx.gangs.push(Gang {
+            name: key,
+            queue,
+            min_member: Some(total),
+            tasks: pods.into_iter().map(|(t, r, s)| (t, r, s, None)).collect(),
+            namespace: ns,
+            ..Default::default()
+        });
+    }
+    // PodGroups with no pods: their operator creates the pods (Spark, Kubeflow) or none exist.
+    let referenced: BTreeSet<String> = cx
+        .gangs
+        .iter()
+        .map(|g| g.name.clone())
+        .chain(
+            cx.gangs
+                .iter()
+                .filter_map(|g| g.annotations.get("phalanx.dev/pod-group").cloned()),
+        )
+        .collect();
+    for (key, pg) in &pod_groups {
+        if !referenced.contains(key) {
+            cx.out.warnings.push(format!(
+                "PodGroup {key} ({} document {}): no pods name it, so there is nothing to schedule (minMember {})",
+                pg.file,
+                pg.index,
+                int(&pg.v, &["spec", "minMember"]).unwrap_or(0)
+            ));
+        }
+    }
+    for (key, _) in templates
+        .iter()
+        .filter(|(k, _)| !used_templates.contains(*k))
+    {
+        cx.out.warnings.push(format!(
+            "JobTemplate {key}: no JobFlow uses it, so it creates no job"
+        ));
+    }
+    for (k, places) in &skipped {
+        cx.out.warnings.push(format!(
+            "unsupported kind {k} not converted ({} object(s): {})",
+            places.len(),
+            places.join(", ")
+        ));
+    }
+    cx.finish(nodes)
+}
+
+fn has_replica_specs(spec: &Value) -> bool {
+    spec.as_object()
+        .is_some_and(|m| m.keys().any(|k| k.ends_with("ReplicaSpecs")))
+}
+
+fn node(v: &Value) -> NodeRecord {
+    let (_, name) = meta(v);
+    let mut resources = resource_map(s(v, &["status", "allocatable"]));
+    if resources.is_empty() {
+        resources = resource_map(s(v, &["status", "capacity"]));
+    }
+    let taints = s(v, &["spec", "taints"])
+        .and_then(|t| serde_json::from_value(t.clone()).ok())
+        .unwrap_or_default();
+    NodeRecord {
+        time: None,
+        name,
+        resources,
+        labels: strings(s(v, &["metadata", "labels"])),
+        taints,
+    }
+}
+
+impl Ctx {
+    fn add_queue(&mut self, q: QueueRecord) {
+        self.queues.insert(q.name.clone(), q);
+    }
+
+    fn volcano_queue(&mut self, v: &Value) {
+        let (_, name) = meta(v);
+        let ann = strings(s(v, &["metadata", "annotations"]));
+        let path = match ann.get("volcano.sh/hierarchy") {
+            Some(h) => {
+                let parts: Vec<&str> = h.split('/').filter(|p| !p.is_empty()).collect();
+                let weights: Vec<u32> = ann
+                    .get("volcano.sh/hierarchy-weights")
+                    .map(|w| w.split('/').filter_map(|x| x.trim().parse().ok()).collect())
+                    .unwrap_or_default();
+                let mut path = String::new();
+                for (i, p) in parts.iter().enumerate() {
+                    if i == 0 {
+                        path = if *p == "root" {
+                            "root".into()
+                        } else {
+                            format!("root.{p}")
+                        };
+                        continue;
+                    }
+                    path.push('.');
+                    path.push_str(p);
+                    let w = weights.get(i).copied();
+                    if i + 1 < parts.len() {
+                        match self.queues.get(&path) {
+                            Some(q) if q.weight != w && w.is_some() => self.out.warnings.push(format!(
+                                "queue {path}: hierarchy weights disagree ({:?} and {:?}); the first is kept",
+                                q.weight, w
+                            )),
+                            Some(_) => {}
+                            None => self.add_queue(QueueRecord {
+                                name: path.clone(),
+                                weight: w,
+                                ..Default::default()
+                            }),
+                        }
+                    }
+                }
+                path
+            }
+            None => queue_path(&name),
+        };
+        let weights_from_hierarchy = ann.contains_key("volcano.sh/hierarchy-weights");
+        let weight = if weights_from_hierarchy {
+            ann.get("volcano.sh/hierarchy-weights")
+                .and_then(|w| w.rsplit('/').next())
+                .and_then(|w| w.trim().parse().ok())
+        } else {
+            int(v, &["spec", "weight"]).map(|w| w.clamp(1, 65535) as u32)
+        };
+        let guarantee = s(v, &["spec", "guarantee", "resource"]).map(|m| resource_map(Some(m)));
+        self.add_queue(QueueRecord {
+            name: path.clone(),
+            weight,
+            guarantee,
+            deserved: s(v, &["spec", "deserved"]).map(|m| resource_map(Some(m))),
+            capability: s(v, &["spec", "capability"]).map(|m| resource_map(Some(m))),
+            reclaimable: s(v, &["spec", "reclaimable"]).and_then(Value::as_bool),
+        });
+        self.volcano_queues.insert(name, path);
+    }
+
+    fn volcano_path(&mut self, q: &str) -> String {
+        match self.volcano_queues.get(q) {
+            Some(p) => p.clone(),
+            None => queue_path(q),
+        }
+    }
+
+    fn cluster_queue(&mut self, v: &Value) {
+        let (_, name) = meta(v);
+        let path = match text(v, &["spec", "cohortName"]).or_else(|| text(v, &["spec", "cohort"])) {
+            Some(c) => {
+                let parent = queue_path(&c);
+                if !self.queues.contains_key(&parent) {
+                    self.add_queue(QueueRecord {
+                        name: parent.clone(),
+                        ..Default::default()
+                    });
+                }
+                format!("{parent}.{name}")
+            }
+            None => queue_path(&name),
+        };
+        let mut nominal = ResourceMap::new();
+        let mut borrow = ResourceMap::new();
+        let mut has_borrow = false;
+        for rg in s(v, &["spec", "resourceGroups"])
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            for fl in rg
+                .get("flavors")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                for r in fl
+                    .get("resources")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let Some(rn) = text(r, &["name"]) else {
+                        continue;
+                    };
+                    if let Some(a) = r.get("nominalQuota").and_then(amount) {
+                        nominal = add_maps(&nominal, &BTreeMap::from([(rn.clone(), a)]), 1);
+                    }
+                    if let Some(a) = r.get("borrowingLimit").and_then(amount) {
+                        has_borrow = true;
+                        borrow = add_maps(&borrow, &BTreeMap::from([(rn.clone(), a)]), 1);
+                    }
+                }
+            }
+        }
+        let weight = s(v, &["spec", "fairSharing", "weight"])
+            .and_then(amount)
+            .and_then(|a| match a {
+                Amount::Int(i) => Some(i.clamp(1, 65535) as u32),
+                Amount::Float(f) => Some((f.round() as i64).clamp(1, 65535) as u32),
+                Amount::Text(t) => t.parse().ok(),
+            });
+        self.add_queue(QueueRecord {
+            name: path.clone(),
+            weight,
+            deserved: (!nominal.is_empty()).then(|| nominal.clone()),
+            capability: has_borrow.then(|| add_maps(&nominal, &borrow, 1)),
+            ..Default::default()
+        });
+        self.cluster_queues.insert(name, path);
+    }
+
+    fn kueue_queue(&mut self, ns: &str, local: &str) -> String {
+        let cq = self
+            .local_queues
+            .get(&format!("{ns}/{local}"))
+            .cloned()
+            .unwrap_or_else(|| local.to_string());
+        match self.cluster_queues.get(&cq) {
+            Some(p) => p.clone(),
+            None => queue_path(&cq),
+        }
+    }
+
+    fn elastic_quota(&mut self, v: &Value) {
+        let (ns, _) = meta(v);
+        // Its own path: a Volcano queue may carry the namespace's name.
+        let path = format!("root.{}-quota", ns.replace('.', "-"));
+        self.add_queue(QueueRecord {
+            name: path.clone(),
+            guarantee: s(v, &["spec", "min"]).map(|m| resource_map(Some(m))),
+            capability: s(v, &["spec", "max"]).map(|m| resource_map(Some(m))),
+            ..Default::default()
+        });
+        self.ns_quota.insert(ns, path);
+    }
+
+    fn vcjob_spec(&mut self, spec: &Value, ns: &str, name: &str, at: &str) -> Option<Gang> {
+        let mut gang = Gang {
+            name: format!("{ns}/{name}"),
+            queue: text(spec, &["queue"]).map(|q| self.volcano_path(&q)),
+            priority: text(spec, &["priorityClassName"]),
+            min_member: int(spec, &["minAvailable"]),
+            namespace: ns.to_string(),
+            origin: at.to_string(),
+            ..Default::default()
+        };
+        let mut deps = Vec::new();
+        let mut total = 0;
+        for (i, t) in spec
+            .get("tasks")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let tname = text(t, &["name"]).unwrap_or_else(|| format!("task{i}"));
+            let replicas = int(t, &["replicas"]).unwrap_or(1).max(0);
+            total += replicas;
+            let shape = pod_shape(t.get("template").unwrap_or(&Value::Null));
+            if let Some(d) = s(t, &["dependsOn", "name"]).and_then(Value::as_array) {
+                let names: Vec<String> = d
+                    .iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect();
+                deps.push(format!("{tname}<-{}", names.join(",")));
+            }
+            gang.tasks
+                .push((tname, replicas, shape, int(t, &["minAvailable"])));
+        }
+        if let Some(m) = gang.min_member
+            && m > total
+        {
+            self.out.warnings.push(format!(
+                "Volcano Job {ns}/{name} at {at}: minAvailable {m} is above its {total} replicas; Volcano's admission webhook rejects it, so it is not converted"
+            ));
+            return None;
+        }
+        if !deps.is_empty() {
+            gang.annotations
+                .insert("phalanx.dev/task-depends-on".into(), deps.join("; "));
+        }
+        Some(gang)
+    }
+
+    fn vcjob(&mut self, v: &Value, ns: &str, name: &str, at: &str) -> Option<Gang> {
+        let spec = v.get("spec").cloned().unwrap_or(Value::Null);
+        let mut g = self.vcjob_spec(&spec, ns, name, at)?;
+        g.duration = strings(s(v, &["metadata", "annotations"]))
+            .get(DURATION)
+            .and_then(|d| parse_duration(d));
+        Some(g)
+    }
+
+    fn jobflow(
+        &mut self,
+        v: &Value,
+        ns: &str,
+        name: &str,
+        templates: &BTreeMap<String, &Doc>,
+        used: &mut BTreeSet<String>,
+        at: &str,
+    ) {
+        for f in s(v, &["spec", "flows"])
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(flow) = text(f, &["name"]) else {
+                continue;
+            };
+            let key = format!("{ns}/{flow}");
+            let job = format!("{name}-{flow}");
+            let deps: Vec<String> = s(f, &["dependsOn", "targets"])
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t.as_str().map(|t| format!("{ns}/{name}-{t}")))
+                .collect();
+            let Some(tpl) = templates.get(&key) else {
+                self.out.warnings.push(format!(
+                    "JobFlow {ns}/{name} at {at}: flow {flow} names JobTemplate {key}, which no manifest defines; it becomes a one-pod job"
+                ));
+                self.gangs.push(Gang {
+                    name: format!("{ns}/{job}"),
+                    depends_on: deps,
+                    tasks: vec![("pod".into(), 1, pod_shape(&Value::Null), None)],
+                    namespace: ns.to_string(),
+                    origin: at.to_string(),
+                    ..Default::default()
+                });
+                continue;
+            };
+            used.insert(key);
+            let spec = tpl.v.get("spec").cloned().unwrap_or(Value::Null);
+            if let Some(mut g) = self.vcjob_spec(&spec, ns, &job, at) {
+                g.depends_on = deps;
+                self.gangs.push(g);
+            }
+        }
+    }
+
+    fn workflow(&mut self, v: &Value, ns: &str, name: &str, at: &str) {
+        let templates: BTreeMap<String, &Value> = s(v, &["spec", "templates"])
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| text(t, &["name"]).map(|n| (n, t)))
+            .collect();
+        let mut any = false;
+        for t in templates.values() {
+            let Some(tasks) = s(t, &["dag", "tasks"]).and_then(Value::as_array) else {
+                continue;
+            };
+            for task in tasks {
+                let Some(tname) = text(task, &["name"]) else {
+                    continue;
+                };
+                let deps: Vec<String> = task
+                    .get("dependencies")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|d| d.as_str().map(|d| format!("{ns}/{name}-{d}")))
+                    .collect();
+                let tpl = text(task, &["template"]).and_then(|n| templates.get(&n).copied());
+                let manifest = tpl.and_then(|t| text(t, &["resource", "manifest"]));
+                let Some(mut manifest) = manifest else {
+                    self.out.warnings.push(format!(
+                        "Workflow {ns}/{name} at {at}: DAG task {tname} runs a template with no resource manifest; it becomes a one-pod job"
+                    ));
+                    self.gangs.push(Gang {
+                        name: format!("{ns}/{name}-{tname}"),
+                        depends_on: deps,
+                        tasks: vec![("pod".into(), 1, pod_shape(&Value::Null), None)],
+                        namespace: ns.to_string(),
+                        origin: at.to_string(),
+                        ..Default::default()
+                    });
+                    any = true;
+                    continue;
+                };
+                for p in task
+                    .get("arguments")
+                    .and_then(|a| a.get("parameters"))
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let (Some(k), Some(val)) = (text(p, &["name"]), text(p, &["value"])) {
+                        manifest =
+                            manifest.replace(&format!("{{{{inputs.parameters.{k}}}}}"), &val);
+                    }
+                }
+                manifest = manifest.replace("{{workflow.name}}", name);
+                let parsed: Option<Value> =
+                    serde_norway::from_str::<serde_norway::Value>(&manifest)
+                        .ok()
+                        .and_then(|y| serde_json::to_value(y).ok());
+                let job = format!("{name}-{tname}");
+                match parsed {
+                    Some(m) if text(&m, &["kind"]).as_deref() == Some("Job")
+                        && text(&m, &["apiVersion"]).is_some_and(|a| a.starts_with("batch.volcano.sh")) =>
+                    {
+                        let spec = m.get("spec").cloned().unwrap_or(Value::Null);
+                        if let Some(mut g) = self.vcjob_spec(&spec, ns, &job, at) {
+                            g.depends_on = deps;
+                            self.gangs.push(g);
+                            any = true;
+                        }
+                    }
+                    _ => self.out.warnings.push(format!(
+                        "Workflow {ns}/{name} at {at}: DAG task {tname} creates an object this converter does not read; not converted"
+                    )),
+                }
+            }
+        }
+        if !any {
+            self.out.warnings.push(format!(
+                "Workflow {ns}/{name} at {at}: no DAG tasks converted"
+            ));
+        }
+    }
+
+    fn kubeflow(&mut self, v: &Value, ns: &str, name: &str, kind: &str, at: &str) -> Gang {
+        let spec = v.get("spec").cloned().unwrap_or(Value::Null);
+        let mut gang = Gang {
+            name: format!("{ns}/{name}"),
+            namespace: ns.to_string(),
+            origin: at.to_string(),
+            ..Default::default()
+        };
+        let replica_specs = spec
+            .as_object()
+            .and_then(|m| {
+                m.iter()
+                    .find(|(k, _)| k.ends_with("ReplicaSpecs"))
+                    .map(|(_, v)| v.clone())
+            })
+            .unwrap_or(Value::Null);
+        let mut total = 0;
+        let mut workers = 0;
+        for (role, rs) in replica_specs.as_object().into_iter().flatten() {
+            let replicas = int(rs, &["replicas"]).unwrap_or(1).max(0);
+            total += replicas;
+            if role.eq_ignore_ascii_case("worker") {
+                workers = replicas;
+            }
+            let shape = pod_shape(rs.get("template").unwrap_or(&Value::Null));
+            gang.tasks
+                .push((role.to_lowercase(), replicas, shape, None));
+        }
+        let sp = s(&spec, &["runPolicy", "schedulingPolicy"])
+            .cloned()
+            .unwrap_or(Value::Null);
+        gang.min_member = int(&sp, &["minAvailable"]).or_else(|| {
+            int(&spec, &["elasticPolicy", "minReplicas"]).map(|m| total - workers + m.min(workers))
+        });
+        if gang.min_member.is_none() {
+            gang.min_member = Some(total);
+        }
+        gang.queue = text(&sp, &["queue"]).map(|q| self.volcano_path(&q));
+        gang.priority = text(&sp, &["priorityClass"]);
+        gang.min_resources = sp.get("minResources").map(|m| resource_map(Some(m)));
+        gang.duration = strings(s(v, &["metadata", "annotations"]))
+            .get(DURATION)
+            .and_then(|d| parse_duration(d));
+        if gang.tasks.is_empty() {
+            self.out
+                .warnings
+                .push(format!("{kind} {ns}/{name} at {at}: no replicas"));
+        }
+        gang
+    }
+
+    fn spark(
+        &mut self,
+        v: &Value,
+        ns: &str,
+        name: &str,
+        pod_groups: &BTreeMap<String, &Doc>,
+        at: &str,
+    ) -> Gang {
+        let spec = v.get("spec").cloned().unwrap_or(Value::Null);
+        let role = |r: &str| -> PodShape {
+            let rv = spec.get(r).cloned().unwrap_or(Value::Null);
+            let cores = s(&rv, &["coreRequest"])
+                .and_then(amount)
+                .or_else(|| s(&rv, &["cores"]).and_then(amount))
+                .unwrap_or(Amount::Int(1));
+            let mem_mi = text(&rv, &["memory"])
+                .and_then(|m| jvm_mib(&m))
+                .unwrap_or(1024);
+            let overhead = text(&rv, &["memoryOverhead"])
+                .and_then(|m| jvm_mib(&m))
+                .unwrap_or((mem_mi / 10).max(384));
+            let mut requests = BTreeMap::from([
+                ("cpu".to_string(), cores),
+                (
+                    "memory".to_string(),
+                    Amount::Text(format!("{}Mi", mem_mi + overhead)),
+                ),
+            ]);
+            if let Some(g) = s(&rv, &["gpu", "name"]).and_then(Value::as_str) {
+                requests.insert(
+                    g.to_string(),
+                    Amount::Int(int(&rv, &["gpu", "quantity"]).unwrap_or(1)),
+                );
+            }
+            let annotations = strings(rv.get("annotations"));
+            PodShape {
+                requests,
+                node_selector: strings(rv.get("nodeSelector")),
+                tolerations: rv
+                    .get("tolerations")
+                    .and_then(|t| serde_json::from_value::<Vec<K8sToleration>>(t.clone()).ok())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(K8sToleration::into_model)
+                    .collect(),
+                duration: annotations.get(DURATION).and_then(|d| parse_duration(d)),
+                labels: strings(rv.get("labels")),
+                annotations,
+            }
+        };
+        let driver = role("driver");
+        let executor = role("executor");
+        let dynamic =
+            s(&spec, &["dynamicAllocation", "enabled"]).and_then(Value::as_bool) == Some(true);
+        let instances = if dynamic {
+            int(&spec, &["dynamicAllocation", "initialExecutors"])
+                .or_else(|| int(&spec, &["dynamicAllocation", "minExecutors"]))
+                .or_else(|| int(&spec, &["executor", "instances"]))
+                .unwrap_or(1)
+        } else {
+            int(&spec, &["executor", "instances"]).unwrap_or(1)
+        }
+        .max(0);
+        if dynamic {
+            self.out.warnings.push(format!(
+                "SparkApplication {ns}/{name} at {at}: dynamic allocation is simulated with a fixed {instances} executors (initialExecutors, else minExecutors)"
+            ));
+        }
+        let pg_name = executor
+            .annotations
+            .get("scheduling.k8s.io/group-name")
+            .cloned();
+        let mut gang = Gang {
+            name: format!("{ns}/{name}"),
+            namespace: ns.to_string(),
+            origin: at.to_string(),
+            min_member: Some(1),
+            min_resources: Some(add_maps(&driver.requests, &executor.requests, instances)),
+            queue: text(&spec, &["batchSchedulerOptions", "queue"]).map(|q| self.volcano_path(&q)),
+            priority: text(&spec, &["batchSchedulerOptions", "priorityClassName"]),
+            duration: strings(s(v, &["metadata", "annotations"]))
+                .get(DURATION)
+                .and_then(|d| parse_duration(d)),
+            ..Default::default()
+        };
+        if let Some(res) = s(&spec, &["batchSchedulerOptions", "resources"]) {
+            gang.min_resources = Some(resource_map(Some(res)));
+        }
+        if let Some(pg) = pg_name {
+            let key = format!("{ns}/{pg}");
+            gang.annotations
+                .insert("phalanx.dev/pod-group".into(), key.clone());
+            if let Some(d) = pod_groups.get(&key) {
+                gang.min_member = int(&d.v, &["spec", "minMember"]);
+                if let Some(q) = text(&d.v, &["spec", "queue"]) {
+                    gang.queue = Some(self.volcano_path(&q));
+                }
+                if let Some(m) = s(&d.v, &["spec", "minResources"]) {
+                    gang.min_resources = Some(resource_map(Some(m)));
+                } else {
+                    gang.min_resources = None;
+                }
+            }
+        }
+        gang.tasks.push(("driver".into(), 1, driver, None));
+        gang.tasks
+            .push(("executor".into(), instances, executor, None));
+        gang
+    }
+
+    fn jobset(&mut self, v: &Value, ns: &str, name: &str, at: &str) -> Gang {
+        let labels = strings(s(v, &["metadata", "labels"]));
+        let queue = labels
+            .get("kueue.x-k8s.io/queue-name")
+            .cloned()
+            .map(|q| self.kueue_queue(ns, &q));
+        let mut gang = Gang {
+            name: format!("{ns}/{name}"),
+            queue,
+            namespace: ns.to_string(),
+            origin: at.to_string(),
+            ..Default::default()
+        };
+        for rj in s(v, &["spec", "replicatedJobs"])
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let rname = text(rj, &["name"]).unwrap_or_else(|| "job".into());
+            let replicas = int(rj, &["replicas"]).unwrap_or(1).max(0);
+            let par = int(rj, &["template", "spec", "parallelism"])
+                .unwrap_or(1)
+                .max(1);
+            let shape = pod_shape(s(rj, &["template", "spec", "template"]).unwrap_or(&Value::Null));
+            gang.tasks.push((rname, replicas * par, shape, None));
+        }
+        gang
+    }
+
+    fn finish(mut self, mut nodes: Vec<NodeRecord>) -> Result<Converted, ConvertError> {
+        if nodes.is_empty() {
+            let spec = self.params.nodes.clone();
+            let (count, res) = spec.split_once(':').unwrap_or(("16", &spec));
+            let count: usize = count.trim().parse().unwrap_or(16);
+            let resources: ResourceMap = res
+                .split(',')
+                .filter_map(|p| p.split_once('='))
+                .map(|(k, v)| (k.trim().to_string(), Amount::Text(v.trim().to_string())))
+                .collect();
+            for i in 0..count {
+                let name = format!("node-{i:04}");
+                nodes.push(NodeRecord {
+                    labels: BTreeMap::from([
+                        ("kubernetes.io/arch".to_string(), "amd64".to_string()),
+                        ("kubernetes.io/hostname".to_string(), name.clone()),
+                        ("kubernetes.io/os".to_string(), "linux".to_string()),
+                    ]),
+                    name,
+                    resources: resources.clone(),
+                    ..Default::default()
+                });
+            }
+            self.out.warnings.push(format!(
+                "the manifests define no Node: {count} linux/amd64 nodes of {res} were added (--k8s-nodes)"
+            ));
+        }
+        let mut jobs = Vec::new();
+        let gangs = std::mem::take(&mut self.gangs);
+        for g in gangs {
+            if let Some(j) = self.job(g) {
+                jobs.push(j);
+            }
+        }
+        // Queues that jobs name but no manifest defines get a default record.
+        for j in &jobs {
+            if let Some(q) = &j.queue
+                && q != "root.default"
+                && q != "root"
+                && !self.queues.contains_key(q)
+            {
+                self.out.warnings.push(format!(
+                    "job {} names queue {q}, which no manifest defines: added with weight 1",
+                    j.name
+                ));
+                self.queues.insert(
+                    q.clone(),
+                    QueueRecord {
+                        name: q.clone(),
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+        let known: BTreeSet<&String> = jobs.iter().map(|j| &j.name).collect();
+        let missing: Vec<(String, String)> = jobs
+            .iter()
+            .flat_map(|j| {
+                j.depends_on
+                    .iter()
+                    .filter(|d| !known.contains(d))
+                    .map(|d| (j.name.clone(), d.clone()))
+            })
+            .collect();
+        for (j, d) in &missing {
+            self.out.warnings.push(format!(
+                "job {j} depends on {d}, which was not converted: the dependency is dropped"
+            ));
+        }
+        for j in &mut jobs {
+            j.depends_on
+                .retain(|d| !missing.iter().any(|(_, m)| m == d));
+        }
+        let mut out = std::mem::take(&mut self.out);
+        out.records = self
+            .queues
+            .into_values()
+            .filter(|q| q.name != "root")
+            .map(Record::Queue)
+            .chain(nodes.into_iter().map(Record::Node))
+            .chain(jobs.into_iter().map(Record::Job))
+            .collect();
+        Ok(out)
+    }
+
+    fn job(&mut self, g: Gang) -> Option<JobRecord> {
+        let mut name = g.name.clone();
+        let mut n = 1;
+        while !self.names.insert(name.clone()) {
+            n += 1;
+            name = format!("{}~{n}", g.name);
+        }
+        let total: i64 = g.tasks.iter().map(|t| t.1).sum();
+        if total == 0 {
+            self.out.warnings.push(format!(
+                "{name} ({}): no pods, nothing to schedule; not converted",
+                g.origin
+            ));
+            return None;
+        }
+        let min = g.min_member.unwrap_or(total);
+        if min > total {
+            self.out.warnings.push(format!(
+                "{name} ({}): needs {min} pods together but only {total} exist; it would stay Pending forever, so it is not converted",
+                g.origin
+            ));
+            return None;
+        }
+        let priority = g
+            .priority
+            .as_ref()
+            .and_then(|p| match self.priorities.get(p) {
+                Some(v) => Some(*v as i32),
+                None => {
+                    self.out.warnings.push(format!(
+                        "{name}: priority class {p} is not defined in the manifests; priority 0"
+                    ));
+                    None
+                }
+            });
+        let queue = g
+            .queue
+            .clone()
+            .or_else(|| self.ns_quota.get(&g.namespace).cloned());
+        let tasks = g
+            .tasks
+            .into_iter()
+            .filter(|t| t.1 > 0)
+            .map(|(tname, replicas, shape, tmin)| TaskRecord {
+                name: tname,
+                replicas: replicas as u32,
+                requests: shape.requests,
+                duration: shape
+                    .duration
+                    .or(g.duration)
+                    .unwrap_or(self.params.default_duration),
+                node_selector: shape.node_selector,
+                tolerations: shape.tolerations,
+                min_member: tmin.map(|m| m.clamp(0, replicas) as u32).filter(|m| *m > 0),
+                ..Default::default()
+            })
+            .collect();
+        Some(JobRecord {
+            time: None,
+            name,
+            queue: queue.filter(|q| q != "root.default"),
+            priority,
+            min_member: Some(min.max(1) as u32),
+            min_resources: g.min_resources.filter(|m| !m.is_empty()),
+            depends_on: g.depends_on,
+            annotations: g.annotations,
+            tasks,
+        })
+    }
+}
+
+/// A JVM-style memory string (`512m`, `2g`, `1024`) in MiB.
+fn jvm_mib(t: &str) -> Option<i64> {
+    let t = t.trim().to_ascii_lowercase();
+    let t = t.trim_end_matches('b');
+    let (num, mult) = match t.chars().last()? {
+        'k' => (&t[..t.len() - 1], 1.0 / 1024.0),
+        'm' => (&t[..t.len() - 1], 1.0),
+        'g' => (&t[..t.len() - 1], 1024.0),
+        't' => (&t[..t.len() - 1], 1024.0 * 1024.0),
+        _ => (t, 1.0 / (1024.0 * 1024.0)),
+    };
+    num.parse::<f64>().ok().map(|v| (v * mult).ceil() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_jvm_memory() {
+        assert_eq!(parse_duration("90s"), Some(90.0));
+        assert_eq!(parse_duration("10m"), Some(600.0));
+        assert_eq!(parse_duration("2h"), Some(7200.0));
+        assert_eq!(parse_duration("45"), Some(45.0));
+        assert_eq!(parse_duration("x"), None);
+        assert_eq!(jvm_mib("512m"), Some(512));
+        assert_eq!(jvm_mib("2g"), Some(2048));
+    }
+}

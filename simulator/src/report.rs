@@ -1,0 +1,868 @@
+//! What a run measured, as the contract's `summary.json` ([`Summary`]), a one-screen table for
+//! terminals ([`Summary::table`]) and a self-contained `report.html` of inline SVG charts
+//! ([`html`]) that opens offline: no scripts, fonts or styles from anywhere else.
+//!
+//! Definitions:
+//! - `utilization`: allocated over allocatable per resource, integrated over virtual time from 0
+//!   to the last event (so a node that is down counts for nothing while it is down);
+//! - a job's wait: from its submission until its gang first ran (`min_member` pods bound; in the
+//!   baseline, when its barrier opened, since partly placed workers make no progress); jobs that
+//!   never got there have no wait and are counted in `jobs_never_started`;
+//! - a queue's allocated share: its dominant share (the largest, over resources other than pod
+//!   slots, of its allocation over the cluster's allocatable), averaged over virtual time;
+//! - a queue's deserved share: the dominant share of its `deserved` if it has one, else its
+//!   weight over its siblings' weights, down the tree (siblings: queues configured or used);
+//! - `jain_fairness`: Jain's index over queues with jobs of (mean allocated share / deserved
+//!   share): 1 when every queue got the same fraction of what it deserved;
+//! - `makespan_s`: from the first submission to the last job end;
+//! - `incomplete_gang_resource_s`: resource-seconds held by pods of gangs with fewer than
+//!   `min_member` pods running (see `world` for the baseline's barrier model).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use phalanx_model::{QueueSpec, ResourceId, ResourceTable, Resources};
+use serde::Serialize;
+
+use crate::world::{JobEnd, Mode, RunStats};
+
+/// Per-queue figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueSummary {
+    /// Jobs submitted to it.
+    pub jobs: u64,
+    /// Jobs of it whose gang ran at least once.
+    pub started: u64,
+    /// Mean wait of its placed jobs, seconds.
+    pub mean_wait_s: f64,
+    /// 95th percentile wait, seconds.
+    pub p95_wait_s: f64,
+    /// Time-averaged dominant share of the cluster it held.
+    pub mean_allocated_share: f64,
+    /// Its deserved dominant share.
+    pub deserved_share: f64,
+}
+
+/// `summary.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// `gang` (Phalanx) or `baseline`.
+    pub mode: Mode,
+    /// Nodes ever in the cluster.
+    pub nodes: usize,
+    /// Jobs in the scenario.
+    pub jobs: usize,
+    /// Pods in the scenario.
+    pub pods: u64,
+    /// Jobs that succeeded.
+    pub jobs_succeeded: u64,
+    /// Jobs that failed.
+    pub jobs_failed: u64,
+    /// Jobs deleted.
+    pub jobs_deleted: u64,
+    /// Jobs not running and not ended when the trace ran out (includes ones never submitted).
+    pub jobs_pending_at_end: u64,
+    /// Jobs with pods still running when the trace ran out.
+    pub jobs_running_at_end: u64,
+    /// Jobs whose gang never ran.
+    pub jobs_never_started: u64,
+    /// First submission to last job end, virtual seconds.
+    pub makespan_s: f64,
+    /// Virtual time of the last event.
+    pub end_s: f64,
+    /// Wall time of the run, seconds.
+    pub wall_s: f64,
+    /// Events processed per wall second.
+    pub events_per_s: f64,
+    /// Events processed.
+    pub events: u64,
+    /// Engine cycles.
+    pub cycles: u64,
+    /// Lines in the decision log.
+    pub decisions: u64,
+    /// Mean utilisation per resource.
+    pub utilization: BTreeMap<String, f64>,
+    /// Per queue.
+    pub queues: BTreeMap<String, QueueSummary>,
+    /// Jain's fairness index over queues.
+    pub jain_fairness: f64,
+    /// Resource-seconds held by incomplete gangs, per resource (cpu in cores).
+    pub incomplete_gang_resource_s: BTreeMap<String, f64>,
+    /// Events the engine refused, by label (should be empty).
+    pub engine_event_errors: BTreeMap<String, u64>,
+    /// SHA-256 of `decisions.jsonl`.
+    pub decision_log_sha256: String,
+    /// Peak resident memory of the process so far, MiB.
+    pub peak_rss_mb: f64,
+    /// The baseline run, with `--compare baseline`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Box<Summary>>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Deserved dominant share of every queue in `names`, from the configured specs.
+pub fn deserved_shares(specs: &[QueueSpec], names: &[String], capacity: &Resources) -> Vec<f64> {
+    let mut all: BTreeSet<String> = BTreeSet::new();
+    for n in specs.iter().map(|s| &s.name).chain(names) {
+        let mut path = String::new();
+        for part in n.split('.') {
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(part);
+            all.insert(path.clone());
+        }
+    }
+    let spec = |n: &str| specs.iter().find(|s| s.name == n);
+    let weight = |n: &str| spec(n).map_or(1, |s| s.weight) as f64;
+    let parent = |n: &str| n.rsplit_once('.').map(|(p, _)| p.to_string());
+    fn share(
+        n: &str,
+        all: &BTreeSet<String>,
+        weight: &dyn Fn(&str) -> f64,
+        parent: &dyn Fn(&str) -> Option<String>,
+    ) -> f64 {
+        let Some(p) = parent(n) else { return 1.0 };
+        let siblings: f64 = all
+            .iter()
+            .filter(|s| parent(s).as_deref() == Some(p.as_str()))
+            .map(|s| weight(s))
+            .sum();
+        share(&p, all, weight, parent) * weight(n) / siblings.max(1e-9)
+    }
+    names
+        .iter()
+        .map(|n| match spec(n).and_then(|s| s.deserved) {
+            Some(d) => d
+                .iter_nonzero()
+                .filter(|(id, _)| *id != ResourceId::PODS && capacity.get(*id) > 0)
+                .map(|(id, v)| v as f64 / capacity.get(id) as f64)
+                .fold(0.0, f64::max),
+            None => share(n, &all, &weight, &parent),
+        })
+        .collect()
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), MiB; 0 where unknown.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Per-queue wait lists (seconds), in queue order.
+pub fn waits(stats: &RunStats) -> Vec<Vec<f64>> {
+    let mut w = vec![Vec::new(); stats.queues.len()];
+    for j in &stats.jobs {
+        if let Some(s) = j.first_start {
+            w[j.queue as usize].push(s.since(j.submit).as_secs_f64());
+        }
+    }
+    for v in &mut w {
+        v.sort_by(f64::total_cmp);
+    }
+    w
+}
+
+fn lane_value(id: ResourceId, v: f64) -> f64 {
+    if id == ResourceId::CPU { v / 1000.0 } else { v }
+}
+
+impl Summary {
+    /// Computes the summary of a run.
+    pub fn new(
+        stats: &RunStats,
+        specs: &[QueueSpec],
+        table: &ResourceTable,
+        capacity: &Resources,
+        wall_s: f64,
+    ) -> Summary {
+        let count = |s: JobEnd| stats.jobs.iter().filter(|j| j.state == s).count() as u64;
+        let open: Vec<_> = stats
+            .jobs
+            .iter()
+            .filter(|j| j.state == JobEnd::Open)
+            .collect();
+        let running = open.iter().filter(|j| j.running_at_end).count() as u64;
+        let first_submit = stats
+            .jobs
+            .iter()
+            .filter(|j| j.submitted)
+            .map(|j| j.submit)
+            .min()
+            .unwrap_or_default();
+        let last_end = stats.jobs.iter().filter_map(|j| j.end).max();
+        let makespan_s = last_end.map_or(0.0, |e| e.since(first_submit).as_secs_f64());
+        let lanes = &stats.series.lanes;
+        let utilization = lanes
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| stats.cap_integral[*k] > 0.0)
+            .map(|(k, id)| {
+                (
+                    table.name(*id).to_string(),
+                    stats.alloc_integral[k] / stats.cap_integral[k],
+                )
+            })
+            .collect();
+        let incomplete = lanes
+            .iter()
+            .enumerate()
+            .map(|(k, id)| {
+                (
+                    table.name(*id).to_string(),
+                    lane_value(*id, stats.incomplete_gang_resource_s[k]),
+                )
+            })
+            .collect();
+        let deserved = deserved_shares(specs, &stats.queues, capacity);
+        let waits = waits(stats);
+        let span = stats.end.as_secs_f64();
+        let mut queues = BTreeMap::new();
+        let mut xs = Vec::new();
+        for (q, name) in stats.queues.iter().enumerate() {
+            let jobs = stats.jobs.iter().filter(|j| j.queue as usize == q).count() as u64;
+            let w = &waits[q];
+            let mean_share = if span > 0.0 {
+                stats.queue_share_integral[q] / span
+            } else {
+                0.0
+            };
+            if jobs > 0 && deserved[q] > 0.0 {
+                xs.push(mean_share / deserved[q]);
+            }
+            queues.insert(
+                name.clone(),
+                QueueSummary {
+                    jobs,
+                    started: w.len() as u64,
+                    mean_wait_s: if w.is_empty() {
+                        0.0
+                    } else {
+                        w.iter().sum::<f64>() / w.len() as f64
+                    },
+                    p95_wait_s: percentile(w, 0.95),
+                    mean_allocated_share: mean_share,
+                    deserved_share: deserved[q],
+                },
+            );
+        }
+        let (sum, sq) = xs.iter().fold((0.0, 0.0), |(s, q), x| (s + x, q + x * x));
+        let jain_fairness = if sq > 0.0 {
+            sum * sum / (xs.len() as f64 * sq)
+        } else {
+            1.0
+        };
+        Summary {
+            mode: stats.mode,
+            nodes: stats.nodes,
+            jobs: stats.jobs.len(),
+            pods: stats.pods,
+            jobs_succeeded: count(JobEnd::Succeeded),
+            jobs_failed: count(JobEnd::Failed),
+            jobs_deleted: count(JobEnd::Deleted),
+            jobs_pending_at_end: open.len() as u64 - running,
+            jobs_running_at_end: running,
+            jobs_never_started: stats
+                .jobs
+                .iter()
+                .filter(|j| j.first_start.is_none())
+                .count() as u64,
+            makespan_s,
+            end_s: stats.end.as_secs_f64(),
+            wall_s,
+            events_per_s: stats.events as f64 / wall_s.max(1e-9),
+            events: stats.events,
+            cycles: stats.cycles,
+            decisions: stats.decisions,
+            utilization,
+            queues,
+            jain_fairness,
+            incomplete_gang_resource_s: incomplete,
+            engine_event_errors: stats
+                .event_errors
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            decision_log_sha256: stats.decision_log_sha256.clone(),
+            peak_rss_mb: peak_rss_mb(),
+            baseline: None,
+        }
+    }
+
+    /// The one-screen table printed at the end of a run (with the baseline beside, if any).
+    pub fn table(&self) -> String {
+        let cols: Vec<&Summary> = std::iter::once(self)
+            .chain(self.baseline.as_deref())
+            .collect();
+        let mut rows: Vec<(String, Vec<String>)> = Vec::new();
+        let mut row = |k: &str, f: &dyn Fn(&Summary) -> String| {
+            rows.push((k.to_string(), cols.iter().map(|s| f(s)).collect()));
+        };
+        row("policy", &|s| {
+            match s.mode {
+                Mode::Gang => "phalanx",
+                Mode::Baseline => "baseline (k8s-like)",
+            }
+            .into()
+        });
+        row("nodes / jobs / pods", &|s| {
+            format!("{} / {} / {}", s.nodes, s.jobs, s.pods)
+        });
+        row("jobs succeeded", &|s| s.jobs_succeeded.to_string());
+        row("jobs failed / deleted", &|s| {
+            format!("{} / {}", s.jobs_failed, s.jobs_deleted)
+        });
+        row("jobs pending / running at end", &|s| {
+            format!("{} / {}", s.jobs_pending_at_end, s.jobs_running_at_end)
+        });
+        row("makespan", &|s| format!("{:.0} s", s.makespan_s));
+        let lanes: BTreeSet<&String> = cols.iter().flat_map(|s| s.utilization.keys()).collect();
+        for l in &lanes {
+            if l.as_str() == "pods" {
+                continue;
+            }
+            row(&format!("utilisation {l}"), &|s| {
+                format!(
+                    "{:.1}%",
+                    100.0 * s.utilization.get(*l).copied().unwrap_or(0.0)
+                )
+            });
+        }
+        for l in ["cpu", "nvidia.com/gpu"] {
+            if self.incomplete_gang_resource_s.contains_key(l) {
+                row(&format!("held by incomplete gangs, {l}-h"), &|s| {
+                    format!(
+                        "{:.1}",
+                        s.incomplete_gang_resource_s.get(l).copied().unwrap_or(0.0) / 3600.0
+                    )
+                });
+            }
+        }
+        let queues: BTreeSet<&String> = cols.iter().flat_map(|s| s.queues.keys()).collect();
+        for q in &queues {
+            row(&format!("wait mean/p95 {q}"), &|s| {
+                s.queues.get(*q).map_or("-".into(), |x| {
+                    format!("{:.0} / {:.0} s", x.mean_wait_s, x.p95_wait_s)
+                })
+            });
+            row(&format!("share/deserved {q}"), &|s| {
+                s.queues.get(*q).map_or("-".into(), |x| {
+                    format!("{:.3} / {:.3}", x.mean_allocated_share, x.deserved_share)
+                })
+            });
+        }
+        row("jain fairness", &|s| format!("{:.3}", s.jain_fairness));
+        row("wall / events/s", &|s| {
+            format!("{:.2} s / {:.0}", s.wall_s, s.events_per_s)
+        });
+        row("engine event errors", &|s| {
+            s.engine_event_errors.values().sum::<u64>().to_string()
+        });
+        let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+        let w1 = rows.iter().map(|r| r.1[0].len()).max().unwrap_or(0).max(10);
+        let mut out = String::new();
+        for (k, vs) in rows {
+            let _ = write!(out, "{k:<w0$}  {:<w1$}", vs[0]);
+            for v in &vs[1..] {
+                let _ = write!(out, "  {v}");
+            }
+            out.push('\n');
+        }
+        out.push_str(&format!("decision log sha256 {}", self.decision_log_sha256));
+        out
+    }
+}
+
+const COLORS: [&str; 10] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf",
+];
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// One plotted series.
+struct Plot {
+    name: String,
+    color: &'static str,
+    dashed: bool,
+    points: Vec<(f64, f64)>,
+}
+
+fn nice_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let span = (hi - lo).max(1e-9);
+    let raw = span / 5.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| span / s <= 6.0)
+        .unwrap_or(10.0 * mag);
+    let mut t = (lo / step).ceil() * step;
+    let mut out = Vec::new();
+    while t <= hi + 1e-9 {
+        out.push(t);
+        t += step;
+    }
+    out
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.abs() >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if v.abs() >= 1e4 {
+        format!("{:.0}k", v / 1e3)
+    } else if v.abs() >= 10.0 || v == v.round() {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// An SVG chart: lines (`scatter` false) or points. Log axes plot log10(1 + v).
+fn chart(
+    title: &str,
+    xlabel: &str,
+    ylabel: &str,
+    plots: &[Plot],
+    scatter: bool,
+    logx: bool,
+    logy: bool,
+) -> String {
+    let (w, h, ml, mr, mt, mb) = (720.0, 300.0, 60.0, 170.0, 30.0, 40.0);
+    let tx = |v: f64| if logx { (1.0 + v.max(0.0)).log10() } else { v };
+    let ty = |v: f64| if logy { (1.0 + v.max(0.0)).log10() } else { v };
+    let pts = plots.iter().flat_map(|p| p.points.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, 0.0f64, f64::MIN);
+    for &(x, y) in pts {
+        x0 = x0.min(tx(x));
+        x1 = x1.max(tx(x));
+        y0 = y0.min(ty(y));
+        y1 = y1.max(ty(y));
+    }
+    if x0 > x1 {
+        (x0, x1, y1) = (0.0, 1.0, 1.0);
+    }
+    if x1 - x0 < 1e-9 {
+        x1 = x0 + 1.0;
+    }
+    if y1 - y0 < 1e-9 {
+        y1 = y0 + 1.0;
+    }
+    y1 *= 1.05;
+    let px = |x: f64| ml + (tx(x) - x0) / (x1 - x0) * (w - ml - mr);
+    let py = |y: f64| h - mb - (ty(y) - y0) / (y1 - y0) * (h - mt - mb);
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<figure><svg viewBox="0 0 {w} {h}" width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = write!(
+        s,
+        r#"<text x="{ml}" y="18" font-size="13" font-weight="bold">{}</text>"#,
+        esc(title)
+    );
+    let _ = write!(
+        s,
+        r##"<rect x="{ml}" y="{mt}" width="{}" height="{}" fill="none" stroke="#999"/>"##,
+        w - ml - mr,
+        h - mt - mb
+    );
+    let inv = |v: f64, log: bool| {
+        if log {
+            ((10f64.powf(v) - 1.0) * 1e6).round() / 1e6
+        } else {
+            v
+        }
+    };
+    // Log axes get decade ticks (0, 1, 10, 100, ...), placed at log10(1 + v).
+    let ticks = |lo: f64, hi: f64, log: bool| -> Vec<f64> {
+        if !log {
+            return nice_ticks(lo, hi);
+        }
+        std::iter::once(0.0)
+            .chain((0..12).map(|k| 10f64.powi(k)))
+            .map(|v| (1.0 + v).log10())
+            .filter(|t| *t >= lo - 1e-9 && *t <= hi + 1e-9)
+            .collect()
+    };
+    for t in ticks(x0, x1, logx) {
+        let x = ml + (t - x0) / (x1 - x0) * (w - ml - mr);
+        let _ = write!(
+            s,
+            r##"<line x1="{x:.1}" y1="{}" x2="{x:.1}" y2="{}" stroke="#eee"/><text x="{x:.1}" y="{}" text-anchor="middle">{}</text>"##,
+            mt,
+            h - mb,
+            h - mb + 14.0,
+            fmt_num(inv(t, logx))
+        );
+    }
+    for t in ticks(y0, y1, logy) {
+        let y = h - mb - (t - y0) / (y1 - y0) * (h - mt - mb);
+        let _ = write!(
+            s,
+            r##"<line x1="{ml}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
+            w - mr,
+            ml - 4.0,
+            y + 4.0,
+            fmt_num(inv(t, logy))
+        );
+    }
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="middle">{}</text><text x="12" y="{}" transform="rotate(-90 12 {})" text-anchor="middle">{}</text>"#,
+        ml + (w - ml - mr) / 2.0,
+        h - 6.0,
+        esc(xlabel),
+        h / 2.0,
+        h / 2.0,
+        esc(ylabel)
+    );
+    for (i, p) in plots.iter().enumerate() {
+        if scatter {
+            for &(x, y) in &p.points {
+                let _ = write!(
+                    s,
+                    r#"<circle cx="{:.1}" cy="{:.1}" r="2" fill="{}" fill-opacity="0.5"/>"#,
+                    px(x),
+                    py(y),
+                    p.color
+                );
+            }
+        } else {
+            // Steps: every series here holds its value until the next point.
+            let mut d = String::new();
+            let mut last: Option<f64> = None;
+            for &(x, y) in &p.points {
+                if let Some(ly) = last {
+                    let _ = write!(d, "{:.1},{:.1} ", px(x), py(ly));
+                }
+                let _ = write!(d, "{:.1},{:.1} ", px(x), py(y));
+                last = Some(y);
+            }
+            let dash = if p.dashed {
+                r#" stroke-dasharray="5,3""#
+            } else {
+                ""
+            };
+            let _ = write!(
+                s,
+                r#"<polyline points="{d}" fill="none" stroke="{}" stroke-width="1.5"{dash}/>"#,
+                p.color
+            );
+        }
+        let ly = mt + 6.0 + i as f64 * 15.0;
+        let _ = write!(
+            s,
+            r#"<rect x="{}" y="{}" width="10" height="10" fill="{}"/><text x="{}" y="{}">{}</text>"#,
+            w - mr + 8.0,
+            ly,
+            p.color,
+            w - mr + 22.0,
+            ly + 9.0,
+            esc(&p.name)
+        );
+    }
+    s.push_str("</svg></figure>\n");
+    s
+}
+
+/// Downsamples a step series to at most `n` points (the value in force at each step).
+fn thin(points: Vec<(f64, f64)>, n: usize) -> Vec<(f64, f64)> {
+    if points.len() <= n {
+        return points;
+    }
+    let step = points.len().div_ceil(n);
+    let last = *points.last().expect("non-empty");
+    let mut out: Vec<(f64, f64)> = points.into_iter().step_by(step).collect();
+    out.push(last);
+    out
+}
+
+/// The charts of one run, as SVG.
+fn run_charts(stats: &RunStats, table: &ResourceTable, tag: &str, deserved: &[f64]) -> String {
+    let s = &stats.series;
+    let nl = s.lanes.len();
+    let nq = stats.queues.len();
+    let times: Vec<f64> = s.t.iter().map(|t| t.as_secs_f64() / 3600.0).collect();
+    let mut out = String::new();
+    let plots: Vec<Plot> = s
+        .lanes
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| **id != ResourceId::PODS)
+        .map(|(k, id)| Plot {
+            name: table.name(*id).to_string(),
+            color: COLORS[k % COLORS.len()],
+            dashed: false,
+            points: thin(
+                times
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        let cap = s.cap[i * nl + k];
+                        let a = s.alloc[i * nl + k];
+                        (*t, if cap > 0 { a as f64 / cap as f64 } else { 0.0 })
+                    })
+                    .collect(),
+                800,
+            ),
+        })
+        .collect();
+    out.push_str(&chart(
+        &format!("{tag}: utilisation over time, per resource"),
+        "virtual time (h)",
+        "allocated / allocatable",
+        &plots,
+        false,
+        false,
+        false,
+    ));
+    let mut plots = Vec::new();
+    for q in 0..nq {
+        let color = COLORS[q % COLORS.len()];
+        plots.push(Plot {
+            name: stats.queues[q].clone(),
+            color,
+            dashed: false,
+            points: thin(
+                times
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (*t, s.queue_share[i * nq + q] as f64))
+                    .collect(),
+                800,
+            ),
+        });
+        if let (Some(first), Some(last)) = (times.first(), times.last()) {
+            plots.push(Plot {
+                name: format!("{} deserved", stats.queues[q]),
+                color,
+                dashed: true,
+                points: vec![(*first, deserved[q]), (*last, deserved[q])],
+            });
+        }
+    }
+    out.push_str(&chart(
+        &format!("{tag}: each queue's allocated dominant share against its deserved share"),
+        "virtual time (h)",
+        "dominant share of the cluster",
+        &plots,
+        false,
+        false,
+        false,
+    ));
+    let waits = waits(stats);
+    let plots: Vec<Plot> = waits
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| !w.is_empty())
+        .map(|(q, w)| Plot {
+            name: stats.queues[q].clone(),
+            color: COLORS[q % COLORS.len()],
+            dashed: false,
+            points: thin(
+                w.iter()
+                    .enumerate()
+                    .map(|(i, v)| (*v, (i + 1) as f64 / w.len() as f64))
+                    .collect(),
+                600,
+            ),
+        })
+        .collect();
+    out.push_str(&chart(
+        &format!("{tag}: wait-time distribution per queue (CDF)"),
+        "wait (s, log scale)",
+        "fraction of placed jobs",
+        &plots,
+        false,
+        true,
+        false,
+    ));
+    let mut pts: Vec<(f64, f64)> = stats
+        .jobs
+        .iter()
+        .filter_map(|j| {
+            j.first_start
+                .map(|f| (j.min_member as f64, f.since(j.submit).as_secs_f64()))
+        })
+        .collect();
+    if pts.len() > 4000 {
+        let step = pts.len().div_ceil(4000);
+        pts = pts.into_iter().step_by(step).collect();
+    }
+    out.push_str(&chart(
+        &format!("{tag}: gang size against wait"),
+        "gang size (min_member, log scale)",
+        "wait (s, log scale)",
+        &[Plot {
+            name: "jobs".into(),
+            color: COLORS[0],
+            dashed: false,
+            points: pts,
+        }],
+        true,
+        true,
+        true,
+    ));
+    let pend = |v: &Vec<u32>| {
+        thin(
+            times.iter().zip(v).map(|(t, n)| (*t, *n as f64)).collect(),
+            800,
+        )
+    };
+    out.push_str(&chart(
+        &format!("{tag}: jobs pending and running over time"),
+        "virtual time (h)",
+        "jobs",
+        &[
+            Plot {
+                name: "pending".into(),
+                color: COLORS[1],
+                dashed: false,
+                points: pend(&s.pending),
+            },
+            Plot {
+                name: "running".into(),
+                color: COLORS[2],
+                dashed: false,
+                points: pend(&s.running),
+            },
+        ],
+        false,
+        false,
+        false,
+    ));
+    out
+}
+
+/// Both runs on the same axes: utilisation of the scarcest resources, and jobs pending.
+fn comparison(runs: &[(&RunStats, &Summary)], table: &ResourceTable) -> String {
+    let mut util = Vec::new();
+    let mut pending = Vec::new();
+    for (i, (stats, _)) in runs.iter().enumerate() {
+        let s = &stats.series;
+        let nl = s.lanes.len();
+        let name = match stats.mode {
+            Mode::Gang => "phalanx",
+            Mode::Baseline => "baseline",
+        };
+        let times: Vec<f64> = s.t.iter().map(|t| t.as_secs_f64() / 3600.0).collect();
+        for (k, id) in s.lanes.iter().enumerate() {
+            if !matches!(*id, ResourceId::CPU | ResourceId::GPU) {
+                continue;
+            }
+            util.push(Plot {
+                name: format!("{name} {}", table.name(*id)),
+                color: COLORS[(k + 2 * i) % COLORS.len()],
+                dashed: i > 0,
+                points: thin(
+                    times
+                        .iter()
+                        .enumerate()
+                        .map(|(j, t)| {
+                            let cap = s.cap[j * nl + k];
+                            let a = s.alloc[j * nl + k];
+                            (*t, if cap > 0 { a as f64 / cap as f64 } else { 0.0 })
+                        })
+                        .collect(),
+                    800,
+                ),
+            });
+        }
+        pending.push(Plot {
+            name: format!("{name} pending"),
+            color: COLORS[i % COLORS.len()],
+            dashed: i > 0,
+            points: thin(
+                times
+                    .iter()
+                    .zip(&s.pending)
+                    .map(|(t, n)| (*t, *n as f64))
+                    .collect(),
+                800,
+            ),
+        });
+    }
+    let mut out = chart(
+        "utilisation: phalanx (solid) against the baseline (dashed)",
+        "virtual time (h)",
+        "allocated / allocatable",
+        &util,
+        false,
+        false,
+        false,
+    );
+    out.push_str(&chart(
+        "jobs pending (submitted, no pod running): phalanx against the baseline",
+        "virtual time (h)",
+        "jobs",
+        &pending,
+        false,
+        false,
+        false,
+    ));
+    out
+}
+
+/// The whole `report.html`.
+pub fn html(
+    title: &str,
+    summary: &Summary,
+    runs: &[(&RunStats, &Summary)],
+    table: &ResourceTable,
+) -> String {
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\
+         <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}}\
+         table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}\
+         figure{{margin:1em 0}}</style></head><body>\n<h1>{}</h1>\n",
+        esc(title),
+        esc(title)
+    );
+    out.push_str("<h2>Summary</h2>\n<pre>");
+    out.push_str(&esc(&summary.table()));
+    out.push_str("</pre>\n");
+    if runs.len() > 1 {
+        out.push_str("<h2>phalanx against the baseline</h2>\n");
+        out.push_str(&comparison(runs, table));
+    }
+    for (stats, s) in runs {
+        let tag = match stats.mode {
+            Mode::Gang => "phalanx",
+            Mode::Baseline => "baseline",
+        };
+        let deserved: Vec<f64> = stats
+            .queues
+            .iter()
+            .map(|q| s.queues.get(q).map_or(0.0, |x| x.deserved_share))
+            .collect();
+        let _ = writeln!(out, "<h2>{tag}</h2>");
+        out.push_str(&run_charts(stats, table, tag, &deserved));
+    }
+    out.push_str("<h2>summary.json</h2>\n<pre>");
+    out.push_str(&esc(
+        &serde_json::to_string_pretty(summary).unwrap_or_default()
+    ));
+    out.push_str("</pre>\n</body></html>\n");
+    out
+}

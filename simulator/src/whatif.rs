@@ -1,0 +1,251 @@
+//! What-if transformations of a scenario for capacity planning, applied after it is read and
+//! before it is simulated: add nodes (`--add-nodes`), scale the load (`--scale-load`), replace
+//! the queue configuration (`--queues`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use phalanx_model::{DEFAULT_QUEUE, Node, Quantity, ResourceId, Time};
+
+use crate::trace::{self, Input, Scenario, SimJob, TraceError};
+
+/// Why a what-if flag cannot be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum WhatIfError {
+    /// `--add-nodes` is malformed.
+    #[error(
+        "--add-nodes {spec:?}: {why} (expected COUNT:RESOURCES such as 200:cpu=96,memory=768Gi,nvidia.com/gpu=8, or COUNT:NODE to copy an existing node)"
+    )]
+    AddNodes {
+        /// The flag's value.
+        spec: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// `--scale-load` is not a positive number.
+    #[error("--scale-load {0}: must be a number above 0")]
+    Scale(f64),
+    /// The `--queues` file could not be read.
+    #[error("--queues: {0}")]
+    Queues(#[from] TraceError),
+    /// A job names a queue the `--queues` file does not define as a leaf.
+    #[error(
+        "--queues {file}: job {job} names queue {queue}, which the file does not define as a leaf queue"
+    )]
+    QueueMissing {
+        /// The file.
+        file: String,
+        /// The job.
+        job: String,
+        /// Its queue.
+        queue: String,
+    },
+}
+
+/// Adds `COUNT` nodes described by `spec`: `COUNT:cpu=96,memory=768Gi,nvidia.com/gpu=8` (with
+/// `pods` 110 unless given, no labels or taints), or `COUNT:NAME` for copies of node `NAME`
+/// (labels and taints included). New nodes are named `whatif-<k>-<i>` and present from time 0.
+pub fn add_nodes(sc: &mut Scenario, spec: &str, k: usize) -> Result<usize, WhatIfError> {
+    let bad = |why: &str| WhatIfError::AddNodes {
+        spec: spec.to_string(),
+        why: why.to_string(),
+    };
+    let (count, what) = spec.split_once(':').ok_or_else(|| bad("no ':'"))?;
+    let count: usize = count
+        .trim()
+        .parse()
+        .map_err(|_| bad("COUNT is not a number"))?;
+    let template = if what.contains('=') {
+        let mut alloc = phalanx_model::Resources::ZERO;
+        alloc.set(ResourceId::PODS, 110);
+        for part in what.split(',') {
+            let (name, q) = part
+                .split_once('=')
+                .ok_or_else(|| bad("a resource without '='"))?;
+            let q = Quantity::parse(q.trim()).map_err(|e| bad(&e.to_string()))?;
+            let id = sc
+                .table
+                .intern(name.trim())
+                .map_err(|e| bad(&e.to_string()))?;
+            let v = if id == ResourceId::CPU {
+                q.milli_value()
+            } else {
+                q.value()
+            }
+            .map_err(|e| bad(&e.to_string()))?;
+            alloc.set(id, v);
+        }
+        Node::new("", alloc)
+    } else {
+        sc.events
+            .iter()
+            .find_map(|(_, i)| match i {
+                Input::Node(n) if n.name == what.trim() => Some(n.clone()),
+                _ => None,
+            })
+            .ok_or_else(|| bad("no node of that name in the trace"))?
+    };
+    let mut added = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut n = template.clone();
+        n.name = format!("whatif-{k}-{i:05}");
+        if n.labels.contains_key("kubernetes.io/hostname") {
+            n.labels
+                .insert("kubernetes.io/hostname".into(), n.name.clone());
+        }
+        added.push((Time::ZERO, Input::Node(n)));
+    }
+    // At time zero, after the trace's own nodes.
+    let at = sc
+        .events
+        .iter()
+        .position(|(t, i)| *t > Time::ZERO || !matches!(i, Input::Node(_)))
+        .unwrap_or(sc.events.len());
+    sc.events.splice(at..at, added);
+    Ok(count)
+}
+
+fn unit_hash(name: &str, copy: u32) -> f64 {
+    // FNV-1a: stable across platforms and releases, unlike std's hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes().chain(copy.to_le_bytes()) {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Scales the load by `x`: each job is submitted `floor(x)` times, plus once more for a stable
+/// pseudo-random fraction `x - floor(x)` of jobs (so 0.5 keeps about half of them, 1.5 adds
+/// half again). Copy `k > 0` of job `a` is named `a~k`, arrives when `a` does, and depends on
+/// copy `k` of each dependency where that copy exists, else on the original. A dependency on a
+/// job that was dropped is dropped with it.
+pub fn scale_load(sc: &mut Scenario, x: f64) -> Result<(), WhatIfError> {
+    if !(x.is_finite() && x > 0.0) {
+        return Err(WhatIfError::Scale(x));
+    }
+    let whole = x.floor() as u32;
+    let frac = x - x.floor();
+    let copies = |name: &str| -> Vec<u32> {
+        (0..=whole)
+            .filter(|&k| k < whole || unit_hash(name, k) < frac)
+            .collect()
+    };
+    let kept: BTreeSet<(String, u32)> = sc
+        .jobs
+        .iter()
+        .flat_map(|j| {
+            let name = j.job.name.clone();
+            copies(&j.job.name)
+                .into_iter()
+                .map(move |k| (name.clone(), k))
+        })
+        .collect();
+    let name_of = |n: &str, k: u32| {
+        if k == 0 {
+            n.to_string()
+        } else {
+            format!("{n}~{k}")
+        }
+    };
+    let mut jobs: Vec<SimJob> = Vec::new();
+    let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+    for sj in &sc.jobs {
+        for k in copies(&sj.job.name) {
+            let mut c = sj.clone();
+            c.job.name = name_of(&sj.job.name, k);
+            c.job.depends_on = sj
+                .job
+                .depends_on
+                .iter()
+                .filter_map(|d| {
+                    if kept.contains(&(d.clone(), k)) {
+                        Some(name_of(d, k))
+                    } else if kept.contains(&(d.clone(), 0)) {
+                        Some(d.clone())
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            index
+                .entry(sj.job.name.clone())
+                .or_default()
+                .push(jobs.len());
+            jobs.push(c);
+        }
+    }
+    let mut events = Vec::with_capacity(sc.events.len() + jobs.len());
+    for (t, input) in std::mem::take(&mut sc.events) {
+        match input {
+            Input::Submit(i) => {
+                for &n in index.get(&sc.jobs[i].job.name).into_iter().flatten() {
+                    events.push((t, Input::Submit(n)));
+                }
+            }
+            Input::JobDelete(name) => {
+                if let Some(list) = index.get(&name) {
+                    for &n in list {
+                        events.push((t, Input::JobDelete(jobs[n].job.name.clone())));
+                    }
+                }
+            }
+            other => events.push((t, other)),
+        }
+    }
+    sc.jobs = jobs;
+    sc.events = events;
+    Ok(())
+}
+
+/// Replaces the queue configuration with the queue records of `path` (a trace file, usually of
+/// queue records only; other records in it are ignored).
+pub fn replace_queues(sc: &mut Scenario, path: &Path) -> Result<(), WhatIfError> {
+    let mut other = trace::read_file(path)?;
+    // Resource names of the queue file get lanes in this scenario's table.
+    let mut specs = other.queues;
+    for q in &mut specs {
+        let mut remap = |r: &mut phalanx_model::Resources| {
+            let mut out = phalanx_model::Resources::ZERO;
+            for (id, v) in r.iter_nonzero() {
+                let name = other.table.name(id).to_string();
+                if let Ok(nid) = sc.table.intern(&name) {
+                    out.set(nid, v);
+                }
+            }
+            *r = out;
+        };
+        let mut r = q.guarantee;
+        remap(&mut r);
+        q.guarantee = r;
+        if let Some(d) = q.deserved.as_mut() {
+            remap(d);
+        }
+        if let Some(c) = q.capability.as_mut() {
+            remap(c);
+        }
+    }
+    other.table = Default::default();
+    let mut known: BTreeSet<String> = BTreeSet::from(["root".into(), DEFAULT_QUEUE.into()]);
+    for q in &specs {
+        let mut path_so_far = String::new();
+        for part in q.name.split('.') {
+            if !path_so_far.is_empty() {
+                path_so_far.push('.');
+            }
+            path_so_far.push_str(part);
+            known.insert(path_so_far.clone());
+        }
+    }
+    for j in &sc.jobs {
+        if !known.contains(&j.job.queue) || trace::child_of(&known, &j.job.queue).is_some() {
+            return Err(WhatIfError::QueueMissing {
+                file: path.display().to_string(),
+                job: j.job.name.clone(),
+                queue: j.job.queue.clone(),
+            });
+        }
+    }
+    sc.queues = specs;
+    Ok(())
+}

@@ -1,0 +1,297 @@
+//! Converters against the real traces and manifests in `../shared` (next to the repository in
+//! CI). Each test prints a skip notice and returns when its folder is absent; nothing from there
+//! is copied into the repository.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use phalanx_model::ResourceId;
+use phalanx_simulator::convert::{self, Converted};
+use phalanx_simulator::trace::{self, JobRecord, QueueRecord, Record, Scenario};
+use phalanx_simulator::world::{self, JobEnd, Mode, SimConfig};
+
+fn shared(rel: &str) -> Option<PathBuf> {
+    let p = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared")).join(rel);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("skipped: {} is absent", p.display());
+        None
+    }
+}
+
+/// Writes the records and reads them back with the trace reader, as a user's run would.
+fn round_trip(c: &Converted, name: &str) -> Scenario {
+    let mut buf = Vec::new();
+    trace::write_records(&mut buf, &c.records).unwrap();
+    trace::read(buf.as_slice(), name).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn jobs(c: &Converted) -> BTreeMap<&str, &JobRecord> {
+    c.records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Job(j) => Some((j.name.as_str(), j)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn queues(c: &Converted) -> BTreeMap<&str, &QueueRecord> {
+    c.records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Queue(q) => Some((q.name.as_str(), q)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn alibaba_gpu_2023_converts_and_runs() {
+    let Some(dir) = shared("traces/alibaba-gpu-v2023") else {
+        return;
+    };
+    let c = convert::alibaba_gpu::convert(&dir, None).unwrap();
+    let sc = round_trip(&c, "alibaba-gpu.jsonl");
+    assert_eq!(sc.initial_nodes().count(), 1523);
+    assert_eq!(sc.jobs.len(), 8152);
+    let gpus: i64 = sc
+        .initial_nodes()
+        .map(|n| n.allocatable.get(ResourceId::GPU))
+        .sum();
+    assert_eq!(gpus, 6212, "the README's GPU count");
+    let (stats, _) = {
+        let mut log = Vec::new();
+        let s = world::run(&sc, &SimConfig::default(), &mut log, &mut |_| {}).unwrap();
+        (s, log)
+    };
+    assert!(stats.event_errors.is_empty());
+    assert!(stats.jobs.iter().all(|j| j.state != JobEnd::Open));
+    // A pod list with gpu_spec constraints converts to selectors or affinities.
+    let spec = dir.join("csv/openb_pod_list_gpuspec33.csv");
+    let c = convert::alibaba_gpu::convert(&dir, Some(&spec)).unwrap();
+    let constrained = jobs(&c)
+        .values()
+        .filter(|j| !j.tasks[0].node_selector.is_empty() || j.tasks[0].node_affinity.is_some())
+        .count();
+    assert!(constrained > 100, "{constrained}");
+    round_trip(&c, "gpuspec33.jsonl");
+}
+
+#[test]
+fn alibaba_batch_2017_tasks_become_gangs_with_inferred_dependencies() {
+    let Some(file) = shared("traces/alibaba-v2017-batch/batch_task.csv") else {
+        return;
+    };
+    let params = convert::alibaba_batch::Params {
+        max_gang: 256,
+        nodes: 200,
+        until: Some(1800.0),
+    };
+    let c = convert::alibaba_batch::convert(&file, &params).unwrap();
+    assert!(c.warnings.iter().any(|w| w.contains("INFERRED")));
+    let js = jobs(&c);
+    assert!(js.values().all(|j| j.tasks[0].replicas <= 256));
+    let inferred: Vec<_> = js.values().filter(|j| !j.depends_on.is_empty()).collect();
+    assert!(!inferred.is_empty());
+    assert!(
+        inferred
+            .iter()
+            .all(|j| j.annotations.contains_key("phalanx.dev/inferred"))
+    );
+    let sc = round_trip(&c, "batch.jsonl");
+    assert_eq!(sc.initial_nodes().count(), 200);
+}
+
+#[test]
+fn helios_quotas_become_queues() {
+    let Some(dir) = shared("traces/helios-vc") else {
+        return;
+    };
+    let c = convert::helios::convert(&dir, None).unwrap();
+    let qs = queues(&c);
+    assert_eq!(
+        qs["root.vc6YE"].weight,
+        Some(216),
+        "216 GPUs on the last day"
+    );
+    assert_eq!(qs.len(), 19, "25 VCs, 6 with no GPUs");
+    let sc = round_trip(&c, "helios.jsonl");
+    assert_eq!(sc.queues.len(), 19);
+    let c = convert::helios::convert(&dir, Some("2020-04-01")).unwrap();
+    assert_eq!(queues(&c)["root.vchbv"].weight, Some(112));
+}
+
+#[test]
+fn every_gang_queue_and_dependency_in_the_manifests_converts() {
+    let Some(dir) = shared("manifests") else {
+        return;
+    };
+    let params = convert::k8s::Params {
+        default_duration: 600.0,
+        nodes: "16:cpu=64,memory=256Gi,nvidia.com/gpu=8".into(),
+    };
+    let c = convert::k8s::convert(&dir, &params).unwrap();
+    let js = jobs(&c);
+    let qs = queues(&c);
+    let warn = c.warnings.join("\n");
+    // Volcano Job: minAvailable 3 of 6.
+    assert_eq!(js["default/test-job"].min_member, Some(3));
+    assert_eq!(js["default/test-job"].tasks[0].replicas, 6);
+    // The webhook-denied job is rejected, loudly.
+    assert!(warn.contains("test-job-webhook-disallow"), "{warn}");
+    // Hierarchical queues and the jobs bound to them.
+    assert_eq!(qs["root.eng"].weight, Some(2));
+    assert_eq!(qs["root.eng.prod"].weight, Some(8));
+    assert_eq!(qs["root.sci"].weight, Some(8));
+    assert_eq!(
+        js["default/sci-dev-job"].queue.as_deref(),
+        Some("root.sci.dev")
+    );
+    // Volcano Queue with capability; Kueue cohorts and quotas; ElasticQuota.
+    assert!(qs["root.test"].capability.is_some());
+    assert!(qs["root.team-ab.team-a-cq"].capability.is_some());
+    assert!(qs["root.test-quota"].guarantee.is_some());
+    // scheduler-plugins PodGroup joined to a ReplicaSet's pods by label.
+    assert_eq!(js["default/nginx"].min_member, Some(3));
+    assert_eq!(js["default/nginx"].tasks[0].replicas, 6);
+    // pg1 needs 3 pods but has 2: it would stay Pending, and says so.
+    assert!(warn.contains("default/pg1"), "{warn}");
+    // Kueue plain-pod group.
+    assert_eq!(js["default/sample-group"].min_member, Some(2));
+    // JobFlow a -> b -> {c, d} -> e.
+    assert_eq!(js["default/test-b"].depends_on, ["default/test-a"]);
+    assert_eq!(
+        js["default/test-e"].depends_on,
+        ["default/test-c", "default/test-d"]
+    );
+    // Argo DAG A -> {B, C} -> D.
+    assert_eq!(
+        js["default/volcano-dag-job-D"].depends_on,
+        ["default/volcano-dag-job-B", "default/volcano-dag-job-C"]
+    );
+    // Task start dependencies inside a gang are kept as an annotation.
+    assert!(
+        js["default/job"]
+            .annotations
+            .contains_key("phalanx.dev/task-depends-on")
+    );
+    // Spark: driver + executors with min_resources; the 2019 Volcano sample's PodGroup.
+    let spark = js["default/spark-pi-volcano"];
+    assert_eq!(spark.min_member, Some(1));
+    assert!(spark.min_resources.is_some());
+    assert_eq!(spark.tasks.len(), 2);
+    assert!(js.values().any(|j| {
+        j.annotations
+            .get("phalanx.dev/pod-group")
+            .map(String::as_str)
+            == Some("default/spark-pi-group")
+            && j.min_member == Some(3)
+    }));
+    assert_eq!(js["default/spark-pi-yunikorn"].queue, None, "root.default");
+    // Kubeflow: PyTorchJob master + worker; elastic minimum.
+    assert_eq!(js["kubeflow/pytorch-simple"].min_member, Some(2));
+    assert_eq!(js["default/elastic-example-imagenet"].min_member, Some(1));
+    // Unsupported kinds are listed, never dropped silently.
+    assert!(
+        warn.contains("unsupported kind CustomResourceDefinition"),
+        "{warn}"
+    );
+    // The result is a valid trace and runs on the engine with no refused events.
+    let sc = round_trip(&c, "k8s.jsonl");
+    for mode in [Mode::Gang, Mode::Baseline] {
+        let cfg = SimConfig {
+            mode,
+            ..SimConfig::default()
+        };
+        let stats = world::run(&sc, &cfg, &mut Vec::new(), &mut |_| {}).unwrap();
+        assert!(stats.event_errors.is_empty(), "{:?}", stats.event_errors);
+    }
+}
+
+/// Pods join their PodGroup by the Volcano annotation, durations come from the annotation,
+/// PriorityClasses give priorities, and Nodes are read.
+#[test]
+fn k8s_pods_join_groups_and_carry_durations() {
+    let dir = std::env::temp_dir().join(format!("phalanx-k8s-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let yaml = r#"
+apiVersion: v1
+kind: Node
+metadata:
+  name: gpu-1
+  labels: {gpu: a100}
+spec:
+  taints: [{key: dedicated, value: gpu, effect: NoSchedule}]
+status:
+  allocatable: {cpu: "32", memory: 128Gi, nvidia.com/gpu: "8", pods: "110"}
+---
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata: {name: high}
+value: 1000
+---
+apiVersion: scheduling.volcano.sh/v1beta1
+kind: PodGroup
+metadata: {name: train, namespace: ml}
+spec: {minMember: 2, queue: research, priorityClassName: high}
+---
+apiVersion: scheduling.volcano.sh/v1beta1
+kind: Queue
+metadata: {name: research}
+spec: {weight: 3}
+"#;
+    std::fs::write(dir.join("a.yaml"), yaml).unwrap();
+    let pods: String = (0..3)
+        .map(|i| {
+            format!(
+                r#"---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: w{i}
+  namespace: ml
+  annotations: {{scheduling.k8s.io/group-name: train, phalanx.dev/duration: 15m}}
+spec:
+  nodeSelector: {{gpu: a100}}
+  tolerations: [{{key: dedicated, operator: Equal, value: gpu, effect: NoSchedule}}]
+  containers:
+  - name: c
+    resources: {{requests: {{cpu: 4, nvidia.com/gpu: 1}}, limits: {{memory: 8Gi}}}}
+"#
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("b.yaml"), pods).unwrap();
+    let c = convert::k8s::convert(
+        &dir,
+        &convert::k8s::Params {
+            default_duration: 60.0,
+            nodes: "1:cpu=1".into(),
+        },
+    )
+    .unwrap();
+    let js = jobs(&c);
+    let j = js["ml/train"];
+    assert_eq!(j.min_member, Some(2));
+    assert_eq!(j.priority, Some(1000));
+    assert_eq!(j.queue.as_deref(), Some("root.research"));
+    assert_eq!(queues(&c)["root.research"].weight, Some(3));
+    assert_eq!(j.tasks.len(), 3);
+    assert!(j.tasks.iter().all(|t| t.duration == 900.0));
+    assert!(
+        j.tasks[0].requests.contains_key("memory"),
+        "limits stand in"
+    );
+    let sc = round_trip(&c, "k8s-small.jsonl");
+    assert_eq!(
+        sc.initial_nodes().count(),
+        1,
+        "the manifest's node, none added"
+    );
+    let stats = world::run(&sc, &SimConfig::default(), &mut Vec::new(), &mut |_| {}).unwrap();
+    assert!(stats.jobs.iter().all(|j| j.state == JobEnd::Succeeded));
+    let _ = std::fs::remove_dir_all(&dir);
+}

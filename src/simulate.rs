@@ -1,0 +1,235 @@
+//! `phalanx simulate` and `phalanx trace convert`: argument parsing, the progress bar and the
+//! terminal summary. The work is in `phalanx_simulator`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use phalanx_model::Span;
+use phalanx_simulator::convert::{self, Converted};
+use phalanx_simulator::generator::GenSpec;
+use phalanx_simulator::simulate::{Options, Source, simulate};
+use phalanx_simulator::trace;
+use phalanx_simulator::world::Mode;
+
+/// Options of `phalanx simulate`.
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// A native trace (JSON lines, see trace-format.md). Without it, and without --nodes and
+    /// --pods, the built-in scenario runs (1,000 nodes, 20,000 pods, 4 tenants).
+    #[arg(long, conflicts_with_all = ["nodes", "pods"])]
+    pub trace: Option<PathBuf>,
+    /// Generate a synthetic cluster of this many nodes (the `phalanx bench` family, over time).
+    #[arg(long, requires = "pods")]
+    pub nodes: Option<usize>,
+    /// Pods of the synthetic workload.
+    #[arg(long, requires = "nodes")]
+    pub pods: Option<usize>,
+    /// Seed of the synthetic workload.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output folder for decisions.jsonl, summary.json and report.html.
+    #[arg(long, default_value = "phalanx-out")]
+    pub out: PathBuf,
+    /// Also run a default-Kubernetes-like policy (pod by pod, no gangs, no queues, FIFO) and
+    /// compare.
+    #[arg(long, value_enum)]
+    pub compare: Option<Compare>,
+    /// Add nodes: COUNT:cpu=96,memory=768Gi,nvidia.com/gpu=8 or COUNT:NODE (copies of a node of
+    /// the trace). Repeatable.
+    #[arg(long = "add-nodes", value_name = "SPEC")]
+    pub add_nodes: Vec<String>,
+    /// Multiply the load: every job is submitted X times (fractions keep a stable share).
+    #[arg(long = "scale-load", value_name = "X")]
+    pub scale_load: Option<f64>,
+    /// Replace the queues with the queue records of this file.
+    #[arg(long, value_name = "FILE")]
+    pub queues: Option<PathBuf>,
+    /// Cycle period, virtual seconds.
+    #[arg(long, default_value_t = 1.0)]
+    pub period: f64,
+    /// No progress bar and no summary table.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// What to compare against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Compare {
+    /// The default Kubernetes scheduler's behaviour on the same engine.
+    Baseline,
+}
+
+/// `phalanx trace ...`.
+#[derive(Debug, Subcommand)]
+pub enum TraceCommand {
+    /// Convert another format to the native trace format, on stdout.
+    Convert(ConvertArgs),
+}
+
+/// Source formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum From {
+    /// Alibaba cluster-trace-gpu-v2023: a folder with its csv/ files, or the csv folder.
+    #[value(name = "alibaba-gpu-2023")]
+    AlibabaGpu2023,
+    /// Alibaba cluster-trace-v2017 batch_task.csv.
+    #[value(name = "alibaba-batch-2017")]
+    AlibabaBatch2017,
+    /// A folder (or file) of Kubernetes YAML.
+    K8s,
+    /// Helios VC GPU quotas (Earth_gpu_number.csv, or its folder): queue records.
+    #[value(name = "helios-vc")]
+    HeliosVc,
+}
+
+/// Options of `phalanx trace convert`.
+#[derive(Debug, Clone, Args)]
+pub struct ConvertArgs {
+    /// Source format.
+    #[arg(long, value_enum)]
+    pub from: From,
+    /// The file or folder to read.
+    pub path: PathBuf,
+    /// alibaba-gpu-2023: another pod list instead of openb_pod_list_default.csv.
+    #[arg(long)]
+    pub pods: Option<PathBuf>,
+    /// alibaba-batch-2017: the largest gang; bigger tasks are split.
+    #[arg(long, default_value_t = 1024)]
+    pub max_gang: u32,
+    /// alibaba-batch-2017: cluster size (nodes of 64 cpu / 256Gi; the trace has no node list).
+    #[arg(long, default_value_t = 1300)]
+    pub nodes: usize,
+    /// alibaba-batch-2017: keep only jobs created before this many seconds (0: all).
+    #[arg(long, default_value_t = 0.0)]
+    pub until: f64,
+    /// k8s: duration of pods without the phalanx.dev/duration annotation, seconds.
+    #[arg(long, default_value_t = 600.0)]
+    pub default_duration: f64,
+    /// k8s: nodes to add when the manifests define none: COUNT:cpu=..,memory=..
+    #[arg(long, default_value = "16:cpu=64,memory=256Gi,nvidia.com/gpu=8")]
+    pub k8s_nodes: String,
+    /// helios-vc: which day's quotas (YYYY-MM-DD; default the last).
+    #[arg(long)]
+    pub day: Option<String>,
+}
+
+fn secs(s: f64) -> String {
+    if s < 3600.0 {
+        format!("{s:.0}s")
+    } else {
+        format!("{:.1}h", s / 3600.0)
+    }
+}
+
+/// Runs `phalanx simulate`.
+pub fn run(args: &SimulateArgs) -> Result<String> {
+    if !(args.period.is_finite() && args.period > 0.0) {
+        bail!("--period must be a positive number of seconds");
+    }
+    let (source, title) = match (&args.trace, args.nodes, args.pods) {
+        (Some(p), _, _) => (
+            Source::Trace(p.clone()),
+            format!("phalanx simulate --trace {}", p.display()),
+        ),
+        (None, Some(n), Some(m)) => (
+            Source::Generate(GenSpec::new(n, m, args.seed)),
+            format!(
+                "phalanx simulate --nodes {n} --pods {m} --seed {}",
+                args.seed
+            ),
+        ),
+        _ => (
+            Source::Generate(GenSpec::embedded()),
+            "phalanx simulate (built-in scenario: 1,000 nodes, 20,000 pods, 4 tenants)".into(),
+        ),
+    };
+    let mut opts = Options::new(source, args.out.clone());
+    opts.compare_baseline = args.compare == Some(Compare::Baseline);
+    opts.add_nodes = args.add_nodes.clone();
+    opts.scale_load = args.scale_load;
+    opts.queues = args.queues.clone();
+    opts.period = Span::from_secs_f64(args.period);
+    let show = !args.quiet && std::io::stderr().is_terminal();
+    let bar = show.then(|| {
+        let b = ProgressBar::new(0);
+        b.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:20}] {pos}/{len} jobs  {msg}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        b
+    });
+    let started = std::time::Instant::now();
+    let out = simulate(&opts, &title, &mut |mode, p| {
+        if let Some(b) = &bar {
+            b.set_prefix(match mode {
+                Mode::Gang => "phalanx ",
+                Mode::Baseline => "baseline",
+            });
+            let rate = p.events as f64 / started.elapsed().as_secs_f64().max(1e-6);
+            b.set_length(p.jobs);
+            b.set_position(p.jobs_ended);
+            b.set_message(format!(
+                "virtual {}  {:.0} events/s",
+                secs(p.now.as_secs_f64()),
+                rate
+            ));
+        }
+    })
+    .with_context(|| "simulation failed")?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let errors: u64 = out.summary.engine_event_errors.values().sum();
+    if errors > 0 {
+        eprintln!(
+            "warning: the engine refused {errors} events (an engine or world bug); see engine_event_errors in summary.json"
+        );
+    }
+    if args.quiet || !std::io::stdout().is_terminal() {
+        return Ok(String::new());
+    }
+    let files: Vec<String> = out.files.iter().map(|f| f.display().to_string()).collect();
+    Ok(format!(
+        "{}\n{}\nwrote {}",
+        title,
+        out.summary.table(),
+        files.join(", ")
+    ))
+}
+
+/// Runs `phalanx trace convert`, returning the trace text.
+pub fn convert(args: &ConvertArgs) -> Result<String> {
+    let converted: Converted = match args.from {
+        From::AlibabaGpu2023 => convert::alibaba_gpu::convert(&args.path, args.pods.as_deref())?,
+        From::AlibabaBatch2017 => convert::alibaba_batch::convert(
+            &args.path,
+            &convert::alibaba_batch::Params {
+                max_gang: args.max_gang,
+                nodes: args.nodes,
+                until: (args.until > 0.0).then_some(args.until),
+            },
+        )?,
+        From::K8s => convert::k8s::convert(
+            &args.path,
+            &convert::k8s::Params {
+                default_duration: args.default_duration,
+                nodes: args.k8s_nodes.clone(),
+            },
+        )?,
+        From::HeliosVc => convert::helios::convert(&args.path, args.day.as_deref())?,
+    };
+    for w in &converted.warnings {
+        eprintln!("warning: {w}");
+    }
+    let mut buf = Vec::new();
+    trace::write_records(&mut buf, &converted.records)?;
+    let mut text = String::from_utf8(buf).expect("JSON is UTF-8");
+    if text.ends_with('\n') {
+        text.pop();
+    }
+    Ok(text)
+}
