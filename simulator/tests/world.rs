@@ -3,6 +3,9 @@
 //! decision log must show (no node over capacity at any instant, gangs all or nothing, every
 //! job accounted for; DAG order and queue capability once the engine has them).
 //!
+//! After merging with an engine that has the DAG gate and queue tree, the golden logs change
+//! (dependents wait for their dependencies): regenerate them with `PHALANX_BLESS=1` and review.
+//!
 //! Golden files live in `tests/golden/`: `NAME.trace.jsonl` in, `NAME.decisions.jsonl` (and
 //! `NAME.baseline.jsonl`) expected. Regenerate them with `PHALANX_BLESS=1 cargo test -p
 //! phalanx-simulator --test world` and review the diff.
@@ -352,8 +355,9 @@ fn capability_violations(sc: &Scenario, log: &[u8]) -> Vec<String> {
         match v["type"].as_str().unwrap() {
             "bind" => {
                 *u += r;
+                // A capability limits only the resources it names (a zero lane is unlimited).
                 if let Some(c) = caps.get(j.queue.as_str())
-                    && !u.fits_in(c)
+                    && c.iter_nonzero().any(|(id, cap)| u.get(id) > cap)
                 {
                     out.push(format!("queue {} over its capability at {v}", j.queue));
                 }
@@ -476,10 +480,11 @@ proptest! {
     }
 }
 
-/// DAG order in the decision log. Ignored until the engine gates jobs on their dependencies
-/// (issue 5, being added to the engine): today a dependent job is placed as soon as it fits.
+/// DAG order in the decision log. Ignored on this branch, whose engine predates the DAG gate
+/// (issue 5): a dependent job is placed as soon as it fits. On a trial merge with `main` (DAG
+/// gate and queue tree merged) it passes: un-ignore it after the merge.
 #[test]
-#[ignore = "needs DAG gating in the engine (issue 5)"]
+#[ignore = "needs DAG gating in the engine (issue 5); passes once merged with main"]
 fn no_job_runs_before_its_dependencies() {
     let runner = proptest::test_runner::TestRunner::default();
     let mut runner = runner;
@@ -494,10 +499,14 @@ fn no_job_runs_before_its_dependencies() {
         .unwrap();
 }
 
-/// Queue capability in the decision log. Ignored until the engine enforces queue quotas
-/// (issue 4, being added to the engine): today queues are accepted but not yet enforced.
+/// Queue capability in the decision log. Ignored on this branch, whose engine predates queue
+/// quotas (issue 4). On a trial merge with `main` it FAILS, which looks like an engine bug: the
+/// capability check covers a gang's minimum, but the pods the same transaction places beyond
+/// `min_member` are not checked. Smallest case found: queue `root.q0` with capability cpu 6, two
+/// 4-cpu nodes, one job in it with `min_member` 1 and tasks of 1×1 cpu and 3×2 cpu: all four
+/// pods (7 cpu) are bound in one `BindGang` at time 0.
 #[test]
-#[ignore = "needs fair-share queues with capability in the engine (issue 4)"]
+#[ignore = "needs queue capability in the engine (issue 4); on main it finds an engine bug"]
 fn capability_is_never_exceeded() {
     let mut runner = proptest::test_runner::TestRunner::default();
     runner
