@@ -23,13 +23,12 @@ fn cpu(cores: i64) -> Resources {
     Resources::of(ResourceId::CPU, cores * 1000)
 }
 
-/// Cpu placed per queue, from the engine's per-job pod counts (not the queue tree's sums).
+/// Cpu placed per queue, from what each job holds (the engine's per-job count, not the queue
+/// tree's sums).
 fn usage(h: &Harness) -> BTreeMap<String, i64> {
     let mut out = BTreeMap::new();
     for j in h.engine.view().jobs() {
-        let placed = (j.pods.assumed + j.pods.bound + j.pods.releasing) as i64;
-        let per_pod = j.job.tasks[0].pod.requests.get(ResourceId::CPU);
-        *out.entry(j.job.queue.clone()).or_default() += placed * per_pod;
+        *out.entry(j.job.queue.clone()).or_default() += j.held.get(ResourceId::CPU);
     }
     out
 }
@@ -282,6 +281,33 @@ fn the_view_shows_each_queues_quota_usage_jobs_and_reasons() {
     let root = queues.iter().find(|q| q.info.spec.name == "root").unwrap();
     assert_eq!(root.info.allocated.get(ResourceId::CPU), 3000);
     assert_eq!(h.engine.view().job("a/2").unwrap().phase, JobPhase::Pending);
+}
+
+#[test]
+fn extra_pods_beyond_min_member_stay_within_the_cap() {
+    // Found by the simulator's property test: cap 6 cpu, two 4-cpu nodes, min_member 1 with
+    // tasks of 1x1 cpu and 3x2 cpu. Every extra pod counts against the cap, across nodes too.
+    let mut h = Harness::new();
+    h.node(node("a").cpu(4).build());
+    h.node(node("b").cpu(4).build());
+    let mut q = queue("root.q0", 1);
+    q.capability = Some(cpu(6));
+    h.apply(ClusterEvent::QueuesConfigured(vec![q])).unwrap();
+    h.submit(
+        job("q/j")
+            .task("one", 1, 1000)
+            .task("two", 3, 2000)
+            .min_member(1)
+            .queue("root.q0")
+            .build(),
+    );
+    h.settle();
+    assert_eq!(
+        usage(&h)["root.q0"],
+        5000,
+        "1 + 2 x 2 cpu: a third 2-cpu pod would make 7"
+    );
+    h.assert_safe();
 }
 
 fn arb_caps() -> impl Strategy<Value = Vec<(usize, Option<i64>, u32)>> {

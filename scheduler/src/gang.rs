@@ -284,9 +284,12 @@ impl Transaction {
         let mut picks: Vec<(NodeId, u32)> = Vec::new();
         for &(_, c) in &shape.classes {
             picks.clear();
+            // Picks are applied after the walk, so the queue's budget is counted down here.
+            let mut budget = self.budget.count_fitting(&shape.request);
             for &(_, node) in snap.classes()[c as usize].by_cpu.range((cpu, 0)..) {
                 self.scanned += 1;
-                let m = self.fits_on(snap, shape, node).min(left as u64) as u32;
+                let m = self.fits_on(snap, shape, node).min(left as u64).min(budget) as u32;
+                budget -= m as u64;
                 if m > 0 {
                     picks.push((node, m));
                     left -= m;

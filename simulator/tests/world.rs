@@ -480,11 +480,9 @@ proptest! {
     }
 }
 
-/// DAG order in the decision log. Ignored on this branch, whose engine predates the DAG gate
-/// (issue 5): a dependent job is placed as soon as it fits. On a trial merge with `main` (DAG
-/// gate and queue tree merged) it passes: un-ignore it after the merge.
+/// DAG order in the decision log: no job is bound before every job it depends on has ended
+/// successfully.
 #[test]
-#[ignore = "needs DAG gating in the engine (issue 5); passes once merged with main"]
 fn no_job_runs_before_its_dependencies() {
     let runner = proptest::test_runner::TestRunner::default();
     let mut runner = runner;
@@ -499,14 +497,11 @@ fn no_job_runs_before_its_dependencies() {
         .unwrap();
 }
 
-/// Queue capability in the decision log. Ignored on this branch, whose engine predates queue
-/// quotas (issue 4). On a trial merge with `main` it FAILS, which looks like an engine bug: the
-/// capability check covers a gang's minimum, but the pods the same transaction places beyond
-/// `min_member` are not checked. Smallest case found: queue `root.q0` with capability cpu 6, two
-/// 4-cpu nodes, one job in it with `min_member` 1 and tasks of 1×1 cpu and 3×2 cpu: all four
-/// pods (7 cpu) are bound in one `BindGang` at time 0.
+/// Queue capability in the decision log: at no instant does a queue, at any level, hold more
+/// than its capability. (It found an engine bug when first run: pods placed beyond
+/// `min_member` across several nodes of one class were checked against a budget not yet counted
+/// down; `tests/queues.rs` keeps the smallest case.)
 #[test]
-#[ignore = "needs queue capability in the engine (issue 4); on main it finds an engine bug"]
 fn capability_is_never_exceeded() {
     let mut runner = proptest::test_runner::TestRunner::default();
     runner
