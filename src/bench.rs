@@ -14,6 +14,7 @@ use clap::{Args, ValueEnum};
 use phalanx_model::{ClusterEvent, Decision, PodRef, Time};
 use phalanx_scheduler::{Engine, EngineConfig, ScorePolicy};
 use phalanx_simulator::audit::Audit;
+use phalanx_simulator::report::peak_rss_mb;
 use phalanx_simulator::synth::{StandardSpec, Workload};
 use serde::Serialize;
 
@@ -239,19 +240,6 @@ pub fn run(args: &BenchArgs) -> BenchReport {
         peak_rss_mb: peak_rss_mb(),
         generate_s,
     }
-}
-
-/// Peak resident set size of this process (Linux `VmHWM`), MiB; 0 where unknown.
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 impl BenchReport {

@@ -10,7 +10,7 @@ use phalanx_model::{Job, QueueSpec, ResourceTable, Span, Time};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::synth::{StandardSpec, Workload};
+use crate::synth::{StandardSpec, Workload, pick};
 use crate::trace::{Input, Scenario, SimJob};
 
 /// The knobs of [`generate`].
@@ -88,17 +88,6 @@ fn tenant_name(i: usize) -> String {
     } else {
         format!("root.tenant-{letter}{}", i / 26)
     }
-}
-
-fn pick(rng: &mut ChaCha8Rng, weights: &[f64]) -> usize {
-    let mut x: f64 = rng.random::<f64>() * weights.iter().sum::<f64>();
-    for (i, w) in weights.iter().enumerate() {
-        if x < *w {
-            return i;
-        }
-        x -= w;
-    }
-    weights.len() - 1
 }
 
 /// Generates the scenario.

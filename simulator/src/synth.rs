@@ -116,7 +116,8 @@ fn cpu_size_weights(target_cpu: f64) -> [f64; 5] {
     [0, 1, 2, 3, 4].map(|k| w[k] / total)
 }
 
-fn pick(rng: &mut ChaCha8Rng, weights: &[f64]) -> usize {
+/// Draws an index with probability proportional to its weight.
+pub(crate) fn pick(rng: &mut ChaCha8Rng, weights: &[f64]) -> usize {
     let mut x: f64 = rng.random::<f64>() * weights.iter().sum::<f64>();
     for (i, w) in weights.iter().enumerate() {
         if x < *w {
