@@ -157,15 +157,7 @@ struct Placement {
 
 impl Placement {
     fn of(pod: &Value) -> Self {
-        let selector = pod
-            .pointer("/spec/nodeSelector")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let selector = string_map(pod, "/spec/nodeSelector").into_iter().collect();
         let terms = pod
             .pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
             .and_then(Value::as_array)
@@ -279,15 +271,7 @@ impl Kubelets {
             .to_string();
         let n = self.nodes.entry(name).or_default();
         n.allocatable = allocatable;
-        n.labels = v
-            .pointer("/metadata/labels")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        n.labels = string_map(&v, "/metadata/labels");
         n.ip = ip;
         let was_ready = n.ready;
         n.ready = ready;
@@ -631,6 +615,19 @@ pub fn spawn(store: Arc<Store>, cfg: KubeletConfig) -> JoinHandle<()> {
             }
         }
     })
+}
+
+/// The string-valued object at `pointer` in `v` (labels, a nodeSelector) as a map; empty when
+/// absent. Non-string values read as "".
+fn string_map(v: &Value, pointer: &str) -> BTreeMap<String, String> {
+    v.pointer(pointer)
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

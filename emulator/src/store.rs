@@ -247,6 +247,26 @@ struct Inner {
     resources: Vec<Arc<ResourceDef>>,
 }
 
+impl Inner {
+    /// The stored object `name` (in `namespace`, for a namespaced resource), or 404.
+    fn find(
+        &self,
+        res: &ResourceDef,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Arc<Stored>, ApiError> {
+        let ns = if res.namespaced { namespace } else { "" };
+        self.tables
+            .get(&res.storage_key())
+            .and_then(|t| t.objects.get(&(ns.to_string(), name.to_string())))
+            .cloned()
+            .ok_or_else(|| ApiError::NotFound {
+                resource: res.qualified(),
+                name: name.to_string(),
+            })
+    }
+}
+
 /// Tuning of the store.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -562,17 +582,7 @@ impl Store {
         namespace: &str,
         name: &str,
     ) -> Result<Arc<Stored>, ApiError> {
-        let inner = self.lock();
-        let ns = if res.namespaced { namespace } else { "" };
-        inner
-            .tables
-            .get(&res.storage_key())
-            .and_then(|t| t.objects.get(&(ns.to_string(), name.to_string())))
-            .cloned()
-            .ok_or_else(|| ApiError::NotFound {
-                resource: res.qualified(),
-                name: name.to_string(),
-            })
+        self.lock().find(res, namespace, name)
     }
 
     /// Read-modify-write of one object, atomic with respect to every other write.
@@ -590,18 +600,9 @@ impl Store {
         name: &str,
         f: impl FnOnce(&mut Value) -> Result<(), ApiError>,
     ) -> Result<Arc<Stored>, ApiError> {
-        let ns = if res.namespaced { namespace } else { "" };
         let key = res.storage_key();
         let mut inner = self.lock();
-        let cur = inner
-            .tables
-            .get(&key)
-            .and_then(|t| t.objects.get(&(ns.to_string(), name.to_string())))
-            .cloned()
-            .ok_or_else(|| ApiError::NotFound {
-                resource: res.qualified(),
-                name: name.to_string(),
-            })?;
+        let cur = inner.find(res, namespace, name)?;
         let old = cur.value();
         let mut new = old.clone();
         f(&mut new)?;
@@ -681,18 +682,9 @@ impl Store {
         name: &str,
         opts: &DeleteOptions,
     ) -> Result<Deletion, ApiError> {
-        let ns = if res.namespaced { namespace } else { "" };
         let key = res.storage_key();
         let mut inner = self.lock();
-        let cur = inner
-            .tables
-            .get(&key)
-            .and_then(|t| t.objects.get(&(ns.to_string(), name.to_string())))
-            .cloned()
-            .ok_or_else(|| ApiError::NotFound {
-                resource: res.qualified(),
-                name: name.to_string(),
-            })?;
+        let cur = inner.find(res, namespace, name)?;
         let mut v = cur.value();
         if let Some(uid) = &opts.uid {
             let actual = v
