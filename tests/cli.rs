@@ -10,14 +10,19 @@ fn phalanx(args: &[&str]) -> std::process::Output {
         .expect("the phalanx binary runs")
 }
 
-#[test]
-fn bench_json_reports_every_field_and_a_clean_audit() {
-    let out = phalanx(&["bench", "--nodes", "200", "--pods", "6000", "--json"]);
+/// Asserts the command succeeded, showing its stderr when it did not.
+fn assert_ok(out: &std::process::Output) {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn bench_json_reports_every_field_and_a_clean_audit() {
+    let out = phalanx(&["bench", "--nodes", "200", "--pods", "6000", "--json"]);
+    assert_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for field in [
         "nodes",
@@ -49,11 +54,7 @@ fn bench_overloaded_cluster_places_what_fits_and_stays_safe() {
     let out = phalanx(&[
         "bench", "--nodes", "100", "--pods", "4000", "--demand", "1.6", "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["pods_placed"].as_u64().unwrap() < 4000, "{v}");
     assert_eq!(v["partial_gangs"], 0);
@@ -63,11 +64,7 @@ fn bench_overloaded_cluster_places_what_fits_and_stays_safe() {
 #[test]
 fn bench_kube_gang_shape_places_every_gang() {
     let out = phalanx(&["bench", "--shape", "kube-gang", "--gangs", "300", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["nodes"], 5000);
     assert_eq!(v["jobs_placed"], 300);
@@ -127,11 +124,7 @@ fn simulate_writes_the_contract_outputs() {
         "--out",
         dir.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert!(out.stdout.is_empty(), "quiet in pipes");
     let v = summary(&dir);
     for field in [
@@ -263,11 +256,7 @@ fn what_if_flags_change_the_scenario() {
         "--out",
         dir.join("out").to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let v = summary(&dir.join("out"));
     assert_eq!(v["nodes"], 52);
     let pods = v["pods"].as_u64().unwrap();
@@ -310,11 +299,7 @@ fn trace_convert_feeds_simulate() {
         "k8s",
         manifests.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported kind"));
     let dir = out_dir("k8s");
     std::fs::create_dir_all(&dir).unwrap();
@@ -328,10 +313,6 @@ fn trace_convert_feeds_simulate() {
         "--out",
         dir.join("out").to_str().unwrap(),
     ]);
-    assert!(
-        sim.status.success(),
-        "{}",
-        String::from_utf8_lossy(&sim.stderr)
-    );
+    assert_ok(&sim);
     let _ = std::fs::remove_dir_all(&dir);
 }
