@@ -37,11 +37,14 @@ pub struct QueueSpec {
     pub reclaimable: bool,
     /// How jobs inside it take turns.
     pub ordering: QueueOrdering,
+    /// Whether a pending job of higher priority may evict running gangs of lower priority in
+    /// this queue (whole gangs only).
+    pub preemption: bool,
 }
 
 impl QueueSpec {
     /// A queue with weight 1, no guarantee, weight-proportional share, no cap, reclaimable,
-    /// best-effort ordering.
+    /// best-effort ordering, in-queue preemption on.
     pub fn new(name: impl Into<String>) -> Self {
         QueueSpec {
             name: name.into(),
@@ -51,6 +54,7 @@ impl QueueSpec {
             capability: None,
             reclaimable: true,
             ordering: QueueOrdering::BestEffort,
+            preemption: true,
         }
     }
 }
@@ -99,7 +103,7 @@ fn parse_amounts(
 }
 
 /// A queue as admins write it: exactly the fields of the trace format's `queue` record, plus
-/// `ordering`. Every field but `name` is optional.
+/// `ordering` and `preemption`. Every field but `name` is optional.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueueRecord {
@@ -123,6 +127,10 @@ pub struct QueueRecord {
     /// `best-effort` (default) or `strict-fifo`.
     #[serde(default)]
     pub ordering: QueueOrdering,
+    /// Whether higher-priority jobs may preempt lower-priority ones inside the queue; true when
+    /// absent.
+    #[serde(default)]
+    pub preemption: Option<bool>,
 }
 
 /// A queue record that does not make a spec; names the queue and the field.
@@ -165,6 +173,7 @@ impl QueueRecord {
             capability,
             reclaimable: self.reclaimable.unwrap_or(true),
             ordering: self.ordering,
+            preemption: self.preemption.unwrap_or(true),
         })
     }
 }

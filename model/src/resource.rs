@@ -121,6 +121,15 @@ impl Resources {
         out
     }
 
+    /// Lane-wise maximum.
+    pub fn max(&self, other: &Resources) -> Resources {
+        let mut out = *self;
+        for (a, b) in out.0.iter_mut().zip(other.0.iter()) {
+            *a = (*a).max(*b);
+        }
+        out
+    }
+
     /// How many copies of `request` fit in `self` (`u64::MAX` for a zero request).
     #[inline]
     pub fn count_fitting(&self, request: &Resources) -> u64 {

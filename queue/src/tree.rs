@@ -682,6 +682,154 @@ impl QueueTree {
     }
 }
 
+/// What reclaim decides on: every queue's deserved share and allocation, frozen when a
+/// blocked gang looks for victims, with what it has taken from each queue so far.
+///
+/// The rule, for a claimant queue `C` and a victim queue `V` whose paths part below their
+/// lowest common ancestor `A`:
+/// - `V`'s leaf is `reclaimable`, and every queue on `V`'s side below `A` still holds at least
+///   its deserved share once the victim is gone, in each resource it holds more of than it
+///   deserves (the contended ones): only what a
+///   queue borrowed is taken back, and a queue over its share by less than a gang keeps it (no
+///   churn over fractions of a job when shares do not divide evenly);
+/// - every queue on `C`'s side below `A` stays within its deserved share once the claimant's
+///   request is added: a queue never reclaims to go over what it deserves.
+///
+/// After reclaim, the victim side is still at or above its share and the claimant side not over
+/// it, so the victim cannot reclaim back unless the deserved shares themselves move (the engine
+/// adds a cool-down for that case).
+#[derive(Debug, Clone)]
+pub struct ReclaimLedger {
+    /// Deserved share per queue id; a configured share's unnamed lanes are unlimited.
+    deserved: Vec<Resources>,
+    /// Allocation per queue id, less what was taken.
+    allocated: Vec<Resources>,
+}
+
+impl QueueTree {
+    /// A ledger of deserved shares and allocations as they stand, for one reclaim decision.
+    pub fn reclaim_ledger(&self) -> ReclaimLedger {
+        let deserved = self
+            .deserved_shares()
+            .into_iter()
+            .zip(&self.nodes)
+            .map(|(d, n)| {
+                if n.spec.deserved.is_some() {
+                    limits(&d)
+                } else {
+                    d
+                }
+            })
+            .collect();
+        ReclaimLedger {
+            deserved,
+            allocated: self.nodes.iter().map(|n| n.allocated).collect(),
+        }
+    }
+
+    /// Whether queue `name` lets higher-priority jobs preempt lower-priority ones inside it.
+    pub fn preemption(&self, queue: &str) -> bool {
+        self.by_name
+            .get(queue)
+            .is_some_and(|&q| self.nodes[q as usize].spec.preemption)
+    }
+
+    /// The queue and its ancestors, leaf first.
+    fn path(&self, q: QueueId) -> Vec<QueueId> {
+        let mut path = vec![q];
+        while let Some(p) = self.nodes[*path.last().expect("non-empty") as usize].parent {
+            path.push(p);
+        }
+        path
+    }
+}
+
+impl ReclaimLedger {
+    fn over(&self, q: QueueId) -> bool {
+        let (a, d) = (&self.allocated[q as usize], &self.deserved[q as usize]);
+        share_lanes().any(|r| a.get(r) > d.get(r))
+    }
+
+    fn keeps_share_without(&self, q: QueueId, amount: &Resources) -> bool {
+        let (a, d) = (&self.allocated[q as usize], &self.deserved[q as usize]);
+        share_lanes()
+            .filter(|&r| amount.get(r) > 0 && a.get(r) > d.get(r))
+            .all(|r| a.get(r) - amount.get(r) >= d.get(r))
+    }
+
+    fn within_with(&self, q: QueueId, request: &Resources) -> bool {
+        let (a, d) = (&self.allocated[q as usize], &self.deserved[q as usize]);
+        share_lanes()
+            .filter(|&r| request.get(r) > 0)
+            .all(|r| a.get(r).saturating_add(request.get(r)) <= d.get(r))
+    }
+
+    /// Whether a job of queue `claimant` asking for `request` may reclaim at all: its leaf stays
+    /// within its deserved share. A cheap test before looking for victims.
+    pub fn may_claim(&self, tree: &QueueTree, claimant: &str, request: &Resources) -> bool {
+        tree.by_name
+            .get(claimant)
+            .is_some_and(|&c| self.within_with(c, request))
+    }
+
+    /// Whether a job of queue `claimant` asking for `request` may take `amount` from queue
+    /// `victim` (see the type's docs). Never within one queue: that is preemption, by priority.
+    pub fn may_take(
+        &self,
+        tree: &QueueTree,
+        claimant: &str,
+        victim: &str,
+        request: &Resources,
+        amount: &Resources,
+    ) -> bool {
+        let (Some(&c), Some(&v)) = (tree.by_name.get(claimant), tree.by_name.get(victim)) else {
+            return false;
+        };
+        if c == v || !tree.nodes[v as usize].spec.reclaimable {
+            return false;
+        }
+        let (cp, vp) = (tree.path(c), tree.path(v));
+        // Below the common ancestor: the parts of the two paths that differ.
+        let common = cp
+            .iter()
+            .rev()
+            .zip(vp.iter().rev())
+            .take_while(|(a, b)| a == b)
+            .count();
+        let c_side = &cp[..cp.len() - common];
+        let v_side = &vp[..vp.len() - common];
+        c_side.iter().all(|&q| self.within_with(q, request))
+            && v_side
+                .iter()
+                .all(|&q| self.over(q) && self.keeps_share_without(q, amount))
+    }
+
+    /// The leaf queues a job of queue `claimant` asking for `request` may take from now, in
+    /// name order.
+    pub fn victim_queues<'t>(
+        &self,
+        tree: &'t QueueTree,
+        claimant: &str,
+        request: &Resources,
+    ) -> Vec<&'t str> {
+        tree.by_name
+            .iter()
+            .filter(|&(_, &q)| tree.nodes[q as usize].children.is_empty() && self.over(q))
+            .map(|(name, _)| name.as_str())
+            .filter(|victim| self.may_take(tree, claimant, victim, request, &Resources::ZERO))
+            .collect()
+    }
+
+    /// Records `amount` taken from queue `victim` (and its ancestors).
+    pub fn take(&mut self, tree: &QueueTree, victim: &str, amount: Resources) {
+        if let Some(&v) = tree.by_name.get(victim) {
+            for q in tree.path(v) {
+                self.allocated[q as usize] -= amount;
+            }
+        }
+    }
+}
+
 /// A capability or deserved share limits only the resources it names: a lane it leaves at zero
 /// is unlimited. (The fixed vector cannot tell an explicit 0 from an absent resource, so a cap
 /// of zero on one resource is not expressible; cap the queue at the parent instead.)

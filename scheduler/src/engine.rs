@@ -29,12 +29,20 @@ use phalanx_model::{
 use phalanx_queue::dag::{
     DagGate, NodeIndex as DagNode, PathLength, Released, Status as DagStatus,
 };
-use phalanx_queue::tree::{PlacementError, QueueConfigError, QueueInfo, QueueTree};
+use phalanx_queue::tree::{PlacementError, QueueConfigError, QueueInfo, QueueTree, ReclaimLedger};
 use phalanx_queue::{JobId, OrderKey};
 use serde::{Deserialize, Serialize};
 
 use crate::gang::{GpuDemand, ScorePolicy, Shape, Transaction, diagnose};
+use crate::reserve::{self, Planned, Release};
 use crate::snapshot::{ClassId, NodeId, Snapshot};
+
+/// Reclaim searches per cycle at most: each looks at every running job.
+const MAX_RECLAIMS_PER_CYCLE: u32 = 32;
+/// Gangs one reclaim search may lift before it gives up.
+const MAX_VICTIMS: usize = 4096;
+/// Up to this many victims, each is tried for being given back (one trial placement each).
+const MAX_PRUNED: usize = 64;
 
 /// How the engine places pods.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +58,15 @@ pub struct EngineConfig {
     /// Within a queue and priority, jobs with a longer chain of dependent work behind them go
     /// first (default on).
     pub critical_path: bool,
+    /// Blocked gangs that may hold nodes at once while they wait for room (see
+    /// [`crate::reserve`]); at most one per queue. 0 turns reservation and backfill off.
+    pub max_reservations: usize,
+    /// Whether a queue below its deserved share may evict whole gangs of queues above theirs
+    /// (default on). In-queue preemption by priority is set per queue.
+    pub reclaim: bool,
+    /// After a job of queue A is evicted for queue B, how long A may not reclaim from B
+    /// (milliseconds; default 5 minutes): no eviction ping-pong while deserved shares move.
+    pub reclaim_cooldown: Span,
 }
 
 impl Default for EngineConfig {
@@ -59,6 +76,9 @@ impl Default for EngineConfig {
             max_attempts_per_cycle: 10_000,
             dependency_timeout: Span(10 * 60 * 1000),
             critical_path: true,
+            max_reservations: 16,
+            reclaim: true,
+            reclaim_cooldown: Span(5 * 60 * 1000),
         }
     }
 }
@@ -197,13 +217,41 @@ impl EventError {
 struct PodSlot {
     phase: PodPhase,
     node: Option<NodeId>,
+    /// When it was placed (the cycle that assumed it, or the one before its bind was seen).
+    since: Time,
 }
 
 impl PodSlot {
     const PENDING: PodSlot = PodSlot {
         phase: PodPhase::Pending,
         node: None,
+        since: Time::ZERO,
     };
+}
+
+/// Room held for a blocked gang (see [`crate::reserve`]). What is held so far is in the job's
+/// `reservations`, and counts against its queue like placed pods do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Claim {
+    /// What to hold per node once it frees.
+    want: BTreeMap<NodeId, Resources>,
+    /// When the gang is expected to start.
+    start: Time,
+    /// When the plan was made.
+    planned: Time,
+    /// Whether the room comes from gangs evicted for it (reclaim or preemption) rather than
+    /// from pods expected to end.
+    evicted_for: bool,
+}
+
+impl Claim {
+    /// A plan proved wrong: a node of it is gone, or the gang is still waiting well past the
+    /// expected start (as long again as the plan looked ahead, and at least a minute).
+    fn stale(&self, snapshot: &Snapshot, now: Time) -> bool {
+        let lookahead = self.start.0.saturating_sub(self.planned.0).max(60_000);
+        now.0 > self.start.0.saturating_add(lookahead)
+            || self.want.keys().any(|&n| !snapshot.node(n).live)
+    }
 }
 
 /// Every pod of a new job pending: slots by task, live pods by task, counts.
@@ -244,6 +292,15 @@ struct JobState {
     in_dag: bool,
     /// Its node in the DAG gate, when it has dependencies or some job depends on it.
     dag_node: Option<DagNode>,
+    /// When its gang last started (reclaim evicts the youngest first).
+    started: Time,
+    /// Room held for it while it is blocked.
+    claim: Option<Claim>,
+    /// Since when it has been blocked (found no room), while it has not started.
+    blocked_since: Option<Time>,
+    /// The node generation at which no reservation plan existed for it (it would not fit even
+    /// once every running pod ended); it tries again when nodes change.
+    unplannable: Option<u64>,
 }
 
 impl JobState {
@@ -273,7 +330,8 @@ impl JobState {
         if live(phase) {
             self.live_by_task[task] += 1;
         }
-        *slot = PodSlot { phase, node };
+        let since = slot.since;
+        *slot = PodSlot { phase, node, since };
     }
 
     /// Pods the gang must have live together: `min_member`, or fewer once some have ended.
@@ -284,6 +342,102 @@ impl JobState {
     fn request(&self, task: usize) -> Resources {
         self.job.tasks[task].pod.requests
     }
+}
+
+/// What one attempt must place for a job.
+struct Need {
+    /// Not running yet: the gang's minimum goes all or nothing.
+    forming: bool,
+    /// Pods the gang needs placed together (0 once it runs).
+    gang_need: u32,
+    /// Per task, pods its own minimum needs placed (0 once it runs).
+    task_need: Vec<u32>,
+    /// Per task, the indexes of its pending pods.
+    pending_by_task: Vec<Vec<u32>>,
+    /// The least the gang's minimum asks for (see [`gang_minimum`]).
+    minimum: Resources,
+    /// Room already held for the job.
+    held: Resources,
+}
+
+impl Need {
+    fn of(s: &JobState) -> Need {
+        let forming = s.phase == JobPhase::Pending;
+        let gang_need = if forming {
+            s.gang_need().saturating_sub(s.counts.live())
+        } else {
+            0
+        };
+        let pending_by_task: Vec<Vec<u32>> = s
+            .pods
+            .iter()
+            .map(|slots| {
+                (0..slots.len() as u32)
+                    .filter(|&i| slots[i as usize].phase == PodPhase::Pending)
+                    .collect()
+            })
+            .collect();
+        let task_need: Vec<u32> = s
+            .job
+            .tasks
+            .iter()
+            .zip(&s.live_by_task)
+            .zip(&pending_by_task)
+            .map(|((t, &live), pending)| {
+                if forming {
+                    t.min_member.saturating_sub(live).min(pending.len() as u32)
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let minimum = gang_minimum(s, &task_need, &pending_by_task, gang_need);
+        Need {
+            forming,
+            gang_need,
+            task_need,
+            pending_by_task,
+            minimum,
+            held: s.reservations.values().fold(Resources::ZERO, |a, r| a + *r),
+        }
+    }
+
+    /// Pods to plan room for, per task: each task's own minimum, and the rest of the gang's from
+    /// the tasks' other pending pods in task order.
+    fn plan_counts(&self) -> Vec<u32> {
+        let mut counts = self.task_need.clone();
+        let mut rest = self.gang_need.saturating_sub(counts.iter().sum());
+        for (t, pending) in self.pending_by_task.iter().enumerate() {
+            let more = (pending.len() as u32 - counts[t]).min(rest);
+            counts[t] += more;
+            rest -= more;
+        }
+        counts
+    }
+}
+
+/// A placement found and applied to the snapshot, not yet committed.
+struct Placed {
+    txn: Transaction,
+}
+
+/// A placement not found; the snapshot is as it was.
+struct Miss {
+    /// Why, when asked.
+    reason: Option<Reason>,
+    /// Pods of the gang that did fit.
+    placeable: u32,
+    /// Nodes looked at.
+    scanned: u64,
+}
+
+/// A running gang reclaim or preemption may evict.
+struct Victim {
+    id: JobId,
+    priority: i32,
+    started: Time,
+    pods: u32,
+    why: EvictReason,
 }
 
 /// What one cycle did, as plain counters.
@@ -329,6 +483,22 @@ pub struct Engine {
     classes_dirty: bool,
     cluster_grew: bool,
     last_cycle: Time,
+    /// Jobs holding room while blocked.
+    claims: BTreeSet<JobId>,
+    /// Bumped when a node is added, changed or removed.
+    node_generation: u64,
+    /// `(victim queue, claimant queue) -> until`: the victim queue may not reclaim from the
+    /// claimant queue before then.
+    reclaim_guard: BTreeMap<(String, String), Time>,
+    /// Deserved shares and allocations for reclaim, and the lowest priority of a gang running
+    /// in each queue; made at the first reclaim search of a cycle.
+    ledger: Option<(ReclaimLedger, BTreeMap<String, i32>)>,
+    /// Reclaim searches left this cycle.
+    reclaims_left: u32,
+    /// Gangs blocked this cycle that may have room held for them, in the order tried.
+    blocked: Vec<JobId>,
+    /// How many of `blocked` a job placed after them has passed.
+    passed: usize,
 }
 
 impl Engine {
@@ -346,6 +516,13 @@ impl Engine {
             classes_dirty: false,
             cluster_grew: false,
             last_cycle: Time::ZERO,
+            claims: BTreeSet::new(),
+            node_generation: 0,
+            reclaim_guard: BTreeMap::new(),
+            ledger: None,
+            reclaims_left: 0,
+            blocked: Vec::new(),
+            passed: 0,
         }
     }
 
@@ -393,6 +570,7 @@ impl Engine {
             ClusterEvent::NodeUpserted(node) => {
                 self.snapshot.upsert_node(node);
                 self.cluster_grew = true;
+                self.node_generation += 1;
             }
             ClusterEvent::NodeRemoved { node } => self.remove_node(&node)?,
             ClusterEvent::QueuesConfigured(specs) => self.configure_queues(specs)?,
@@ -463,6 +641,9 @@ impl Engine {
             let old = std::mem::replace(&mut s.accounted, now);
             self.queues.allocate(&s.job.queue, old, false);
             self.queues.allocate(&s.job.queue, now, true);
+            if let Some((ledger, _)) = self.ledger.as_mut() {
+                ledger.take(&self.queues, &s.job.queue, old - now);
+            }
         }
     }
 
@@ -554,6 +735,10 @@ impl Engine {
             queued: false,
             in_dag,
             dag_node,
+            started: Time::ZERO,
+            claim: None,
+            blocked_since: None,
+            unplannable: None,
             job,
         }));
         self.after_gate(id);
@@ -714,6 +899,7 @@ impl Engine {
     fn delete(&mut self, name: &str) -> Result<(), EventError> {
         let id = self.job_id(name)?;
         self.dequeue(id);
+        self.claims.remove(&id);
         let s = self.jobs[id as usize].take().expect("live id");
         self.by_name.remove(name);
         self.queues.allocate(&s.job.queue, s.accounted, false);
@@ -773,8 +959,13 @@ impl Engine {
                 });
             }
         }
+        let now = self.last_cycle;
         let s = self.state_mut(id);
         s.set(t, i, PodPhase::Bound, Some(node));
+        if slot.phase == PodPhase::Pending {
+            // Adopted (bound by someone else, or before a restart): it has run since about now.
+            s.pods[t][i].since = now;
+        }
         if s.phase == JobPhase::Pending && s.counts.live() >= s.gang_need() {
             s.phase = JobPhase::Running;
             s.reason = None;
@@ -942,7 +1133,12 @@ impl Engine {
         }
     }
 
+    /// Lets go of all room held for a job, for `min_resources` or while it was blocked.
     fn release_reservations(&mut self, id: JobId) {
+        let s = self.state_mut(id);
+        if s.claim.take().is_some() {
+            self.claims.remove(&id);
+        }
         let held = std::mem::take(&mut self.state_mut(id).reservations);
         for (node, amount) in held {
             self.snapshot.unreserve(node, amount);
@@ -1001,6 +1197,7 @@ impl Engine {
             }
         }
         self.snapshot.remove_node(node);
+        self.node_generation += 1;
         for &id in &hit {
             self.check_gang(id);
         }
@@ -1028,6 +1225,10 @@ impl Engine {
             self.queues.unpark_all();
             self.cluster_grew = false;
         }
+        self.ledger = None;
+        self.reclaims_left = MAX_RECLAIMS_PER_CYCLE;
+        self.reclaim_guard.retain(|_, until| *until > now);
+        self.top_up_claims();
         for (id, missing) in self.dag.expired(now, self.config.dependency_timeout) {
             self.fail_job(id, Reason::DependencyMissing { jobs: missing });
         }
@@ -1045,6 +1246,7 @@ impl Engine {
                 self.queues.remove(id);
             }
         }
+        self.hold_for_passed(&mut out);
         // Jobs failed this cycle (dependencies that never appeared) report here.
         out.decisions.append(&mut self.outbox);
         out.report.ready_left = self.queues.ready_len() as u32;
@@ -1096,7 +1298,9 @@ impl Engine {
     }
 
     /// Tries to place the job's pending pods: the whole gang as one transaction if it is not
-    /// running yet, else as many more pods as fit.
+    /// running yet, else as many more pods as fit. A job that declares how long it runs may
+    /// also borrow room held for blocked gangs it will be done before (backfill). A forming gang
+    /// that finds no room reclaims, preempts, or has room held for it.
     fn attempt(&mut self, id: JobId, key: OrderKey, out: &mut CycleOutcome) {
         let s = self.state(id);
         if matches!(s.phase, JobPhase::Succeeded | JobPhase::Failed) || s.counts.pending == 0 {
@@ -1108,6 +1312,61 @@ impl Engine {
             return;
         }
         out.report.attempts += 1;
+        let need = Need::of(s);
+        // Quota, from the one place it is computed: a gang whose minimum would take its queue
+        // or an ancestor over capability is not tried; otherwise the headroom is the budget.
+        let over = need
+            .forming
+            .then(|| {
+                self.queues
+                    .over_capability(&s.job.queue, &(need.minimum - need.held).clamp_zero())
+            })
+            .flatten();
+        if let Some(over) = over {
+            let reason = Reason::OverCapability {
+                requested: need.minimum.get(over.resource),
+                queue: over.queue,
+                resource: over.resource,
+                capability: over.capability,
+                allocated: over.allocated,
+            };
+            self.not_placed(id, key, reason, true, out);
+            return;
+        }
+        let mut result = self.try_place(id, &need, true);
+        if result.is_err() {
+            let lendable = self.lendable(id);
+            if !lendable.is_empty() {
+                self.lend(&lendable);
+                let again = self.try_place(id, &need, false);
+                if let Ok(placed) = again {
+                    result = Ok(placed);
+                }
+                self.take_back(&lendable);
+            }
+        }
+        match result {
+            Ok(placed) => {
+                out.report.nodes_scanned += placed.txn.scanned;
+                self.commit(id, key, placed, need, out);
+            }
+            Err(miss) => {
+                out.report.nodes_scanned += miss.scanned;
+                if need.forming {
+                    self.on_blocked(id, &need);
+                }
+                let reason = miss.reason.expect("the first try explains");
+                self.not_placed(id, key, reason, need.forming || miss.placeable == 0, out);
+            }
+        }
+    }
+
+    /// Runs the job's placement as one transaction: every task's own minimum and the rest of the
+    /// gang's (all or nothing while it is forming), then as many more pods as fit, then the hold
+    /// for `min_resources`. On success the transaction is still applied to the snapshot, for
+    /// [`Engine::commit`] to keep or a trial to roll back; on a miss it is rolled back and, when
+    /// `explain`, the reason worked out.
+    fn try_place(&mut self, id: JobId, need: &Need, explain: bool) -> Result<Placed, Miss> {
         let Engine {
             jobs,
             snapshot,
@@ -1117,78 +1376,26 @@ impl Engine {
             ..
         } = self;
         let s = jobs[id as usize].as_ref().expect("live id");
-        let forming = s.phase == JobPhase::Pending;
-        let gang_need = if forming {
-            s.gang_need().saturating_sub(s.counts.live())
-        } else {
-            0
-        };
-        let mut pending_by_task: Vec<Vec<u32>> = s
-            .pods
-            .iter()
-            .map(|slots| {
-                (0..slots.len() as u32)
-                    .filter(|&i| slots[i as usize].phase == PodPhase::Pending)
-                    .collect()
-            })
-            .collect();
-        let task_need: Vec<u32> = s
-            .job
-            .tasks
-            .iter()
-            .zip(&s.live_by_task)
-            .zip(&pending_by_task)
-            .map(|((t, &live), pending)| {
-                if forming {
-                    t.min_member.saturating_sub(live).min(pending.len() as u32)
-                } else {
-                    0
-                }
-            })
-            .collect();
-        // Quota, from the one place it is computed: a gang whose minimum would take its queue
-        // or an ancestor over capability is not tried; otherwise the headroom is the budget.
-        let held = s.reservations.values().fold(Resources::ZERO, |a, r| a + *r);
-        let minimum = gang_minimum(s, &task_need, &pending_by_task, gang_need);
-        let over = forming
-            .then(|| queues.over_capability(&s.job.queue, &(minimum - held).clamp_zero()))
-            .flatten();
-        if let Some(over) = over {
-            let reason = Reason::OverCapability {
-                requested: minimum.get(over.resource),
-                queue: over.queue,
-                resource: over.resource,
-                capability: over.capability,
-                allocated: over.allocated,
-            };
-            self.not_placed(id, key, reason, true, out);
-            return;
-        }
-        let budget = queues.headroom(&s.job.queue) + held;
-        let shapes: Vec<Shape<'_>> = s
-            .job
-            .tasks
-            .iter()
-            .enumerate()
-            .map(|(t, task)| Shape::new(snapshot, t as u32, &task.pod))
-            .collect();
-
+        // Room already held for the job is counted against its queue, and placing on it
+        // takes nothing from the budget (see `Transaction::assume`): the budget is the headroom.
+        let budget = queues.headroom(&s.job.queue);
+        let shapes = shapes_of(snapshot, &s.job);
         // Cheap necessary conditions first: no transaction for a gang that cannot fit.
         let mut txn = Transaction::begin(s.reservations.clone()).with_budget(budget);
         let mut failed: Option<usize> = shapes
             .iter()
             .enumerate()
             .find(|(t, shape)| {
-                task_need[*t] > 0 && !shape.may_fit(snapshot, task_need[*t], &txn.reservations)
+                need.task_need[*t] > 0
+                    && !shape.may_fit(snapshot, need.task_need[*t], &txn.reservations)
             })
             .map(|(t, _)| t);
         let mut placed_by_task = vec![0u32; shapes.len()];
         if failed.is_none() {
-            // Every task's own minimum, then as many more pods as fit.
             for (t, shape) in shapes.iter().enumerate() {
-                let got = txn.place(snapshot, shape, task_need[t], config.score, gpu_demand);
+                let got = txn.place(snapshot, shape, need.task_need[t], config.score, gpu_demand);
                 placed_by_task[t] += got;
-                if got < task_need[t] {
+                if got < need.task_need[t] {
                     failed = Some(t);
                     break;
                 }
@@ -1196,63 +1403,88 @@ impl Engine {
         }
         if failed.is_none() {
             for (t, shape) in shapes.iter().enumerate() {
-                let want = pending_by_task[t].len() as u32 - placed_by_task[t];
+                let want = need.pending_by_task[t].len() as u32 - placed_by_task[t];
                 placed_by_task[t] += txn.place(snapshot, shape, want, config.score, gpu_demand);
             }
-            if txn.placed() < gang_need {
+            if txn.placed() < need.gang_need {
                 let t = (0..shapes.len())
-                    .max_by_key(|&t| pending_by_task[t].len() as u32 - placed_by_task[t])
+                    .max_by_key(|&t| need.pending_by_task[t].len() as u32 - placed_by_task[t])
                     .unwrap_or(0);
                 failed = Some(t);
             }
         }
         // Room for pods the job will create later (Spark executors): held on real nodes.
         let reserve_short = failed.is_none()
-            && !hold_min_resources(snapshot, &mut txn, s, &shapes, &placed_by_task, forming);
-        out.report.nodes_scanned += txn.scanned;
-        if failed.is_some() || reserve_short {
-            let placeable = txn.placed();
-            txn.rollback(snapshot);
-            let reason = match failed {
-                Some(t) => {
-                    // The shortfall is judged on all pods of the task the gang needs at once.
-                    let needed = gang_need.max(task_need[t]);
-                    let of_task = (pending_by_task[t].len() as u32).min(needed);
-                    Reason::Unschedulable(diagnose(
-                        snapshot,
-                        &shapes[t],
-                        &s.job.tasks[t].name,
-                        of_task,
-                        needed,
-                        placeable,
-                    ))
-                }
-                None => Reason::Unschedulable(reservation_shortfall(snapshot, s, &shapes)),
-            };
-            self.not_placed(id, key, reason, forming || placeable == 0, out);
-            return;
+            && !hold_min_resources(
+                snapshot,
+                &mut txn,
+                s,
+                &shapes,
+                &placed_by_task,
+                need.forming,
+            );
+        if failed.is_none() && !reserve_short {
+            return Ok(Placed { txn });
         }
-        // Commit.
+        let (placeable, scanned) = (txn.placed(), txn.scanned);
+        txn.rollback(snapshot);
+        let reason = explain.then(|| match failed {
+            Some(t) => {
+                // The shortfall is judged on all pods of the task the gang needs at once.
+                let needed = need.gang_need.max(need.task_need[t]);
+                let of_task = (need.pending_by_task[t].len() as u32).min(needed);
+                Reason::Unschedulable(diagnose(
+                    snapshot,
+                    &shapes[t],
+                    &s.job.tasks[t].name,
+                    of_task,
+                    needed,
+                    placeable,
+                ))
+            }
+            None => Reason::Unschedulable(reservation_shortfall(snapshot, s, &shapes)),
+        });
+        Err(Miss {
+            reason,
+            placeable,
+            scanned,
+        })
+    }
+
+    /// Keeps a placement: its pods are assumed and bound by the adapter.
+    fn commit(
+        &mut self,
+        id: JobId,
+        key: OrderKey,
+        placed: Placed,
+        need: Need,
+        out: &mut CycleOutcome,
+    ) {
+        let now = self.last_cycle;
+        let Placed { mut txn } = placed;
         let placements = std::mem::take(&mut txn.placements);
         let reservations = std::mem::take(&mut txn.reservations);
-        drop(shapes);
         let s = self.jobs[id as usize].as_mut().expect("live id");
         let snapshot = &self.snapshot;
+        // Room held for it while blocked is spent now; what is left was let go in the
+        // transaction. Holds for `min_resources` stay.
+        let had_claim = s.claim.take().is_some();
         let new_holds: Vec<String> = reservations
             .keys()
             .filter(|n| !s.reservations.contains_key(n))
             .map(|&n| snapshot.node(n).node.name.clone())
             .collect();
         s.reservations = reservations;
-        let mut cursor = vec![0usize; pending_by_task.len()];
+        let mut cursor = vec![0usize; need.pending_by_task.len()];
         let mut bindings = Vec::with_capacity(placements.iter().map(|p| p.count as usize).sum());
         for p in &placements {
             let t = p.task as usize;
             let name = &snapshot.node(p.node).node.name;
             for _ in 0..p.count {
-                let index = pending_by_task[t][cursor[t]];
+                let index = need.pending_by_task[t][cursor[t]];
                 cursor[t] += 1;
                 s.set(t, index as usize, PodPhase::Assumed, Some(p.node));
+                s.pods[t][index as usize].since = now;
                 bindings.push(Binding {
                     task: p.task,
                     index,
@@ -1260,13 +1492,20 @@ impl Engine {
                 });
             }
         }
-        pending_by_task.clear();
         out.report.pods_placed += bindings.len() as u32;
         out.report.jobs_placed += !bindings.is_empty() as u32;
+        self.passed = self.blocked.len();
+        if need.forming {
+            s.started = now;
+            s.blocked_since = None;
+        }
         s.phase = JobPhase::Running;
         s.reason = None;
         let job = s.job.name.clone();
         let more_pending = s.counts.pending > 0;
+        if had_claim {
+            self.claims.remove(&id);
+        }
         if !new_holds.is_empty() {
             out.decisions.push(Decision::Reserve {
                 job: job.clone(),
@@ -1281,6 +1520,503 @@ impl Engine {
             // The rest of its pods wait for room, without holding up the queue.
             self.park(id, key, false);
         }
+    }
+
+    /// A forming gang found no room. Its queue reclaims or preempts for it when it may;
+    /// otherwise it becomes a candidate for room held for it (see [`Engine::hold_for_passed`]).
+    fn on_blocked(&mut self, id: JobId, need: &Need) {
+        let now = self.last_cycle;
+        if let Some(claim) = &self.state(id).claim {
+            if claim.stale(&self.snapshot, now) {
+                self.drop_claim(id);
+            } else if claim.evicted_for {
+                // Room is being made for it: wait for the evictions.
+                return;
+            }
+        }
+        if self.reclaims_left > 0 && self.reclaim_for(id, need) {
+            return;
+        }
+        let (generation, max) = (self.node_generation, self.config.max_reservations);
+        let s = self.state_mut(id);
+        let since = *s.blocked_since.get_or_insert(now);
+        // A job that finds room as soon as some frees needs nothing held: only one blocked a
+        // cycle after it first was, and passed by a job placed after it, gets room held.
+        if s.claim.is_none() && since < now && max > 0 && s.unplannable != Some(generation) {
+            self.blocked.push(id);
+        }
+    }
+
+    /// At the end of a cycle: room is held for the blocked gangs that later jobs passed, in the
+    /// order they were tried (the queues' fair order), at most one per queue and
+    /// [`EngineConfig::max_reservations`] in all.
+    fn hold_for_passed(&mut self, out: &mut CycleOutcome) {
+        let passed: Vec<JobId> = self.blocked.drain(..self.passed).collect();
+        self.blocked.clear();
+        self.passed = 0;
+        for id in passed {
+            if self.jobs[id as usize].is_some() {
+                self.hold_for(id, out);
+            }
+        }
+    }
+
+    /// Holds room for a blocked gang on the nodes expected to free soonest.
+    fn hold_for(&mut self, id: JobId, out: &mut CycleOutcome) {
+        let now = self.last_cycle;
+        let s = self.state(id);
+        if s.claim.is_some() || s.phase != JobPhase::Pending {
+            return;
+        }
+        let need = Need::of(s);
+        let mut waiting = 0;
+        for &c in &self.claims {
+            let other = self.state(c);
+            if other.job.queue == s.job.queue {
+                return;
+            }
+            waiting += other.claim.as_ref().is_some_and(|c| !c.evicted_for) as usize;
+        }
+        if waiting >= self.config.max_reservations {
+            return;
+        }
+        let releases = self.releases(now);
+        let s = self.state(id);
+        let shapes = shapes_of(&self.snapshot, &s.job);
+        // Room that frees on nodes another blocked gang still waits on is that gang's.
+        let mut promised = BTreeSet::new();
+        for &c in &self.claims {
+            let other = self.state(c);
+            if let Some(claim) = &other.claim {
+                for (&node, want) in &claim.want {
+                    let have = other.reservations.get(&node).copied().unwrap_or_default();
+                    if !want.fits_in(&have) {
+                        promised.insert(node);
+                    }
+                }
+            }
+        }
+        match reserve::plan(
+            &self.snapshot,
+            &shapes,
+            &need.plan_counts(),
+            &releases,
+            &s.reservations,
+            &promised,
+        ) {
+            Planned::Wait(plan) => {
+                let nodes = plan
+                    .want
+                    .keys()
+                    .map(|&n| self.snapshot.node(n).node.name.clone())
+                    .collect();
+                let job = s.job.name.clone();
+                self.state_mut(id).claim = Some(Claim {
+                    want: plan.want,
+                    start: plan.start,
+                    planned: now,
+                    evicted_for: false,
+                });
+                self.claims.insert(id);
+                self.top_up(id);
+                out.decisions.push(Decision::Reserve { job, nodes });
+            }
+            Planned::FitsNow => {}
+            Planned::Never => self.state_mut(id).unplannable = Some(self.node_generation),
+        }
+    }
+
+    /// Every placed pod's expected end (see [`Release::expected_end`]); pods being evicted end
+    /// now. Room held for other blocked gangs ends as if their pods ran from their expected
+    /// start.
+    fn releases(&self, now: Time) -> Vec<Release> {
+        let mut out = Vec::new();
+        for &c in &self.claims {
+            let s = self.state(c);
+            let Some(claim) = &s.claim else { continue };
+            let runs = s
+                .job
+                .declared_duration()
+                .unwrap_or(reserve::MIN_RUNTIME_ESTIMATE);
+            let at = Time(claim.start.max(now).0.saturating_add(runs.0));
+            for (&node, &amount) in &s.reservations {
+                out.push(Release { node, at, amount });
+            }
+        }
+        for s in self.jobs.iter().flatten() {
+            if s.held.is_zero() {
+                continue;
+            }
+            for (t, slots) in s.pods.iter().enumerate() {
+                let duration = s.job.tasks[t].pod.duration;
+                for slot in slots {
+                    let at = match slot.phase {
+                        PodPhase::Assumed | PodPhase::Bound => {
+                            Release::expected_end(slot.since, duration, now)
+                        }
+                        PodPhase::Releasing => now,
+                        _ => continue,
+                    };
+                    if let Some(node) = slot.node {
+                        out.push(Release {
+                            node,
+                            at,
+                            amount: s.request(t),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Holds for every blocked gang what has freed on its nodes since the last cycle, before
+    /// any job is tried, so nothing else takes it.
+    fn top_up_claims(&mut self) {
+        // Gangs room is being made for by eviction first: the room was freed for them.
+        let mut claims: Vec<(bool, JobId)> = self
+            .claims
+            .iter()
+            .map(|&c| {
+                let evicted_for = self.state(c).claim.as_ref().is_some_and(|c| c.evicted_for);
+                (!evicted_for, c)
+            })
+            .collect();
+        claims.sort_unstable();
+        for (_, id) in claims {
+            self.top_up(id);
+        }
+    }
+
+    /// Holds for a blocked gang what its nodes have free, up to what it wants there and within
+    /// its queue's headroom.
+    fn top_up(&mut self, id: JobId) {
+        let Engine {
+            jobs,
+            snapshot,
+            queues,
+            ..
+        } = self;
+        let s = jobs[id as usize].as_mut().expect("live id");
+        let Some(claim) = &s.claim else {
+            return;
+        };
+        let mut room = queues.headroom(&s.job.queue);
+        for (&node, &want) in &claim.want {
+            let entry = snapshot.node(node);
+            if !entry.live {
+                continue;
+            }
+            let have = s.reservations.get(&node).copied().unwrap_or_default();
+            let add = (want - have)
+                .clamp_zero()
+                .min(&entry.free().clamp_zero())
+                .min(&room);
+            if !add.is_zero() {
+                snapshot.reserve(node, add);
+                *s.reservations.entry(node).or_default() += add;
+                room -= add;
+            }
+        }
+        self.account(id);
+    }
+
+    /// Lets go of the room held for a blocked gang.
+    fn drop_claim(&mut self, id: JobId) {
+        self.claims.remove(&id);
+        let s = self.state_mut(id);
+        if s.claim.take().is_some() && s.job.min_resources.is_none() {
+            self.release_reservations(id);
+            self.account(id);
+        }
+    }
+
+    /// Blocked gangs whose held room job `id` may borrow: it declares how long it runs, and it
+    /// will be done before they are expected to start.
+    fn lendable(&self, id: JobId) -> Vec<JobId> {
+        if self.claims.is_empty() {
+            return Vec::new();
+        }
+        let Some(duration) = self.state(id).job.declared_duration() else {
+            return Vec::new();
+        };
+        let done = self.last_cycle.0.saturating_add(duration.0);
+        self.claims
+            .iter()
+            .copied()
+            .filter(|&c| c != id)
+            .filter(|&c| {
+                self.state(c)
+                    .claim
+                    .as_ref()
+                    .is_some_and(|cl| !cl.evicted_for && cl.start.0 >= done)
+            })
+            .collect()
+    }
+
+    /// Makes the room held for `claimants` free for one backfill try.
+    fn lend(&mut self, claimants: &[JobId]) {
+        for &c in claimants {
+            let s = self.jobs[c as usize].as_ref().expect("live id");
+            for (&node, &held) in &s.reservations {
+                self.snapshot.unreserve(node, held);
+            }
+        }
+    }
+
+    /// Holds again for `claimants` what [`Engine::lend`] freed, less what backfill took.
+    fn take_back(&mut self, claimants: &[JobId]) {
+        for &c in claimants {
+            let s = self.jobs[c as usize].as_mut().expect("live id");
+            let snapshot = &mut self.snapshot;
+            s.reservations.retain(|&node, held| {
+                let take = held.min(&snapshot.node(node).free().clamp_zero());
+                snapshot.reserve(node, take);
+                *held = take;
+                !take.is_zero()
+            });
+            self.account(c);
+        }
+    }
+
+    /// Looks for running gangs to evict for the blocked gang `id`: of other queues holding
+    /// more than their deserved share, when its own queue is within its share (reclaim), or of
+    /// lower priority in its own queue when the queue allows it (preemption). Candidates go
+    /// lowest priority first, then youngest; enough of them are lifted to make room, then
+    /// those the gang fits without are given back, largest first, so the fewest pods go. The
+    /// chosen gangs are evicted whole and the room they leave is held for `id`. True when it
+    /// evicted.
+    fn reclaim_for(&mut self, id: JobId, need: &Need) -> bool {
+        self.reclaims_left -= 1;
+        let now = self.last_cycle;
+        let s = self.state(id);
+        let (queue, priority) = (s.job.queue.clone(), s.job.priority);
+        let request = (need.minimum - need.held).clamp_zero();
+        let preempt = self.queues.preemption(&queue);
+        if self.ledger.is_none() {
+            self.ledger = Some(self.reclaim_ledger());
+        }
+        let (cycle_ledger, floor) = self.ledger.as_ref().expect("made above");
+        let mut ledger = cycle_ledger.clone();
+        let preempt = preempt && floor.get(&queue).is_some_and(|&p| p < priority);
+        let reclaim = self.config.reclaim && ledger.may_claim(&self.queues, &queue, &request);
+        let victim_queues: BTreeSet<&str> = if reclaim {
+            ledger
+                .victim_queues(&self.queues, &queue, &request)
+                .into_iter()
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
+        if victim_queues.is_empty() && !preempt {
+            return false;
+        }
+        let guarded = |victim: &str| {
+            self.reclaim_guard
+                .get(&(queue.clone(), victim.to_string()))
+                .is_some_and(|&until| until > now)
+        };
+        let mut candidates: Vec<Victim> = Vec::new();
+        for (j, v) in self.jobs.iter().enumerate() {
+            let Some(v) = v else { continue };
+            let c = &v.counts;
+            if j as JobId == id
+                || v.phase != JobPhase::Running
+                || c.assumed > 0
+                || c.releasing > 0
+                || c.bound == 0
+            {
+                continue;
+            }
+            let why = if v.job.queue == queue {
+                if !(preempt && v.job.priority < priority) {
+                    continue;
+                }
+                EvictReason::Preempt
+            } else if victim_queues.contains(v.job.queue.as_str()) && !guarded(&v.job.queue) {
+                EvictReason::Reclaim
+            } else {
+                continue;
+            };
+            candidates.push(Victim {
+                id: j as JobId,
+                priority: v.job.priority,
+                started: v.started,
+                pods: c.bound,
+                why,
+            });
+        }
+        if candidates.is_empty() {
+            return false;
+        }
+        // Lowest priority, then youngest (latest start, then latest arrival).
+        candidates.sort_by_key(|v| {
+            (
+                v.priority,
+                std::cmp::Reverse(v.started),
+                std::cmp::Reverse(v.id),
+            )
+        });
+        let mut chosen: Vec<Victim> = Vec::new();
+        let mut fits = None;
+        for v in candidates {
+            let (vq, holds) = {
+                let s = self.state(v.id);
+                (s.job.queue.clone(), s.accounted)
+            };
+            if v.why == EvictReason::Reclaim
+                && !ledger.may_take(&self.queues, &queue, &vq, &request, &holds)
+            {
+                continue;
+            }
+            self.lift(v.id, true);
+            if v.why == EvictReason::Reclaim {
+                ledger.take(&self.queues, &vq, holds);
+            }
+            chosen.push(v);
+            if let Some(want) = self.trial(id, need) {
+                fits = Some(want);
+                break;
+            }
+            if chosen.len() >= MAX_VICTIMS {
+                break;
+            }
+        }
+        let Some(mut want) = fits else {
+            for v in &chosen {
+                self.lift(v.id, false);
+            }
+            return false;
+        };
+        // The fewest pods: give back the largest victims the gang can do without.
+        if chosen.len() > 1 && chosen.len() <= MAX_PRUNED {
+            let mut order: Vec<usize> = (0..chosen.len()).collect();
+            order.sort_by_key(|&k| (std::cmp::Reverse(chosen[k].pods), k));
+            let mut kept = vec![true; chosen.len()];
+            for k in order {
+                self.lift(chosen[k].id, false);
+                match self.trial(id, need) {
+                    Some(w) => {
+                        want = w;
+                        kept[k] = false;
+                    }
+                    None => self.lift(chosen[k].id, true),
+                }
+            }
+            let mut k = 0;
+            chosen.retain(|_| {
+                k += 1;
+                kept[k - 1]
+            });
+            // The ledger took from victims given back: start again from the cycle's.
+            ledger = self.ledger.as_ref().expect("made above").0.clone();
+            for v in &chosen {
+                if v.why == EvictReason::Reclaim {
+                    let s = self.state(v.id);
+                    ledger.take(&self.queues, &s.job.queue, s.accounted);
+                }
+            }
+        }
+        for v in &chosen {
+            self.lift(v.id, false);
+        }
+        for v in &chosen {
+            let vq = self.state(v.id).job.queue.clone();
+            if v.why == EvictReason::Reclaim {
+                let until = Time(now.0.saturating_add(self.config.reclaim_cooldown.0));
+                self.reclaim_guard.insert((vq, queue.clone()), until);
+            }
+            self.drop_claim(v.id);
+            self.release_reservations(v.id);
+            self.undo_gang(v.id, v.why);
+            self.account(v.id);
+        }
+        if let Some((cycle_ledger, _)) = self.ledger.as_mut() {
+            *cycle_ledger = ledger;
+        }
+        // Room held for it already stays held; the rest is what it will take once freed.
+        let s = self.state_mut(id);
+        for (&node, &held) in &s.reservations {
+            let w = want.entry(node).or_default();
+            *w = w.max(&held);
+        }
+        s.claim = Some(Claim {
+            want,
+            start: now,
+            planned: now,
+            evicted_for: true,
+        });
+        self.claims.insert(id);
+        self.top_up(id);
+        true
+    }
+
+    /// Whether the gang would fit now; what it would take per node if so. Changes nothing.
+    fn trial(&mut self, id: JobId, need: &Need) -> Option<BTreeMap<NodeId, Resources>> {
+        let Ok(Placed { txn }) = self.try_place(id, need, false) else {
+            return None;
+        };
+        let s = self.state(id);
+        let mut want: BTreeMap<NodeId, Resources> = BTreeMap::new();
+        for p in &txn.placements {
+            *want.entry(p.node).or_default() += s.request(p.task as usize).times(p.count as u64);
+        }
+        txn.rollback(&mut self.snapshot);
+        Some(want)
+    }
+
+    /// Takes a running job's bound pods and held room off the snapshot (`off`), or puts them
+    /// back; each undoes the other exactly.
+    fn lift(&mut self, id: JobId, off: bool) {
+        let s = self.jobs[id as usize].as_ref().expect("live id");
+        for (t, slots) in s.pods.iter().enumerate() {
+            for slot in slots {
+                if let (PodPhase::Bound, Some(node)) = (slot.phase, slot.node) {
+                    if off {
+                        self.snapshot.release(node, s.request(t));
+                    } else {
+                        self.snapshot.assume(node, s.request(t));
+                    }
+                }
+            }
+        }
+        for (&node, &held) in &s.reservations {
+            if off {
+                self.snapshot.unreserve(node, held);
+            } else {
+                self.snapshot.reserve(node, held);
+            }
+        }
+    }
+
+    /// The cycle's reclaim ledger (pods being evicted already count as gone), and the lowest
+    /// priority of a running gang per queue.
+    fn reclaim_ledger(&self) -> (ReclaimLedger, BTreeMap<String, i32>) {
+        let mut ledger = self.queues.reclaim_ledger();
+        let mut floor: BTreeMap<String, i32> = BTreeMap::new();
+        for s in self.jobs.iter().flatten() {
+            if s.phase == JobPhase::Running {
+                match floor.get_mut(&s.job.queue) {
+                    Some(p) => *p = (*p).min(s.job.priority),
+                    None => {
+                        floor.insert(s.job.queue.clone(), s.job.priority);
+                    }
+                }
+            }
+            if s.counts.releasing == 0 {
+                continue;
+            }
+            let mut leaving = Resources::ZERO;
+            for (t, slots) in s.pods.iter().enumerate() {
+                let n = slots
+                    .iter()
+                    .filter(|p| p.phase == PodPhase::Releasing)
+                    .count();
+                leaving += s.request(t).times(n as u64);
+            }
+            ledger.take(&self.queues, &s.job.queue, leaving);
+        }
+        (ledger, floor)
     }
 
     /// A gang that was not placed: counts it, records why (telling the adapter when the reason
@@ -1338,6 +2074,9 @@ pub struct JobInfo<'a> {
     pub reserved: Resources,
     /// Requests of its pods that hold a node (assumed, bound, releasing).
     pub held: Resources,
+    /// For a blocked gang holding room while pods on its nodes end: when it is expected to
+    /// start.
+    pub expected_start: Option<Time>,
 }
 
 /// One queue as the view shows it.
@@ -1399,6 +2138,7 @@ impl<'a> View<'a> {
             reason,
             reserved: s.reservations.values().fold(Resources::ZERO, |a, r| a + *r),
             held: s.held,
+            expected_start: s.claim.as_ref().map(|c| c.start),
         }
     }
 
@@ -1530,7 +2270,8 @@ fn reservation_shortfall(snapshot: &Snapshot, s: &JobState, shapes: &[Shape<'_>]
 }
 
 /// Holds capacity for the job's `min_resources` beyond what its placed pods use, on nodes its
-/// tasks may use, best class tier first; or gives back what pods that arrived have used since.
+/// tasks may use, best class tier first; or gives back what pods that arrived have used since,
+/// and any room held while it was blocked beyond that.
 /// False when the room cannot be held (the transaction must roll back).
 fn hold_min_resources(
     snapshot: &mut Snapshot,
@@ -1540,9 +2281,8 @@ fn hold_min_resources(
     placed_by_task: &[u32],
     forming: bool,
 ) -> bool {
-    let Some(min) = s.job.min_resources else {
-        return true;
-    };
+    // Without `min_resources` nothing is wanted: room held while the gang was blocked goes.
+    let min = s.job.min_resources.unwrap_or_default();
     let running = (0..s.pods.len())
         .map(|t| {
             s.request(t)
@@ -1578,6 +2318,15 @@ fn hold_min_resources(
         txn.unreserve(snapshot, node, give);
     }
     true
+}
+
+/// Every task's pod shape, with the classes that admit it.
+fn shapes_of<'a>(snapshot: &Snapshot, job: &'a Job) -> Vec<Shape<'a>> {
+    job.tasks
+        .iter()
+        .enumerate()
+        .map(|(t, task)| Shape::new(snapshot, t as u32, &task.pod))
+        .collect()
 }
 
 /// The least the gang's minimum asks for: every task's own minimum, and the rest of

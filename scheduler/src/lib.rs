@@ -26,6 +26,7 @@
 
 pub mod engine;
 pub mod gang;
+pub mod reserve;
 pub mod snapshot;
 
 pub use engine::{

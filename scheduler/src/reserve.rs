@@ -1,0 +1,192 @@
+//! Reservation planning for a blocked gang: which nodes will have room for it soonest, and when.
+//!
+//! A gang that does not fit now would starve behind a stream of small jobs, each of which fits in
+//! the room one finishing pod leaves. So when a queue's head gang is blocked, the engine holds
+//! for it the nodes this module picks: it estimates when every running pod will end (its declared
+//! duration where the job gives one; otherwise as long again as it has run, at least
+//! [`MIN_RUNTIME_ESTIMATE`]), finds the earliest instant at which enough of the gang's admitted
+//! nodes are free, and returns those nodes with what to hold on each. The engine then holds the
+//! room on them as it frees and backfills only work that ends before the expected start.
+//!
+//! The plan is a sweep over release times with a greedy fit at each probed instant, found by
+//! binary search: O((nodes + releases) · log releases) per plan, and a plan is made once per
+//! blocked gang, not per cycle.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use phalanx_model::{Resources, Span, Time};
+
+use crate::gang::Shape;
+use crate::snapshot::{NodeId, Snapshot};
+
+/// The least time a pod with no declared duration is expected to run on from now.
+pub const MIN_RUNTIME_ESTIMATE: Span = Span(60_000);
+
+/// A running pod's expected end: the room it gives back, where and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Release {
+    /// Its node.
+    pub node: NodeId,
+    /// When it is expected to end.
+    pub at: Time,
+    /// Its request.
+    pub amount: Resources,
+}
+
+impl Release {
+    /// When a pod placed at `since` is expected to end, seen at `now`: at `since + duration`
+    /// when the duration is declared (now, if it overran), else after running as long again as
+    /// it has so far, and at least [`MIN_RUNTIME_ESTIMATE`] more.
+    pub fn expected_end(since: Time, duration: Option<Span>, now: Time) -> Time {
+        match duration {
+            Some(d) => Time(since.0.saturating_add(d.0).max(now.0)),
+            None => {
+                let elapsed = now.0.saturating_sub(since.0);
+                Time(now.0.saturating_add(elapsed.max(MIN_RUNTIME_ESTIMATE.0)))
+            }
+        }
+    }
+}
+
+/// What planning found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Planned {
+    /// Hold this room and wait.
+    Wait(ReservationPlan),
+    /// The gang would fit right now: nothing to wait for (it missed for another reason, such as
+    /// its queue's headroom).
+    FitsNow,
+    /// The gang would not fit even after every known release: only new or changed nodes help.
+    Never,
+}
+
+/// What to hold for a blocked gang and when it is expected to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationPlan {
+    /// Room to hold per node: the requests of the gang's pods planned there.
+    pub want: BTreeMap<NodeId, Resources>,
+    /// When enough room is expected to be free.
+    pub start: Time,
+}
+
+/// Plans where `need[t]` pods of each of `shapes` will fit soonest, given running pods'
+/// `releases` (any order) and the room already `held` for the gang, on nodes other than the
+/// `promised` ones (what frees there goes to gangs planned earlier).
+pub fn plan(
+    snap: &Snapshot,
+    shapes: &[Shape<'_>],
+    need: &[u32],
+    releases: &[Release],
+    held: &BTreeMap<NodeId, Resources>,
+    promised: &BTreeSet<NodeId>,
+) -> Planned {
+    // Candidate nodes: live ones some needed shape admits.
+    let mut slot = vec![usize::MAX; snap.nodes().len()];
+    let mut nodes: Vec<NodeId> = Vec::new();
+    let mut admits: Vec<Vec<bool>> = Vec::new();
+    for (i, entry) in snap.nodes().iter().enumerate() {
+        if !entry.live || promised.contains(&(i as NodeId)) {
+            continue;
+        }
+        let admitted: Vec<bool> = shapes
+            .iter()
+            .zip(need)
+            .map(|(sh, &n)| n > 0 && sh.classes.iter().any(|&(_, c)| c == entry.class))
+            .collect();
+        if admitted.iter().any(|&a| a) {
+            slot[i] = nodes.len();
+            nodes.push(i as NodeId);
+            admits.push(admitted);
+        }
+    }
+    let base: Vec<Resources> = nodes
+        .iter()
+        .map(|&n| {
+            snap.node(n).free().clamp_zero() + held.get(&n).copied().unwrap_or(Resources::ZERO)
+        })
+        .collect();
+    let mut relevant: Vec<(Time, usize, Resources)> = releases
+        .iter()
+        .filter(|r| slot.get(r.node as usize).is_some_and(|&s| s != usize::MAX))
+        .map(|r| (r.at, slot[r.node as usize], r.amount))
+        .collect();
+    relevant.sort_unstable_by_key(|&(at, i, _)| (at, i));
+    let fits_at = |until: usize| -> Option<Vec<(usize, Resources)>> {
+        let mut free = base.clone();
+        for &(_, i, amount) in &relevant[..until] {
+            free[i] += amount;
+        }
+        greedy_fit(&free, &admits, shapes, need)
+    };
+    if fits_at(0).is_some() {
+        return Planned::FitsNow;
+    }
+    // The smallest prefix of releases after which the gang fits; prefixes end on a time
+    // boundary so every release of one instant counts together.
+    let ends: Vec<usize> = (1..=relevant.len())
+        .filter(|&k| k == relevant.len() || relevant[k].0 != relevant[k - 1].0)
+        .collect();
+    match ends.last() {
+        Some(&last) if fits_at(last).is_some() => {}
+        _ => return Planned::Never,
+    }
+    let (mut lo, mut hi) = (0, ends.len() - 1);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if fits_at(ends[mid]).is_some() {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let until = ends[lo];
+    let Some(placed) = fits_at(until) else {
+        return Planned::Never;
+    };
+    let mut want: BTreeMap<NodeId, Resources> = BTreeMap::new();
+    for (i, amount) in placed {
+        *want.entry(nodes[i]).or_default() += amount;
+    }
+    Planned::Wait(ReservationPlan {
+        want,
+        start: relevant[until - 1].0,
+    })
+}
+
+/// Places `need[t]` pods of each shape on nodes with room `free`, the roomiest nodes first so the
+/// gang takes as few nodes as it can; what each node takes, or `None` when they do not all fit.
+fn greedy_fit(
+    free: &[Resources],
+    admits: &[Vec<bool>],
+    shapes: &[Shape<'_>],
+    need: &[u32],
+) -> Option<Vec<(usize, Resources)>> {
+    let mut free = free.to_vec();
+    let mut taken = Vec::new();
+    for (t, shape) in shapes.iter().enumerate() {
+        let mut left = need[t] as u64;
+        if left == 0 {
+            continue;
+        }
+        let mut order: Vec<(u64, usize)> = (0..free.len())
+            .filter(|&i| admits[i][t])
+            .map(|i| (free[i].count_fitting(&shape.request), i))
+            .filter(|&(fit, _)| fit > 0)
+            .collect();
+        order.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        for (fit, i) in order {
+            let m = fit.min(left);
+            let amount = shape.request.times(m);
+            free[i] -= amount;
+            taken.push((i, amount));
+            left -= m;
+            if left == 0 {
+                break;
+            }
+        }
+        if left > 0 {
+            return None;
+        }
+    }
+    Some(taken)
+}
