@@ -190,3 +190,102 @@ fn greedy_fit(
     }
     Some(taken)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use phalanx_model::{Node, PodSpec, ResourceId};
+
+    fn cpu(m: i64) -> Resources {
+        Resources::of(ResourceId::CPU, m).with(ResourceId::PODS, 110)
+    }
+
+    /// Three 8-cpu nodes, full: `a` frees 4 cpu at 10 s and 4 more at 50 s, `b` frees 8 at
+    /// 20 s, `c` frees 8 at 30 s.
+    fn cluster() -> (Snapshot, Vec<Release>) {
+        let mut snap = Snapshot::default();
+        let ids: Vec<NodeId> = ["a", "b", "c"]
+            .iter()
+            .map(|n| snap.upsert_node(Node::new(*n, cpu(8000))))
+            .collect();
+        for &n in &ids {
+            snap.assume(n, Resources::of(ResourceId::CPU, 8000));
+        }
+        let r = |node, at: u64, m| Release {
+            node,
+            at: Time(at * 1000),
+            amount: Resources::of(ResourceId::CPU, m),
+        };
+        let releases = vec![
+            r(ids[0], 50, 4000),
+            r(ids[2], 30, 8000),
+            r(ids[0], 10, 4000),
+            r(ids[1], 20, 8000),
+        ];
+        (snap, releases)
+    }
+
+    fn plan_for(pods: u32, pod_cpu: i64) -> Planned {
+        let (snap, releases) = cluster();
+        let spec = PodSpec {
+            requests: Resources::of(ResourceId::CPU, pod_cpu),
+            ..Default::default()
+        };
+        let shapes = [Shape::new(&snap, 0, &spec)];
+        plan(
+            &snap,
+            &shapes,
+            &[pods],
+            &releases,
+            &BTreeMap::new(),
+            &BTreeSet::new(),
+        )
+    }
+
+    #[test]
+    fn the_earliest_instant_with_room_and_the_fewest_nodes() {
+        // 12 cpu: a's 4 at 10 s and b's 8 at 20 s.
+        let Planned::Wait(p) = plan_for(3, 4000) else {
+            panic!("expected a plan")
+        };
+        assert_eq!(p.start, Time(20_000));
+        assert_eq!(
+            p.want.values().map(|r| r.get(ResourceId::CPU)).sum::<i64>(),
+            12_000
+        );
+        assert_eq!(p.want.len(), 2);
+        // An 8-cpu pod needs a whole node: b at 20 s, not a (whole only at 50 s).
+        let Planned::Wait(p) = plan_for(1, 8000) else {
+            panic!("expected a plan")
+        };
+        assert_eq!((p.start, p.want.len()), (Time(20_000), 1));
+        // Everything: at 50 s.
+        let Planned::Wait(p) = plan_for(6, 4000) else {
+            panic!("expected a plan")
+        };
+        assert_eq!(p.start, Time(50_000));
+    }
+
+    #[test]
+    fn too_big_for_the_cluster_is_never_and_nothing_to_wait_for_fits_now() {
+        assert_eq!(plan_for(7, 4000), Planned::Never);
+        assert_eq!(plan_for(1, 9000), Planned::Never);
+        assert_eq!(plan_for(0, 4000), Planned::FitsNow);
+    }
+
+    #[test]
+    fn expected_ends() {
+        let (s, now) = (Time(100_000), Time(130_000));
+        // Declared: from its start; overrun: now.
+        assert_eq!(
+            Release::expected_end(s, Some(Span(60_000)), now),
+            Time(160_000)
+        );
+        assert_eq!(Release::expected_end(s, Some(Span(10_000)), now), now);
+        // Undeclared: as long again as it ran, at least the minimum.
+        assert_eq!(Release::expected_end(s, None, now), Time(190_000));
+        assert_eq!(Release::expected_end(now, None, now), Time(190_000));
+        let s = Time(0);
+        assert_eq!(Release::expected_end(s, None, now), Time(260_000));
+    }
+}

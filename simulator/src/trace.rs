@@ -12,8 +12,8 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 
 use phalanx_model::{
-    DEFAULT_QUEUE, Job, Node, NodeAffinity, PodSpec, Quantity, QueueSpec, ResourceId,
-    ResourceTable, Resources, Span, Taint, Task, Time, Toleration,
+    DEFAULT_QUEUE, Job, Node, NodeAffinity, PodSpec, Quantity, QueueOrdering, QueueSpec,
+    ResourceId, ResourceTable, Resources, Span, Taint, Task, Time, Toleration,
 };
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +77,13 @@ pub struct QueueRecord {
     /// Whether what it holds beyond `deserved` may be reclaimed (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reclaimable: Option<bool>,
+    /// `best-effort` (default) or `strict-fifo`: an extension of the contract's record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering: Option<QueueOrdering>,
+    /// Whether higher priority preempts lower inside the queue (default true): an extension
+    /// of the contract's record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preemption: Option<bool>,
 }
 
 /// `{"kind":"node"}`: a node, present from `time` (default 0).
@@ -478,6 +485,8 @@ fn build(
         let mut spec = QueueSpec::new(name.clone());
         spec.weight = weight;
         spec.reclaimable = rec.reclaimable.unwrap_or(true);
+        spec.ordering = rec.ordering.unwrap_or_default();
+        spec.preemption = rec.preemption.unwrap_or(true);
         if let Some(m) = &rec.guarantee {
             spec.guarantee = resources(&mut sc.table, m, "guarantee").map_err(at(line))?;
         }
@@ -786,6 +795,8 @@ pub fn to_records(sc: &Scenario) -> Vec<Record> {
                 deserved: q.deserved.map(|d| resource_map(&sc.table, &d)),
                 capability: q.capability.map(|d| resource_map(&sc.table, &d)),
                 reclaimable: Some(q.reclaimable),
+                ordering: (q.ordering != QueueOrdering::default()).then_some(q.ordering),
+                preemption: (!q.preemption).then_some(false),
             })
         })
         .collect();

@@ -189,6 +189,25 @@ fn queue_parents_are_implicit_and_jobs_go_into_leaves() {
 }
 
 #[test]
+fn queue_ordering_and_preemption_extend_the_record_and_read_back() {
+    let text = format!(
+        "{{\"kind\":\"queue\",\"name\":\"root.a\",\"ordering\":\"strict-fifo\",\"preemption\":false}}\n{{\"kind\":\"queue\",\"name\":\"root.b\"}}\n{NODE}"
+    );
+    let sc = read(&text).unwrap();
+    let a = sc.queues.iter().find(|q| q.name == "root.a").unwrap();
+    assert_eq!(a.ordering, phalanx_model::QueueOrdering::StrictFifo);
+    assert!(!a.preemption);
+    let b = sc.queues.iter().find(|q| q.name == "root.b").unwrap();
+    assert_eq!(b.ordering, phalanx_model::QueueOrdering::BestEffort);
+    assert!(b.preemption);
+    let mut buf = Vec::new();
+    trace::write_records(&mut buf, &trace::to_records(&sc)).unwrap();
+    assert_eq!(trace::read(buf.as_slice(), "back.jsonl").unwrap().queues, sc.queues);
+    let e = err(&text.replace("strict-fifo", "fifo"));
+    assert!(e.starts_with("t.jsonl:1:"), "{e}");
+}
+
+#[test]
 fn written_scenarios_read_back_the_same() {
     let sc = generate(&GenSpec::new(20, 400, 5));
     let mut buf = Vec::new();

@@ -705,6 +705,7 @@ impl Ctx {
             deserved: s(v, &["spec", "deserved"]).map(|m| resource_map(Some(m))),
             capability: s(v, &["spec", "capability"]).map(|m| resource_map(Some(m))),
             reclaimable: s(v, &["spec", "reclaimable"]).and_then(Value::as_bool),
+            ..Default::default()
         });
         self.volcano_queues.insert(name, path);
     }
