@@ -30,7 +30,7 @@ pub use petgraph::stable_graph::NodeIndex;
 use petgraph::stable_graph::StableDiGraph;
 use phalanx_model::{Span, Time};
 
-use crate::JobId;
+use crate::{JobId, NameMap};
 
 /// Length of a chain of jobs: declared running time, then the number of stages (a stage with
 /// no declared duration adds only to the count). Compared in that order.
@@ -118,7 +118,7 @@ pub struct Released {
 #[derive(Debug, Clone, Default)]
 pub struct DagGate {
     graph: StableDiGraph<Entry, ()>,
-    by_name: BTreeMap<String, NodeIndex>,
+    by_name: NameMap<NodeIndex>,
     /// Jobs waiting on a placeholder, by when they started to: timeouts look only at the oldest.
     missing_since: BTreeSet<(Time, NodeIndex)>,
     /// Edges were added since the tails were last computed.

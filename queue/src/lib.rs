@@ -32,6 +32,11 @@ use priority_queue::PriorityQueue;
 /// The engine's id of a job: assigned in arrival order, never reused.
 pub type JobId = u32;
 
+/// A lookup table keyed by name (jobs, DAG nodes). Hashing beats a B-tree of 100,000 names
+/// that share long prefixes (`namespace/job-000123`). It is only ever looked up, never
+/// iterated, and its hasher has fixed keys, so it adds no order and no randomness to decisions.
+pub type NameMap<V> = std::collections::HashMap<String, V, BuildHasherDefault<DefaultHasher>>;
+
 /// The order of a job within its queue; greater goes first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct OrderKey {

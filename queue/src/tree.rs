@@ -1097,4 +1097,88 @@ mod tests {
         assert!(t.configure(&[spec("root.x", 0)]).is_err());
         assert!(t.push(3, "root.team-b", key(3), gpus(1)).is_ok());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A leaf: guarantee, allocation at the start, weight.
+        type Leaf = (i64, i64, u32);
+        /// A job: its leaf, its GPUs.
+        type Waiting = (usize, i64);
+
+        /// Two teams of three leaves; guarantees on leaves (within their team's), start
+        /// allocations and jobs at random.
+        fn arb_tree() -> impl Strategy<Value = (Vec<Leaf>, Vec<Waiting>)> {
+            (
+                prop::collection::vec((0i64..12, 0i64..12, 1u32..5), 6),
+                prop::collection::vec((0usize..6, 1i64..4), 1..60),
+            )
+        }
+
+        fn leaf(i: usize) -> String {
+            format!("root.t{}.q{}", i / 3, i % 3)
+        }
+
+        proptest! {
+            /// At every level, while some sibling with jobs waiting is below its guarantee,
+            /// the next job comes from a sibling below its guarantee; placing jobs one after
+            /// another keeps that true as allocations move.
+            #[test]
+            fn below_guarantee_is_served_before_above((leaves, jobs) in arb_tree()) {
+                let mut specs = Vec::new();
+                for team in 0..2 {
+                    let mut t = spec(&format!("root.t{team}"), 1);
+                    t.guarantee = gpus(leaves[team * 3..team * 3 + 3].iter().map(|l| l.0).sum());
+                    specs.push(t);
+                }
+                for (i, &(guarantee, _, weight)) in leaves.iter().enumerate() {
+                    let mut q = spec(&leaf(i), weight);
+                    q.guarantee = gpus(guarantee);
+                    specs.push(q);
+                }
+                let mut t = QueueTree::configured(&specs).unwrap();
+                t.set_capacity(gpus(1000));
+                for (i, &(_, start, _)) in leaves.iter().enumerate() {
+                    t.allocate(&leaf(i), gpus(start), true);
+                }
+                let mut demand = BTreeMap::new();
+                for (j, &(q, n)) in jobs.iter().enumerate() {
+                    t.push(j as JobId, &leaf(q), key(j as JobId), gpus(n)).unwrap();
+                    demand.insert(j as JobId, (q, n));
+                }
+                let info = |t: &QueueTree, name: &str| {
+                    let id = t.by_name[name] as usize;
+                    (
+                        t.nodes[id].ready > 0,
+                        below_guarantee(&t.nodes[id].allocated, &t.nodes[id].spec.guarantee),
+                    )
+                };
+                while let Some((j, _)) = t.pop() {
+                    let (q, n) = demand[&j];
+                    // Teams, then the team's leaves (the popped job has left its leaf's count:
+                    // it still had work waiting if it was ready before the pop).
+                    let chosen_team = format!("root.t{}", q / 3);
+                    let teams_below: Vec<bool> = (0..2)
+                        .map(|team| format!("root.t{team}"))
+                        .filter(|name| *name == chosen_team || info(&t, name).0)
+                        .map(|name| info(&t, &name).1)
+                        .collect();
+                    if teams_below.iter().any(|&b| b) {
+                        prop_assert!(info(&t, &chosen_team).1, "a team above its guarantee went first");
+                    }
+                    let leaves_below: Vec<bool> = (0..3)
+                        .map(|k| leaf(q / 3 * 3 + k))
+                        .filter(|name| *name == leaf(q) || info(&t, name).0)
+                        .map(|name| info(&t, &name).1)
+                        .collect();
+                    if leaves_below.iter().any(|&b| b) {
+                        prop_assert!(info(&t, &leaf(q)).1, "a leaf above its guarantee went first");
+                    }
+                    t.allocate(&leaf(q), gpus(n), true);
+                    t.remove(j);
+                }
+            }
+        }
+    }
 }

@@ -30,7 +30,7 @@ use phalanx_queue::dag::{
     DagGate, NodeIndex as DagNode, PathLength, Released, Status as DagStatus,
 };
 use phalanx_queue::tree::{PlacementError, QueueConfigError, QueueInfo, QueueTree, ReclaimLedger};
-use phalanx_queue::{JobId, OrderKey};
+use phalanx_queue::{JobId, NameMap, OrderKey};
 use serde::{Deserialize, Serialize};
 
 use crate::gang::{GpuDemand, ScorePolicy, Shape, Transaction, diagnose};
@@ -290,6 +290,8 @@ struct JobState {
     queued: bool,
     /// Whether its dependencies are in the DAG gate (only valid jobs enter it).
     in_dag: bool,
+    /// What is wrong with the job as submitted, if anything (checked once per submission).
+    invalid: Option<phalanx_model::JobError>,
     /// Its node in the DAG gate, when it has dependencies or some job depends on it.
     dag_node: Option<DagNode>,
     /// When its gang last started (reclaim evicts the youngest first).
@@ -474,7 +476,7 @@ pub struct Engine {
     config: EngineConfig,
     snapshot: Snapshot,
     jobs: Vec<Option<JobState>>,
-    by_name: BTreeMap<String, JobId>,
+    by_name: NameMap<JobId>,
     queues: QueueTree,
     dag: DagGate,
     gpu_demand: GpuDemand,
@@ -508,7 +510,7 @@ impl Engine {
             config,
             snapshot: Snapshot::default(),
             jobs: Vec::new(),
-            by_name: BTreeMap::new(),
+            by_name: NameMap::default(),
             queues: QueueTree::new(),
             dag: DagGate::new(),
             gpu_demand: GpuDemand::default(),
@@ -657,8 +659,8 @@ impl Engine {
         if matches!(s.phase, JobPhase::Succeeded | JobPhase::Failed) || s.queued {
             return;
         }
-        let reason = if let Err(e) = s.job.validate() {
-            Reason::InvalidJob(e)
+        let reason = if let Some(e) = &s.invalid {
+            Reason::InvalidJob(e.clone())
         } else if let Some((waiting, missing)) = gate {
             if missing.is_empty() {
                 Reason::WaitingForDependencies { jobs: waiting }
@@ -717,7 +719,8 @@ impl Engine {
         }
         let id = self.jobs.len() as JobId;
         // The gate refuses a cycle before anything else changes.
-        let in_dag = job.validate().is_ok();
+        let invalid = job.validate().err();
+        let in_dag = invalid.is_none();
         let dag_node = if in_dag { self.gate(id, &job)? } else { None };
         self.note_shapes(&job, None);
         let (pods, live_by_task, counts) = fresh_pods(&job);
@@ -734,6 +737,7 @@ impl Engine {
             reason: None,
             queued: false,
             in_dag,
+            invalid,
             dag_node,
             started: Time::ZERO,
             claim: None,
@@ -852,7 +856,8 @@ impl Engine {
         if s.in_dag && s.job.depends_on != job.depends_on {
             return reject("its dependencies cannot change once it is admitted");
         }
-        let enters_dag = !s.in_dag && job.validate().is_ok();
+        let invalid = job.validate().err();
+        let enters_dag = !s.in_dag && invalid.is_none();
         let untouched = s.counts.pending == s.counts.unfinished() && s.reservations.is_empty();
         if !untouched {
             let grows = job.queue == s.job.queue
@@ -887,6 +892,7 @@ impl Engine {
             }
         }
         s.in_dag |= enters_dag;
+        s.invalid = invalid;
         s.dag_node = s.dag_node.or(dag_node);
         s.job = job;
         let s = self.state(id);

@@ -202,7 +202,10 @@ fn queue_ordering_and_preemption_extend_the_record_and_read_back() {
     assert!(b.preemption);
     let mut buf = Vec::new();
     trace::write_records(&mut buf, &trace::to_records(&sc)).unwrap();
-    assert_eq!(trace::read(buf.as_slice(), "back.jsonl").unwrap().queues, sc.queues);
+    assert_eq!(
+        trace::read(buf.as_slice(), "back.jsonl").unwrap().queues,
+        sc.queues
+    );
     let e = err(&text.replace("strict-fifo", "fifo"));
     assert!(e.starts_with("t.jsonl:1:"), "{e}");
 }
