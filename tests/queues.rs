@@ -397,6 +397,25 @@ fn evicted(log: &[Decision]) -> Vec<(String, &'static str)> {
         .collect()
 }
 
+/// Cycles (one second each) until one evicts, or for a minute; no gang evicts before it has
+/// waited `reclaim_delay` (30 s).
+fn evictions_after_the_delay(h: &mut Harness) -> Vec<Decision> {
+    let start = h.now;
+    for _ in 0..60 {
+        let d = h.cycle();
+        if !evicted(&d).is_empty() {
+            assert!(
+                h.now.0 - start.0 > 30_000,
+                "evicted {} ms after the gang arrived, before the 30 s delay",
+                h.now.0 - start.0
+            );
+            return d;
+        }
+        h.carry_out(&d);
+    }
+    Vec::new()
+}
+
 /// Queue a borrowed the whole cluster while b was idle; b's gang reclaims whole gangs of a, the
 /// youngest first and no more than it needs, and starts once they are gone. a keeps its
 /// deserved share, so it cannot reclaim back.
@@ -423,7 +442,7 @@ fn reclaim_takes_whole_gangs_youngest_first_from_the_queue_over_its_share() {
     }
     assert_eq!(usage(&h)["root.a"], 32_000);
     h.submit(job("b0").task("w", 2, 4000).queue("root.b").build());
-    let decisions = h.cycle();
+    let decisions = evictions_after_the_delay(&mut h);
     assert_eq!(
         evicted(&decisions),
         vec![
@@ -480,7 +499,7 @@ fn higher_priority_preempts_lower_inside_a_queue_unless_the_queue_says_no() {
                 .priority(10)
                 .build(),
         );
-        let decisions = h.cycle();
+        let decisions = evictions_after_the_delay(&mut h);
         if preemption {
             assert_eq!(
                 evicted(&decisions),

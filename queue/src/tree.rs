@@ -687,11 +687,12 @@ impl QueueTree {
 ///
 /// The rule, for a claimant queue `C` and a victim queue `V` whose paths part below their
 /// lowest common ancestor `A`:
-/// - `V`'s leaf is `reclaimable`, and every queue on `V`'s side below `A` still holds at least
-///   its deserved share once the victim is gone, in each resource it holds more of than it
-///   deserves (the contended ones): only what a
-///   queue borrowed is taken back, and a queue over its share by less than a gang keeps it (no
-///   churn over fractions of a job when shares do not divide evenly);
+/// - `V`'s leaf is `reclaimable`, and every queue on `V`'s side below `A` holds more than its
+///   deserved share of some resource the claimant asks for and the victim holds, and still
+///   holds at least its share of each such resource once the victim is gone: only what a queue
+///   borrowed is taken back, only victims that free what is asked for qualify, and a queue over
+///   its share by less than a gang keeps it (no churn over fractions of a job when shares do
+///   not divide evenly);
 /// - every queue on `C`'s side below `A` stays within its deserved share once the claimant's
 ///   request is added: a queue never reclaims to go over what it deserves.
 ///
@@ -745,16 +746,27 @@ impl QueueTree {
 }
 
 impl ReclaimLedger {
-    fn over(&self, q: QueueId) -> bool {
+    /// The lanes in which queue `q` holds more than it deserves and `of` asks for something.
+    fn over_in<'a>(
+        &'a self,
+        q: QueueId,
+        of: &'a Resources,
+    ) -> impl Iterator<Item = ResourceId> + 'a {
         let (a, d) = (&self.allocated[q as usize], &self.deserved[q as usize]);
-        share_lanes().any(|r| a.get(r) > d.get(r))
+        share_lanes().filter(move |&r| of.get(r) > 0 && a.get(r) > d.get(r))
     }
 
-    fn keeps_share_without(&self, q: QueueId, amount: &Resources) -> bool {
-        let (a, d) = (&self.allocated[q as usize], &self.deserved[q as usize]);
-        share_lanes()
-            .filter(|&r| amount.get(r) > 0 && a.get(r) > d.get(r))
-            .all(|r| a.get(r) - amount.get(r) >= d.get(r))
+    /// Whether taking `amount` from queue `q` for a request of `request` frees something the
+    /// request asks for that `q` holds beyond its share, and leaves `q` at or above its share
+    /// in each such resource.
+    fn yields(&self, q: QueueId, request: &Resources, amount: &Resources) -> bool {
+        let a = &self.allocated[q as usize];
+        let d = &self.deserved[q as usize];
+        let mut lanes = self
+            .over_in(q, request)
+            .filter(|&r| amount.get(r) > 0)
+            .peekable();
+        lanes.peek().is_some() && lanes.all(|r| a.get(r) - amount.get(r) >= d.get(r))
     }
 
     fn within_with(&self, q: QueueId, request: &Resources) -> bool {
@@ -799,9 +811,7 @@ impl ReclaimLedger {
         let c_side = &cp[..cp.len() - common];
         let v_side = &vp[..vp.len() - common];
         c_side.iter().all(|&q| self.within_with(q, request))
-            && v_side
-                .iter()
-                .all(|&q| self.over(q) && self.keeps_share_without(q, amount))
+            && v_side.iter().all(|&q| self.yields(q, request, amount))
     }
 
     /// The leaf queues a job of queue `claimant` asking for `request` may take from now, in
@@ -814,9 +824,14 @@ impl ReclaimLedger {
     ) -> Vec<&'t str> {
         tree.by_name
             .iter()
-            .filter(|&(_, &q)| tree.nodes[q as usize].children.is_empty() && self.over(q))
+            .filter(|&(_, &q)| {
+                tree.nodes[q as usize].children.is_empty()
+                    && self.over_in(q, request).next().is_some()
+            })
             .map(|(name, _)| name.as_str())
-            .filter(|victim| self.may_take(tree, claimant, victim, request, &Resources::ZERO))
+            // Judged as if the victim held all of what is asked: which gangs of it qualify is
+            // decided gang by gang.
+            .filter(|victim| self.may_take(tree, claimant, victim, request, request))
             .collect()
     }
 

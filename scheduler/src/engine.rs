@@ -42,7 +42,7 @@ const MAX_RECLAIMS_PER_CYCLE: u32 = 32;
 /// Gangs one reclaim search may lift before it gives up.
 const MAX_VICTIMS: usize = 4096;
 /// Up to this many victims, each is tried for being given back (one trial placement each).
-const MAX_PRUNED: usize = 64;
+const MAX_PRUNED: usize = 256;
 
 /// How the engine places pods.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +67,10 @@ pub struct EngineConfig {
     /// After a job of queue A is evicted for queue B, how long A may not reclaim from B
     /// (milliseconds; default 5 minutes): no eviction ping-pong while deserved shares move.
     pub reclaim_cooldown: Span,
+    /// How long a gang must have been blocked before it may evict others (milliseconds;
+    /// default 30 s, as YuniKorn's `preemption.delay`): room that frees on its own soon is
+    /// cheaper than running work thrown away.
+    pub reclaim_delay: Span,
 }
 
 impl Default for EngineConfig {
@@ -79,6 +83,7 @@ impl Default for EngineConfig {
             max_reservations: 16,
             reclaim: true,
             reclaim_cooldown: Span(5 * 60 * 1000),
+            reclaim_delay: Span(30 * 1000),
         }
     }
 }
@@ -300,6 +305,8 @@ struct JobState {
     claim: Option<Claim>,
     /// Since when it has been blocked (found no room), while it has not started.
     blocked_since: Option<Time>,
+    /// When a search for gangs to evict for it last found none.
+    reclaim_tried: Option<Time>,
     /// The node generation at which no reservation plan existed for it (it would not fit even
     /// once every running pod ended); it tries again when nodes change.
     unplannable: Option<u64>,
@@ -459,6 +466,9 @@ pub struct CycleReport {
     pub ready_left: u32,
     /// Jobs parked until the cluster changes.
     pub parked: u32,
+    /// When the engine next has work that time alone brings (a blocked gang's reclaim delay
+    /// running out), if any: a driver that cycles only on events should cycle then.
+    pub wake_at: Option<Time>,
 }
 
 /// What a cycle returns.
@@ -501,6 +511,8 @@ pub struct Engine {
     blocked: Vec<JobId>,
     /// How many of `blocked` a job placed after them has passed.
     passed: usize,
+    /// Blocked gangs parked until their reclaim delay runs out, by when it does.
+    reclaim_due: BTreeSet<(Time, JobId)>,
 }
 
 impl Engine {
@@ -525,6 +537,7 @@ impl Engine {
             reclaims_left: 0,
             blocked: Vec::new(),
             passed: 0,
+            reclaim_due: BTreeSet::new(),
         }
     }
 
@@ -742,6 +755,7 @@ impl Engine {
             started: Time::ZERO,
             claim: None,
             blocked_since: None,
+            reclaim_tried: None,
             unplannable: None,
             job,
         }));
@@ -1234,6 +1248,20 @@ impl Engine {
         self.ledger = None;
         self.reclaims_left = MAX_RECLAIMS_PER_CYCLE;
         self.reclaim_guard.retain(|_, until| *until > now);
+        // Blocked gangs whose reclaim delay ran out are tried again, though nothing changed.
+        while let Some(&(due, id)) = self.reclaim_due.first() {
+            if due > now {
+                break;
+            }
+            self.reclaim_due.pop_first();
+            if self.jobs[id as usize]
+                .as_ref()
+                .is_some_and(|s| s.queued && s.phase == JobPhase::Pending)
+            {
+                self.dequeue(id);
+                self.enqueue(id);
+            }
+        }
         self.top_up_claims();
         for (id, missing) in self.dag.expired(now, self.config.dependency_timeout) {
             self.fail_job(id, Reason::DependencyMissing { jobs: missing });
@@ -1256,6 +1284,7 @@ impl Engine {
         // Jobs failed this cycle (dependencies that never appeared) report here.
         out.decisions.append(&mut self.outbox);
         out.report.ready_left = self.queues.ready_len() as u32;
+        out.report.wake_at = self.reclaim_due.first().map(|&(t, _)| t);
         out.report.parked = self.queues.parked_len() as u32;
         out
     }
@@ -1540,12 +1569,32 @@ impl Engine {
                 return;
             }
         }
-        if self.reclaims_left > 0 && self.reclaim_for(id, need) {
-            return;
-        }
         let (generation, max) = (self.node_generation, self.config.max_reservations);
+        let delay = self.config.reclaim_delay.0;
         let s = self.state_mut(id);
         let since = *s.blocked_since.get_or_insert(now);
+        // It evicts only once it has waited `reclaim_delay`, and searches again no sooner than
+        // that after a search that found nothing.
+        let waited = now.0.saturating_sub(since.0);
+        let searched = s
+            .reclaim_tried
+            .is_some_and(|t| now.0.saturating_sub(t.0) < delay);
+        if waited >= delay && !searched && self.reclaims_left > 0 {
+            if self.reclaim_for(id, need) {
+                return;
+            }
+            self.state_mut(id).reclaim_tried = Some(now);
+        }
+        // When it may search (again), it is tried again even if nothing else changes.
+        let s = self.state(id);
+        let due = match s.reclaim_tried {
+            Some(t) => t.0.saturating_add(delay),
+            None => since.0.saturating_add(delay),
+        };
+        if due > now.0 && (self.config.reclaim || self.queues.preemption(&s.job.queue)) {
+            self.reclaim_due.insert((Time(due), id));
+        }
+        let s = self.state_mut(id);
         // A job that finds room as soon as some frees needs nothing held: only one blocked a
         // cycle after it first was, and passed by a job placed after it, gets room held.
         if s.claim.is_none() && since < now && max > 0 && s.unplannable != Some(generation) {
@@ -1852,7 +1901,19 @@ impl Engine {
                 why,
             });
         }
-        if candidates.is_empty() {
+        // Not even every candidate together, with what is free, would make room: no search.
+        let freed = candidates
+            .iter()
+            .fold(Resources::ZERO, |a, v| a + self.state(v.id).held);
+        let free = shapes_of(&self.snapshot, &self.state(id).job)
+            .iter()
+            .flat_map(|sh| sh.classes.iter().map(|&(_, c)| c))
+            .collect::<BTreeSet<ClassId>>()
+            .into_iter()
+            .fold(Resources::ZERO, |a, c| {
+                a + self.snapshot.classes()[c as usize].free_total
+            });
+        if candidates.is_empty() || !request.fits_in(&(freed + free)) {
             return false;
         }
         // Lowest priority, then youngest (latest start, then latest arrival).

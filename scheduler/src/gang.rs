@@ -447,18 +447,26 @@ pub fn diagnose(
             None => free_total += class.free_total,
         }
     }
-    // Every live node the static filters admit, indexed or full, once.
+    // Every live node the static filters admit, indexed or full, once: only the lanes the pod
+    // asks for are looked at, and counted in an array (this runs for every gang that misses).
+    let asked: Vec<(ResourceId, i64)> = shape.request.iter_nonzero().collect();
+    let mut short_in = [0u32; phalanx_model::MAX_RESOURCES];
     for entry in snap.nodes().iter().filter(|e| e.live) {
         if static_filter[entry.class as usize].is_some() {
             continue;
         }
-        let free = entry.free();
-        let short = shape
-            .request
-            .iter_nonzero()
-            .find(|&(id, amount)| free.get(id) < amount);
-        if let Some((id, _)) = short {
-            *filtered.entry(FilterReason::Insufficient(id)).or_default() += 1;
+        let short = asked.iter().find(|&&(id, amount)| {
+            let free =
+                entry.node.allocatable.get(id) - entry.allocated.get(id) - entry.reserved.get(id);
+            free < amount
+        });
+        if let Some(&(id, _)) = short {
+            short_in[id.index()] += 1;
+        }
+    }
+    for (lane, &n) in short_in.iter().enumerate() {
+        if n > 0 {
+            filtered.insert(FilterReason::Insufficient(ResourceId(lane as u8)), n);
         }
     }
     let requested = shape.request.times(pods as u64);

@@ -194,8 +194,16 @@ pub struct RunStats {
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
     Input(u32),
-    Finish { pod: u32, generation: u32 },
+    Finish {
+        pod: u32,
+        generation: u32,
+    },
     Cycle,
+    /// A cycle the engine asked for at a time (`CycleReport::wake_at`); skipped when another
+    /// cycle ran since it was asked for.
+    Wake {
+        asked: u64,
+    },
 }
 
 const NONE: u32 = u32::MAX;
@@ -503,6 +511,11 @@ impl<'s, 'w> World<'s, 'w> {
                 Ev::Cycle => {
                     self.cycle_at = None;
                     self.cycle()?;
+                }
+                Ev::Wake { asked } => {
+                    if self.stats.cycles == asked {
+                        self.cycle()?;
+                    }
                 }
             }
             let same_instant = self.heap.peek().is_some_and(|Reverse((n, _, _))| *n == t);
@@ -918,6 +931,17 @@ impl<'s, 'w> World<'s, 'w> {
             let at = self.now + self.cfg.period;
             self.cycle_at = Some(at);
             self.push(at, Ev::Cycle);
+        }
+        // Time alone brings the engine work (a blocked gang may now evict): cycle then, as
+        // long as anything else is still to happen (running pods end, so victims exist only
+        // while events remain, and a run always ends).
+        if let Some(wake) = out.report.wake_at
+            && self.cycle_at.is_none()
+            && !self.heap.is_empty()
+        {
+            let at = wake.max(self.now + self.cfg.period);
+            let asked = self.stats.cycles;
+            self.push(at, Ev::Wake { asked });
         }
         Ok(())
     }
