@@ -17,6 +17,11 @@
 //! While no pod of a job is placed, the places are renumbered from scratch (in pod-name order),
 //! so a deleted pending pod leaves no hole.
 //!
+//! A bound pod deleted before it ended counts as evicted (its place is pending again, and its
+//! gang is undone if it falls below its minimum), except once another pod of its job has
+//! succeeded: then the job is finishing (a Spark driver succeeds and deletes its executors) and
+//! the deleted pod counts as succeeded, so the job can succeed and release its dependents.
+//!
 //! Capacity: every pod bound to a node and not ended counts against it, whoever bound it. Pods
 //! the engine does not track (other schedulers' pods, pods of jobs it refused) are subtracted
 //! from the node's allocatable before the node goes to the engine.
@@ -618,10 +623,24 @@ impl Core {
             return;
         };
         let Some(place) = entry.place else { return };
-        if let Some((PodPhase::Assumed | PodPhase::Bound | PodPhase::Releasing, _)) =
+        if let Some((phase @ (PodPhase::Assumed | PodPhase::Bound | PodPhase::Releasing), _)) =
             self.engine.view().pod(&place)
         {
-            self.apply(ClusterEvent::PodEvicted { pod: place.clone() });
+            let finishing = self
+                .engine
+                .view()
+                .job(&place.job)
+                .is_some_and(|j| j.pods.succeeded > 0);
+            if finishing && phase == PodPhase::Bound && !entry.info.finished() {
+                // Another pod of the job succeeded: the job is finishing (a Spark driver ends
+                // and deletes its executors), so a pod deleted now has done its part.
+                self.apply(ClusterEvent::PodFinished {
+                    pod: place.clone(),
+                    succeeded: true,
+                });
+            } else {
+                self.apply(ClusterEvent::PodEvicted { pod: place.clone() });
+            }
         }
         if let Some(j) = self.jobs.get_mut(&place.job)
             && let Some(slot) = j
@@ -1694,5 +1713,51 @@ mod tests {
             .map(|i| i.pod.clone())
             .collect();
         assert_eq!(retried, std::slice::from_ref(&bad.pod));
+    }
+
+    #[test]
+    fn a_spark_job_succeeds_when_its_driver_does_and_releases_its_dependents() {
+        let mut c = core();
+        groups(
+            &mut c,
+            vec![
+                group("etl", json!({"minMember": 1}), json!({})),
+                group("train", json!({}), json!({"phalanx.dev/depends-on": "etl"})),
+            ],
+        );
+        let driver = |phase: &str| {
+            pod(
+                "etl-driver",
+                json!({"scheduling.x-k8s.io/pod-group": "etl", "spark-role": "driver"}),
+                "1",
+                Some("n1"),
+                phase,
+            )
+        };
+        let exec = pod(
+            "etl-exec-1",
+            json!({"scheduling.x-k8s.io/pod-group": "etl", "spark-role": "executor"}),
+            "1",
+            Some("n1"),
+            "Running",
+        );
+        pods(
+            &mut c,
+            vec![
+                driver("Running"),
+                exec.clone(),
+                member("train-0", "train", "1"),
+            ],
+        );
+        assert!(c.cycle(Time(1)).binds.is_empty(), "train waits for etl");
+        // The driver succeeds, then deletes its executor.
+        c.ingest(Input::Pod(Change::Apply(Box::new(driver("Succeeded")))));
+        c.ingest(Input::Pod(Change::Delete(Box::new(exec))));
+        let a = c.cycle(Time(2));
+        assert_eq!(c.publish().jobs["ns/etl"].phase, "Completed");
+        assert_eq!(
+            a.binds.iter().map(|b| b.job.as_str()).collect::<Vec<_>>(),
+            ["ns/train"]
+        );
     }
 }

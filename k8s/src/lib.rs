@@ -6,6 +6,7 @@
 //!   vocabulary, as pure functions.
 //! - [`core`]: the adapter's state machine without I/O: watched changes in, engine events and
 //!   cycles, bind orders and notices out.
+//! - [`crd`]: the custom resources read, as Rust types; `deploy/crds/` is generated from them.
 //! - [`config`]: the YAML configuration file.
 //! - [`watch`]: kube-rs watchers feeding the engine thread.
 //! - [`runner`]: the engine thread: one thread, fed by a channel, cycling on changes and on a period.
@@ -20,6 +21,7 @@ pub mod admin;
 pub mod binder;
 pub mod config;
 pub mod core;
+pub mod crd;
 pub mod leader;
 pub mod metrics;
 pub mod runner;

@@ -270,12 +270,25 @@ async fn write_status(client: &kube::Client, obj: &ObjectRef, status: Value) -> 
         Api::namespaced_with(client.clone(), namespace, &group_resource(*flavor));
     let patch = json!({ "status": status });
     let pp = PatchParams::default();
-    // Volcano's PodGroup CRD has no status subresource (its status is part of the object);
-    // scheduler-plugins' has one.
-    let result = match flavor {
-        Flavor::Volcano => api.patch(name, &pp, &Patch::Merge(&patch)).await,
+    // Upstream Volcano's PodGroup CRD has no status subresource (status is part of the object,
+    // and /status is 404); deploy/crds and scheduler-plugins' have one. Try /status first
+    // unless this flavour is known to lack it.
+    let mut result = match flavor {
+        Flavor::Volcano => Err(kube::Error::Api(Box::new(
+            kube::core::Status::failure("no status subresource", "NotFound").with_code(404),
+        ))),
         Flavor::SchedulerPlugins => api.patch_status(name, &pp, &Patch::Merge(&patch)).await,
     };
+    if matches!(&result, Err(kube::Error::Api(s)) if s.code == 404) {
+        result = api.patch(name, &pp, &Patch::Merge(&patch)).await;
+        if flavor == &Flavor::Volcano
+            && let Ok(o) = &result
+            && o.data["status"]["phase"] != patch["status"]["phase"]
+        {
+            // The main resource ignored status: this CRD has the subresource after all.
+            result = api.patch_status(name, &pp, &Patch::Merge(&patch)).await;
+        }
+    }
     match result {
         Ok(_) => true,
         // Gone: nothing to write, and nothing to retry.
