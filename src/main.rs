@@ -2,6 +2,7 @@
 //! does the work. No scheduling logic lives here.
 
 mod bench;
+mod bench_e2e;
 mod simulate;
 
 use std::io::Write;
@@ -21,7 +22,7 @@ struct Cli {
 enum Command {
     /// Run the engine on a seeded synthetic cluster until everything that fits is placed, audit
     /// the result independently, and report speed and memory.
-    Bench(bench::BenchArgs),
+    Bench(BenchCli),
     /// A Kubernetes API server emulator with simulated kubelets, for end-to-end runs against
     /// something that speaks Kubernetes (serve it, or `load` a trace into it).
     Emulator(Box<phalanx_emulator::cli::EmulatorArgs>),
@@ -34,6 +35,23 @@ enum Command {
     /// Work with trace files.
     #[command(subcommand)]
     Trace(simulate::TraceCommand),
+}
+
+/// `phalanx bench` runs the engine alone; `phalanx bench e2e` the whole scheduler over HTTP.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct BenchCli {
+    #[command(subcommand)]
+    command: Option<BenchCommand>,
+    #[command(flatten)]
+    args: bench::BenchArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// The emulator and `phalanx serve` as separate processes over loopback HTTP: pods bound per
+    /// second, creation-to-bind latency, and restart to first bind with every pod resident.
+    E2e(bench_e2e::E2eArgs),
 }
 
 /// Arguments of `phalanx serve`.
@@ -105,7 +123,21 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Bench(args) => {
+        Command::Bench(BenchCli {
+            command: Some(BenchCommand::E2e(args)),
+            ..
+        }) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let report = rt.block_on(bench_e2e::run(&args))?;
+            if args.json {
+                print_out(&serde_json::to_string(&report)?)?;
+            } else {
+                print_out(&report.human())?;
+            }
+        }
+        Command::Bench(BenchCli { args, .. }) => {
             let report = bench::run(&args);
             if args.json {
                 print_out(&serde_json::to_string(&report)?)?;
