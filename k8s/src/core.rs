@@ -64,7 +64,7 @@ pub enum Input {
     BindFailed {
         /// The pod's place.
         pod: PodRef,
-        /// Its UID (a pod recreated under the same place is not blamed).
+        /// The UID of the pod the bind was for (empty: the place had no pod), for logs.
         uid: String,
         /// What the API server said.
         message: String,
@@ -344,14 +344,11 @@ impl Core {
             Input::Group(flavor, c) => self.group_change(flavor, c),
             Input::Queue(c) => self.queue_change(c),
             Input::BindFailed { pod, uid, message } => {
-                let current = self.pod_at(&pod).map(|e| e.info.uid.clone());
-                if current.is_some() && current.as_deref() != Some(uid.as_str()) {
-                    return;
-                }
+                // Whatever pod holds the place now, the assumption the bind was for is void.
                 if let Some((PodPhase::Assumed, _)) = self.engine.view().pod(&pod) {
                     let job = pod.job.clone();
                     self.apply(ClusterEvent::BindFailed { pod, message });
-                    tracing::warn!(job = %job, "bind failed; gang forgotten");
+                    tracing::warn!(job = %job, pod_uid = %uid, "bind failed; gang forgotten");
                 }
             }
             Input::Bound { pod, uid, node } => {
