@@ -12,6 +12,7 @@ use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams,
 };
 use phalanx_emulator::client::Conn;
+use phalanx_emulator::faults::FaultConfig;
 use phalanx_emulator::kubelet::KubeletConfig;
 use phalanx_emulator::{EmulatorConfig, NodeShape, RunningEmulator, start};
 use phalanx_k8s::config::{LeaderConfig, ServeConfig};
@@ -21,7 +22,16 @@ use serde_json::{Value, json};
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 async fn emulator(nodes: usize, shape: &str) -> (RunningEmulator, kube::Client) {
+    emulator_with(nodes, shape, FaultConfig::default()).await
+}
+
+async fn emulator_with(
+    nodes: usize,
+    shape: &str,
+    faults: FaultConfig,
+) -> (RunningEmulator, kube::Client) {
     let cfg = EmulatorConfig {
+        faults,
         nodes,
         shapes: vec![NodeShape::parse(shape).unwrap()],
         kubelet: KubeletConfig {
@@ -625,6 +635,127 @@ async fn queues_from_volcano_objects_cap_a_tenant_and_bad_input_is_explained() {
     })
     .await;
     assert!(!s.is_finished());
+    s.stop().await.unwrap();
+    emu.shutdown().await;
+}
+
+/// A pod of ours in no group, in Volcano queue `queue`.
+fn queued_pod(name: &str, queue: &str) -> Pod {
+    let mut p = pod(name, None, "1", None);
+    p.metadata.annotations = Some(
+        [(
+            "scheduling.volcano.sh/queue-name".to_string(),
+            queue.to_string(),
+        )]
+        .into(),
+    );
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tenants_of_equal_weight_share_a_full_cluster_evenly() {
+    let (emu, client) = emulator(2, "cpu=4,memory=32Gi,pods=110").await;
+    let queues: Api<DynamicObject> = Api::all_with(client.clone(), &volcano_queue());
+    for name in ["tenant-a", "tenant-b"] {
+        let q: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "scheduling.volcano.sh/v1beta1", "kind": "Queue",
+            "metadata": {"name": name}, "spec": {"weight": 1}
+        }))
+        .unwrap();
+        queues.create(&PostParams::default(), &q).await.unwrap();
+    }
+    // 16 one-cpu jobs, 8 per tenant, tenant a's first; 8 cpus in all. Everything is resident
+    // before the scheduler starts, so the initial list is one batch, as in a simulation.
+    create_pods(
+        &client,
+        (0..8).map(|i| queued_pod(&format!("a-{i}"), "tenant-a")),
+    )
+    .await;
+    create_pods(
+        &client,
+        (0..8).map(|i| queued_pod(&format!("b-{i}"), "tenant-b")),
+    )
+    .await;
+    let s = scheduler(&client, false, "solo").await;
+    wait_for("the cluster full", || async {
+        let mut n = nodes_of(&client, "a-").await;
+        n.extend(nodes_of(&client, "b-").await);
+        (n.iter().filter(|x| x.is_some()).count() == 8).then_some(())
+    })
+    .await;
+    let count = |v: Vec<Option<String>>| v.iter().filter(|x| x.is_some()).count();
+    assert_eq!(count(nodes_of(&client, "a-").await), 4, "tenant a's share");
+    assert_eq!(count(nodes_of(&client, "b-").await), 4, "tenant b's share");
+    let (_, q) = admin_get(&s, "/api/v1/queues").await;
+    let a = q["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "root.tenant-a")
+        .cloned()
+        .unwrap();
+    assert_eq!(a["allocated"]["cpu"], 4000, "{a}");
+    assert_eq!(a["pending_jobs"], 4, "{a}");
+    s.stop().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_api_errors_and_dropped_watches_still_bind_whole_gangs() {
+    let faults = FaultConfig {
+        error_rate: [("bind".to_string(), 0.3)].into(),
+        watch_drop_after_ms: Some(400),
+        ..FaultConfig::default()
+    };
+    let (emu, client) = emulator_with(3, "cpu=4,memory=32Gi,pods=110", faults).await;
+    // Ten attempts: a bind failing ten times in a row at 30% is a one-in-170,000 event.
+    let cfg = ServeConfig {
+        bind_retries: 10,
+        ..config(false)
+    };
+    let s = phalanx_k8s::serve::start(client.clone(), cfg, "solo".into())
+        .await
+        .unwrap();
+    for g in 0..3 {
+        let name = format!("g{g}");
+        create_group(&client, &name, json!({"minMember": 4}), json!({})).await;
+        create_pods(
+            &client,
+            (0..4).map(|i| pod(&format!("{name}-{i}"), Some(&name), "1", None)),
+        )
+        .await;
+    }
+    wait_for("every gang bound", || async {
+        all_bound(&nodes_of(&client, "g").await, 12).then_some(())
+    })
+    .await;
+    wait_for("every pod running (nothing double-booked)", || async {
+        phases_of(&client, "g")
+            .await
+            .iter()
+            .all(|p| p == "Running")
+            .then_some(())
+    })
+    .await;
+    // The 500s were retried, not reported as failed binds.
+    assert_eq!(s.shared.metrics.pods_bound.get(), 12);
+    for reason in ["rejected", "gave_up", "not_found"] {
+        let failed = s
+            .shared
+            .metrics
+            .bind_failures
+            .with_label_values(&[reason])
+            .get();
+        assert_eq!(failed, 0, "{reason}");
+    }
+    let (_, metrics) = admin_get(&s, "/metrics").await;
+    let text = metrics.as_str().unwrap_or_default().to_string();
+    let count: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("phalanx_bind_duration_seconds_count "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert_eq!(count, 12.0, "one timed binding per pod, retries inside");
     s.stop().await.unwrap();
     emu.shutdown().await;
 }
