@@ -2,6 +2,7 @@
 //! does the work. No scheduling logic lives here.
 
 mod bench;
+mod bench_e2e;
 mod simulate;
 
 use std::io::Write;
@@ -21,16 +22,96 @@ struct Cli {
 enum Command {
     /// Run the engine on a seeded synthetic cluster until everything that fits is placed, audit
     /// the result independently, and report speed and memory.
-    Bench(bench::BenchArgs),
+    Bench(BenchCli),
     /// A Kubernetes API server emulator with simulated kubelets, for end-to-end runs against
     /// something that speaks Kubernetes (serve it, or `load` a trace into it).
     Emulator(Box<phalanx_emulator::cli::EmulatorArgs>),
+    /// Schedule a Kubernetes cluster: watch it, run the engine, bind gangs (see README,
+    /// "phalanx serve").
+    Serve(ServeArgs),
     /// Replay a trace (or a synthetic or the built-in workload) on the engine over virtual time
     /// and write the decision log, a summary and an HTML report.
     Simulate(simulate::SimulateArgs),
     /// Work with trace files.
     #[command(subcommand)]
     Trace(simulate::TraceCommand),
+}
+
+/// `phalanx bench` runs the engine alone; `phalanx bench e2e` the whole scheduler over HTTP.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct BenchCli {
+    #[command(subcommand)]
+    command: Option<BenchCommand>,
+    #[command(flatten)]
+    args: bench::BenchArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// The emulator and `phalanx serve` as separate processes over loopback HTTP: pods bound per
+    /// second, creation-to-bind latency, and restart to first bind with every pod resident.
+    E2e(bench_e2e::E2eArgs),
+}
+
+/// Arguments of `phalanx serve`.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// The configuration file (YAML; every field optional, see README).
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+    /// A kubeconfig file; without it, the in-cluster config, else $KUBECONFIG or ~/.kube/config.
+    #[arg(long)]
+    kubeconfig: Option<std::path::PathBuf>,
+    /// This replica's name in the leader lease (default: $POD_NAME, else $HOSTNAME, else a
+    /// random one).
+    #[arg(long)]
+    identity: Option<String>,
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let config = match &args.config {
+        Some(path) => phalanx_k8s::config::ServeConfig::load(path)?,
+        None => phalanx_k8s::config::ServeConfig::default(),
+    };
+    let kube_config = match &args.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    let client = kube::Client::try_from(kube_config)?;
+    let identity = args
+        .identity
+        .or_else(|| std::env::var("POD_NAME").ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("phalanx-{}", std::process::id()));
+    let mut running = phalanx_k8s::serve::start(client, config, identity).await?;
+    tracing::info!(admin = %running.addr, "phalanx serve started");
+    let ended = tokio::select! {
+        r = tokio::signal::ctrl_c() => { r?; None }
+        r = wait_term() => { r?; None }
+        r = running.done() => Some(r),
+    };
+    match ended {
+        Some(r) => r?,
+        None => running.stop().await?,
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+async fn wait_term() -> std::io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    term.recv().await;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn wait_term() -> std::io::Result<()> {
+    std::future::pending().await
 }
 
 fn main() -> Result<()> {
@@ -42,7 +123,21 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Bench(args) => {
+        Command::Bench(BenchCli {
+            command: Some(BenchCommand::E2e(args)),
+            ..
+        }) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let report = rt.block_on(bench_e2e::run(&args))?;
+            if args.json {
+                print_out(&serde_json::to_string(&report)?)?;
+            } else {
+                print_out(&report.human())?;
+            }
+        }
+        Command::Bench(BenchCli { args, .. }) => {
             let report = bench::run(&args);
             if args.json {
                 print_out(&serde_json::to_string(&report)?)?;
@@ -54,11 +149,17 @@ fn main() -> Result<()> {
             }
         }
         Command::Emulator(args) => {
-            // The emulator is the binary's only async part; it gets its own runtime.
+            // The emulator and `serve` are the binary's async parts; each gets its own runtime.
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
             rt.block_on(phalanx_emulator::cli::run(*args))?;
+        }
+        Command::Serve(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(serve(args))?;
         }
         Command::Simulate(args) => {
             let text = simulate::run(&args)?;

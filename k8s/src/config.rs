@@ -1,0 +1,225 @@
+//! The configuration file of `phalanx serve`: one YAML document, every field optional, unknown
+//! fields refused (a typo is an error, not a silent default).
+//!
+//! ```yaml
+//! schedulerName: phalanx        # pods with this spec.schedulerName are scheduled
+//! scorePolicy: binpack          # binpack | spread
+//! cyclePeriodMs: 1000           # a cycle at least this often, even with no changes
+//! batchWindowMs: 10             # after a change, wait this long for more before cycling
+//! bindConcurrency: 64           # bindings in flight at once
+//! bindRetries: 5                # attempts per binding on transient errors (5xx, 429, network)
+//! queues:
+//!   source: volcano             # volcano: Volcano Queue objects | file: the records in `file`
+//!   file: /etc/phalanx/queues.yaml
+//! leaderElection:
+//!   enabled: true
+//!   leaseName: phalanx
+//!   leaseNamespace: kube-system
+//!   leaseDurationSeconds: 15
+//!   renewPeriodSeconds: 2
+//! listen: 0.0.0.0:10259         # /metrics, /healthz, /readyz, /api/v1/...
+//! eventsPerObjectPerMinute: 6   # Kubernetes Events per object, at most
+//! statusIntervalMs: 500         # PodGroup status writes are batched this often
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use phalanx_model::QueueRecord;
+use phalanx_scheduler::{EngineConfig, ScorePolicy};
+use serde::{Deserialize, Serialize};
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The YAML does not match the schema.
+    #[error("{path}: {source}")]
+    Yaml {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with its location.
+        source: serde_norway::Error,
+    },
+}
+
+/// Where the queue tree comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueueSource {
+    /// Volcano `Queue` objects (`scheduling.volcano.sh/v1beta1`), watched.
+    #[default]
+    Volcano,
+    /// The queue records of a file (the trace format's `queue` records, as a YAML list).
+    File,
+}
+
+/// Queue configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct QueueConfig {
+    /// Where the queue tree comes from.
+    pub source: QueueSource,
+    /// The file, with `source: file`.
+    pub file: Option<PathBuf>,
+}
+
+/// Leader election.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct LeaderConfig {
+    /// Whether to elect a leader (off: this replica always binds; run only one).
+    pub enabled: bool,
+    /// The Lease's name.
+    pub lease_name: String,
+    /// The Lease's namespace.
+    pub lease_namespace: String,
+    /// How long a lease holds without renewal; a standby takes over after at most this long.
+    pub lease_duration_seconds: u64,
+    /// How often the leader renews (and a standby retries).
+    pub renew_period_seconds: u64,
+}
+
+impl Default for LeaderConfig {
+    fn default() -> Self {
+        LeaderConfig {
+            enabled: true,
+            lease_name: "phalanx".into(),
+            lease_namespace: "kube-system".into(),
+            lease_duration_seconds: 15,
+            renew_period_seconds: 2,
+        }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServeConfig {
+    /// Pods with this `spec.schedulerName` are scheduled.
+    pub scheduler_name: String,
+    /// How to choose among nodes that fit: `binpack` or `spread`.
+    pub score_policy: ScorePolicy,
+    /// A cycle runs at least this often (milliseconds).
+    pub cycle_period_ms: u64,
+    /// After a change arrives, wait this long for more before cycling (milliseconds).
+    pub batch_window_ms: u64,
+    /// Bindings in flight at once.
+    pub bind_concurrency: usize,
+    /// Attempts per binding on transient errors.
+    pub bind_retries: u32,
+    /// Queue configuration source.
+    pub queues: QueueConfig,
+    /// Leader election.
+    pub leader_election: LeaderConfig,
+    /// Address of the metrics and admin API.
+    pub listen: SocketAddr,
+    /// Kubernetes Events per object per minute, at most.
+    pub events_per_object_per_minute: u32,
+    /// PodGroup status writes are batched this often (milliseconds).
+    pub status_interval_ms: u64,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            scheduler_name: "phalanx".into(),
+            score_policy: ScorePolicy::Binpack,
+            cycle_period_ms: 1000,
+            batch_window_ms: 10,
+            bind_concurrency: 64,
+            bind_retries: 5,
+            queues: QueueConfig::default(),
+            leader_election: LeaderConfig::default(),
+            listen: SocketAddr::from(([0, 0, 0, 0], 10259)),
+            events_per_object_per_minute: 6,
+            status_interval_ms: 500,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Reads a configuration file.
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|source| ConfigError::Yaml {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Parses a configuration document.
+    pub fn parse(text: &str) -> Result<Self, serde_norway::Error> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_norway::from_str(text)
+    }
+
+    /// The engine's configuration.
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig {
+            score: self.score_policy,
+            ..EngineConfig::default()
+        }
+    }
+
+    /// The queue records of `queues.file`, with `queues.source: file`.
+    pub fn static_queues(&self) -> Result<Option<Vec<QueueRecord>>, ConfigError> {
+        if self.queues.source != QueueSource::File {
+            return Ok(None);
+        }
+        let path = self.queues.file.clone().unwrap_or_default();
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        serde_norway::from_str(&text)
+            .map(Some)
+            .map_err(|source| ConfigError::Yaml { path, source })
+    }
+
+    /// The cycle period.
+    pub fn cycle_period(&self) -> Duration {
+        Duration::from_millis(self.cycle_period_ms.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_parses_and_typos_are_refused() {
+        let doc: String = include_str!("config.rs")
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```yaml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| l.trim_start_matches("//!").strip_prefix(' ').unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = ServeConfig::parse(&doc).unwrap();
+        assert_eq!(c.bind_concurrency, 64);
+        assert_eq!(c.queues.source, QueueSource::Volcano);
+        assert_eq!(c.leader_election.lease_namespace, "kube-system");
+        assert_eq!(ServeConfig::parse("").unwrap(), ServeConfig::default());
+        let e = ServeConfig::parse("schedulerNmae: x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("schedulerNmae"), "{e}");
+        let c = ServeConfig::parse("scorePolicy: spread\ncyclePeriodMs: 200").unwrap();
+        assert_eq!(c.engine().score, ScorePolicy::Spread);
+    }
+}

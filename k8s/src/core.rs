@@ -1,0 +1,1760 @@
+//! The adapter's state machine, without I/O: it owns the [`Engine`] and a mirror of what the
+//! watchers have seen (nodes, pods, PodGroups, Queues), turns each watched change into
+//! [`ClusterEvent`]s, and turns each cycle's [`Decision`]s into [`Actions`] for the binder and
+//! the status writer. The engine thread drives it; unit tests drive it directly.
+//!
+//! ```text
+//!   watchers ──Input──> Core::ingest ──ClusterEvent──> Engine
+//!                                                         │ cycle(now)
+//!   binder / status writer <──Actions── Core::cycle <─────┘ Decision
+//! ```
+//!
+//! Jobs: a PodGroup is the job `namespace/name`; a pod with no group is the job
+//! `namespace/pod-name`, a gang of one. A job is submitted once it has at least `minMember`
+//! ungated pods of ours (until then it waits, with a condition saying so). Each pod gets a stable
+//! place in its gang, `PodRef{job, task, index}`: pods with the same task name and the same
+//! requests and constraints are one task; a new pod takes the first free index of its task.
+//! While no pod of a job is placed, the places are renumbered from scratch (in pod-name order),
+//! so a deleted pending pod leaves no hole.
+//!
+//! A bound pod deleted before it ended counts as evicted (its place is pending again, and its
+//! gang is undone if it falls below its minimum), except once another pod of its job has
+//! succeeded: then the job is finishing (a Spark driver succeeds and deletes its executors) and
+//! the deleted pod counts as succeeded, so the job can succeed and release its dependents.
+//!
+//! Capacity: every pod bound to a node and not ended counts against it, whoever bound it. Pods
+//! the engine does not track (other schedulers' pods, pods of jobs it refused) are subtracted
+//! from the node's allocatable before the node goes to the engine.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use k8s_openapi::api::core::v1::{Node as K8sNode, Pod};
+use kube::api::DynamicObject;
+use phalanx_model::{
+    ClusterEvent, Decision, EvictReason, Job, PodRef, PodSpec, QueueRecord, QueueSpec, Reason,
+    ResourceTable, Resources, Task, Time,
+};
+use phalanx_scheduler::{CycleReport, Engine, EngineConfig, JobPhase, PodCounts, PodPhase};
+
+use crate::translate::{self, Flavor, GroupRef, GroupSpec, PodInfo, TranslateError};
+
+/// A change one watcher saw.
+#[derive(Debug, Clone)]
+pub enum Change<K> {
+    /// Added or modified.
+    Apply(Box<K>),
+    /// Deleted.
+    Delete(Box<K>),
+    /// A complete list (initial or after a relist): anything not in it is gone.
+    Relisted(Vec<K>),
+}
+
+/// Something the engine thread is told.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A Node changed.
+    Node(Change<K8sNode>),
+    /// A Pod changed.
+    Pod(Change<Pod>),
+    /// A PodGroup changed.
+    Group(Flavor, Change<DynamicObject>),
+    /// A Volcano Queue changed.
+    Queue(Change<DynamicObject>),
+    /// A bind failed for good.
+    BindFailed {
+        /// The pod's place.
+        pod: PodRef,
+        /// The UID of the pod the bind was for (empty: the place had no pod), for logs.
+        uid: String,
+        /// What the API server said.
+        message: String,
+    },
+    /// A bind succeeded (the watch will say so too; whichever comes first counts).
+    Bound {
+        /// The pod's place.
+        pod: PodRef,
+        /// Its UID.
+        uid: String,
+        /// The node.
+        node: String,
+    },
+}
+
+/// A pod the API knows, as the binder and status writer address it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodTarget {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// UID (bindings are preconditioned on it).
+    pub uid: String,
+}
+
+/// One pod of a gang to bind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BindItem {
+    /// Its place in the gang.
+    pub pod: PodRef,
+    /// The pod object; `None` when the place has no pod any more (the bind fails at once).
+    pub target: Option<PodTarget>,
+    /// The node.
+    pub node: String,
+    /// The pod's creation time, seconds since the epoch (for the end-to-end latency metric).
+    pub created: Option<f64>,
+}
+
+/// A gang to bind: every pod or, on failure, none stays.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BindOrder {
+    /// Job name.
+    pub job: String,
+    /// Its queue (for metrics).
+    pub queue: String,
+    /// The pods.
+    pub items: Vec<BindItem>,
+}
+
+/// An object an event or condition is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ObjectRef {
+    /// A PodGroup.
+    Group {
+        /// Its flavour.
+        flavor: Flavor,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// A Pod.
+    Pod {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// A Volcano Queue.
+    Queue {
+        /// Name.
+        name: String,
+    },
+}
+
+/// A Kubernetes Event to post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// About what.
+    pub object: ObjectRef,
+    /// `Normal` or `Warning`.
+    pub warning: bool,
+    /// CamelCase reason (`Scheduled`, `FailedScheduling`, `InvalidPodGroup`, ...).
+    pub reason: &'static str,
+    /// Message.
+    pub message: String,
+}
+
+/// What a cycle asks the outside world to do.
+#[derive(Debug, Clone, Default)]
+pub struct Actions {
+    /// Gangs to bind.
+    pub binds: Vec<BindOrder>,
+    /// Pods to delete (owned pods of an undone gang: their controller recreates them).
+    pub deletes: Vec<PodTarget>,
+    /// Pods to evict through the Eviction API (reclaim, preemption, failed job).
+    pub evictions: Vec<PodTarget>,
+    /// Events to post.
+    pub notices: Vec<Notice>,
+    /// The cycle's counters.
+    pub report: CycleReport,
+}
+
+/// A job's state for the status writer, the admin API and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobStatus {
+    /// Its PodGroup, if it has one.
+    pub group: Option<ObjectRef>,
+    /// Queue path.
+    pub queue: String,
+    /// `Pending`, `Inqueue`, `Running`, `Completed`, `Failed` (PodGroup phases).
+    pub phase: &'static str,
+    /// Pods by phase, as the engine counts them.
+    pub pods: PodCounts,
+    /// Pods Kubernetes reports running, succeeded, failed.
+    pub running: u32,
+    /// Succeeded pods.
+    pub succeeded: u32,
+    /// Failed pods.
+    pub failed: u32,
+    /// Why it is pending (`label`, `message`), if it is.
+    pub reason: Option<(String, String)>,
+}
+
+/// A queue's state for the admin API and metrics.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct QueueStatus {
+    /// Dotted path.
+    pub name: String,
+    /// Weight.
+    pub weight: u32,
+    /// Allocated, by resource name (cpu in millicores, others in units).
+    pub allocated: BTreeMap<String, i64>,
+    /// Deserved share.
+    pub deserved: BTreeMap<String, i64>,
+    /// Capability (absent: unlimited).
+    pub capability: Option<BTreeMap<String, i64>>,
+    /// Guarantee.
+    pub guarantee: BTreeMap<String, i64>,
+    /// Jobs pending.
+    pub pending_jobs: u32,
+    /// Jobs running.
+    pub running_jobs: u32,
+    /// Most common reasons its jobs wait.
+    pub top_reasons: Vec<(String, u32)>,
+}
+
+/// Everything the API, metrics and status writer read, published after each cycle.
+#[derive(Debug, Clone, Default)]
+pub struct Published {
+    /// Jobs by name.
+    pub jobs: BTreeMap<String, JobStatus>,
+    /// Queues in name order.
+    pub queues: Vec<QueueStatus>,
+    /// The last queue configuration error, if the one in force is an older one.
+    pub queue_error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct NodeEntry {
+    node: phalanx_model::Node,
+    /// What the engine was last told (allocatable minus foreign).
+    sent: Option<Resources>,
+}
+
+#[derive(Debug, Clone)]
+struct PodEntry {
+    info: PodInfo,
+    /// Its job and place, when it is one of ours in a job.
+    place: Option<PodRef>,
+    /// Counted on this node as foreign usage.
+    foreign: Option<(String, Resources)>,
+}
+
+#[derive(Debug, Clone)]
+struct TaskSlots {
+    name: String,
+    spec: PodSpec,
+    slots: Vec<Option<String>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct JobEntry {
+    tasks: Vec<TaskSlots>,
+    in_engine: bool,
+    /// Why the adapter holds it back (or the engine refused it).
+    problem: Option<(&'static str, String)>,
+    /// The job as last submitted.
+    submitted: Option<Job>,
+    group: Option<(Flavor, String, String)>,
+}
+
+#[derive(Debug, Clone)]
+struct GroupEntry {
+    flavor: Flavor,
+    uid: String,
+    spec: Result<GroupSpec, TranslateError>,
+}
+
+/// The adapter's state and the engine. See the module docs.
+pub struct Core {
+    engine: Engine,
+    table: ResourceTable,
+    scheduler: String,
+    nodes: BTreeMap<String, NodeEntry>,
+    /// Requests of bound pods the engine does not track, by node (also for nodes not seen yet).
+    foreign: HashMap<String, Resources>,
+    pods: HashMap<String, PodEntry>,
+    groups: BTreeMap<String, GroupEntry>,
+    jobs: BTreeMap<String, JobEntry>,
+    queue_objects: BTreeMap<String, Result<Vec<QueueRecord>, TranslateError>>,
+    static_queues: Option<Vec<QueueRecord>>,
+    volcano_paths: BTreeMap<String, String>,
+    queue_error: Option<String>,
+    queues_dirty: bool,
+    dirty: BTreeSet<String>,
+    nodes_dirty: BTreeSet<String>,
+    notices: Vec<Notice>,
+}
+
+fn group_ref(flavor: Flavor, job: &str) -> ObjectRef {
+    let (namespace, name) = job.split_once('/').unwrap_or(("default", job));
+    ObjectRef::Group {
+        flavor,
+        namespace: namespace.into(),
+        name: name.into(),
+    }
+}
+
+impl Core {
+    /// A core for pods with `spec.schedulerName: scheduler`. With `static_queues`, the queue
+    /// tree comes from them and Volcano Queue objects are ignored.
+    pub fn new(
+        config: EngineConfig,
+        scheduler: impl Into<String>,
+        static_queues: Option<Vec<QueueRecord>>,
+    ) -> Self {
+        let mut core = Core {
+            engine: Engine::new(config),
+            table: ResourceTable::new(),
+            scheduler: scheduler.into(),
+            nodes: BTreeMap::new(),
+            foreign: HashMap::new(),
+            pods: HashMap::new(),
+            groups: BTreeMap::new(),
+            jobs: BTreeMap::new(),
+            queue_objects: BTreeMap::new(),
+            static_queues,
+            volcano_paths: BTreeMap::new(),
+            queue_error: None,
+            queues_dirty: true,
+            dirty: BTreeSet::new(),
+            nodes_dirty: BTreeSet::new(),
+            notices: Vec::new(),
+        };
+        core.configure_queues();
+        core
+    }
+
+    /// The engine, read-only.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The resource names in use.
+    pub fn table(&self) -> &ResourceTable {
+        &self.table
+    }
+
+    /// Takes in one change. Events reach the engine at once for pods and nodes; jobs and queues
+    /// are brought up to date once per batch, in [`Core::cycle`] (or [`Core::flush`]).
+    pub fn ingest(&mut self, input: Input) {
+        match input {
+            Input::Node(c) => self.node_change(c),
+            Input::Pod(c) => self.pod_change(c),
+            Input::Group(flavor, c) => self.group_change(flavor, c),
+            Input::Queue(c) => self.queue_change(c),
+            Input::BindFailed { pod, uid, message } => {
+                // Whatever pod holds the place now, the assumption the bind was for is void.
+                if let Some((PodPhase::Assumed, _)) = self.engine.view().pod(&pod) {
+                    let job = pod.job.clone();
+                    self.apply(ClusterEvent::BindFailed { pod, message });
+                    tracing::warn!(job = %job, pod_uid = %uid, "bind failed; gang forgotten");
+                }
+            }
+            Input::Bound { pod, uid, node } => {
+                if self.pod_at(&pod).is_some_and(|e| e.info.uid == uid)
+                    && let Some((PodPhase::Assumed | PodPhase::Pending, _)) =
+                        self.engine.view().pod(&pod)
+                {
+                    self.apply(ClusterEvent::PodBound { pod, node });
+                }
+            }
+        }
+    }
+
+    fn pod_at(&self, pod: &PodRef) -> Option<&PodEntry> {
+        let uid = self
+            .jobs
+            .get(&pod.job)?
+            .tasks
+            .get(pod.task as usize)?
+            .slots
+            .get(pod.index as usize)?
+            .as_ref()?;
+        self.pods.get(uid)
+    }
+
+    fn apply(&mut self, event: ClusterEvent) -> bool {
+        match self.engine.apply(event.clone()) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(error = %e, ?event, "engine refused an event");
+                false
+            }
+        }
+    }
+
+    fn node_change(&mut self, change: Change<K8sNode>) {
+        match change {
+            Change::Apply(n) => self.node_upsert(&n),
+            Change::Delete(n) => {
+                let name = n.metadata.name.unwrap_or_default();
+                if self.nodes.remove(&name).is_some() {
+                    self.apply(ClusterEvent::NodeRemoved { node: name });
+                }
+            }
+            Change::Relisted(list) => {
+                let names: BTreeSet<String> = list
+                    .iter()
+                    .filter_map(|n| n.metadata.name.clone())
+                    .collect();
+                let gone: Vec<String> = self
+                    .nodes
+                    .keys()
+                    .filter(|n| !names.contains(*n))
+                    .cloned()
+                    .collect();
+                for name in gone {
+                    self.nodes.remove(&name);
+                    self.apply(ClusterEvent::NodeRemoved { node: name });
+                }
+                for n in &list {
+                    self.node_upsert(n);
+                }
+            }
+        }
+    }
+
+    fn node_upsert(&mut self, n: &K8sNode) {
+        match translate::node(n, &mut self.table) {
+            Ok(node) => {
+                let name = node.name.clone();
+                let entry = self.nodes.entry(name.clone()).or_insert(NodeEntry {
+                    node: node.clone(),
+                    sent: None,
+                });
+                if entry.node != node || entry.sent.is_none() {
+                    entry.node = node;
+                    entry.sent = None;
+                    self.nodes_dirty.insert(name);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "node ignored"),
+        }
+    }
+
+    fn send_node(&mut self, name: &str) {
+        let Some(entry) = self.nodes.get_mut(name) else {
+            return;
+        };
+        let mut allocatable = entry.node.allocatable;
+        if let Some(f) = self.foreign.get(name) {
+            allocatable -= *f;
+        }
+        if entry.sent == Some(allocatable) {
+            return;
+        }
+        entry.sent = Some(allocatable);
+        let mut node = entry.node.clone();
+        node.allocatable = allocatable;
+        self.apply(ClusterEvent::NodeUpserted(node));
+    }
+
+    fn set_foreign(&mut self, uid: &str, holds: Option<(String, Resources)>) {
+        let Some(entry) = self.pods.get_mut(uid) else {
+            return;
+        };
+        if entry.foreign == holds {
+            return;
+        }
+        if let Some((node, r)) = entry.foreign.take() {
+            if let Some(f) = self.foreign.get_mut(&node) {
+                *f -= r;
+                if f.is_zero() {
+                    self.foreign.remove(&node);
+                }
+            }
+            self.nodes_dirty.insert(node);
+        }
+        if let Some((node, r)) = &holds {
+            *self.foreign.entry(node.clone()).or_insert(Resources::ZERO) += *r;
+            self.nodes_dirty.insert(node.clone());
+        }
+        self.pods.get_mut(uid).expect("checked above").foreign = holds;
+    }
+
+    fn pod_change(&mut self, change: Change<Pod>) {
+        match change {
+            Change::Apply(p) => self.pod_upsert(&p),
+            Change::Delete(p) => {
+                if let Some(uid) = p.metadata.uid.as_deref() {
+                    self.pod_remove(uid);
+                }
+            }
+            Change::Relisted(list) => {
+                let uids: BTreeSet<&str> = list
+                    .iter()
+                    .filter_map(|p| p.metadata.uid.as_deref())
+                    .collect();
+                let gone: Vec<String> = self
+                    .pods
+                    .keys()
+                    .filter(|u| !uids.contains(u.as_str()))
+                    .cloned()
+                    .collect();
+                for uid in gone {
+                    self.pod_remove(&uid);
+                }
+                for p in &list {
+                    self.pod_upsert(p);
+                }
+            }
+        }
+    }
+
+    fn job_of(&self, info: &PodInfo) -> String {
+        match &info.group {
+            GroupRef::Group(_, g) => translate::job_name(&info.namespace, g),
+            GroupRef::Alone => translate::job_name(&info.namespace, &format!("pod-{}", info.name)),
+        }
+    }
+
+    fn pod_upsert(&mut self, p: &Pod) {
+        let info = match translate::pod(p, &mut self.table) {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!(error = %e, "pod ignored");
+                if let (Some(ns), Some(name)) = (&p.metadata.namespace, &p.metadata.name) {
+                    self.notices.push(Notice {
+                        object: ObjectRef::Pod {
+                            namespace: ns.clone(),
+                            name: name.clone(),
+                        },
+                        warning: true,
+                        reason: "InvalidPod",
+                        message: e.to_string(),
+                    });
+                }
+                return;
+            }
+        };
+        let uid = info.uid.clone();
+        let ours = info.scheduler == self.scheduler && !info.terminating;
+        let prev_place = self.pods.get(&uid).and_then(|e| e.place.clone());
+        let entry = self.pods.entry(uid.clone()).or_insert(PodEntry {
+            info: info.clone(),
+            place: None,
+            foreign: None,
+        });
+        entry.info = info.clone();
+        // A pod joins its job once it is ours and ungated; it never changes job.
+        let place = match prev_place {
+            Some(place) => Some(place),
+            None if ours && !info.gated && !info.finished() => {
+                let job = self.job_of(&info);
+                let place = self.take_slot(&job, &info);
+                self.dirty.insert(job);
+                self.pods.get_mut(&uid).expect("inserted").place = Some(place.clone());
+                Some(place)
+            }
+            None => None,
+        };
+        self.sync_pod(&uid, place);
+    }
+
+    /// Tells the engine what Kubernetes says about a pod with a place, and counts pods the
+    /// engine does not track against their node.
+    fn sync_pod(&mut self, uid: &str, place: Option<PodRef>) {
+        let Some(entry) = self.pods.get(uid) else {
+            return;
+        };
+        let info = entry.info.clone();
+        let tracked = place.as_ref().and_then(|p| {
+            self.engine
+                .view()
+                .pod(p)
+                .map(|(phase, _)| (p.clone(), phase))
+        });
+        let Some((pod, phase)) = tracked else {
+            let holds = info
+                .holds_node()
+                .then(|| (info.node.clone().unwrap_or_default(), info.spec.requests));
+            self.set_foreign(
+                uid,
+                holds.map(|(n, mut r)| {
+                    r.set(phalanx_model::ResourceId::PODS, 1);
+                    (n, r)
+                }),
+            );
+            return;
+        };
+        self.set_foreign(uid, None);
+        let finished = info.finished();
+        let succeeded = info.state == PodState::Succeeded;
+        match (&info.node, phase) {
+            (Some(node), PodPhase::Pending | PodPhase::Assumed) => {
+                let bound = self.apply(ClusterEvent::PodBound {
+                    pod: pod.clone(),
+                    node: node.clone(),
+                });
+                if bound && finished {
+                    // Ended before we saw it bound (a restart): adopted, then finished.
+                    self.apply(ClusterEvent::PodFinished { pod, succeeded });
+                } else if !bound && !finished {
+                    // The engine cannot take it (its node is unknown): count it as foreign.
+                    let mut r = info.spec.requests;
+                    r.set(phalanx_model::ResourceId::PODS, 1);
+                    self.set_foreign(uid, Some((node.clone(), r)));
+                }
+            }
+            (_, PodPhase::Bound | PodPhase::Releasing) if finished => {
+                self.apply(ClusterEvent::PodFinished { pod, succeeded });
+            }
+            _ => {}
+        }
+    }
+
+    fn take_slot(&mut self, job: &str, info: &PodInfo) -> PodRef {
+        let entry = self.jobs.entry(job.to_string()).or_default();
+        let (task, index) = place_in(&mut entry.tasks, &info.task, &info.spec, &info.uid);
+        PodRef {
+            job: job.to_string(),
+            task,
+            index,
+        }
+    }
+
+    fn pod_remove(&mut self, uid: &str) {
+        self.set_foreign(uid, None);
+        let Some(entry) = self.pods.remove(uid) else {
+            return;
+        };
+        let Some(place) = entry.place else { return };
+        if let Some((phase @ (PodPhase::Assumed | PodPhase::Bound | PodPhase::Releasing), _)) =
+            self.engine.view().pod(&place)
+        {
+            let finishing = self
+                .engine
+                .view()
+                .job(&place.job)
+                .is_some_and(|j| j.pods.succeeded > 0);
+            if finishing && phase == PodPhase::Bound && !entry.info.finished() {
+                // Another pod of the job succeeded: the job is finishing (a Spark driver ends
+                // and deletes its executors), so a pod deleted now has done its part.
+                self.apply(ClusterEvent::PodFinished {
+                    pod: place.clone(),
+                    succeeded: true,
+                });
+            } else {
+                self.apply(ClusterEvent::PodEvicted { pod: place.clone() });
+            }
+        }
+        if let Some(j) = self.jobs.get_mut(&place.job)
+            && let Some(slot) = j
+                .tasks
+                .get_mut(place.task as usize)
+                .and_then(|t| t.slots.get_mut(place.index as usize))
+        {
+            *slot = None;
+        }
+        self.dirty.insert(place.job);
+    }
+
+    fn group_change(&mut self, flavor: Flavor, change: Change<DynamicObject>) {
+        match change {
+            Change::Apply(o) => self.group_upsert(flavor, &o),
+            Change::Delete(o) => {
+                let ns = o.metadata.namespace.clone().unwrap_or_default();
+                let job = translate::job_name(&ns, &o.metadata.name.clone().unwrap_or_default());
+                if self.groups.get(&job).is_some_and(|g| g.flavor == flavor) {
+                    self.groups.remove(&job);
+                    self.dirty.insert(job);
+                }
+            }
+            Change::Relisted(list) => {
+                let names: BTreeSet<String> = list
+                    .iter()
+                    .map(|o| {
+                        translate::job_name(
+                            o.metadata.namespace.as_deref().unwrap_or_default(),
+                            o.metadata.name.as_deref().unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+                let gone: Vec<String> = self
+                    .groups
+                    .iter()
+                    .filter(|(j, g)| g.flavor == flavor && !names.contains(*j))
+                    .map(|(j, _)| j.clone())
+                    .collect();
+                for job in gone {
+                    self.groups.remove(&job);
+                    self.dirty.insert(job);
+                }
+                for o in &list {
+                    self.group_upsert(flavor, o);
+                }
+            }
+        }
+    }
+
+    fn group_upsert(&mut self, flavor: Flavor, o: &DynamicObject) {
+        let spec = translate::pod_group(o, flavor, &mut self.table, &self.volcano_paths);
+        let job = match &spec {
+            Ok(s) => s.job.clone(),
+            Err(e) => e.object.clone(),
+        };
+        let uid = o.metadata.uid.clone().unwrap_or_default();
+        let entry = GroupEntry { flavor, uid, spec };
+        let changed = self
+            .groups
+            .get(&job)
+            .is_none_or(|g| g.spec != entry.spec || g.uid != entry.uid);
+        if changed {
+            if let Err(e) = &entry.spec {
+                tracing::warn!(job = %job, error = %e, "invalid PodGroup");
+                self.notices.push(Notice {
+                    object: group_ref(flavor, &job),
+                    warning: true,
+                    reason: "InvalidPodGroup",
+                    message: e.to_string(),
+                });
+            }
+            self.groups.insert(job.clone(), entry);
+            self.dirty.insert(job);
+        }
+    }
+
+    fn queue_change(&mut self, change: Change<DynamicObject>) {
+        match change {
+            Change::Apply(o) => {
+                let name = o.metadata.name.clone().unwrap_or_default();
+                let parsed = translate::volcano_queue(&o);
+                if self.queue_objects.get(&name) != Some(&parsed) {
+                    self.queue_objects.insert(name, parsed);
+                    self.queues_dirty = true;
+                }
+            }
+            Change::Delete(o) => {
+                let name = o.metadata.name.clone().unwrap_or_default();
+                if self.queue_objects.remove(&name).is_some() {
+                    self.queues_dirty = true;
+                }
+            }
+            Change::Relisted(list) => {
+                let fresh: BTreeMap<String, _> = list
+                    .iter()
+                    .map(|o| {
+                        (
+                            o.metadata.name.clone().unwrap_or_default(),
+                            translate::volcano_queue(o),
+                        )
+                    })
+                    .collect();
+                if fresh != self.queue_objects {
+                    self.queue_objects = fresh;
+                    self.queues_dirty = true;
+                }
+            }
+        }
+    }
+
+    /// Rebuilds the queue tree from the Queue objects (or the static configuration). An invalid
+    /// configuration is refused whole, with an event on the Queue it names; the previous one
+    /// stays in force.
+    fn configure_queues(&mut self) {
+        if !std::mem::take(&mut self.queues_dirty) {
+            return;
+        }
+        let mut records: BTreeMap<String, QueueRecord> = BTreeMap::new();
+        let mut paths = BTreeMap::new();
+        let mut problems = Vec::new();
+        match &self.static_queues {
+            Some(list) => {
+                for r in list {
+                    records.insert(r.name.clone(), r.clone());
+                }
+            }
+            None => {
+                for (name, parsed) in &self.queue_objects {
+                    match parsed {
+                        Ok(list) => {
+                            for r in list {
+                                records.entry(r.name.clone()).or_insert_with(|| r.clone());
+                            }
+                            if let Some(last) = list.last() {
+                                records.insert(last.name.clone(), last.clone());
+                                paths.insert(name.clone(), last.name.clone());
+                            }
+                        }
+                        Err(e) => problems.push((name.clone(), e.to_string())),
+                    }
+                }
+            }
+        }
+        let paths_changed = paths != self.volcano_paths;
+        self.volcano_paths = paths;
+        records
+            .entry(phalanx_model::DEFAULT_QUEUE.to_string())
+            .or_insert_with(|| QueueRecord {
+                name: phalanx_model::DEFAULT_QUEUE.into(),
+                weight: None,
+                guarantee: BTreeMap::new(),
+                deserved: None,
+                capability: None,
+                reclaimable: None,
+                ordering: Default::default(),
+            });
+        let mut specs: Vec<QueueSpec> = Vec::new();
+        for r in records.values() {
+            match r.to_spec(&mut self.table) {
+                Ok(s) => specs.push(s),
+                Err(e) => {
+                    let obj = self
+                        .volcano_paths
+                        .iter()
+                        .find(|(_, p)| **p == r.name)
+                        .map(|(o, _)| o.clone())
+                        .unwrap_or_else(|| queue_object(&r.name));
+                    problems.push((obj, e.to_string()))
+                }
+            }
+        }
+        let error = match problems.first() {
+            Some((obj, msg)) => Some((obj.clone(), msg.clone())),
+            None => match self.engine.apply(ClusterEvent::QueuesConfigured(specs)) {
+                Ok(()) => None,
+                Err(e) => {
+                    let msg = e.to_string();
+                    // The error names the queue by path; events go to the object it came from.
+                    let path = records
+                        .keys()
+                        .filter(|p| msg.contains(p.as_str()))
+                        .max_by_key(|p| p.len())
+                        .cloned()
+                        .unwrap_or_default();
+                    let obj = self
+                        .volcano_paths
+                        .iter()
+                        .find(|(_, p)| **p == path)
+                        .map(|(o, _)| o.clone())
+                        .unwrap_or_else(|| queue_object(&path));
+                    Some((obj, msg))
+                }
+            },
+        };
+        if let Some((obj, msg)) = &error {
+            tracing::warn!(queue = %obj, error = %msg, "queue configuration refused; the previous one stays in force");
+            self.notices.push(Notice {
+                object: ObjectRef::Queue { name: obj.clone() },
+                warning: true,
+                reason: "InvalidQueue",
+                message: format!("{msg}; the previous queue configuration stays in force"),
+            });
+        }
+        self.queue_error = error.map(|(_, m)| m);
+        if paths_changed {
+            // Groups name queues by object name; a hierarchy change moves their path.
+            let groups: Vec<(String, Flavor)> = self
+                .groups
+                .iter()
+                .map(|(j, g)| (j.clone(), g.flavor))
+                .collect();
+            for (job, _) in groups {
+                self.dirty.insert(job);
+            }
+        }
+    }
+
+    /// Brings queues, nodes and jobs up to date with the changes ingested so far.
+    pub fn flush(&mut self) {
+        self.configure_queues();
+        if self.queues_dirty {
+            self.configure_queues();
+        }
+        // Group specs read queue paths; re-read those whose queue moved.
+        for node in std::mem::take(&mut self.nodes_dirty) {
+            self.send_node(&node);
+        }
+        for job in std::mem::take(&mut self.dirty) {
+            self.sync_job(&job);
+        }
+        // Pods bound or finished before their job was submitted are told now.
+        for node in std::mem::take(&mut self.nodes_dirty) {
+            self.send_node(&node);
+        }
+    }
+
+    fn sync_job(&mut self, name: &str) {
+        let group_name = name.split_once('/').map(|(_, n)| n).unwrap_or(name);
+        let group = self.groups.get(name).cloned();
+        let Some(entry) = self.jobs.get(name) else {
+            return;
+        };
+        let has_pods = entry
+            .tasks
+            .iter()
+            .any(|t| t.slots.iter().any(Option::is_some));
+        let pod_names_group = self.any_pod(name, |i| matches!(i.group, GroupRef::Group(..)));
+        let flavor_of_pods = self.first_pod(name).and_then(|i| match &i.group {
+            GroupRef::Group(f, _) => Some(*f),
+            GroupRef::Alone => None,
+        });
+        let gref = group
+            .as_ref()
+            .map(|g| group_ref(g.flavor, name))
+            .or_else(|| flavor_of_pods.map(|f| group_ref(f, name)));
+        if !has_pods {
+            // No pods of it are left (or there never were): the engine forgets it.
+            if entry.in_engine {
+                self.apply(ClusterEvent::JobDeleted {
+                    job: name.to_string(),
+                });
+            }
+            if group.is_none() {
+                self.jobs.remove(name);
+            } else if let Some(e) = self.jobs.get_mut(name) {
+                e.in_engine = false;
+                e.submitted = None;
+                e.problem = Some(("WaitingForPods", "no pods of ours yet".into()));
+            }
+            return;
+        }
+        let spec: Result<GroupSpec, (&'static str, String)> = match (&group, pod_names_group) {
+            (Some(g), _) => g
+                .spec
+                .clone()
+                .map_err(|e| ("InvalidPodGroup", e.to_string())),
+            (None, true) => Err((
+                "PodGroupNotFound",
+                format!(
+                    "pods name PodGroup {name} ({}), which does not exist",
+                    group_name
+                ),
+            )),
+            (None, false) => {
+                let first = self.first_pod(name).cloned();
+                Ok(GroupSpec {
+                    flavor: Flavor::Volcano,
+                    job: name.to_string(),
+                    min_member: 1,
+                    min_task_member: BTreeMap::new(),
+                    min_resources: None,
+                    queue: first
+                        .as_ref()
+                        .and_then(|i| i.queue.as_deref())
+                        .map(|q| {
+                            self.volcano_paths
+                                .get(q)
+                                .cloned()
+                                .unwrap_or_else(|| translate::queue_path(q))
+                        })
+                        .unwrap_or_else(|| phalanx_model::DEFAULT_QUEUE.into()),
+                    depends_on: Vec::new(),
+                    priority_class: None,
+                })
+            }
+        };
+        let engine_view = self.engine.view();
+        let placed = engine_view.job(name).is_some_and(|j| {
+            j.pods.unfinished() != j.pods.pending || j.pods.succeeded + j.pods.failed > 0
+        });
+        let entry = self.jobs.get_mut(name).expect("checked above");
+        entry.group = gref.as_ref().map(|g| match g {
+            ObjectRef::Group {
+                flavor,
+                namespace,
+                name,
+            } => (*flavor, namespace.clone(), name.clone()),
+            _ => unreachable!("group refs are groups"),
+        });
+        if !placed {
+            compact(&mut entry.tasks, &self.pods);
+        }
+        let pods: u32 = entry
+            .tasks
+            .iter()
+            .map(|t| t.slots.iter().filter(|s| s.is_some()).count() as u32)
+            .sum();
+        let spec = match spec {
+            Ok(s) if pods < s.min_member && !placed => Err((
+                "WaitingForPods",
+                format!(
+                    "{pods} of minMember {} pods exist; the gang waits for the rest",
+                    s.min_member
+                ),
+            )),
+            other => other,
+        };
+        let spec = match spec {
+            Ok(s) => s,
+            Err((reason, message)) => {
+                let newly = entry.problem.as_ref().map(|p| &p.1) != Some(&message);
+                entry.problem = Some((reason, message.clone()));
+                let was_in = std::mem::replace(&mut entry.in_engine, false);
+                entry.submitted = None;
+                if was_in && !placed {
+                    self.apply(ClusterEvent::JobDeleted {
+                        job: name.to_string(),
+                    });
+                } else if was_in {
+                    // Its pods are placed: keep it in the engine as it is.
+                    self.jobs.get_mut(name).expect("exists").in_engine = true;
+                }
+                if newly && reason != "WaitingForPods" {
+                    tracing::warn!(job = %name, reason, %message, "job held back");
+                    if let Some(obj) = gref.clone().or_else(|| {
+                        self.first_pod(name).map(|i| ObjectRef::Pod {
+                            namespace: i.namespace.clone(),
+                            name: i.name.clone(),
+                        })
+                    }) {
+                        self.notices.push(Notice {
+                            object: obj,
+                            warning: true,
+                            reason,
+                            message,
+                        });
+                    }
+                }
+                self.resync_pods(name);
+                return;
+            }
+        };
+        let created = self
+            .jobs
+            .get(name)
+            .into_iter()
+            .flat_map(|e| e.tasks.iter().flat_map(|t| t.slots.iter().flatten()))
+            .filter_map(|u| self.pods.get(u).and_then(|p| p.info.created))
+            .fold(f64::INFINITY, f64::min);
+        let priority = self.first_pod(name).map(|i| i.priority).unwrap_or_default();
+        let entry = self.jobs.get_mut(name).expect("exists");
+        let job = Job {
+            name: name.to_string(),
+            queue: spec.queue.clone(),
+            priority,
+            min_member: spec.min_member,
+            min_resources: spec.min_resources,
+            tasks: entry
+                .tasks
+                .iter()
+                .map(|t| Task {
+                    name: t.name.clone(),
+                    replicas: t.slots.len() as u32,
+                    min_member: spec.min_task_member.get(&t.name).copied().unwrap_or(0),
+                    pod: t.spec.clone(),
+                })
+                .collect(),
+            depends_on: spec.depends_on.clone(),
+            submit_time: if created.is_finite() {
+                Time::from_secs_f64(created.max(0.0))
+            } else {
+                Time::ZERO
+            },
+        };
+        if entry.in_engine && entry.submitted.as_ref() == Some(&job) {
+            self.resync_pods(name);
+            return;
+        }
+        match self.engine.apply(ClusterEvent::JobSubmitted(job.clone())) {
+            Ok(()) => {
+                let entry = self.jobs.get_mut(name).expect("exists");
+                entry.in_engine = true;
+                entry.submitted = Some(job);
+                entry.problem = None;
+                tracing::debug!(job = %name, queue = %spec.queue, "job submitted");
+            }
+            Err(e) => {
+                let reason = match &e {
+                    phalanx_scheduler::EventError::DependencyCycle(_) => "DependencyCycle",
+                    _ => "JobRejected",
+                };
+                let message = e.to_string();
+                let entry = self.jobs.get_mut(name).expect("exists");
+                let newly = entry.problem.as_ref().map(|p| &p.1) != Some(&message);
+                entry.problem = Some((reason, message.clone()));
+                if newly {
+                    tracing::warn!(job = %name, queue = %spec.queue, error = %message, "job refused");
+                    if let Some(obj) = gref {
+                        self.notices.push(Notice {
+                            object: obj,
+                            warning: true,
+                            reason,
+                            message,
+                        });
+                    }
+                }
+            }
+        }
+        self.resync_pods(name);
+    }
+
+    fn resync_pods(&mut self, job: &str) {
+        let places: Vec<(String, PodRef)> = self
+            .jobs
+            .get(job)
+            .into_iter()
+            .flat_map(|e| {
+                e.tasks.iter().enumerate().flat_map(move |(t, ts)| {
+                    ts.slots.iter().enumerate().filter_map(move |(i, u)| {
+                        u.clone().map(|u| {
+                            (
+                                u,
+                                PodRef {
+                                    job: job.to_string(),
+                                    task: t as u32,
+                                    index: i as u32,
+                                },
+                            )
+                        })
+                    })
+                })
+            })
+            .collect();
+        for (uid, place) in places {
+            if let Some(p) = self.pods.get_mut(&uid) {
+                p.place = Some(place.clone());
+            }
+            self.sync_pod(&uid, Some(place));
+        }
+    }
+
+    fn pods_of<'a>(&'a self, job: &str) -> impl Iterator<Item = &'a PodInfo> + 'a {
+        self.jobs
+            .get(job)
+            .into_iter()
+            .flat_map(|e| e.tasks.iter().flat_map(|t| t.slots.iter().flatten()))
+            .filter_map(|u| self.pods.get(u).map(|p| &p.info))
+    }
+
+    fn first_pod(&self, job: &str) -> Option<&PodInfo> {
+        self.pods_of(job).next()
+    }
+
+    fn any_pod(&self, job: &str, f: impl Fn(&PodInfo) -> bool) -> bool {
+        self.pods_of(job).any(f)
+    }
+
+    /// Runs one cycle at `now` after bringing everything up to date, and says what to do.
+    pub fn cycle(&mut self, now: Time) -> Actions {
+        self.flush();
+        let outcome = self.engine.cycle(now);
+        let mut actions = Actions {
+            notices: std::mem::take(&mut self.notices),
+            report: outcome.report,
+            ..Actions::default()
+        };
+        for d in outcome.decisions {
+            match d {
+                Decision::BindGang { job, bindings } => {
+                    let queue = self
+                        .engine
+                        .view()
+                        .job(&job)
+                        .map(|j| j.job.queue.clone())
+                        .unwrap_or_default();
+                    let items = bindings
+                        .into_iter()
+                        .map(|b| {
+                            let pod = PodRef {
+                                job: job.clone(),
+                                task: b.task,
+                                index: b.index,
+                            };
+                            let found = self.pod_at(&pod);
+                            let created = found.and_then(|e| e.info.created);
+                            let target = found.map(|e| PodTarget {
+                                namespace: e.info.namespace.clone(),
+                                name: e.info.name.clone(),
+                                uid: e.info.uid.clone(),
+                            });
+                            BindItem {
+                                pod,
+                                target,
+                                node: b.node,
+                                created,
+                            }
+                        })
+                        .collect();
+                    tracing::debug!(job = %job, queue = %queue, "gang placed");
+                    actions.binds.push(BindOrder { job, queue, items });
+                }
+                Decision::Evict { pods, reason } => {
+                    for pod in pods {
+                        let Some(e) = self.pod_at(&pod) else {
+                            // Its pod is gone already.
+                            self.apply(ClusterEvent::PodEvicted { pod });
+                            continue;
+                        };
+                        let target = PodTarget {
+                            namespace: e.info.namespace.clone(),
+                            name: e.info.name.clone(),
+                            uid: e.info.uid.clone(),
+                        };
+                        let undo = matches!(
+                            reason,
+                            EvictReason::GangBindFailed | EvictReason::GangBroken
+                        );
+                        match (undo, e.info.controlled) {
+                            (true, true) => actions.deletes.push(target),
+                            (true, false) => {
+                                // Never delete a pod nobody would recreate: it stays bound and
+                                // the gang retries the binds it misses.
+                                let node = self
+                                    .engine
+                                    .view()
+                                    .pod(&pod)
+                                    .and_then(|(_, n)| n.map(str::to_string))
+                                    .or_else(|| e.info.node.clone());
+                                self.apply(ClusterEvent::PodEvicted { pod: pod.clone() });
+                                if let Some(node) = node {
+                                    self.apply(ClusterEvent::PodBound { pod, node });
+                                }
+                            }
+                            (false, _) => actions.evictions.push(target),
+                        }
+                    }
+                }
+                Decision::Reserve { .. } => {}
+                Decision::MarkUnschedulable { job, reason }
+                | Decision::FailJob { job, cause: reason } => {
+                    let message = reason.describe(Some(&self.table));
+                    if let Some(obj) = self.object_of(&job) {
+                        actions.notices.push(Notice {
+                            object: obj,
+                            warning: true,
+                            reason: "FailedScheduling",
+                            message,
+                        });
+                    }
+                }
+            }
+        }
+        for order in &actions.binds {
+            if let Some(obj) = self.object_of(&order.job) {
+                let nodes: BTreeSet<&str> = order.items.iter().map(|i| i.node.as_str()).collect();
+                actions.notices.push(Notice {
+                    object: obj,
+                    warning: false,
+                    reason: "Scheduled",
+                    message: format!(
+                        "gang of {} pods placed on {} nodes",
+                        order.items.len(),
+                        nodes.len()
+                    ),
+                });
+            }
+        }
+        actions
+    }
+
+    /// The object events about a job go to: its PodGroup, else its single pod.
+    fn object_of(&self, job: &str) -> Option<ObjectRef> {
+        if let Some((flavor, ns, name)) = self.jobs.get(job).and_then(|e| e.group.clone()) {
+            return Some(ObjectRef::Group {
+                flavor,
+                namespace: ns,
+                name,
+            });
+        }
+        self.first_pod(job).map(|i| ObjectRef::Pod {
+            namespace: i.namespace.clone(),
+            name: i.name.clone(),
+        })
+    }
+
+    /// What the API, metrics and status writer show.
+    pub fn publish(&self) -> Published {
+        let view = self.engine.view();
+        let mut jobs = BTreeMap::new();
+        for (name, entry) in &self.jobs {
+            let (mut running, mut succeeded, mut failed) = (0, 0, 0);
+            for p in self.pods_of(name) {
+                match p.state {
+                    PodState::Running => running += 1,
+                    PodState::Succeeded => succeeded += 1,
+                    PodState::Failed => failed += 1,
+                    PodState::Pending => {}
+                }
+            }
+            let group = entry
+                .group
+                .clone()
+                .map(|(flavor, namespace, name)| ObjectRef::Group {
+                    flavor,
+                    namespace,
+                    name,
+                });
+            let info = view.job(name).filter(|_| entry.in_engine);
+            let (phase, pods, reason, queue) = match (&entry.problem, info) {
+                (Some((label, msg)), None) => (
+                    "Pending",
+                    PodCounts::default(),
+                    Some((label.to_string(), msg.clone())),
+                    String::new(),
+                ),
+                (_, Some(j)) => {
+                    let phase = match j.phase {
+                        JobPhase::Pending if j.pods.live() > 0 => "Inqueue",
+                        JobPhase::Pending => "Pending",
+                        JobPhase::Running => "Running",
+                        JobPhase::Succeeded => "Completed",
+                        JobPhase::Failed => "Failed",
+                    };
+                    let reason = j
+                        .reason
+                        .as_ref()
+                        .filter(|_| j.phase != JobPhase::Running)
+                        .map(|r| (reason_label(r), r.describe(Some(&self.table))));
+                    (phase, j.pods, reason, j.job.queue.clone())
+                }
+                (None, None) => ("Pending", PodCounts::default(), None, String::new()),
+            };
+            jobs.insert(
+                name.clone(),
+                JobStatus {
+                    group,
+                    queue,
+                    phase,
+                    pods,
+                    running,
+                    succeeded,
+                    failed,
+                    reason,
+                },
+            );
+        }
+        // Groups with no pods yet show too.
+        for (name, g) in &self.groups {
+            jobs.entry(name.clone()).or_insert_with(|| JobStatus {
+                group: Some(group_ref(g.flavor, name)),
+                queue: g.spec.as_ref().map(|s| s.queue.clone()).unwrap_or_default(),
+                phase: "Pending",
+                pods: PodCounts::default(),
+                running: 0,
+                succeeded: 0,
+                failed: 0,
+                reason: Some(match &g.spec {
+                    Ok(_) => ("WaitingForPods".into(), "no pods of ours yet".into()),
+                    Err(e) => ("InvalidPodGroup".into(), e.to_string()),
+                }),
+            });
+        }
+        let named = |r: &Resources| self.table.to_named(r);
+        let queues = view
+            .queues()
+            .into_iter()
+            .map(|q| QueueStatus {
+                name: q.info.spec.name.clone(),
+                weight: q.info.spec.weight,
+                allocated: named(&q.info.allocated),
+                deserved: named(&q.info.deserved),
+                capability: q.info.spec.capability.as_ref().map(named),
+                guarantee: named(&q.info.spec.guarantee),
+                pending_jobs: q.pending_jobs,
+                running_jobs: q.running_jobs,
+                top_reasons: q.top_reasons,
+            })
+            .collect();
+        Published {
+            jobs,
+            queues,
+            queue_error: self.queue_error.clone(),
+        }
+    }
+}
+
+fn reason_label(r: &Reason) -> String {
+    r.label().to_string()
+}
+
+/// The Volcano Queue object a queue path comes from (`root.a.b` -> `b`).
+fn queue_object(path: &str) -> String {
+    if path == phalanx_model::DEFAULT_QUEUE {
+        return "default".into();
+    }
+    path.rsplit('.').next().unwrap_or(path).to_string()
+}
+
+use crate::translate::PodState;
+
+/// Finds (or makes) the place of pod `uid` in `tasks`: its task is the one with the same name
+/// and pod spec (a same-named task with another spec gets a `-2`, `-3` ... suffix); its index
+/// the first free one.
+fn place_in(tasks: &mut Vec<TaskSlots>, task: &str, spec: &PodSpec, uid: &str) -> (u32, u32) {
+    let t = match tasks
+        .iter()
+        .position(|t| t.spec == *spec && base(&t.name) == task)
+    {
+        Some(t) => t,
+        None => {
+            let taken = tasks.iter().filter(|t| base(&t.name) == task).count();
+            let name = if taken == 0 {
+                task.to_string()
+            } else {
+                format!("{task}-{}", taken + 1)
+            };
+            tasks.push(TaskSlots {
+                name,
+                spec: spec.clone(),
+                slots: Vec::new(),
+            });
+            tasks.len() - 1
+        }
+    };
+    let slots = &mut tasks[t].slots;
+    let i = match slots.iter().position(Option::is_none) {
+        Some(i) => {
+            slots[i] = Some(uid.to_string());
+            i
+        }
+        None => {
+            slots.push(Some(uid.to_string()));
+            slots.len() - 1
+        }
+    };
+    (t as u32, i as u32)
+}
+
+fn base(name: &str) -> &str {
+    match name.rsplit_once('-') {
+        Some((b, n)) if n.parse::<u32>().is_ok() && n != "0" && n != "1" => b,
+        _ => name,
+    }
+}
+
+/// Renumbers the places of a job none of whose pods is placed: tasks without pods go, and
+/// indexes are dense, in pod-name order.
+fn compact(tasks: &mut Vec<TaskSlots>, pods: &HashMap<String, PodEntry>) {
+    let mut all: Vec<(String, String, PodSpec, String)> = Vec::new();
+    for t in tasks.iter() {
+        for uid in t.slots.iter().flatten() {
+            if let Some(p) = pods.get(uid) {
+                all.push((
+                    p.info.name.clone(),
+                    p.info.task.clone(),
+                    t.spec.clone(),
+                    uid.clone(),
+                ));
+            }
+        }
+    }
+    all.sort_by(|a, b| (&a.0, &a.1, &a.3).cmp(&(&b.0, &b.1, &b.3)));
+    let mut fresh = Vec::new();
+    for (_, task, spec, uid) in &all {
+        place_in(&mut fresh, task, spec, uid);
+    }
+    *tasks = fresh;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn node(name: &str, cpu: &str) -> Input {
+        let n: K8sNode = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "status": {"allocatable": {"cpu": cpu, "memory": "64Gi", "pods": "110"}}
+        }))
+        .unwrap();
+        Input::Node(Change::Relisted(vec![n]))
+    }
+
+    fn pod(name: &str, labels: Value, cpu: &str, node: Option<&str>, phase: &str) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "ns", "uid": format!("uid-{name}"), "labels": labels},
+            "spec": {"schedulerName": "phalanx", "nodeName": node,
+                     "containers": [{"name": "c", "resources": {"requests": {"cpu": cpu}}}]},
+            "status": {"phase": phase}
+        }))
+        .unwrap()
+    }
+
+    fn member(name: &str, group: &str, cpu: &str) -> Pod {
+        pod(
+            name,
+            json!({"scheduling.x-k8s.io/pod-group": group}),
+            cpu,
+            None,
+            "Pending",
+        )
+    }
+
+    fn group(name: &str, spec: Value, annotations: Value) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "scheduling.x-k8s.io/v1alpha1", "kind": "PodGroup",
+            "metadata": {"name": name, "namespace": "ns", "uid": format!("g-{name}"),
+                         "annotations": annotations},
+            "spec": spec
+        }))
+        .unwrap()
+    }
+
+    fn core() -> Core {
+        let mut c = Core::new(EngineConfig::default(), "phalanx", None);
+        c.ingest(node("n1", "4"));
+        c.ingest(Input::Queue(Change::Relisted(Vec::new())));
+        c
+    }
+
+    fn groups(c: &mut Core, list: Vec<DynamicObject>) {
+        c.ingest(Input::Group(
+            Flavor::SchedulerPlugins,
+            Change::Relisted(list),
+        ));
+    }
+
+    fn pods(c: &mut Core, list: Vec<Pod>) {
+        c.ingest(Input::Pod(Change::Relisted(list)));
+    }
+
+    fn reason(c: &Core, job: &str) -> Option<(String, String)> {
+        c.publish().jobs.get(job).and_then(|j| j.reason.clone())
+    }
+
+    #[test]
+    fn a_gang_binds_whole_with_stable_places() {
+        let mut c = core();
+        groups(&mut c, vec![group("g", json!({"minMember": 2}), json!({}))]);
+        pods(
+            &mut c,
+            vec![member("g-1", "g", "1"), member("g-0", "g", "1")],
+        );
+        let a = c.cycle(Time(1));
+        assert_eq!(a.binds.len(), 1);
+        let order = &a.binds[0];
+        assert_eq!(order.job, "ns/g");
+        let mut names: Vec<_> = order
+            .items
+            .iter()
+            .map(|i| (i.pod.index, i.target.as_ref().unwrap().name.clone()))
+            .collect();
+        names.sort();
+        // Places follow pod names while nothing of the gang is placed.
+        assert_eq!(names, [(0, "g-0".to_string()), (1, "g-1".to_string())]);
+        assert!(a.notices.iter().any(|n| n.reason == "Scheduled"));
+    }
+
+    #[test]
+    fn a_gang_short_of_pods_waits_and_says_so() {
+        let mut c = core();
+        groups(&mut c, vec![group("g", json!({"minMember": 3}), json!({}))]);
+        pods(
+            &mut c,
+            vec![member("g-0", "g", "1"), member("g-1", "g", "1")],
+        );
+        let a = c.cycle(Time(1));
+        assert!(a.binds.is_empty());
+        let (label, msg) = reason(&c, "ns/g").unwrap();
+        assert_eq!(label, "WaitingForPods");
+        assert!(msg.contains("2 of minMember 3"), "{msg}");
+        // The third pod arrives: the gang goes.
+        c.ingest(Input::Pod(Change::Apply(Box::new(member("g-2", "g", "1")))));
+        assert_eq!(c.cycle(Time(2)).binds[0].items.len(), 3);
+    }
+
+    #[test]
+    fn bad_groups_missing_groups_and_cycles_are_explained_and_the_rest_schedules() {
+        let mut c = core();
+        groups(
+            &mut c,
+            vec![
+                group("bad", json!({"minMember": "x"}), json!({})),
+                group("a", json!({}), json!({"phalanx.dev/depends-on": "b"})),
+                group("b", json!({}), json!({"phalanx.dev/depends-on": "a"})),
+                group("me", json!({}), json!({"phalanx.dev/depends-on": "me"})),
+                group("ok", json!({}), json!({})),
+            ],
+        );
+        pods(
+            &mut c,
+            vec![
+                member("bad-0", "bad", "1"),
+                member("lost-0", "nowhere", "1"),
+                member("a-0", "a", "1"),
+                member("b-0", "b", "1"),
+                member("me-0", "me", "1"),
+                member("ok-0", "ok", "1"),
+            ],
+        );
+        let a = c.cycle(Time(1));
+        let bound: Vec<_> = a.binds.iter().map(|b| b.job.as_str()).collect();
+        assert_eq!(bound, ["ns/ok"]);
+        let notice = |reason: &str| {
+            a.notices
+                .iter()
+                .find(|n| n.reason == reason)
+                .map(|n| n.message.clone())
+                .unwrap_or_else(|| panic!("no {reason} notice in {:?}", a.notices))
+        };
+        assert!(notice("InvalidPodGroup").contains("PodGroup ns/bad: spec.minMember"));
+        assert!(notice("PodGroupNotFound").contains("ns/nowhere"));
+        assert!(notice("DependencyCycle").contains("ns/a"));
+        let (label, msg) = reason(&c, "ns/me").unwrap();
+        assert_eq!(label, "invalid_job");
+        assert_eq!(msg, "job ns/me: depends on itself");
+        assert_eq!(reason(&c, "ns/bad").unwrap().0, "InvalidPodGroup");
+    }
+
+    #[test]
+    fn unknown_queues_and_invalid_queue_configs_are_reported() {
+        let mut c = core();
+        let q: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "scheduling.volcano.sh/v1beta1", "kind": "Queue",
+            "metadata": {"name": "team"}, "spec": {"weight": 2, "capability": {"cpu": "1"}}
+        }))
+        .unwrap();
+        c.ingest(Input::Queue(Change::Apply(Box::new(q))));
+        groups(
+            &mut c,
+            vec![group(
+                "g",
+                json!({}),
+                json!({"scheduling.volcano.sh/queue-name": "ghost"}),
+            )],
+        );
+        pods(&mut c, vec![member("g-0", "g", "1")]);
+        c.cycle(Time(1));
+        assert_eq!(reason(&c, "ns/g").unwrap().0, "queue_not_found");
+        assert!(
+            c.publish()
+                .queues
+                .iter()
+                .any(|q| q.name == "root.team" && q.weight == 2)
+        );
+        // A bad edit is refused, naming queue and field; the previous configuration stays.
+        let bad: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "scheduling.volcano.sh/v1beta1", "kind": "Queue",
+            "metadata": {"name": "team"}, "spec": {"weight": 0}
+        }))
+        .unwrap();
+        c.ingest(Input::Queue(Change::Apply(Box::new(bad))));
+        let a = c.cycle(Time(2));
+        let n = a
+            .notices
+            .iter()
+            .find(|n| n.reason == "InvalidQueue")
+            .unwrap();
+        assert_eq!(
+            n.object,
+            ObjectRef::Queue {
+                name: "team".into()
+            }
+        );
+        assert!(n.message.contains("root.team"), "{}", n.message);
+        let p = c.publish();
+        assert!(p.queue_error.is_some());
+        assert!(
+            p.queues
+                .iter()
+                .any(|q| q.name == "root.team" && q.weight == 2)
+        );
+    }
+
+    #[test]
+    fn foreign_pods_hold_their_node_and_bound_pods_are_adopted() {
+        let mut c = core();
+        let mut other = pod("other", json!({}), "3", Some("n1"), "Running");
+        other.spec.as_mut().unwrap().scheduler_name = Some("default-scheduler".into());
+        // One of ours is already bound (a restart) and one waits.
+        let adopted = pod("mine", json!({}), "1", Some("n1"), "Running");
+        pods(
+            &mut c,
+            vec![other, adopted, pod("new", json!({}), "1", None, "Pending")],
+        );
+        let a = c.cycle(Time(1));
+        assert!(
+            a.binds.is_empty(),
+            "the node is full: 3 foreign + 1 adopted"
+        );
+        assert_eq!(c.publish().jobs["ns/pod-mine"].phase, "Running");
+        assert_eq!(reason(&c, "ns/pod-new").unwrap().0, "unschedulable");
+        c.ingest(Input::Pod(Change::Relisted(vec![
+            pod("mine", json!({}), "1", Some("n1"), "Running"),
+            pod("new", json!({}), "1", None, "Pending"),
+        ])));
+        let a = c.cycle(Time(2));
+        assert_eq!(
+            a.binds.len(),
+            1,
+            "the foreign pod is gone: room for the new one"
+        );
+    }
+
+    #[test]
+    fn a_failed_bind_undoes_the_gang_and_spares_unowned_pods() {
+        let mut c = core();
+        groups(&mut c, vec![group("g", json!({"minMember": 2}), json!({}))]);
+        pods(
+            &mut c,
+            vec![member("g-0", "g", "1"), member("g-1", "g", "1")],
+        );
+        let a = c.cycle(Time(1));
+        let items = a.binds[0].items.clone();
+        // The first bind succeeds, the second fails for good.
+        let ok = &items[0];
+        c.ingest(Input::Bound {
+            pod: ok.pod.clone(),
+            uid: ok.target.as_ref().unwrap().uid.clone(),
+            node: ok.node.clone(),
+        });
+        let bad = &items[1];
+        c.ingest(Input::BindFailed {
+            pod: bad.pod.clone(),
+            uid: bad.target.as_ref().unwrap().uid.clone(),
+            message: "node gone".into(),
+        });
+        let a = c.cycle(Time(2));
+        // The bound pod has no owner: it is not deleted.
+        assert!(a.deletes.is_empty() && a.evictions.is_empty());
+        let (label, msg) = reason(&c, "ns/g").unwrap();
+        assert_eq!(label, "bind_failed", "{msg}");
+        // The gang retries only the bind it misses; the bound pod stays where it is.
+        let a = c.cycle(Time(3));
+        let retried: Vec<_> = a
+            .binds
+            .iter()
+            .flat_map(|b| b.items.iter())
+            .map(|i| i.pod.clone())
+            .collect();
+        assert_eq!(retried, std::slice::from_ref(&bad.pod));
+    }
+
+    #[test]
+    fn a_spark_job_succeeds_when_its_driver_does_and_releases_its_dependents() {
+        let mut c = core();
+        groups(
+            &mut c,
+            vec![
+                group("etl", json!({"minMember": 1}), json!({})),
+                group("train", json!({}), json!({"phalanx.dev/depends-on": "etl"})),
+            ],
+        );
+        let driver = |phase: &str| {
+            pod(
+                "etl-driver",
+                json!({"scheduling.x-k8s.io/pod-group": "etl", "spark-role": "driver"}),
+                "1",
+                Some("n1"),
+                phase,
+            )
+        };
+        let exec = pod(
+            "etl-exec-1",
+            json!({"scheduling.x-k8s.io/pod-group": "etl", "spark-role": "executor"}),
+            "1",
+            Some("n1"),
+            "Running",
+        );
+        pods(
+            &mut c,
+            vec![
+                driver("Running"),
+                exec.clone(),
+                member("train-0", "train", "1"),
+            ],
+        );
+        assert!(c.cycle(Time(1)).binds.is_empty(), "train waits for etl");
+        // The driver succeeds, then deletes its executor.
+        c.ingest(Input::Pod(Change::Apply(Box::new(driver("Succeeded")))));
+        c.ingest(Input::Pod(Change::Delete(Box::new(exec))));
+        let a = c.cycle(Time(2));
+        assert_eq!(c.publish().jobs["ns/etl"].phase, "Completed");
+        assert_eq!(
+            a.binds.iter().map(|b| b.job.as_str()).collect::<Vec<_>>(),
+            ["ns/train"]
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! The engine thread: the [`Core`] (and so the [`phalanx_scheduler::Engine`]) lives on one
+//! thread, fed by a channel. It applies whatever arrived (waiting `batchWindowMs` for more after
+//! the first change, so a burst is one batch), then runs a cycle; with nothing arriving it still
+//! cycles every `cyclePeriodMs`. It cycles only once every watcher has delivered its first
+//! complete list (so the initial state is applied as one batch before the first cycle) and only
+//! while this replica leads. After each round it publishes a read-only [`Published`] view.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use phalanx_model::Time;
+
+use crate::core::{Actions, Core, Published};
+use crate::leader::LeaderState;
+use crate::metrics::Metrics;
+use crate::watch::{KINDS, Msg};
+
+/// What the engine thread shares with the async side.
+pub struct Shared {
+    /// The last published view.
+    pub published: RwLock<Arc<Published>>,
+    /// Every watcher has delivered its first list and it has been applied.
+    pub synced: std::sync::atomic::AtomicBool,
+    /// Leadership (the bind fence).
+    pub leader: LeaderState,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+impl Shared {
+    /// Shared state for a replica.
+    pub fn new(leader: LeaderState) -> Self {
+        Shared {
+            published: RwLock::new(Arc::new(Published::default())),
+            synced: Default::default(),
+            leader,
+            metrics: Metrics::new(),
+        }
+    }
+
+    /// The last published view.
+    pub fn view(&self) -> Arc<Published> {
+        self.published
+            .read()
+            .map(|p| Arc::clone(&p))
+            .unwrap_or_default()
+    }
+
+    /// Whether the initial sync is done.
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// The wall clock as engine time (milliseconds since the epoch), the clock pod creation times
+/// are in.
+pub fn now() -> Time {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    Time(ms)
+}
+
+/// Timing of the engine thread.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Cycle at least this often.
+    pub period: Duration,
+    /// After a change, wait this long for more.
+    pub window: Duration,
+}
+
+/// Runs the engine thread until every sender of `rx` is gone or `out` is closed.
+pub fn run(
+    mut core: Core,
+    rx: Receiver<Msg>,
+    out: tokio::sync::mpsc::UnboundedSender<Actions>,
+    shared: Arc<Shared>,
+    timing: Timing,
+) {
+    let mut synced = std::collections::BTreeSet::new();
+    let mut next_cycle = Instant::now();
+    loop {
+        let wait = next_cycle.saturating_duration_since(Instant::now());
+        let mut changed = false;
+        match rx.recv_timeout(wait) {
+            Ok(msg) => {
+                changed = true;
+                handle(&mut core, msg, &mut synced);
+                let until = Instant::now() + timing.window;
+                // Drain the burst, bounded so a flood cannot postpone cycles for ever.
+                for _ in 0..200_000 {
+                    let left = until.saturating_duration_since(Instant::now());
+                    match rx.recv_timeout(left) {
+                        Ok(msg) => handle(&mut core, msg, &mut synced),
+                        Err(RecvTimeoutError::Timeout) => break,
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        let ready = synced.len() >= KINDS;
+        if ready && shared.leader.is_leader() {
+            let started = Instant::now();
+            let actions = core.cycle(now());
+            shared
+                .metrics
+                .cycle_duration
+                .observe(started.elapsed().as_secs_f64());
+            let r = &actions.report;
+            let placed = r.jobs_placed as u64;
+            let failed: u64 = r.unschedulable.values().map(|&v| v as u64).sum();
+            let attempts = &shared.metrics.attempts;
+            attempts.with_label_values(&["scheduled"]).inc_by(placed);
+            attempts
+                .with_label_values(&["unschedulable"])
+                .inc_by(failed);
+            if out.send(actions).is_err() {
+                return;
+            }
+            next_cycle = Instant::now() + timing.period;
+        } else {
+            core.flush();
+            if !changed {
+                next_cycle = Instant::now() + timing.period;
+            }
+        }
+        if changed || ready {
+            let published = Arc::new(core.publish());
+            shared.metrics.observe(&published);
+            if let Ok(mut p) = shared.published.write() {
+                *p = published;
+            }
+        }
+        if ready {
+            shared
+                .synced
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+}
+
+fn handle(core: &mut Core, msg: Msg, synced: &mut std::collections::BTreeSet<&'static str>) {
+    match msg {
+        Msg::Input(input) => core.ingest(input),
+        Msg::Synced(kind) => {
+            synced.insert(kind);
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! The status writer: PodGroup `status` (phase `Pending`, `Inqueue`, `Running`, `Completed`,
+//! `Failed`; `running`/`succeeded`/`failed` counts; an `Unschedulable` condition carrying the
+//! engine's reason while the gang waits, `Scheduled` once it runs) and Kubernetes Events
+//! (`Scheduled`, `FailedScheduling`, `InvalidPodGroup`, `PodGroupNotFound`, `InvalidQueue`, ...).
+//!
+//! Both are rate-limited: statuses are written every `statusIntervalMs`, only those that changed,
+//! and only by the leader; Events are limited per object (`eventsPerObjectPerMinute`, repeats of
+//! the same reason and message are dropped within the minute) and in total (`MAX_EVENTS_PER_SECOND`),
+//! and kube-rs's `Recorder` aggregates what remains into event series.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Api;
+use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use serde_json::{Value, json};
+
+use crate::core::{JobStatus, Notice, ObjectRef};
+use crate::runner::Shared;
+use crate::translate::Flavor;
+use crate::watch::group_resource;
+
+/// Events posted per second at most, over all objects.
+pub const MAX_EVENTS_PER_SECOND: usize = 50;
+
+/// An object reference for Events.
+pub fn reference(o: &ObjectRef) -> ObjectReference {
+    match o {
+        ObjectRef::Group {
+            flavor,
+            namespace,
+            name,
+        } => ObjectReference {
+            api_version: Some(format!("{}/{}", flavor.group(), flavor.version())),
+            kind: Some("PodGroup".into()),
+            namespace: Some(namespace.clone()),
+            name: Some(name.clone()),
+            ..ObjectReference::default()
+        },
+        ObjectRef::Pod { namespace, name } => ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            namespace: Some(namespace.clone()),
+            name: Some(name.clone()),
+            ..ObjectReference::default()
+        },
+        ObjectRef::Queue { name } => ObjectReference {
+            api_version: Some("scheduling.volcano.sh/v1beta1".into()),
+            kind: Some("Queue".into()),
+            name: Some(name.clone()),
+            ..ObjectReference::default()
+        },
+    }
+}
+
+/// Decides which notices become Events.
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_object: usize,
+    recent: HashMap<ObjectRef, VecDeque<(Instant, &'static str, String)>>,
+    global: VecDeque<Instant>,
+}
+
+impl RateLimiter {
+    /// At most `per_object_per_minute` per object, [`MAX_EVENTS_PER_SECOND`] in total.
+    pub fn new(per_object_per_minute: u32) -> Self {
+        RateLimiter {
+            per_object: per_object_per_minute.max(1) as usize,
+            recent: HashMap::new(),
+            global: VecDeque::new(),
+        }
+    }
+
+    /// Whether to post `n` now.
+    pub fn allow(&mut self, n: &Notice, now: Instant) -> bool {
+        let minute = Duration::from_secs(60);
+        while self
+            .global
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+        {
+            self.global.pop_front();
+        }
+        if self.global.len() >= MAX_EVENTS_PER_SECOND {
+            return false;
+        }
+        let q = self.recent.entry(n.object.clone()).or_default();
+        while q
+            .front()
+            .is_some_and(|(t, _, _)| now.duration_since(*t) >= minute)
+        {
+            q.pop_front();
+        }
+        if q.len() >= self.per_object || q.iter().any(|(_, r, m)| *r == n.reason && *m == n.message)
+        {
+            return false;
+        }
+        q.push_back((now, n.reason, n.message.clone()));
+        self.global.push_back(now);
+        if self.recent.len() > 100_000 {
+            self.recent.retain(|_, q| !q.is_empty());
+        }
+        true
+    }
+}
+
+/// The `status` a PodGroup should have (without transition times).
+pub fn desired_status(j: &JobStatus) -> Value {
+    let condition = match (&j.reason, j.phase) {
+        (Some((label, message)), "Pending" | "Inqueue") => Some(json!({
+            "type": "Unschedulable",
+            "status": "True",
+            "reason": camel(label),
+            "message": message,
+        })),
+        (_, "Running" | "Completed") => Some(json!({
+            "type": "Scheduled",
+            "status": "True",
+            "reason": "Scheduled",
+            "message": "the gang is placed",
+        })),
+        (Some((label, message)), "Failed") => Some(json!({
+            "type": "Unschedulable",
+            "status": "True",
+            "reason": camel(label),
+            "message": message,
+        })),
+        _ => None,
+    };
+    json!({
+        "phase": j.phase,
+        "running": j.running,
+        "succeeded": j.succeeded,
+        "failed": j.failed,
+        "conditions": condition.into_iter().collect::<Vec<_>>(),
+    })
+}
+
+/// `waiting_for_dependencies` -> `WaitingForDependencies`; CamelCase stays.
+pub fn camel(label: &str) -> String {
+    label
+        .split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+fn with_times(mut desired: Value, now: &str) -> Value {
+    if let Some(conds) = desired.get_mut("conditions").and_then(Value::as_array_mut) {
+        for c in conds {
+            c["lastTransitionTime"] = json!(now);
+        }
+    }
+    desired
+}
+
+/// Writes statuses and posts events until `notices` closes.
+pub async fn run(
+    client: kube::Client,
+    shared: Arc<Shared>,
+    mut notices: tokio::sync::mpsc::UnboundedReceiver<Notice>,
+    interval: Duration,
+    events_per_object_per_minute: u32,
+    identity: String,
+) {
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "phalanx-scheduler".into(),
+            instance: Some(identity),
+        },
+    );
+    let mut limiter = RateLimiter::new(events_per_object_per_minute);
+    let mut written: BTreeMap<ObjectRef, Value> = BTreeMap::new();
+    let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let mut batch = Vec::new();
+        tokio::select! {
+            n = notices.recv() => match n {
+                Some(n) => batch.push(n),
+                None => return,
+            },
+            _ = tick.tick() => {}
+        }
+        while let Ok(n) = notices.try_recv() {
+            batch.push(n);
+        }
+        let now = Instant::now();
+        let events: Vec<_> = batch
+            .into_iter()
+            .filter(|n| limiter.allow(n, now))
+            .collect();
+        let rec = &recorder;
+        futures::stream::iter(events)
+            .for_each_concurrent(8, |n| async move {
+                let ev = Event {
+                    type_: if n.warning {
+                        EventType::Warning
+                    } else {
+                        EventType::Normal
+                    },
+                    reason: n.reason.to_string(),
+                    note: Some(n.message.chars().take(1000).collect()),
+                    action: "Scheduling".into(),
+                    secondary: None,
+                };
+                if let Err(e) = rec.publish(&ev, &reference(&n.object)).await {
+                    tracing::debug!(error = %e, "event not posted");
+                }
+            })
+            .await;
+        if !shared.leader.is_leader() || !shared.is_synced() {
+            continue;
+        }
+        let published = shared.view();
+        let stamp = k8s_openapi::jiff::Timestamp::now()
+            .round(k8s_openapi::jiff::Unit::Second)
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        let mut writes = Vec::new();
+        for j in published.jobs.values() {
+            let Some(obj @ ObjectRef::Group { .. }) = &j.group else {
+                continue;
+            };
+            let want = desired_status(j);
+            if written.get(obj) != Some(&want) {
+                writes.push((obj.clone(), want));
+            }
+        }
+        let client = &client;
+        let stamp = &stamp;
+        let done: Vec<(ObjectRef, Value, bool)> = futures::stream::iter(writes)
+            .map(|(obj, want)| async move {
+                let ok = write_status(client, &obj, with_times(want.clone(), stamp)).await;
+                (obj, want, ok)
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        for (obj, want, ok) in done {
+            if ok {
+                written.insert(obj, want);
+            }
+        }
+        if let Some(err) = &published.queue_error {
+            tracing::debug!(error = %err, "queue configuration error in force");
+        }
+    }
+}
+
+async fn write_status(client: &kube::Client, obj: &ObjectRef, status: Value) -> bool {
+    let ObjectRef::Group {
+        flavor,
+        namespace,
+        name,
+    } = obj
+    else {
+        return true;
+    };
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &group_resource(*flavor));
+    let patch = json!({ "status": status });
+    let pp = PatchParams::default();
+    // Upstream Volcano's PodGroup CRD has no status subresource (status is part of the object,
+    // and /status is 404); deploy/crds and scheduler-plugins' have one. Try /status first
+    // unless this flavour is known to lack it.
+    let mut result = match flavor {
+        Flavor::Volcano => Err(kube::Error::Api(Box::new(
+            kube::core::Status::failure("no status subresource", "NotFound").with_code(404),
+        ))),
+        Flavor::SchedulerPlugins => api.patch_status(name, &pp, &Patch::Merge(&patch)).await,
+    };
+    if matches!(&result, Err(kube::Error::Api(s)) if s.code == 404) {
+        result = api.patch(name, &pp, &Patch::Merge(&patch)).await;
+        if flavor == &Flavor::Volcano
+            && let Ok(o) = &result
+            && o.data["status"]["phase"] != patch["status"]["phase"]
+        {
+            // The main resource ignored status: this CRD has the subresource after all.
+            result = api.patch_status(name, &pp, &Patch::Merge(&patch)).await;
+        }
+    }
+    match result {
+        Ok(_) => true,
+        // Gone: nothing to write, and nothing to retry.
+        Err(kube::Error::Api(s)) if s.code == 404 => true,
+        Err(e) => {
+            tracing::debug!(job = %format!("{namespace}/{name}"), error = %e, "status not written");
+            false
+        }
+    }
+}

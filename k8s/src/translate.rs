@@ -1,0 +1,962 @@
+//! Kubernetes objects to the engine's vocabulary, as pure functions: a `Node` to a
+//! [`phalanx_model::Node`], a `Pod` to a [`PodInfo`] (its requests, placement constraints, gang
+//! and state), a PodGroup of either flavour to a [`GroupSpec`], a Volcano `Queue` to a
+//! [`QueueRecord`]. Nothing here does I/O or panics on what it reads: anything malformed comes
+//! back as a [`TranslateError`] naming the object and the field.
+//!
+//! The rules are the ones the simulator's manifest converter (`phalanx trace convert --from k8s`)
+//! applies to the same objects, so a workload simulated from manifests and the same workload
+//! served live are the same jobs: requests are the containers' requests summed (limits standing
+//! in for a missing request) and at least the largest init container, plus `overhead`; queue
+//! names become dotted paths under `root` (`default` is `root.default`, `volcano.sh/hierarchy`
+//! `root/a/b` is `root.a.b`).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Node as K8sNode, NodeSelectorRequirement, Pod, ResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
+use kube::api::DynamicObject;
+use phalanx_model::{
+    Amount, Node, NodeAffinity, PodSpec, Quantity, QueueRecord, ResourceTable, Resources,
+    SelectorOperator, SelectorRequirement, SelectorTerm, Span, Taint, TaintEffect, Toleration,
+    TolerationOperator,
+};
+use serde_json::Value;
+
+/// Pod annotation naming a Volcano PodGroup.
+pub const VOLCANO_GROUP_ANNOTATION: &str = "scheduling.k8s.io/group-name";
+/// Pod label naming a scheduler-plugins PodGroup.
+pub const PLUGINS_GROUP_LABEL: &str = "scheduling.x-k8s.io/pod-group";
+/// PodGroup annotation naming the PodGroups (same namespace) that must succeed first.
+pub const DEPENDS_ON: &str = "phalanx.dev/depends-on";
+/// Annotation giving a pod's expected run time (used to plan backfill).
+pub const DURATION: &str = "phalanx.dev/duration";
+/// Annotation (on a scheduler-plugins PodGroup or a plain pod) naming its Volcano queue.
+pub const QUEUE_ANNOTATION: &str = "scheduling.volcano.sh/queue-name";
+/// Volcano Queue annotation placing it in a hierarchy (`root/a/b`).
+pub const HIERARCHY: &str = "volcano.sh/hierarchy";
+/// Volcano Queue annotation with the weights of the hierarchy's levels (`1/2/8`).
+pub const HIERARCHY_WEIGHTS: &str = "volcano.sh/hierarchy-weights";
+
+/// An object the adapter cannot use as written. Names the object and the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} {object}: {field}: {message}")]
+pub struct TranslateError {
+    /// The kind (`PodGroup`, `Pod`, `Queue`, `Node`).
+    pub kind: &'static str,
+    /// `namespace/name` (or `name` for cluster-scoped objects).
+    pub object: String,
+    /// The field, as a path (`spec.minMember`).
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl TranslateError {
+    fn new(kind: &'static str, object: &str, field: &'static str, message: String) -> Self {
+        TranslateError {
+            kind,
+            object: object.to_string(),
+            field,
+            message,
+        }
+    }
+}
+
+/// Which PodGroup API a group comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Flavor {
+    /// `scheduling.volcano.sh/v1beta1`, joined to pods by annotation
+    /// `scheduling.k8s.io/group-name`.
+    Volcano,
+    /// `scheduling.x-k8s.io/v1alpha1`, joined to pods by label `scheduling.x-k8s.io/pod-group`.
+    SchedulerPlugins,
+}
+
+impl Flavor {
+    /// The API group.
+    pub fn group(self) -> &'static str {
+        match self {
+            Flavor::Volcano => "scheduling.volcano.sh",
+            Flavor::SchedulerPlugins => "scheduling.x-k8s.io",
+        }
+    }
+
+    /// The API version.
+    pub fn version(self) -> &'static str {
+        match self {
+            Flavor::Volcano => "v1beta1",
+            Flavor::SchedulerPlugins => "v1alpha1",
+        }
+    }
+}
+
+/// The engine's name for a job: `namespace/name` (see [`phalanx_model::namespace_of`]).
+pub fn job_name(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+/// A dotted queue path from a Volcano queue name (`default` is `root.default`).
+pub fn queue_path(name: &str) -> String {
+    if name == "default" || name.is_empty() {
+        phalanx_model::DEFAULT_QUEUE.into()
+    } else if name == "root" || name.starts_with("root.") {
+        name.to_string()
+    } else {
+        format!("root.{}", name.replace('.', "-"))
+    }
+}
+
+fn parse_quantities(
+    table: &mut ResourceTable,
+    list: &BTreeMap<String, K8sQuantity>,
+) -> Result<Resources, String> {
+    let mut parsed = BTreeMap::new();
+    for (name, q) in list {
+        let v = Quantity::parse(&q.0).map_err(|e| format!("resource {name:?}: {e}"))?;
+        parsed.insert(name.clone(), v);
+    }
+    table.parse(&parsed).map_err(|e| e.to_string())
+}
+
+/// A node as the engine sees it: allocatable (capacity when allocatable is absent), labels,
+/// taints, cordon.
+pub fn node(n: &K8sNode, table: &mut ResourceTable) -> Result<Node, TranslateError> {
+    let name = n.metadata.name.clone().unwrap_or_default();
+    let status = n.status.as_ref();
+    let list = status
+        .and_then(|s| s.allocatable.as_ref().or(s.capacity.as_ref()))
+        .cloned()
+        .unwrap_or_default();
+    let allocatable = parse_quantities(table, &list)
+        .map_err(|m| TranslateError::new("Node", &name, "status.allocatable", m))?;
+    let spec = n.spec.as_ref();
+    let taints = spec
+        .and_then(|s| s.taints.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|t| {
+            let effect = match t.effect.as_str() {
+                "NoSchedule" => TaintEffect::NoSchedule,
+                "PreferNoSchedule" => TaintEffect::PreferNoSchedule,
+                "NoExecute" => TaintEffect::NoExecute,
+                _ => return None,
+            };
+            Some(Taint {
+                key: t.key.clone(),
+                value: t.value.clone().unwrap_or_default(),
+                effect,
+            })
+        })
+        .collect();
+    Ok(Node {
+        name,
+        allocatable,
+        labels: n.metadata.labels.clone().unwrap_or_default(),
+        taints,
+        unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
+    })
+}
+
+/// Where a pod is in its life, as Kubernetes reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodState {
+    /// Not bound, or bound and not yet running.
+    Pending,
+    /// Running.
+    Running,
+    /// Ended successfully.
+    Succeeded,
+    /// Ended in failure.
+    Failed,
+}
+
+/// Which gang a pod says it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum GroupRef {
+    /// A PodGroup of that flavour, by name, in the pod's namespace.
+    Group(Flavor, String),
+    /// No group: the pod is a gang of one.
+    Alone,
+}
+
+/// What the adapter needs to know about one pod.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodInfo {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// UID.
+    pub uid: String,
+    /// `spec.schedulerName`.
+    pub scheduler: String,
+    /// Its gang.
+    pub group: GroupRef,
+    /// It has `schedulingGates`: it waits, and its gang with it.
+    pub gated: bool,
+    /// `spec.nodeName`.
+    pub node: Option<String>,
+    /// Its state.
+    pub state: PodState,
+    /// It has a `deletionTimestamp`.
+    pub terminating: bool,
+    /// It has an owner reference with `controller: true` (deleting it makes the owner recreate it).
+    pub controlled: bool,
+    /// The task it belongs to (`volcano.sh/task-spec`, `spark-role`,
+    /// `training.kubeflow.org/replica-type`, else `pod`).
+    pub task: String,
+    /// Requests and placement constraints.
+    pub spec: PodSpec,
+    /// `metadata.creationTimestamp`, seconds since the epoch.
+    pub created: Option<f64>,
+    /// `priorityClassName`'s resolved `priority`.
+    pub priority: i32,
+    /// Annotation naming a queue (for a gang of one).
+    pub queue: Option<String>,
+}
+
+impl PodInfo {
+    /// `namespace/name`.
+    pub fn key(&self) -> String {
+        job_name(&self.namespace, &self.name)
+    }
+
+    /// Whether it holds a node's resources (bound and not ended).
+    pub fn holds_node(&self) -> bool {
+        self.node.is_some() && matches!(self.state, PodState::Pending | PodState::Running)
+    }
+
+    /// Whether it has ended.
+    pub fn finished(&self) -> bool {
+        matches!(self.state, PodState::Succeeded | PodState::Failed)
+    }
+}
+
+fn add_requirements(
+    table: &mut ResourceTable,
+    r: Option<&ResourceRequirements>,
+) -> Result<Resources, String> {
+    let Some(r) = r else {
+        return Ok(Resources::ZERO);
+    };
+    let mut list = r.limits.clone().unwrap_or_default();
+    for (k, v) in r.requests.clone().unwrap_or_default() {
+        list.insert(k, v);
+    }
+    parse_quantities(table, &list)
+}
+
+fn max(a: Resources, b: Resources) -> Resources {
+    let mut out = a;
+    for (x, y) in out.0.iter_mut().zip(b.0.iter()) {
+        *x = (*x).max(*y);
+    }
+    out
+}
+
+fn requirement(r: &NodeSelectorRequirement) -> Option<SelectorRequirement> {
+    let operator = match r.operator.as_str() {
+        "In" => SelectorOperator::In,
+        "NotIn" => SelectorOperator::NotIn,
+        "Exists" => SelectorOperator::Exists,
+        "DoesNotExist" => SelectorOperator::DoesNotExist,
+        "Gt" => SelectorOperator::Gt,
+        "Lt" => SelectorOperator::Lt,
+        _ => return None,
+    };
+    Some(SelectorRequirement {
+        key: r.key.clone(),
+        operator,
+        values: r.values.clone().unwrap_or_default(),
+    })
+}
+
+/// Parses `600`, `90s`, `10m`, `2h`, `1d` as seconds (the simulator's rule).
+pub fn parse_duration(t: &str) -> Option<f64> {
+    let t = t.trim();
+    let (num, mult) = match t.chars().last()? {
+        's' => (&t[..t.len() - 1], 1.0),
+        'm' => (&t[..t.len() - 1], 60.0),
+        'h' => (&t[..t.len() - 1], 3600.0),
+        'd' => (&t[..t.len() - 1], 86400.0),
+        _ => (t, 1.0),
+    };
+    num.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map(|v| v * mult)
+}
+
+/// A pod as the adapter sees it.
+pub fn pod(p: &Pod, table: &mut ResourceTable) -> Result<PodInfo, TranslateError> {
+    let meta = &p.metadata;
+    let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
+    let name = meta.name.clone().unwrap_or_default();
+    let key = job_name(&namespace, &name);
+    let err = |field, m| TranslateError::new("Pod", &key, field, m);
+    let spec = p.spec.clone().unwrap_or_default();
+    let mut requests = Resources::ZERO;
+    for c in &spec.containers {
+        requests += add_requirements(table, c.resources.as_ref())
+            .map_err(|m| err("spec.containers.resources", m))?;
+    }
+    for c in spec.init_containers.iter().flatten() {
+        let init = add_requirements(table, c.resources.as_ref())
+            .map_err(|m| err("spec.initContainers.resources", m))?;
+        requests = max(requests, init);
+    }
+    if let Some(o) = &spec.overhead {
+        requests += parse_quantities(table, o).map_err(|m| err("spec.overhead", m))?;
+    }
+    let affinity = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .map(|sel| NodeAffinity {
+            terms: sel
+                .node_selector_terms
+                .iter()
+                .map(|t| SelectorTerm {
+                    match_expressions: t
+                        .match_expressions
+                        .iter()
+                        .flatten()
+                        .filter_map(requirement)
+                        .collect(),
+                })
+                .collect(),
+        });
+    let tolerations = spec
+        .tolerations
+        .iter()
+        .flatten()
+        .map(|t| Toleration {
+            key: t.key.clone().unwrap_or_default(),
+            operator: if t.operator.as_deref() == Some("Exists") {
+                TolerationOperator::Exists
+            } else {
+                TolerationOperator::Equal
+            },
+            value: t.value.clone().unwrap_or_default(),
+            effect: match t.effect.as_deref() {
+                Some("NoSchedule") => Some(TaintEffect::NoSchedule),
+                Some("PreferNoSchedule") => Some(TaintEffect::PreferNoSchedule),
+                Some("NoExecute") => Some(TaintEffect::NoExecute),
+                _ => None,
+            },
+        })
+        .collect();
+    let annotations = meta.annotations.clone().unwrap_or_default();
+    let labels = meta.labels.clone().unwrap_or_default();
+    let duration = annotations
+        .get(DURATION)
+        .and_then(|d| parse_duration(d))
+        .map(Span::from_secs_f64);
+    let group = if let Some(g) = annotations.get(VOLCANO_GROUP_ANNOTATION) {
+        GroupRef::Group(Flavor::Volcano, g.clone())
+    } else if let Some(g) = labels.get(PLUGINS_GROUP_LABEL) {
+        GroupRef::Group(Flavor::SchedulerPlugins, g.clone())
+    } else {
+        GroupRef::Alone
+    };
+    let task = annotations
+        .get("volcano.sh/task-spec")
+        .or_else(|| labels.get("spark-role"))
+        .or_else(|| labels.get("training.kubeflow.org/replica-type"))
+        .cloned()
+        .unwrap_or_else(|| "pod".into());
+    let state = match p.status.as_ref().and_then(|s| s.phase.as_deref()) {
+        Some("Running") => PodState::Running,
+        Some("Succeeded") => PodState::Succeeded,
+        Some("Failed") => PodState::Failed,
+        _ => PodState::Pending,
+    };
+    Ok(PodInfo {
+        namespace,
+        name,
+        uid: meta.uid.clone().unwrap_or_default(),
+        scheduler: spec
+            .scheduler_name
+            .clone()
+            .unwrap_or_else(|| "default-scheduler".into()),
+        group,
+        gated: spec
+            .scheduling_gates
+            .as_ref()
+            .is_some_and(|g| !g.is_empty()),
+        node: spec.node_name.clone().filter(|n| !n.is_empty()),
+        state,
+        terminating: meta.deletion_timestamp.is_some(),
+        controlled: meta
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.controller == Some(true)),
+        task,
+        spec: PodSpec {
+            requests,
+            node_selector: spec.node_selector.clone().unwrap_or_default(),
+            affinity,
+            tolerations,
+            duration,
+        },
+        created: meta
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.as_millisecond() as f64 / 1000.0),
+        priority: spec.priority.unwrap_or(0),
+        queue: annotations.get(QUEUE_ANNOTATION).cloned(),
+    })
+}
+
+/// A PodGroup of either flavour, as the adapter uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSpec {
+    /// Its API.
+    pub flavor: Flavor,
+    /// The job name, `namespace/name`.
+    pub job: String,
+    /// Pods to place together.
+    pub min_member: u32,
+    /// Volcano `minTaskMember`: per-task minimums.
+    pub min_task_member: BTreeMap<String, u32>,
+    /// Capacity to hold for the whole job (Spark driver + executors).
+    pub min_resources: Option<Resources>,
+    /// Dotted queue path.
+    pub queue: String,
+    /// Job names (`namespace/name`) that must succeed first, as written in `phalanx.dev/depends-on`.
+    pub depends_on: Vec<String>,
+    /// `spec.priorityClassName`, if any.
+    pub priority_class: Option<String>,
+}
+
+fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(*p)?;
+    }
+    (!cur.is_null()).then_some(cur)
+}
+
+/// Reads a count that must be a non-negative integer (a number, or a string of digits).
+fn count(v: &Value) -> Result<u32, String> {
+    match v {
+        Value::Number(n) => match n.as_i64() {
+            Some(i) if i < 0 => Err(format!("{i} is negative")),
+            Some(i) => u32::try_from(i).map_err(|_| format!("{i} is too large")),
+            None => Err(format!("{n} is not an integer")),
+        },
+        Value::String(t) => match t.trim().parse::<i64>() {
+            Ok(i) => count(&Value::from(i)),
+            Err(_) => Err(format!("{t:?} is not an integer")),
+        },
+        other => Err(format!("{other} is not an integer")),
+    }
+}
+
+fn amount_list(v: &Value) -> Result<BTreeMap<String, K8sQuantity>, String> {
+    let Some(map) = v.as_object() else {
+        return Err(format!("{v} is not a map of resource quantities"));
+    };
+    map.iter()
+        .map(|(k, q)| match q {
+            Value::String(t) => Ok((k.clone(), K8sQuantity(t.clone()))),
+            Value::Number(n) => Ok((k.clone(), K8sQuantity(n.to_string()))),
+            other => Err(format!("resource {k:?}: {other} is not a quantity")),
+        })
+        .collect()
+}
+
+/// Splits `phalanx.dev/depends-on` (`"a,b"`, or `other-namespace/a`) into job names. Entries are
+/// trimmed; an empty one is kept so that validation can name it.
+pub fn depends_on(namespace: &str, text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .map(|d| {
+            if d.is_empty() {
+                String::new()
+            } else if d.contains('/') {
+                d.to_string()
+            } else {
+                job_name(namespace, d)
+            }
+        })
+        .collect()
+}
+
+/// A PodGroup (a `DynamicObject` of either flavour). `volcano_queues` maps Volcano queue object
+/// names to their paths (a hierarchical queue's path is not its name).
+pub fn pod_group(
+    obj: &DynamicObject,
+    flavor: Flavor,
+    table: &mut ResourceTable,
+    volcano_queues: &BTreeMap<String, String>,
+) -> Result<GroupSpec, TranslateError> {
+    let namespace = obj
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let name = obj.metadata.name.clone().unwrap_or_default();
+    let job = job_name(&namespace, &name);
+    let err = |field, m| TranslateError::new("PodGroup", &job, field, m);
+    let min_member = match get(&obj.data, &["spec", "minMember"]) {
+        None => 1,
+        Some(v) => count(v).map_err(|m| err("spec.minMember", m))?,
+    };
+    if min_member == 0 {
+        return Err(err("spec.minMember", "must be at least 1".into()));
+    }
+    let mut min_task_member = BTreeMap::new();
+    if let Some(v) = get(&obj.data, &["spec", "minTaskMember"]) {
+        let map = v
+            .as_object()
+            .ok_or_else(|| err("spec.minTaskMember", format!("{v} is not a map")))?;
+        for (task, n) in map {
+            let n = count(n).map_err(|m| err("spec.minTaskMember", format!("task {task}: {m}")))?;
+            min_task_member.insert(task.clone(), n);
+        }
+    }
+    let min_resources = match get(&obj.data, &["spec", "minResources"]) {
+        None => None,
+        Some(v) => {
+            let list = amount_list(v).map_err(|m| err("spec.minResources", m))?;
+            Some(parse_quantities(table, &list).map_err(|m| err("spec.minResources", m))?)
+        }
+    };
+    let annotations = obj.metadata.annotations.clone().unwrap_or_default();
+    let queue_name = match get(&obj.data, &["spec", "queue"]) {
+        Some(Value::String(q)) => Some(q.clone()),
+        Some(other) => return Err(err("spec.queue", format!("{other} is not a string"))),
+        None => annotations.get(QUEUE_ANNOTATION).cloned(),
+    };
+    let queue = match queue_name {
+        Some(q) => volcano_queues
+            .get(&q)
+            .cloned()
+            .unwrap_or_else(|| queue_path(&q)),
+        None => phalanx_model::DEFAULT_QUEUE.into(),
+    };
+    let priority_class = match get(&obj.data, &["spec", "priorityClassName"]) {
+        Some(Value::String(p)) if !p.is_empty() => Some(p.clone()),
+        _ => None,
+    };
+    Ok(GroupSpec {
+        flavor,
+        depends_on: annotations
+            .get(DEPENDS_ON)
+            .map(|d| depends_on(&namespace, d))
+            .unwrap_or_default(),
+        job,
+        min_member,
+        min_task_member,
+        min_resources,
+        queue,
+        priority_class,
+    })
+}
+
+fn amount(v: &Value) -> Result<Amount, String> {
+    match v {
+        Value::Number(n) => match n.as_u64() {
+            Some(u) => Ok(Amount::Int(u)),
+            None => Ok(Amount::Float(n.as_f64().unwrap_or(f64::NAN))),
+        },
+        Value::String(t) => Ok(Amount::Text(t.trim().to_string())),
+        other => Err(format!("{other} is not a quantity")),
+    }
+}
+
+fn amounts(
+    obj: &str,
+    v: Option<&Value>,
+    field: &'static str,
+) -> Result<Option<BTreeMap<String, Amount>>, TranslateError> {
+    let Some(v) = v else { return Ok(None) };
+    let map = v.as_object().ok_or_else(|| {
+        TranslateError::new(
+            "Queue",
+            obj,
+            field,
+            format!("{v} is not a map of quantities"),
+        )
+    })?;
+    map.iter()
+        .map(|(k, q)| {
+            amount(q)
+                .map(|a| (k.clone(), a))
+                .map_err(|m| TranslateError::new("Queue", obj, field, format!("{k}: {m}")))
+        })
+        .collect::<Result<_, _>>()
+        .map(Some)
+}
+
+/// A Volcano Queue as queue records: the queue itself last, preceded by the parents its
+/// `volcano.sh/hierarchy` annotation implies (with the weights of `volcano.sh/hierarchy-weights`).
+/// Quantities are parsed later, by [`QueueRecord::to_spec`], which names the queue and field.
+pub fn volcano_queue(obj: &DynamicObject) -> Result<Vec<QueueRecord>, TranslateError> {
+    let name = obj.metadata.name.clone().unwrap_or_default();
+    let err = |field, m| TranslateError::new("Queue", &name, field, m);
+    let ann = obj.metadata.annotations.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    let weights: Vec<&str> = ann
+        .get(HIERARCHY_WEIGHTS)
+        .map(|w| w.split('/').collect())
+        .unwrap_or_default();
+    let weight_at = |i: usize| -> Result<Option<u64>, TranslateError> {
+        match weights.get(i) {
+            None => Ok(None),
+            Some(w) => w.trim().parse::<u64>().map(Some).map_err(|_| {
+                err(
+                    "metadata.annotations[volcano.sh/hierarchy-weights]",
+                    format!("{w:?} is not a whole number"),
+                )
+            }),
+        }
+    };
+    let path = match ann.get(HIERARCHY) {
+        Some(h) => {
+            let parts: Vec<&str> = h.split('/').filter(|p| !p.is_empty()).collect();
+            let mut path = String::from("root");
+            let skip = usize::from(parts.first() == Some(&"root"));
+            for (i, p) in parts.iter().enumerate().skip(skip) {
+                path.push('.');
+                path.push_str(p);
+                if i + 1 < parts.len() {
+                    out.push(QueueRecord {
+                        name: path.clone(),
+                        weight: weight_at(i)?,
+                        guarantee: BTreeMap::new(),
+                        deserved: None,
+                        capability: None,
+                        reclaimable: None,
+                        ordering: Default::default(),
+                    });
+                }
+            }
+            path
+        }
+        None => match get(&obj.data, &["spec", "parent"]) {
+            None => queue_path(&name),
+            Some(Value::String(p)) if p.is_empty() || p == "root" => queue_path(&name),
+            // One level: a parent that itself has a parent is spelled with the hierarchy
+            // annotation instead.
+            Some(Value::String(p)) => format!("{}.{}", queue_path(p), name.replace('.', "-")),
+            Some(other) => return Err(err("spec.parent", format!("{other} is not a string"))),
+        },
+    };
+    let weight = if ann.contains_key(HIERARCHY_WEIGHTS) {
+        weight_at(weights.len().saturating_sub(1))?
+    } else {
+        match get(&obj.data, &["spec", "weight"]) {
+            None => None,
+            Some(v) => Some(u64::from(count(v).map_err(|m| err("spec.weight", m))?)),
+        }
+    };
+    let reclaimable = match get(&obj.data, &["spec", "reclaimable"]) {
+        None => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(other) => return Err(err("spec.reclaimable", format!("{other} is not a boolean"))),
+    };
+    out.push(QueueRecord {
+        name: path.clone(),
+        weight,
+        guarantee: amounts(
+            &name,
+            get(&obj.data, &["spec", "guarantee", "resource"]),
+            "spec.guarantee.resource",
+        )?
+        .unwrap_or_default(),
+        deserved: amounts(
+            &name,
+            get(&obj.data, &["spec", "deserved"]),
+            "spec.deserved",
+        )?,
+        capability: amounts(
+            &name,
+            get(&obj.data, &["spec", "capability"]),
+            "spec.capability",
+        )?,
+        reclaimable,
+        ordering: Default::default(),
+    });
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use phalanx_model::ResourceId;
+    use serde_json::json;
+
+    /// Every YAML document of the shared manifests folder (`../shared/manifests` beside the
+    /// checkout), with its file name.
+    fn manifests() -> Vec<(String, Value)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/manifests");
+        let mut out = Vec::new();
+        let mut dirs = vec![root];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).expect("../shared/manifests is beside the checkout") {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|x| x == "yaml") {
+                    let text = std::fs::read_to_string(&p).unwrap();
+                    for doc in serde_norway::Deserializer::from_str(&text) {
+                        let v: Value = serde::Deserialize::deserialize(doc).unwrap();
+                        if !v.is_null() {
+                            out.push((p.display().to_string(), v));
+                        }
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    fn dynamic(v: Value) -> DynamicObject {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn group(spec: Value, annotations: Value) -> DynamicObject {
+        dynamic(json!({
+            "apiVersion": "scheduling.x-k8s.io/v1alpha1", "kind": "PodGroup",
+            "metadata": {"name": "pg", "namespace": "ns", "annotations": annotations},
+            "spec": spec
+        }))
+    }
+
+    fn translate_group(spec: Value) -> Result<GroupSpec, TranslateError> {
+        pod_group(
+            &group(spec, json!({})),
+            Flavor::SchedulerPlugins,
+            &mut ResourceTable::new(),
+            &BTreeMap::new(),
+        )
+    }
+
+    #[test]
+    fn every_real_podgroup_and_queue_translates() {
+        let mut groups = 0;
+        let mut queues = 0;
+        for (file, v) in manifests() {
+            let api = v["apiVersion"].as_str().unwrap_or_default();
+            match v["kind"].as_str() {
+                Some("PodGroup") => {
+                    let flavor = if api.starts_with("scheduling.x-k8s.io") {
+                        Flavor::SchedulerPlugins
+                    } else {
+                        Flavor::Volcano
+                    };
+                    let g = pod_group(
+                        &dynamic(v.clone()),
+                        flavor,
+                        &mut ResourceTable::new(),
+                        &BTreeMap::new(),
+                    )
+                    .unwrap_or_else(|e| panic!("{file}: {e}"));
+                    assert!(g.min_member >= 1, "{file}");
+                    groups += 1;
+                }
+                Some("Queue") => {
+                    let records = volcano_queue(&dynamic(v.clone()))
+                        .unwrap_or_else(|e| panic!("{file}: {e}"));
+                    for r in records {
+                        r.to_spec(&mut ResourceTable::new())
+                            .unwrap_or_else(|e| panic!("{file}: {e}"));
+                    }
+                    queues += 1;
+                }
+                _ => {}
+            }
+        }
+        assert!(
+            groups >= 5 && queues >= 6,
+            "{groups} groups, {queues} queues"
+        );
+    }
+
+    #[test]
+    fn real_manifests_mean_what_they_say() {
+        let all = manifests();
+        let find = |suffix: &str| {
+            all.iter()
+                .find(|(f, _)| f.ends_with(suffix))
+                .map(|(_, v)| dynamic(v.clone()))
+                .unwrap()
+        };
+        let mut table = ResourceTable::new();
+        let g = pod_group(
+            &find("volcano/artifacts-podgroup.yaml"),
+            Flavor::Volcano,
+            &mut table,
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        assert_eq!(g.job, "default/test-pg");
+        assert_eq!(g.queue, "root.default");
+        let min = g.min_resources.unwrap();
+        assert_eq!(min.get(ResourceId::CPU), 1000);
+        assert_eq!(min.get(ResourceId::MEMORY), 2_000_000_000);
+        let pg1 = pod_group(
+            &find("scheduler-plugins/install-doc__podgroup-pg1.yaml"),
+            Flavor::SchedulerPlugins,
+            &mut table,
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        assert_eq!((pg1.job.as_str(), pg1.min_member), ("default/pg1", 3));
+        let prod = volcano_queue(
+            &all.iter()
+                .find(|(f, v)| {
+                    f.ends_with("hierarchical-jobs__queues.yaml")
+                        && v["metadata"]["name"] == "root-eng-prod"
+                })
+                .map(|(_, v)| dynamic(v.clone()))
+                .unwrap(),
+        )
+        .unwrap();
+        let names: Vec<_> = prod.iter().map(|r| (r.name.as_str(), r.weight)).collect();
+        assert_eq!(names, [("root.eng", Some(2)), ("root.eng.prod", Some(8))]);
+        let q = volcano_queue(&find("volcano/artifacts-queue.yaml")).unwrap();
+        let spec = q[0].to_spec(&mut table).unwrap();
+        assert_eq!(spec.name, "root.default");
+        assert_eq!(spec.capability.unwrap().get(ResourceId::CPU), 2000);
+    }
+
+    #[test]
+    fn malformed_podgroups_name_the_object_and_field() {
+        for (spec, needle) in [
+            (json!({"minMember": -1}), "-1 is negative"),
+            (json!({"minMember": 1.5}), "1.5 is not an integer"),
+            (json!({"minMember": "three"}), "\"three\" is not an integer"),
+            (json!({"minMember": 0}), "must be at least 1"),
+            (json!({"minMember": [1]}), "is not an integer"),
+            (
+                json!({"minMember": 1, "minResources": {"cpu": "lots"}}),
+                "spec.minResources",
+            ),
+            (
+                json!({"minMember": 1, "minResources": "4 cpus"}),
+                "not a map",
+            ),
+            (
+                json!({"minMember": 1, "minResources": {"cpu": true}}),
+                "not a quantity",
+            ),
+            (json!({"minMember": 1, "queue": 7}), "spec.queue"),
+            (
+                json!({"minMember": 1, "minTaskMember": {"w": -2}}),
+                "task w",
+            ),
+        ] {
+            let e = translate_group(spec.clone()).unwrap_err();
+            let text = e.to_string();
+            assert!(text.starts_with("PodGroup ns/pg: spec."), "{spec}: {text}");
+            assert!(text.contains(needle), "{spec}: {text}");
+        }
+        // A string of digits is accepted, as kubectl users write it.
+        assert_eq!(
+            translate_group(json!({"minMember": "2"}))
+                .unwrap()
+                .min_member,
+            2
+        );
+        assert_eq!(translate_group(json!({})).unwrap().min_member, 1);
+    }
+
+    #[test]
+    fn depends_on_reads_names_in_the_namespace() {
+        assert_eq!(depends_on("ns", "a, b"), ["ns/a", "ns/b"]);
+        assert_eq!(depends_on("ns", "a,,b"), ["ns/a", "", "ns/b"]);
+        assert_eq!(depends_on("ns", "other/a"), ["other/a"]);
+        let g = pod_group(
+            &group(json!({}), json!({"phalanx.dev/depends-on": "prep,train"})),
+            Flavor::SchedulerPlugins,
+            &mut ResourceTable::new(),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        assert_eq!(g.depends_on, ["ns/prep", "ns/train"]);
+    }
+
+    #[test]
+    fn pods_sum_requests_and_know_their_gang() {
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "w-0", "namespace": "ns", "uid": "u1",
+                         "labels": {"scheduling.x-k8s.io/pod-group": "pg", "spark-role": "executor"},
+                         "ownerReferences": [{"apiVersion": "v1", "kind": "ReplicaSet", "name": "rs",
+                                              "uid": "o", "controller": true}]},
+            "spec": {"schedulerName": "phalanx",
+                     "schedulingGates": [{"name": "wait"}],
+                     "containers": [
+                        {"name": "a", "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}},
+                        {"name": "b", "resources": {"limits": {"cpu": "1", "nvidia.com/gpu": "2"}}}],
+                     "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "4"}}}]}
+        }))
+        .unwrap();
+        let mut table = ResourceTable::new();
+        let info = pod(&p, &mut table).unwrap();
+        assert_eq!(info.spec.requests.get(ResourceId::CPU), 4000);
+        assert_eq!(info.spec.requests.get(ResourceId::MEMORY), 1 << 30);
+        assert_eq!(info.spec.requests.get(ResourceId::GPU), 2);
+        assert_eq!(
+            info.group,
+            GroupRef::Group(Flavor::SchedulerPlugins, "pg".into())
+        );
+        assert!(info.gated && info.controlled);
+        assert_eq!(info.task, "executor");
+        assert_eq!(info.state, PodState::Pending);
+        let bad: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "x", "namespace": "ns"},
+            "spec": {"containers": [{"name": "a", "resources": {"requests": {"cpu": "1 core"}}}]}
+        }))
+        .unwrap();
+        let e = pod(&bad, &mut table).unwrap_err().to_string();
+        assert!(
+            e.starts_with("Pod ns/x: spec.containers.resources: resource \"cpu\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn queues_name_their_bad_fields() {
+        let q = |spec: Value, ann: Value| {
+            volcano_queue(&dynamic(json!({
+                "apiVersion": "scheduling.volcano.sh/v1beta1", "kind": "Queue",
+                "metadata": {"name": "team", "annotations": ann}, "spec": spec
+            })))
+        };
+        let e = q(json!({"weight": -3}), json!({})).unwrap_err().to_string();
+        assert!(e.starts_with("Queue team: spec.weight"), "{e}");
+        let e = q(json!({"capability": ["cpu"]}), json!({}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("Queue team: spec.capability"), "{e}");
+        let e = q(
+            json!({}),
+            json!({"volcano.sh/hierarchy": "root/a/team", "volcano.sh/hierarchy-weights": "1/x/2"}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("hierarchy-weights"), "{e}");
+        // Quantities are checked when the records become specs, naming queue and field.
+        let r = q(json!({"deserved": {"cpu": "much"}}), json!({})).unwrap();
+        let e = r[0]
+            .to_spec(&mut ResourceTable::new())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("queue root.team: deserved"), "{e}");
+        let r = q(json!({"parent": "eng"}), json!({})).unwrap();
+        assert_eq!(r[0].name, "root.eng.team");
+    }
+}

@@ -1,0 +1,761 @@
+//! End-to-end tests of `phalanx serve` against the in-process API emulator (started by each
+//! test, on loopback): gangs bound whole or not at all, a pending gang that starts once room
+//! appears, pods bound by another scheduler counted, restarts, two replicas, DAG order, queues,
+//! and bad input. Waits are bounded (generous timeouts); nothing asserts on wall time.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::Method;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams,
+};
+use phalanx_emulator::client::Conn;
+use phalanx_emulator::faults::FaultConfig;
+use phalanx_emulator::kubelet::KubeletConfig;
+use phalanx_emulator::{EmulatorConfig, NodeShape, RunningEmulator, start};
+use phalanx_k8s::config::{LeaderConfig, ServeConfig};
+use phalanx_k8s::serve::Running;
+use serde_json::{Value, json};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn emulator(nodes: usize, shape: &str) -> (RunningEmulator, kube::Client) {
+    emulator_with(nodes, shape, FaultConfig::default()).await
+}
+
+async fn emulator_with(
+    nodes: usize,
+    shape: &str,
+    faults: FaultConfig,
+) -> (RunningEmulator, kube::Client) {
+    let cfg = EmulatorConfig {
+        faults,
+        nodes,
+        shapes: vec![NodeShape::parse(shape).unwrap()],
+        kubelet: KubeletConfig {
+            start_delay: Duration::from_millis(20),
+            stop_delay: Duration::from_millis(20),
+        },
+        bookmark_interval: Duration::from_millis(500),
+        ..EmulatorConfig::default()
+    };
+    let emu = start(cfg).await.expect("emulator starts");
+    let config = kube::Config::new(emu.url().parse().unwrap());
+    let client = kube::Client::try_from(config).expect("client");
+    (emu, client)
+}
+
+fn config(leader: bool) -> ServeConfig {
+    ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        cycle_period_ms: 100,
+        batch_window_ms: 5,
+        status_interval_ms: 100,
+        leader_election: LeaderConfig {
+            enabled: leader,
+            lease_namespace: "kube-system".into(),
+            lease_duration_seconds: 3,
+            renew_period_seconds: 1,
+            ..LeaderConfig::default()
+        },
+        ..ServeConfig::default()
+    }
+}
+
+async fn scheduler(client: &kube::Client, leader: bool, identity: &str) -> Running {
+    phalanx_k8s::serve::start(client.clone(), config(leader), identity.into())
+        .await
+        .expect("scheduler starts")
+}
+
+/// Polls `check` until it returns `Some`, for at most [`TIMEOUT`].
+async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn plugins_group() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("scheduling.x-k8s.io", "v1alpha1", "PodGroup"),
+        "podgroups",
+    )
+}
+
+fn volcano_group() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("scheduling.volcano.sh", "v1beta1", "PodGroup"),
+        "podgroups",
+    )
+}
+
+fn volcano_queue() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("scheduling.volcano.sh", "v1beta1", "Queue"),
+        "queues",
+    )
+}
+
+async fn create_group(client: &kube::Client, name: &str, spec: Value, annotations: Value) {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &plugins_group());
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "scheduling.x-k8s.io/v1alpha1", "kind": "PodGroup",
+        "metadata": {"name": name, "annotations": annotations}, "spec": spec
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &obj).await.unwrap();
+}
+
+/// A pod of ours (`schedulerName: phalanx`) in scheduler-plugins group `group` (if any).
+fn pod(name: &str, group: Option<&str>, cpu: &str, duration: Option<&str>) -> Pod {
+    let mut labels = serde_json::Map::new();
+    if let Some(g) = group {
+        labels.insert("scheduling.x-k8s.io/pod-group".into(), json!(g));
+    }
+    let mut ann = serde_json::Map::new();
+    if let Some(d) = duration {
+        ann.insert("phalanx.dev/duration".into(), json!(d));
+    }
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": labels, "annotations": ann},
+        "spec": {"schedulerName": "phalanx", "containers": [{"name": "main", "image": "pause",
+                 "resources": {"requests": {"cpu": cpu, "memory": "1Gi"}}}]}
+    }))
+    .unwrap()
+}
+
+async fn create_pods(client: &kube::Client, pods: impl IntoIterator<Item = Pod>) {
+    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for p in pods {
+        api.create(&PostParams::default(), &p).await.unwrap();
+    }
+}
+
+/// Nodes of the pods whose name starts with `prefix` (None: not bound).
+async fn nodes_of(client: &kube::Client, prefix: &str) -> Vec<Option<String>> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let mut out: Vec<(String, Option<String>)> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.name.as_deref().unwrap_or("").starts_with(prefix))
+        .map(|p| {
+            (
+                p.metadata.name.clone().unwrap_or_default(),
+                p.spec.and_then(|s| s.node_name),
+            )
+        })
+        .collect();
+    out.sort();
+    out.into_iter().map(|(_, n)| n).collect()
+}
+
+async fn phases_of(client: &kube::Client, prefix: &str) -> Vec<String> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    api.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.name.as_deref().unwrap_or("").starts_with(prefix))
+        .map(|p| p.status.and_then(|s| s.phase).unwrap_or_default())
+        .collect()
+}
+
+async fn admin_get(running: &Running, path: &str) -> (u16, Value) {
+    let mut conn = Conn::connect(&running.addr.to_string()).await.unwrap();
+    let (code, body) = conn
+        .request(Method::GET, path, "text/plain", Bytes::new())
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&body).to_string();
+    (
+        code,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn events_for(client: &kube::Client, name: &str) -> Vec<(String, String)> {
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::all(client.clone());
+    api.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+        .collect()
+}
+
+fn all_bound(nodes: &[Option<String>], n: usize) -> bool {
+    nodes.len() == n && nodes.iter().all(Option::is_some)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gangs_bind_whole_and_a_pending_gang_starts_when_room_appears() {
+    let (emu, client) = emulator(2, "cpu=4,memory=16Gi,pods=110").await;
+    let s = scheduler(&client, false, "solo").await;
+    // Gang a: 3 x 2 cpu fits (8 cpu in all); gang b: 2 x 2 cpu does not fit beside it.
+    create_group(&client, "a", json!({"minMember": 3}), json!({})).await;
+    create_pods(
+        &client,
+        (0..3).map(|i| pod(&format!("a-{i}"), Some("a"), "2", None)),
+    )
+    .await;
+    wait_for("gang a bound", || async {
+        all_bound(&nodes_of(&client, "a-").await, 3).then_some(())
+    })
+    .await;
+    create_group(&client, "b", json!({"minMember": 2}), json!({})).await;
+    create_pods(
+        &client,
+        (0..2).map(|i| pod(&format!("b-{i}"), Some("b"), "2", None)),
+    )
+    .await;
+    // b waits, whole: none of its pods is bound, and the API says why.
+    let why = wait_for("gang b reported unschedulable", || async {
+        let (code, v) = admin_get(&s, "/api/v1/jobs/default/b").await;
+        (code == 200 && v["reason"]["label"] == "unschedulable").then_some(v)
+    })
+    .await;
+    assert_eq!(why["phase"], "Pending", "{why}");
+    assert!(
+        why["reason"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Insufficient cpu"),
+        "{why}"
+    );
+    assert_eq!(nodes_of(&client, "b-").await, vec![None, None]);
+    // Its PodGroup carries the condition, and an event explains it.
+    let groups: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &plugins_group());
+    wait_for("status condition on b", || async {
+        let g = groups.get("b").await.ok()?;
+        let c = &g.data["status"]["conditions"][0];
+        (c["type"] == "Unschedulable" && c["reason"] == "Unschedulable").then_some(())
+    })
+    .await;
+    wait_for("FailedScheduling event on b", || async {
+        events_for(&client, "b")
+            .await
+            .iter()
+            .any(|(r, _)| r == "FailedScheduling")
+            .then_some(())
+    })
+    .await;
+    // Room appears: a's pods go; b starts.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for i in 0..3 {
+        pods.delete(&format!("a-{i}"), &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    wait_for("gang b bound", || async {
+        all_bound(&nodes_of(&client, "b-").await, 2).then_some(())
+    })
+    .await;
+    wait_for("b running in status", || async {
+        let g = groups.get("b").await.ok()?;
+        (g.data["status"]["phase"] == "Running").then_some(())
+    })
+    .await;
+    let (code, metrics) = admin_get(&s, "/metrics").await;
+    assert_eq!(code, 200);
+    let text = metrics.as_str().unwrap_or_default().to_string();
+    for name in [
+        "volcano_e2e_scheduling_latency_milliseconds_bucket",
+        "volcano_schedule_attempts_total{result=\"scheduled\"}",
+        "phalanx_bind_duration_seconds_count",
+        "volcano_queue_allocated_milli_cpu{queue_name=\"root.default\"}",
+    ] {
+        assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
+    }
+    s.stop().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_bound_by_another_scheduler_is_never_double_booked() {
+    let (emu, client) = emulator(1, "cpu=4,memory=16Gi,pods=110").await;
+    // Another scheduler's pod holds 3 of the node's 4 cpus before we start.
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let node = nodes.list(&ListParams::default()).await.unwrap().items[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap();
+    let mut other = pod("other", None, "3", None);
+    other.spec.as_mut().unwrap().scheduler_name = Some("default-scheduler".into());
+    other.spec.as_mut().unwrap().node_name = Some(node);
+    create_pods(&client, [other]).await;
+    wait_for("the other pod running", || async {
+        (phases_of(&client, "other").await == ["Running"]).then_some(())
+    })
+    .await;
+    let s = scheduler(&client, false, "solo").await;
+    wait_for("readiness", || async {
+        (admin_get(&s, "/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+    create_pods(&client, [pod("ours", None, "2", None)]).await;
+    let why = wait_for("our pod reported pending", || async {
+        let (_, v) = admin_get(&s, "/api/v1/jobs/default/pod-ours").await;
+        (v["reason"]["label"] == "unschedulable").then_some(v)
+    })
+    .await;
+    assert_eq!(nodes_of(&client, "ours").await, vec![None], "{why}");
+    // The other pod ends: ours fits now, and the kubelet admits it (no OutOfcpu).
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.delete("other", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("our pod running", || async {
+        (phases_of(&client, "ours").await == ["Running"]).then_some(())
+    })
+    .await;
+    s.stop().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_rebuilds_state_and_binds_nothing_twice() {
+    let (emu, client) = emulator(2, "cpu=4,memory=16Gi,pods=110").await;
+    let first = scheduler(&client, false, "first").await;
+    create_group(&client, "a", json!({"minMember": 3}), json!({})).await;
+    create_pods(
+        &client,
+        (0..3).map(|i| pod(&format!("a-{i}"), Some("a"), "2", None)),
+    )
+    .await;
+    let before = wait_for("gang a bound", || async {
+        let n = nodes_of(&client, "a-").await;
+        all_bound(&n, 3).then_some(n)
+    })
+    .await;
+    first.stop().await.unwrap();
+    // While no scheduler runs: a gang that fits only if a is counted, and one that never fits.
+    create_group(&client, "b", json!({"minMember": 1}), json!({})).await;
+    create_pods(&client, [pod("b-0", Some("b"), "2", None)]).await;
+    create_group(&client, "c", json!({"minMember": 2}), json!({})).await;
+    create_pods(
+        &client,
+        (0..2).map(|i| pod(&format!("c-{i}"), Some("c"), "2", None)),
+    )
+    .await;
+    let second = scheduler(&client, false, "second").await;
+    wait_for("gang b bound", || async {
+        all_bound(&nodes_of(&client, "b-").await, 1).then_some(())
+    })
+    .await;
+    let (_, c) = wait_for("gang c pending with a reason", || async {
+        let r = admin_get(&second, "/api/v1/jobs/default/c").await;
+        (r.1["reason"]["label"] == "unschedulable").then_some(r)
+    })
+    .await;
+    assert_eq!(c["phase"], "Pending");
+    assert_eq!(
+        nodes_of(&client, "a-").await,
+        before,
+        "a's pods stay where they were"
+    );
+    assert_eq!(nodes_of(&client, "c-").await, vec![None, None]);
+    let (_, a) = admin_get(&second, "/api/v1/jobs/default/a").await;
+    assert_eq!(a["phase"], "Running", "{a}");
+    assert_eq!(a["pods"]["bound"], 3, "{a}");
+    // Nothing was bound twice: no binding was refused, and every pod runs (no OutOfcpu).
+    let (_, metrics) = admin_get(&second, "/metrics").await;
+    let text = metrics.as_str().unwrap_or_default();
+    assert!(!text.contains("phalanx_bind_failures_total{"), "{text}");
+    assert!(text.contains("phalanx_pods_bound_total 1\n"), "{text}");
+    wait_for("a and b running", || async {
+        let mut p = phases_of(&client, "a-").await;
+        p.extend(phases_of(&client, "b-").await);
+        p.iter().all(|p| p == "Running").then_some(())
+    })
+    .await;
+    second.stop().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_never_both_bind_and_the_standby_takes_over() {
+    let (emu, client) = emulator(4, "cpu=8,memory=32Gi,pods=110").await;
+    let one = scheduler(&client, true, "one").await;
+    let two = scheduler(&client, true, "two").await;
+    let leaders = || (one.shared.leader.is_leader(), two.shared.leader.is_leader());
+    wait_for("a leader", || async {
+        let (a, b) = leaders();
+        (a || b).then_some(())
+    })
+    .await;
+    create_pods(
+        &client,
+        (0..8).map(|i| pod(&format!("p-{i}"), None, "1", None)),
+    )
+    .await;
+    for _ in 0..40 {
+        let (a, b) = leaders();
+        assert!(!(a && b), "both replicas lead at once");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    wait_for("all bound", || async {
+        all_bound(&nodes_of(&client, "p-").await, 8).then_some(())
+    })
+    .await;
+    let bound = |r: &Running| r.shared.metrics.pods_bound.get();
+    assert_eq!(bound(&one) + bound(&two), 8, "each pod bound once");
+    assert!(
+        bound(&one) == 0 || bound(&two) == 0,
+        "only the leader binds"
+    );
+    // The leader stops; the standby takes over within the lease duration.
+    let (leader, standby) = if one.shared.leader.is_leader() {
+        (one, two)
+    } else {
+        (two, one)
+    };
+    leader.stop().await.unwrap();
+    create_pods(
+        &client,
+        (8..12).map(|i| pod(&format!("p-{i}"), None, "1", None)),
+    )
+    .await;
+    wait_for("the standby binds", || async {
+        all_bound(&nodes_of(&client, "p-").await, 12).then_some(())
+    })
+    .await;
+    assert_eq!(standby.shared.metrics.pods_bound.get(), 4);
+    assert!(
+        standby
+            .shared
+            .metrics
+            .bind_failures
+            .get_metric_with_label_values(&["rejected"])
+            .unwrap()
+            .get()
+            == 0
+    );
+    wait_for("all running", || async {
+        phases_of(&client, "p-")
+            .await
+            .iter()
+            .all(|p| p == "Running")
+            .then_some(())
+    })
+    .await;
+    standby.stop().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependencies_start_in_order() {
+    let (emu, client) = emulator(2, "cpu=8,memory=32Gi,pods=110").await;
+    let s = scheduler(&client, false, "solo").await;
+    // The second stage is created first; it must wait for the first to succeed.
+    create_group(
+        &client,
+        "train",
+        json!({"minMember": 2}),
+        json!({"phalanx.dev/depends-on": "prep"}),
+    )
+    .await;
+    create_pods(
+        &client,
+        (0..2).map(|i| pod(&format!("train-{i}"), Some("train"), "1", None)),
+    )
+    .await;
+    create_group(&client, "prep", json!({"minMember": 2}), json!({})).await;
+    create_pods(
+        &client,
+        (0..2).map(|i| pod(&format!("prep-{i}"), Some("prep"), "1", Some("1"))),
+    )
+    .await;
+    let (_, v) = wait_for("train waits for prep", || async {
+        let r = admin_get(&s, "/api/v1/jobs/default/train").await;
+        (r.1["reason"]["label"] == "waiting_for_dependencies").then_some(r)
+    })
+    .await;
+    assert!(
+        v["reason"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("default/prep"),
+        "{v}"
+    );
+    wait_for("train bound", || async {
+        all_bound(&nodes_of(&client, "train-").await, 2).then_some(())
+    })
+    .await;
+    // When train was bound, prep had succeeded.
+    assert_eq!(
+        phases_of(&client, "prep-").await,
+        vec!["Succeeded", "Succeeded"]
+    );
+    s.stop().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queues_from_volcano_objects_cap_a_tenant_and_bad_input_is_explained() {
+    let (emu, client) = emulator(2, "cpu=8,memory=32Gi,pods=110").await;
+    let queues: Api<DynamicObject> = Api::all_with(client.clone(), &volcano_queue());
+    for (name, spec) in [
+        ("tenant-a", json!({"weight": 1, "capability": {"cpu": "2"}})),
+        ("tenant-b", json!({"weight": 1})),
+        (
+            "broken",
+            json!({"weight": 1, "capability": {"cpu": "lots"}}),
+        ),
+    ] {
+        let q: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "scheduling.volcano.sh/v1beta1", "kind": "Queue",
+            "metadata": {"name": name}, "spec": spec
+        }))
+        .unwrap();
+        queues.create(&PostParams::default(), &q).await.unwrap();
+    }
+    let s = scheduler(&client, false, "solo").await;
+    // The broken queue is refused with its field named; the previous config (defaults) stays.
+    wait_for("InvalidQueue event", || async {
+        events_for(&client, "broken")
+            .await
+            .iter()
+            .any(|(r, m)| r == "InvalidQueue" && m.contains("capability"))
+            .then_some(())
+    })
+    .await;
+    queues
+        .delete("broken", &DeleteParams::default())
+        .await
+        .unwrap();
+    let (_, q) = wait_for("queues configured", || async {
+        let r = admin_get(&s, "/api/v1/queues").await;
+        r.1["queues"]
+            .as_array()?
+            .iter()
+            .any(|q| q["name"] == "root.tenant-a")
+            .then_some(r)
+    })
+    .await;
+    assert!(q["configurationError"].is_null(), "{q}");
+    // Volcano PodGroups in each tenant's queue.
+    let vgroups: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &volcano_group());
+    for (name, queue, min) in [
+        ("va", "tenant-a", 2),
+        ("vb", "tenant-b", 2),
+        ("bad", "tenant-b", -1),
+    ] {
+        let g: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "scheduling.volcano.sh/v1beta1", "kind": "PodGroup",
+            "metadata": {"name": name}, "spec": {"minMember": min, "queue": queue}
+        }))
+        .unwrap();
+        vgroups.create(&PostParams::default(), &g).await.unwrap();
+    }
+    let vpod = |name: &str, group: &str| {
+        let mut p = pod(name, None, "2", None);
+        p.metadata.annotations = Some(
+            [(
+                "scheduling.k8s.io/group-name".to_string(),
+                group.to_string(),
+            )]
+            .into(),
+        );
+        p
+    };
+    create_pods(
+        &client,
+        [
+            vpod("va-0", "va"),
+            vpod("va-1", "va"),
+            vpod("vb-0", "vb"),
+            vpod("vb-1", "vb"),
+            vpod("bad-0", "bad"),
+            vpod("lost-0", "no-such-group"),
+        ],
+    )
+    .await;
+    wait_for("tenant b's gang bound", || async {
+        all_bound(&nodes_of(&client, "vb-").await, 2).then_some(())
+    })
+    .await;
+    let (_, va) = wait_for("tenant a's gang over its capability", || async {
+        let r = admin_get(&s, "/api/v1/jobs/default/va").await;
+        (r.1["reason"]["label"] == "over_capability").then_some(r)
+    })
+    .await;
+    assert!(
+        va["reason"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("root.tenant-a"),
+        "{va}"
+    );
+    assert_eq!(nodes_of(&client, "va-").await, vec![None, None]);
+    // A negative minMember and a missing PodGroup: events name the problem; nothing crashed.
+    wait_for("InvalidPodGroup event", || async {
+        events_for(&client, "bad")
+            .await
+            .iter()
+            .any(|(r, m)| r == "InvalidPodGroup" && m.contains("spec.minMember"))
+            .then_some(())
+    })
+    .await;
+    wait_for("PodGroupNotFound event", || async {
+        events_for(&client, "no-such-group")
+            .await
+            .iter()
+            .any(|(r, _)| r == "PodGroupNotFound")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(nodes_of(&client, "bad-").await, vec![None]);
+    assert_eq!(nodes_of(&client, "lost-").await, vec![None]);
+    // Volcano PodGroup status is written too.
+    wait_for("vb running in status", || async {
+        let g = vgroups.get("vb").await.ok()?;
+        (g.data["status"]["phase"] == "Running" && g.data["status"]["running"] == 2).then_some(())
+    })
+    .await;
+    assert!(!s.is_finished());
+    s.stop().await.unwrap();
+    emu.shutdown().await;
+}
+
+/// A pod of ours in no group, in Volcano queue `queue`.
+fn queued_pod(name: &str, queue: &str) -> Pod {
+    let mut p = pod(name, None, "1", None);
+    p.metadata.annotations = Some(
+        [(
+            "scheduling.volcano.sh/queue-name".to_string(),
+            queue.to_string(),
+        )]
+        .into(),
+    );
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tenants_of_equal_weight_share_a_full_cluster_evenly() {
+    let (emu, client) = emulator(2, "cpu=4,memory=32Gi,pods=110").await;
+    let queues: Api<DynamicObject> = Api::all_with(client.clone(), &volcano_queue());
+    for name in ["tenant-a", "tenant-b"] {
+        let q: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "scheduling.volcano.sh/v1beta1", "kind": "Queue",
+            "metadata": {"name": name}, "spec": {"weight": 1}
+        }))
+        .unwrap();
+        queues.create(&PostParams::default(), &q).await.unwrap();
+    }
+    // 16 one-cpu jobs, 8 per tenant, tenant a's first; 8 cpus in all. Everything is resident
+    // before the scheduler starts, so the initial list is one batch, as in a simulation.
+    create_pods(
+        &client,
+        (0..8).map(|i| queued_pod(&format!("a-{i}"), "tenant-a")),
+    )
+    .await;
+    create_pods(
+        &client,
+        (0..8).map(|i| queued_pod(&format!("b-{i}"), "tenant-b")),
+    )
+    .await;
+    let s = scheduler(&client, false, "solo").await;
+    wait_for("the cluster full", || async {
+        let mut n = nodes_of(&client, "a-").await;
+        n.extend(nodes_of(&client, "b-").await);
+        (n.iter().filter(|x| x.is_some()).count() == 8).then_some(())
+    })
+    .await;
+    let count = |v: Vec<Option<String>>| v.iter().filter(|x| x.is_some()).count();
+    assert_eq!(count(nodes_of(&client, "a-").await), 4, "tenant a's share");
+    assert_eq!(count(nodes_of(&client, "b-").await), 4, "tenant b's share");
+    let (_, q) = admin_get(&s, "/api/v1/queues").await;
+    let a = q["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "root.tenant-a")
+        .cloned()
+        .unwrap();
+    assert_eq!(a["allocated"]["cpu"], 4000, "{a}");
+    assert_eq!(a["pending_jobs"], 4, "{a}");
+    s.stop().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_api_errors_and_dropped_watches_still_bind_whole_gangs() {
+    let faults = FaultConfig {
+        error_rate: [("bind".to_string(), 0.3)].into(),
+        watch_drop_after_ms: Some(400),
+        ..FaultConfig::default()
+    };
+    let (emu, client) = emulator_with(3, "cpu=4,memory=32Gi,pods=110", faults).await;
+    // Ten attempts: a bind failing ten times in a row at 30% is a one-in-170,000 event.
+    let cfg = ServeConfig {
+        bind_retries: 10,
+        ..config(false)
+    };
+    let s = phalanx_k8s::serve::start(client.clone(), cfg, "solo".into())
+        .await
+        .unwrap();
+    for g in 0..3 {
+        let name = format!("g{g}");
+        create_group(&client, &name, json!({"minMember": 4}), json!({})).await;
+        create_pods(
+            &client,
+            (0..4).map(|i| pod(&format!("{name}-{i}"), Some(&name), "1", None)),
+        )
+        .await;
+    }
+    wait_for("every gang bound", || async {
+        all_bound(&nodes_of(&client, "g").await, 12).then_some(())
+    })
+    .await;
+    wait_for("every pod running (nothing double-booked)", || async {
+        phases_of(&client, "g")
+            .await
+            .iter()
+            .all(|p| p == "Running")
+            .then_some(())
+    })
+    .await;
+    // The 500s were retried, not reported as failed binds.
+    assert_eq!(s.shared.metrics.pods_bound.get(), 12);
+    for reason in ["rejected", "gave_up", "not_found"] {
+        let failed = s
+            .shared
+            .metrics
+            .bind_failures
+            .with_label_values(&[reason])
+            .get();
+        assert_eq!(failed, 0, "{reason}");
+    }
+    let (_, metrics) = admin_get(&s, "/metrics").await;
+    let text = metrics.as_str().unwrap_or_default().to_string();
+    let count: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("phalanx_bind_duration_seconds_count "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert_eq!(count, 12.0, "one timed binding per pod, retries inside");
+    s.stop().await.unwrap();
+    emu.shutdown().await;
+}

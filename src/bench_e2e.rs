@@ -1,0 +1,376 @@
+//! `phalanx bench e2e`: the emulator and `phalanx serve` as separate processes over loopback
+//! HTTP, this process creating the workload and watching pods.
+//!
+//! Measured (wall clock, on whatever else the machine is doing):
+//! - `pods_per_s`: pods bound per second, from the first pod created to the last bind seen;
+//! - `e2e_p50_ms`/`e2e_p99_ms`: pod creation (the POST sent) to its bind seen on a watch;
+//! - `restart_to_first_bind_s`: the scheduler is killed with every pod resident, one more pod
+//!   is created, and a new scheduler process starts: time from its start to that pod's bind
+//!   (it must list everything and rebuild its state first).
+//!
+//! The workload: scheduler-plugins PodGroups of `--gang` pods (1 cpu, 1 GiB each) that all
+//! fit, created by `--clients` connections as fast as the emulator takes them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::watcher;
+use phalanx_emulator::client::Conn;
+use serde::Serialize;
+use serde_json::json;
+
+/// Options of `phalanx bench e2e`.
+#[derive(Debug, Clone, Args)]
+pub struct E2eArgs {
+    /// Nodes of the emulated cluster.
+    #[arg(long, default_value_t = 5000)]
+    pub nodes: usize,
+    /// Pods to create and bind.
+    #[arg(long, default_value_t = 150_000)]
+    pub pods: usize,
+    /// Pods per PodGroup (minMember).
+    #[arg(long, default_value_t = 10)]
+    pub gang: usize,
+    /// Node shape.
+    #[arg(long, default_value = "cpu=64,memory=512Gi,pods=110")]
+    pub node_shape: String,
+    /// Concurrent connections creating the workload.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// Give up after this many seconds without a new bind.
+    #[arg(long, default_value_t = 120)]
+    pub stall_s: u64,
+    /// Print one JSON object instead of the human summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `phalanx bench e2e --json` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct E2eReport {
+    /// Nodes.
+    pub nodes: usize,
+    /// Pods created.
+    pub pods: usize,
+    /// Pods seen bound.
+    pub bound: usize,
+    /// Seconds from the first pod created to the last bind seen.
+    pub bind_window_s: f64,
+    /// Pods bound per second over that window.
+    pub pods_per_s: f64,
+    /// Seconds to create every object (pods and PodGroups).
+    pub create_s: f64,
+    /// Median creation-to-bind, milliseconds.
+    pub e2e_p50_ms: f64,
+    /// 99th percentile creation-to-bind, milliseconds.
+    pub e2e_p99_ms: f64,
+    /// Seconds from a new scheduler process's start to its first bind, every pod resident.
+    pub restart_to_first_bind_s: Option<f64>,
+}
+
+impl E2eReport {
+    /// The one-screen summary.
+    pub fn human(&self) -> String {
+        format!(
+            "phalanx bench e2e: {} nodes, {} pods ({} bound)\n\
+             bound {:.0} pods/s over {:.1} s (creation took {:.1} s)\n\
+             creation to bind: p50 {:.0} ms, p99 {:.0} ms\n\
+             restart to first bind with every pod resident: {}",
+            self.nodes,
+            self.pods,
+            self.bound,
+            self.pods_per_s,
+            self.bind_window_s,
+            self.create_s,
+            self.e2e_p50_ms,
+            self.e2e_p99_ms,
+            self.restart_to_first_bind_s
+                .map(|s| format!("{s:.2} s"))
+                .unwrap_or_else(|| "not measured (the bind was not seen)".into())
+        )
+    }
+}
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn spawn(args: &[&str], log: &Path) -> Result<Proc> {
+    let exe = std::env::current_exe()?;
+    let out = std::fs::File::create(log)?;
+    let child = Command::new(exe)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(out)
+        .spawn()
+        .with_context(|| format!("starting phalanx {}", args.join(" ")))?;
+    Ok(Proc(child))
+}
+
+fn serve(dir: &Path, kubeconfig: &Path, config: &Path, log: &str) -> Result<Proc> {
+    spawn(
+        &[
+            "serve",
+            "--kubeconfig",
+            &kubeconfig.display().to_string(),
+            "--config",
+            &config.display().to_string(),
+        ],
+        &dir.join(log),
+    )
+}
+
+type Seen = Arc<Mutex<HashMap<String, Instant>>>;
+
+/// Runs the benchmark.
+pub async fn run(args: &E2eArgs) -> Result<E2eReport> {
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("phalanx-bench-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let kubeconfig = dir.join("kubeconfig");
+    let port = free_port()?;
+    let _emulator = spawn(
+        &[
+            "emulator",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--nodes",
+            &args.nodes.to_string(),
+            "--node-shape",
+            &args.node_shape,
+            "--kubeconfig",
+            &kubeconfig.display().to_string(),
+            "--watch-window",
+            &(args.pods * 4 + 100_000).to_string(),
+            "--bookmark-interval-s",
+            "5",
+        ],
+        &dir.join("emulator.log"),
+    )?;
+    let host = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !kubeconfig.exists() {
+        if Instant::now() > deadline {
+            bail!(
+                "the emulator did not start (see {})",
+                dir.join("emulator.log").display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let config = dir.join("config.yaml");
+    let admin = free_port()?;
+    std::fs::write(
+        &config,
+        format!(
+            "leaderElection: {{enabled: false}}\nlisten: 127.0.0.1:{admin}\nbindConcurrency: 128\n"
+        ),
+    )?;
+    let client = kube::Client::try_from(kube::Config::new(format!("http://{host}").parse()?))?;
+    let seen: Seen = Arc::default();
+    let watch = tokio::spawn(watch_binds(client.clone(), Arc::clone(&seen)));
+    let mut scheduler = serve(&dir, &kubeconfig, &config, "serve.log")?;
+    wait_ready(admin, Duration::from_secs(120)).await?;
+
+    // Create the workload.
+    let created: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let start = Instant::now();
+    let groups = args.pods.div_ceil(args.gang.max(1));
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..args.clients.max(1) {
+        let (host, created, next) = (host.clone(), Arc::clone(&created), Arc::clone(&next));
+        let (pods, gang) = (args.pods, args.gang.max(1));
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::connect(&host).await?;
+            loop {
+                let g = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if g >= groups {
+                    return anyhow::Ok(());
+                }
+                let members = gang.min(pods - g * gang);
+                let name = format!("g{g:06}");
+                let (code, body) = conn
+                    .post_json(
+                        "/apis/scheduling.x-k8s.io/v1alpha1/namespaces/default/podgroups",
+                        &json!({"apiVersion": "scheduling.x-k8s.io/v1alpha1", "kind": "PodGroup",
+                                "metadata": {"name": name}, "spec": {"minMember": members}}),
+                    )
+                    .await?;
+                if code >= 300 {
+                    bail!(
+                        "creating PodGroup {name}: {code} {}",
+                        String::from_utf8_lossy(&body)
+                    );
+                }
+                for i in 0..members {
+                    let pod = format!("{name}-{i}");
+                    let at = Instant::now();
+                    let (code, body) = conn
+                        .post_json(
+                            "/api/v1/namespaces/default/pods",
+                            &pod_json(&pod, Some(&name)),
+                        )
+                        .await?;
+                    if code >= 300 {
+                        bail!(
+                            "creating pod {pod}: {code} {}",
+                            String::from_utf8_lossy(&body)
+                        );
+                    }
+                    created
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("poisoned"))?
+                        .insert(pod, at);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let create_s = start.elapsed().as_secs_f64();
+    let bound = wait_bound(&seen, args.pods, Duration::from_secs(args.stall_s)).await;
+    let (mut lat, mut last) = (Vec::new(), start);
+    {
+        let seen = seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        let created = created.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        for (pod, at) in created.iter() {
+            if let Some(b) = seen.get(pod) {
+                lat.push(b.saturating_duration_since(*at).as_secs_f64() * 1000.0);
+                last = last.max(*b);
+            }
+        }
+    }
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    let window = last.saturating_duration_since(start).as_secs_f64();
+
+    // Restart with everything resident: kill the scheduler, add one pod, start a new one.
+    drop(scheduler);
+    let probe = "restart-probe";
+    let mut conn = Conn::connect(&host).await?;
+    conn.post_json("/api/v1/namespaces/default/pods", &pod_json(probe, None))
+        .await?;
+    let t0 = Instant::now();
+    scheduler = serve(&dir, &kubeconfig, &config, "serve-restart.log")?;
+    let mut restart = None;
+    while t0.elapsed() < Duration::from_secs(args.stall_s) {
+        if let Some(b) = seen.lock().ok().and_then(|s| s.get(probe).copied()) {
+            restart = Some(b.saturating_duration_since(t0).as_secs_f64());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(scheduler);
+    watch.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(E2eReport {
+        nodes: args.nodes,
+        pods: args.pods,
+        bound,
+        bind_window_s: window,
+        pods_per_s: if window > 0.0 {
+            bound as f64 / window
+        } else {
+            0.0
+        },
+        create_s,
+        e2e_p50_ms: pct(0.50),
+        e2e_p99_ms: pct(0.99),
+        restart_to_first_bind_s: restart,
+    })
+}
+
+fn pod_json(name: &str, group: Option<&str>) -> serde_json::Value {
+    let labels = match group {
+        Some(g) => json!({"scheduling.x-k8s.io/pod-group": g}),
+        None => json!({}),
+    };
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "labels": labels},
+           "spec": {"schedulerName": "phalanx", "containers": [{"name": "main", "image": "pause",
+                    "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]}})
+}
+
+async fn wait_ready(port: u16, limit: Duration) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(mut c) = Conn::connect(&format!("127.0.0.1:{port}")).await
+            && let Ok((200, _)) = c
+                .request(
+                    hyper::Method::GET,
+                    "/readyz",
+                    "text/plain",
+                    bytes::Bytes::new(),
+                )
+                .await
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the scheduler did not become ready");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_bound(seen: &Seen, pods: usize, stall: Duration) -> usize {
+    let (mut count, mut since) = (0, Instant::now());
+    loop {
+        let now = seen.lock().map(|s| s.len()).unwrap_or(0);
+        if now >= pods {
+            return now;
+        }
+        if now != count {
+            (count, since) = (now, Instant::now());
+        } else if since.elapsed() > stall {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn watch_binds(client: kube::Client, seen: Seen) {
+    let api: kube::Api<Pod> = kube::Api::namespaced(client, "default");
+    let mut stream = std::pin::pin!(watcher::watcher(api, watcher::Config::default()));
+    while let Some(ev) = stream.next().await {
+        let pod = match ev {
+            Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => p,
+            _ => continue,
+        };
+        if pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_ref())
+            .is_some()
+            && let (Some(name), Ok(mut s)) = (pod.metadata.name, seen.lock())
+        {
+            s.entry(name).or_insert_with(Instant::now);
+        }
+    }
+}
