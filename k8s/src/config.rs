@@ -20,6 +20,11 @@
 //! listen: 0.0.0.0:10259         # /metrics, /healthz, /readyz, /api/v1/...
 //! eventsPerObjectPerMinute: 6   # Kubernetes Events per object, at most
 //! statusIntervalMs: 500         # PodGroup status writes are batched this often
+//! maxReservations: 16           # blocked gangs holding room at once (0: no reservation)
+//! reclaim: true                 # queues under their share evict from queues over theirs
+//! reclaimDelayMs: 30000         # a blocked gang waits this long before it evicts anything
+//! reclaimCooldownMs: 300000     # after A lost a gang to B, A may not reclaim from B this long
+//! dependencyTimeoutMs: 600000   # a dependency that never appears fails its dependents then
 //! ```
 
 use std::net::SocketAddr;
@@ -126,6 +131,19 @@ pub struct ServeConfig {
     pub events_per_object_per_minute: u32,
     /// PodGroup status writes are batched this often (milliseconds).
     pub status_interval_ms: u64,
+    /// Blocked gangs that may hold room at once while they wait; 0 turns reservation and
+    /// backfill off.
+    pub max_reservations: usize,
+    /// Whether a queue below its deserved share may evict whole gangs of queues above theirs.
+    pub reclaim: bool,
+    /// How long a blocked gang waits before it may evict anything (milliseconds).
+    pub reclaim_delay_ms: u64,
+    /// After a gang of queue A is evicted for queue B, how long A may not reclaim from B
+    /// (milliseconds).
+    pub reclaim_cooldown_ms: u64,
+    /// How long a job waits for a dependency that does not exist before it fails
+    /// (milliseconds).
+    pub dependency_timeout_ms: u64,
 }
 
 impl Default for ServeConfig {
@@ -142,6 +160,11 @@ impl Default for ServeConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 10259)),
             events_per_object_per_minute: 6,
             status_interval_ms: 500,
+            max_reservations: EngineConfig::default().max_reservations,
+            reclaim: EngineConfig::default().reclaim,
+            reclaim_delay_ms: EngineConfig::default().reclaim_delay.0,
+            reclaim_cooldown_ms: EngineConfig::default().reclaim_cooldown.0,
+            dependency_timeout_ms: EngineConfig::default().dependency_timeout.0,
         }
     }
 }
@@ -171,6 +194,11 @@ impl ServeConfig {
     pub fn engine(&self) -> EngineConfig {
         EngineConfig {
             score: self.score_policy,
+            max_reservations: self.max_reservations,
+            reclaim: self.reclaim,
+            reclaim_delay: phalanx_model::Span(self.reclaim_delay_ms),
+            reclaim_cooldown: phalanx_model::Span(self.reclaim_cooldown_ms),
+            dependency_timeout: phalanx_model::Span(self.dependency_timeout_ms),
             ..EngineConfig::default()
         }
     }

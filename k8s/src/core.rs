@@ -794,6 +794,7 @@ impl Core {
                 capability: None,
                 reclaimable: None,
                 ordering: Default::default(),
+                preemption: None,
             });
         let mut specs: Vec<QueueSpec> = Vec::new();
         for r in records.values() {

@@ -39,6 +39,12 @@ pub const QUEUE_ANNOTATION: &str = "scheduling.volcano.sh/queue-name";
 pub const HIERARCHY: &str = "volcano.sh/hierarchy";
 /// Volcano Queue annotation with the weights of the hierarchy's levels (`1/2/8`).
 pub const HIERARCHY_WEIGHTS: &str = "volcano.sh/hierarchy-weights";
+/// Queue annotation: whether higher priority preempts lower inside the queue (`"true"`, the
+/// default, or `"false"`).
+pub const PREEMPTION: &str = "phalanx.dev/preemption";
+/// Queue annotation: how jobs inside the queue take turns (`best-effort`, the default, or
+/// `strict-fifo`).
+pub const ORDERING: &str = "phalanx.dev/ordering";
 
 /// An object the adapter cannot use as written. Names the object and the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -639,6 +645,7 @@ pub fn volcano_queue(obj: &DynamicObject) -> Result<Vec<QueueRecord>, TranslateE
                         capability: None,
                         reclaimable: None,
                         ordering: Default::default(),
+                        preemption: None,
                     });
                 }
             }
@@ -666,6 +673,27 @@ pub fn volcano_queue(obj: &DynamicObject) -> Result<Vec<QueueRecord>, TranslateE
         Some(Value::Bool(b)) => Some(*b),
         Some(other) => return Err(err("spec.reclaimable", format!("{other} is not a boolean"))),
     };
+    let preemption = match ann.get(PREEMPTION).map(String::as_str) {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(other) => {
+            return Err(err(
+                "metadata.annotations[phalanx.dev/preemption]",
+                format!("{other:?} is not \"true\" or \"false\""),
+            ));
+        }
+    };
+    let ordering = match ann.get(ORDERING).map(String::as_str) {
+        None | Some("best-effort") => phalanx_model::QueueOrdering::BestEffort,
+        Some("strict-fifo") => phalanx_model::QueueOrdering::StrictFifo,
+        Some(other) => {
+            return Err(err(
+                "metadata.annotations[phalanx.dev/ordering]",
+                format!("{other:?} is not best-effort or strict-fifo"),
+            ));
+        }
+    };
     out.push(QueueRecord {
         name: path.clone(),
         weight,
@@ -686,7 +714,8 @@ pub fn volcano_queue(obj: &DynamicObject) -> Result<Vec<QueueRecord>, TranslateE
             "spec.capability",
         )?,
         reclaimable,
-        ordering: Default::default(),
+        ordering,
+        preemption,
     });
     Ok(out)
 }
@@ -958,5 +987,22 @@ mod tests {
         assert!(e.starts_with("queue root.team: deserved"), "{e}");
         let r = q(json!({"parent": "eng"}), json!({})).unwrap();
         assert_eq!(r[0].name, "root.eng.team");
+        // Phalanx's own queue settings ride on annotations.
+        let r = q(
+            json!({}),
+            json!({"phalanx.dev/preemption": "false", "phalanx.dev/ordering": "strict-fifo"}),
+        )
+        .unwrap();
+        let spec = r[0].to_spec(&mut ResourceTable::new()).unwrap();
+        assert!(!spec.preemption);
+        assert_eq!(spec.ordering, phalanx_model::QueueOrdering::StrictFifo);
+        let e = q(json!({}), json!({"phalanx.dev/preemption": "no"}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("phalanx.dev/preemption"), "{e}");
+        let e = q(json!({}), json!({"phalanx.dev/ordering": "fifo"}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("phalanx.dev/ordering"), "{e}");
     }
 }
