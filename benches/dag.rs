@@ -61,8 +61,7 @@ fn workload(edges: bool) -> (Vec<Node>, Vec<Job>) {
     (nodes, jobs)
 }
 
-/// Submits everything and runs it to completion; returns the cycles it took.
-fn run(nodes: &[Node], jobs: Vec<Job>) -> u32 {
+fn engine_with(nodes: &[Node]) -> Engine {
     let mut e = Engine::new(EngineConfig {
         max_attempts_per_cycle: usize::MAX,
         ..Default::default()
@@ -70,9 +69,12 @@ fn run(nodes: &[Node], jobs: Vec<Job>) -> u32 {
     for n in nodes {
         e.apply(ClusterEvent::NodeUpserted(n.clone())).unwrap();
     }
-    for j in jobs {
-        e.apply(ClusterEvent::JobSubmitted(j)).unwrap();
-    }
+    e
+}
+
+/// Cycles, binds every placed pod and then finishes it, until a cycle places nothing;
+/// `finished` hears of each job whose pod ended. Returns the cycles it took.
+fn drive(e: &mut Engine, mut finished: impl FnMut(&mut Engine, &str)) -> u32 {
     let mut cycles = 0;
     loop {
         let out = e.cycle(Time(cycles as u64));
@@ -99,13 +101,24 @@ fn run(nodes: &[Node], jobs: Vec<Job>) -> u32 {
             return cycles;
         }
         for pod in bound {
+            let job = pod.job.clone();
             e.apply(ClusterEvent::PodFinished {
                 pod,
                 succeeded: true,
             })
             .unwrap();
+            finished(e, &job);
         }
     }
+}
+
+/// Submits everything at once and runs it to completion; returns the cycles it took.
+fn run(nodes: &[Node], jobs: Vec<Job>) -> u32 {
+    let mut e = engine_with(nodes);
+    for j in jobs {
+        e.apply(ClusterEvent::JobSubmitted(j)).unwrap();
+    }
+    drive(&mut e, |_, _| {})
 }
 
 /// Submits the jobs without their dependencies, each once all of them have succeeded, as an
@@ -124,60 +137,22 @@ fn run_controlled(nodes: &[Node], mut jobs: Vec<Job>) -> u32 {
         }
     }
     let mut slots: Vec<Option<Job>> = jobs.into_iter().map(Some).collect();
-    let mut e = Engine::new(EngineConfig {
-        max_attempts_per_cycle: usize::MAX,
-        ..Default::default()
-    });
-    for n in nodes {
-        e.apply(ClusterEvent::NodeUpserted(n.clone())).unwrap();
-    }
+    let mut e = engine_with(nodes);
     for i in 0..slots.len() {
         if unmet[i] == 0 {
             let j = slots[i].take().unwrap();
             e.apply(ClusterEvent::JobSubmitted(j)).unwrap();
         }
     }
-    let mut cycles = 0;
-    loop {
-        let out = e.cycle(Time(cycles as u64));
-        cycles += 1;
-        let mut bound = Vec::new();
-        for d in out.decisions {
-            if let Decision::BindGang { job, bindings } = d {
-                for b in bindings {
-                    let pod = PodRef {
-                        job: job.clone(),
-                        task: b.task,
-                        index: b.index,
-                    };
-                    e.apply(ClusterEvent::PodBound {
-                        pod: pod.clone(),
-                        node: b.node,
-                    })
-                    .unwrap();
-                    bound.push(pod);
-                }
+    drive(&mut e, |e, job| {
+        for &k in &dependents[index[job]] {
+            unmet[k] -= 1;
+            if unmet[k] == 0 {
+                let j = slots[k].take().unwrap();
+                e.apply(ClusterEvent::JobSubmitted(j)).unwrap();
             }
         }
-        if bound.is_empty() {
-            return cycles;
-        }
-        for pod in bound {
-            let i = index[&pod.job];
-            e.apply(ClusterEvent::PodFinished {
-                pod,
-                succeeded: true,
-            })
-            .unwrap();
-            for &k in &dependents[i] {
-                unmet[k] -= 1;
-                if unmet[k] == 0 {
-                    let j = slots[k].take().unwrap();
-                    e.apply(ClusterEvent::JobSubmitted(j)).unwrap();
-                }
-            }
-        }
-    }
+    })
 }
 
 fn gate(c: &mut Criterion) {

@@ -515,15 +515,14 @@ impl Core {
             Err(e) => {
                 tracing::warn!(error = %e, "pod ignored");
                 if let (Some(ns), Some(name)) = (&p.metadata.namespace, &p.metadata.name) {
-                    self.notices.push(Notice {
-                        object: ObjectRef::Pod {
+                    self.warn(
+                        ObjectRef::Pod {
                             namespace: ns.clone(),
                             name: name.clone(),
                         },
-                        warning: true,
-                        reason: "InvalidPod",
-                        message: e.to_string(),
-                    });
+                        "InvalidPod",
+                        e.to_string(),
+                    );
                 }
                 return;
             }
@@ -703,12 +702,7 @@ impl Core {
         if changed {
             if let Err(e) = &entry.spec {
                 tracing::warn!(job = %job, error = %e, "invalid PodGroup");
-                self.notices.push(Notice {
-                    object: group_ref(flavor, &job),
-                    warning: true,
-                    reason: "InvalidPodGroup",
-                    message: e.to_string(),
-                });
+                self.warn(group_ref(flavor, &job), "InvalidPodGroup", e.to_string());
             }
             self.groups.insert(job.clone(), entry);
             self.dirty.insert(job);
@@ -836,12 +830,11 @@ impl Core {
         };
         if let Some((obj, msg)) = &error {
             tracing::warn!(queue = %obj, error = %msg, "queue configuration refused; the previous one stays in force");
-            self.notices.push(Notice {
-                object: ObjectRef::Queue { name: obj.clone() },
-                warning: true,
-                reason: "InvalidQueue",
-                message: format!("{msg}; the previous queue configuration stays in force"),
-            });
+            self.warn(
+                ObjectRef::Queue { name: obj.clone() },
+                "InvalidQueue",
+                format!("{msg}; the previous queue configuration stays in force"),
+            );
         }
         self.queue_error = error.map(|(_, m)| m);
         if paths_changed {
@@ -1000,12 +993,7 @@ impl Core {
                             name: i.name.clone(),
                         })
                     }) {
-                        self.notices.push(Notice {
-                            object: obj,
-                            warning: true,
-                            reason,
-                            message,
-                        });
+                        self.warn(obj, reason, message);
                     }
                 }
                 self.resync_pods(name);
@@ -1068,17 +1056,22 @@ impl Core {
                 if newly {
                     tracing::warn!(job = %name, queue = %spec.queue, error = %message, "job refused");
                     if let Some(obj) = gref {
-                        self.notices.push(Notice {
-                            object: obj,
-                            warning: true,
-                            reason,
-                            message,
-                        });
+                        self.warn(obj, reason, message);
                     }
                 }
             }
         }
         self.resync_pods(name);
+    }
+
+    /// Queues a Warning event about `object`.
+    fn warn(&mut self, object: ObjectRef, reason: &'static str, message: String) {
+        self.notices.push(Notice {
+            object,
+            warning: true,
+            reason,
+            message,
+        });
     }
 
     fn resync_pods(&mut self, job: &str) {

@@ -85,3 +85,21 @@ impl fmt::Display for Span {
         write!(f, "{:.3}s", self.as_secs_f64())
     }
 }
+/// Parses a duration as annotations and manifests write it (`phalanx.dev/duration`): `600`
+/// (seconds), `90s`, `10m`, `2h`, `1d`, as seconds; `None` for anything else, negative or not
+/// finite.
+pub fn parse_duration(t: &str) -> Option<f64> {
+    let t = t.trim();
+    let (num, mult) = match t.chars().last()? {
+        's' => (&t[..t.len() - 1], 1.0),
+        'm' => (&t[..t.len() - 1], 60.0),
+        'h' => (&t[..t.len() - 1], 3600.0),
+        'd' => (&t[..t.len() - 1], 86400.0),
+        _ => (t, 1.0),
+    };
+    num.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map(|v| v * mult)
+}

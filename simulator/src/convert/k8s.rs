@@ -112,22 +112,7 @@ fn strings(v: Option<&Value>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// Parses `600`, `90s`, `10m`, `2h`, `1d` as seconds.
-pub fn parse_duration(t: &str) -> Option<f64> {
-    let t = t.trim();
-    let (num, mult) = match t.chars().last()? {
-        's' => (&t[..t.len() - 1], 1.0),
-        'm' => (&t[..t.len() - 1], 60.0),
-        'h' => (&t[..t.len() - 1], 3600.0),
-        'd' => (&t[..t.len() - 1], 86400.0),
-        _ => (t, 1.0),
-    };
-    num.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite() && *v >= 0.0)
-        .map(|v| v * mult)
-}
+pub use phalanx_model::time::parse_duration;
 
 /// Adds quantities of two maps (as Kubernetes quantities); text that does not parse is kept
 /// from the first map.
