@@ -780,16 +780,7 @@ impl Core {
         self.volcano_paths = paths;
         records
             .entry(phalanx_model::DEFAULT_QUEUE.to_string())
-            .or_insert_with(|| QueueRecord {
-                name: phalanx_model::DEFAULT_QUEUE.into(),
-                weight: None,
-                guarantee: BTreeMap::new(),
-                deserved: None,
-                capability: None,
-                reclaimable: None,
-                ordering: Default::default(),
-                preemption: None,
-            });
+            .or_insert_with(|| QueueRecord::new(phalanx_model::DEFAULT_QUEUE));
         let mut specs: Vec<QueueSpec> = Vec::new();
         for r in records.values() {
             match r.to_spec(&mut self.table) {

@@ -623,14 +623,8 @@ pub fn volcano_queue(obj: &DynamicObject) -> Result<Vec<QueueRecord>, TranslateE
                 path.push_str(p);
                 if i + 1 < parts.len() {
                     out.push(QueueRecord {
-                        name: path.clone(),
                         weight: weight_at(i)?,
-                        guarantee: BTreeMap::new(),
-                        deserved: None,
-                        capability: None,
-                        reclaimable: None,
-                        ordering: Default::default(),
-                        preemption: None,
+                        ..QueueRecord::new(path.clone())
                     });
                 }
             }

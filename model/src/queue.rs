@@ -146,6 +146,20 @@ pub struct QueueRecordError {
 }
 
 impl QueueRecord {
+    /// A record naming only the queue: every field at its default.
+    pub fn new(name: impl Into<String>) -> Self {
+        QueueRecord {
+            name: name.into(),
+            weight: None,
+            guarantee: BTreeMap::new(),
+            deserved: None,
+            capability: None,
+            reclaimable: None,
+            ordering: QueueOrdering::default(),
+            preemption: None,
+        }
+    }
+
     /// Converts quantities into vectors through `table`.
     pub fn to_spec(&self, table: &mut ResourceTable) -> Result<QueueSpec, QueueRecordError> {
         let err = |field| {
