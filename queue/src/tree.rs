@@ -19,8 +19,6 @@
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::BuildHasherDefault;
 
 use phalanx_model::{MAX_RESOURCES, QueueOrdering, QueueSpec, ResourceId, Resources};
 use priority_queue::PriorityQueue;
@@ -146,7 +144,7 @@ struct ChildKey {
     name: Reverse<QueueId>,
 }
 
-type Heap<K, P> = PriorityQueue<K, P, BuildHasherDefault<DefaultHasher>>;
+type Heap<K, P> = PriorityQueue<K, P, foldhash::fast::FixedState>;
 
 #[derive(Debug, Clone)]
 struct Node {
