@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -287,13 +288,14 @@ pub enum Reason {
     },
     /// Jobs it depends on have not all succeeded yet.
     WaitingForDependencies {
-        /// The dependencies not yet succeeded, in name order.
-        jobs: Vec<String>,
+        /// The dependencies not yet succeeded, in name order. Shared with the DAG gate's own
+        /// copy of each name: a pipeline submitted at once reports this for every job.
+        jobs: Vec<Arc<str>>,
     },
     /// Jobs it depends on do not exist (yet); it fails if they do not appear in time.
     DependencyMissing {
         /// The missing dependencies, in name order.
-        jobs: Vec<String>,
+        jobs: Vec<Arc<str>>,
     },
     /// A job it depends on, directly or through others, failed or was deleted before it
     /// succeeded, so this job will never run.

@@ -24,6 +24,7 @@
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use petgraph::Direction::{Incoming, Outgoing};
 pub use petgraph::stable_graph::NodeIndex;
@@ -74,7 +75,8 @@ pub enum Status {
 
 #[derive(Debug, Clone)]
 struct Entry {
-    name: String,
+    /// Shared with the gate's name table: each name is stored once.
+    name: Arc<str>,
     job: Option<JobId>,
     status: Status,
     /// Dependencies not yet succeeded.
@@ -118,7 +120,7 @@ pub struct Released {
 #[derive(Debug, Clone, Default)]
 pub struct DagGate {
     graph: StableDiGraph<Entry, ()>,
-    by_name: NameMap<NodeIndex>,
+    by_name: NameMap<NodeIndex, Arc<str>>,
     /// Jobs waiting on a placeholder, by when they started to: timeouts look only at the oldest.
     missing_since: BTreeSet<(Time, NodeIndex)>,
     /// Edges were added since the tails were last computed.
@@ -135,8 +137,9 @@ impl DagGate {
         if let Some(&n) = self.by_name.get(name) {
             return n;
         }
+        let name: Arc<str> = Arc::from(name);
         let n = self.graph.add_node(Entry {
-            name: name.to_string(),
+            name: Arc::clone(&name),
             job: None,
             status: Status::Placeholder,
             unmet: 0,
@@ -144,7 +147,7 @@ impl DagGate {
             tail: PathLength::default(),
             missing_since: None,
         });
-        self.by_name.insert(name.to_string(), n);
+        self.by_name.insert(name, n);
         n
     }
 
@@ -170,11 +173,13 @@ impl DagGate {
         if let Some(n) = existing {
             // Jobs that waited for this name may be reachable from it: check before touching.
             for dep in depends_on {
-                if let Some(&d) = self.by_name.get(dep)
+                if let Some(&d) = self.by_name.get(dep.as_str())
                     && let Some(path) = self.path(n, d)
                 {
-                    let mut cycle: Vec<String> =
-                        path.iter().map(|&i| self.graph[i].name.clone()).collect();
+                    let mut cycle: Vec<String> = path
+                        .iter()
+                        .map(|&i| String::from(&*self.graph[i].name))
+                        .collect();
                     cycle.push(name.to_string());
                     return Err(CycleError { cycle });
                 }
@@ -187,7 +192,7 @@ impl DagGate {
         entry.length = length;
         let mut ancestor_failed = false;
         for dep in depends_on {
-            let d = match self.by_name.get(dep) {
+            let d = match self.by_name.get(dep.as_str()) {
                 Some(&d) => d,
                 None => {
                     let d = self.node(dep);
@@ -266,72 +271,71 @@ impl DagGate {
 
     /// Recomputes the downstream tail of every job still waiting, if edges were added since
     /// the last time: one pass, reverse topological, over waiting jobs and the edges between
-    /// them. Returns the jobs whose tail changed (their queue order may change).
+    /// them. Returns the eligible jobs (no unmet dependency) whose tail changed, as only they
+    /// can be queued and move in the queue; the others take their tail when they become
+    /// eligible. The order depends only on the graph.
     pub fn refresh_tails(&mut self) -> Vec<JobId> {
         if !std::mem::take(&mut self.tails_dirty) {
             return Vec::new();
         }
-        let waiting = |g: &StableDiGraph<Entry, ()>, n: NodeIndex| g[n].status == Status::Waiting;
-        let mut done: Vec<Option<PathLength>> =
-            vec![None; petgraph::visit::NodeIndexable::node_bound(&self.graph)];
+        let bound = petgraph::visit::NodeIndexable::node_bound(&self.graph);
+        let mut done: Vec<Option<PathLength>> = vec![None; bound];
         let mut changed = Vec::new();
-        let roots: Vec<NodeIndex> = self
-            .graph
-            .node_indices()
-            .filter(|&n| waiting(&self.graph, n))
-            .collect();
-        // Iterative post-order: a node's tail is known once all its waiting dependents' are.
-        for root in roots {
-            if done[root.index()].is_some() {
+        let mut stack = Vec::new();
+        // Newest first: jobs mostly arrive after what they depend on, so a node's dependents
+        // are usually done by the time it is reached and one look at them settles it.
+        for root in (0..bound).rev().map(NodeIndex::new) {
+            if done[root.index()].is_some() || !self.waiting(root) {
                 continue;
             }
-            let mut stack = vec![(root, false)];
-            while let Some((n, expanded)) = stack.pop() {
+            stack.push(root);
+            // Iterative post-order: a node's tail is known once all its waiting dependents' are.
+            while let Some(&n) = stack.last() {
                 if done[n.index()].is_some() {
+                    stack.pop();
                     continue;
                 }
-                let next: Vec<NodeIndex> = self
-                    .graph
-                    .neighbors_directed(n, Outgoing)
-                    .filter(|&d| waiting(&self.graph, d))
-                    .collect();
-                if !expanded {
-                    stack.push((n, true));
-                    stack.extend(
-                        next.iter()
-                            .filter(|d| done[d.index()].is_none())
-                            .map(|&d| (d, false)),
-                    );
-                    continue;
+                let mut tail = Some(PathLength::default());
+                for d in self.graph.neighbors_directed(n, Outgoing) {
+                    if !self.waiting(d) {
+                        continue;
+                    }
+                    match done[d.index()] {
+                        Some(t) => tail = tail.map(|m| m.max(self.graph[d].length.then(t))),
+                        None => {
+                            stack.push(d);
+                            tail = None;
+                        }
+                    }
                 }
-                let tail = next
-                    .iter()
-                    .map(|d| {
-                        self.graph[*d]
-                            .length
-                            .then(done[d.index()].unwrap_or_default())
-                    })
-                    .max()
-                    .unwrap_or_default();
+                let Some(tail) = tail else {
+                    continue;
+                };
+                stack.pop();
                 done[n.index()] = Some(tail);
                 let e = &mut self.graph[n];
                 if e.tail != tail {
                     e.tail = tail;
-                    if let Some(job) = e.job {
+                    if let Some(job) = e.job.filter(|_| e.unmet == 0) {
                         changed.push(job);
                     }
                 }
             }
         }
-        changed.sort_unstable();
         changed
     }
 
-    fn missing(&self, n: NodeIndex) -> impl Iterator<Item = &str> {
+    fn waiting(&self, n: NodeIndex) -> bool {
+        self.graph
+            .node_weight(n)
+            .is_some_and(|e| e.status == Status::Waiting)
+    }
+
+    fn missing(&self, n: NodeIndex) -> impl Iterator<Item = &Arc<str>> {
         self.graph
             .neighbors_directed(n, Incoming)
             .filter(|&d| self.graph[d].status == Status::Placeholder)
-            .map(|d| self.graph[d].name.as_str())
+            .map(|d| &self.graph[d].name)
     }
 
     /// Dependencies of a job not yet succeeded.
@@ -350,47 +354,49 @@ impl DagGate {
     }
 
     /// Unfinished dependencies of a job, split into (submitted, missing), each in name order.
-    pub fn blockers(&self, n: NodeIndex) -> (Vec<String>, Vec<String>) {
+    /// The names are shared with the gate, not copied.
+    pub fn blockers(&self, n: NodeIndex) -> (Vec<Arc<str>>, Vec<Arc<str>>) {
         let (mut waiting, mut missing) = (Vec::new(), Vec::new());
         for d in self.graph.neighbors_directed(n, Incoming) {
             let e = &self.graph[d];
             match e.status {
-                Status::Placeholder => missing.push(e.name.clone()),
-                Status::Waiting | Status::Failed => waiting.push(e.name.clone()),
+                Status::Placeholder => missing.push(Arc::clone(&e.name)),
+                Status::Waiting | Status::Failed => waiting.push(Arc::clone(&e.name)),
                 Status::Succeeded => {}
             }
         }
-        waiting.sort();
-        missing.sort();
+        waiting.sort_unstable();
+        missing.sort_unstable();
         (waiting, missing)
     }
 
-    /// A job succeeded: dependents whose last unmet dependency it was become eligible.
-    pub fn succeeded(&mut self, n: NodeIndex) -> Released {
+    /// A job succeeded: dependents whose last unmet dependency it was become eligible; they
+    /// are appended to `eligible` in id order (a buffer the caller keeps, as this runs once
+    /// per job).
+    pub fn succeeded(&mut self, n: NodeIndex, eligible: &mut Vec<JobId>) {
         if self.graph[n].status == Status::Succeeded {
-            return Released::default();
+            return;
         }
         self.graph[n].status = Status::Succeeded;
-        let mut out = Released::default();
-        let dependents: Vec<NodeIndex> = self.graph.neighbors_directed(n, Outgoing).collect();
-        for d in dependents {
+        let from = eligible.len();
+        let mut dependents = self.graph.neighbors_directed(n, Outgoing).detach();
+        while let Some(d) = dependents.next_node(&self.graph) {
             let e = &mut self.graph[d];
             e.unmet = e.unmet.saturating_sub(1);
             if e.unmet == 0
                 && e.status == Status::Waiting
                 && let Some(job) = e.job
             {
-                out.eligible.push(job);
+                eligible.push(job);
             }
         }
-        out.eligible.sort_unstable();
-        out
+        eligible[from..].sort_unstable();
     }
 
     /// A job failed (or was deleted before it succeeded): every transitive dependent fails,
     /// naming it as the cause.
     pub fn failed(&mut self, n: NodeIndex) -> Released {
-        let name = self.graph[n].name.clone();
+        let name = String::from(&*self.graph[n].name);
         if self.graph[n].status == Status::Succeeded {
             return Released::default();
         }
@@ -437,18 +443,18 @@ impl DagGate {
 
     /// Jobs that have waited on a missing dependency for `timeout` or longer at `now`, with
     /// the names still missing. Looks only at the expired waits.
-    pub fn expired(&self, now: Time, timeout: Span) -> Vec<(JobId, Vec<String>)> {
+    pub fn expired(&self, now: Time, timeout: Span) -> Vec<(JobId, Vec<Arc<str>>)> {
         let Some(cutoff) = now.0.checked_sub(timeout.0) else {
             return Vec::new();
         };
-        let mut out: Vec<(JobId, Vec<String>)> = self
+        let mut out: Vec<(JobId, Vec<Arc<str>>)> = self
             .missing_since
             .range(..=(Time(cutoff), NodeIndex::end()))
             .filter_map(|&(_, n)| {
                 let e = &self.graph[n];
                 let job = e.job.filter(|_| e.status == Status::Waiting)?;
-                let mut missing: Vec<String> = self.missing(n).map(str::to_string).collect();
-                missing.sort();
+                let mut missing: Vec<Arc<str>> = self.missing(n).cloned().collect();
+                missing.sort_unstable();
                 (!missing.is_empty()).then_some((job, missing))
             })
             .collect();
@@ -514,7 +520,7 @@ mod tests {
             self.n(name)
                 .map_or(PathLength::default(), |n| self.g.tail(n))
         }
-        fn blockers(&self, name: &str) -> (Vec<String>, Vec<String>) {
+        fn blockers(&self, name: &str) -> (Vec<Arc<str>>, Vec<Arc<str>>) {
             self.n(name)
                 .map_or_else(Default::default, |n| self.g.blockers(n))
         }
@@ -525,8 +531,11 @@ mod tests {
         }
         fn succeeded(&mut self, name: &str) -> Released {
             self.set(name, Status::Succeeded);
-            self.n(name)
-                .map_or_else(Released::default, |n| self.g.succeeded(n))
+            let mut out = Released::default();
+            if let Some(n) = self.n(name) {
+                self.g.succeeded(n, &mut out.eligible);
+            }
+            out
         }
         fn failed(&mut self, name: &str) -> Released {
             self.set(name, Status::Failed);
@@ -622,7 +631,10 @@ mod tests {
         j.add_at(1, "b", &["a"], len(100), Time::ZERO).unwrap();
         j.add_at(2, "c", &["b"], len(1000), Time::ZERO).unwrap();
         j.add_at(3, "d", &["a"], len(5), Time::ZERO).unwrap();
-        assert_eq!(j.g.refresh_tails(), vec![0, 1]);
+        assert!(
+            j.g.refresh_tails().is_empty(),
+            "a waits for x, the rest for a: none can be queued, so none is reported"
+        );
         assert_eq!(
             j.tail("a"),
             PathLength {
@@ -680,6 +692,6 @@ mod tests {
         j.succeeded("gone");
         j.deleted("gone");
         j.add(5, "orphan", &["gone"]).unwrap();
-        assert_eq!(j.blockers("orphan").1, vec!["gone".to_string()]);
+        assert_eq!(j.blockers("orphan").1, vec![Arc::from("gone")]);
     }
 }

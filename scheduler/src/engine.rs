@@ -489,6 +489,8 @@ pub struct Engine {
     by_name: NameMap<JobId>,
     queues: QueueTree,
     dag: DagGate,
+    /// Scratch for the jobs a success releases (kept to spare an allocation per success).
+    released: Vec<JobId>,
     gpu_demand: GpuDemand,
     /// Decisions made while applying events, handed out by the next cycle.
     outbox: Vec<Decision>,
@@ -525,6 +527,7 @@ impl Engine {
             by_name: NameMap::default(),
             queues: QueueTree::new(),
             dag: DagGate::new(),
+            released: Vec::new(),
             gpu_demand: GpuDemand::default(),
             outbox: Vec::new(),
             classes_dirty: false,
@@ -665,13 +668,13 @@ impl Engine {
     /// Puts a pending job in its queue, or records why it cannot be.
     fn enqueue(&mut self, id: JobId) {
         let s = self.jobs[id as usize].as_ref().expect("live id");
+        if matches!(s.phase, JobPhase::Succeeded | JobPhase::Failed) || s.queued {
+            return;
+        }
         let gate = s
             .dag_node
             .filter(|&n| self.dag.unmet(n) > 0)
             .map(|n| self.dag.blockers(n));
-        if matches!(s.phase, JobPhase::Succeeded | JobPhase::Failed) || s.queued {
-            return;
-        }
         let reason = if let Some(e) = &s.invalid {
             Reason::InvalidJob(e.clone())
         } else if let Some((waiting, missing)) = gate {
@@ -682,9 +685,12 @@ impl Engine {
             }
         } else {
             let demand = pending_demand(s);
-            match self.queues.push(id, &s.job.queue, s.key, demand) {
+            // Its chain of dependent work may have changed while it waited.
+            let key = self.order_key(&s.job, s.dag_node, id);
+            match self.queues.push(id, &s.job.queue, key, demand) {
                 Ok(()) => {
                     let s = self.state_mut(id);
+                    s.key = key;
                     s.queued = true;
                     if matches!(
                         s.reason,
@@ -705,7 +711,16 @@ impl Engine {
             }
         };
         let s = self.state_mut(id);
-        s.reason = Some(reason.clone());
+        // A job waiting on its pipeline keeps only the kind of its reason: the view works out
+        // the jobs still unfinished from the gate when asked, and the decision carries them now.
+        // Copying a list of names per waiting job would be most of what gating costs.
+        s.reason = Some(match &reason {
+            Reason::WaitingForDependencies { .. } => {
+                Reason::WaitingForDependencies { jobs: Vec::new() }
+            }
+            Reason::DependencyMissing { .. } => Reason::DependencyMissing { jobs: Vec::new() },
+            other => other.clone(),
+        });
         let job = s.job.name.clone();
         self.outbox
             .push(Decision::MarkUnschedulable { job, reason });
@@ -1108,9 +1123,13 @@ impl Engine {
             // Dependents whose last dependency this was may go; the others wait on fewer jobs,
             // which the view works out when asked.
             if let Some(n) = dag_node {
-                for eligible in self.dag.succeeded(n).eligible {
-                    self.enqueue(eligible);
+                let mut eligible = std::mem::take(&mut self.released);
+                self.dag.succeeded(n, &mut eligible);
+                for &job in &eligible {
+                    self.enqueue(job);
                 }
+                eligible.clear();
+                self.released = eligible;
             }
         }
         Ok(())
