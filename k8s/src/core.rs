@@ -348,7 +348,7 @@ impl Core {
                 if let Some((PodPhase::Assumed, _)) = self.engine.view().pod(&pod) {
                     let job = pod.job.clone();
                     self.apply(ClusterEvent::BindFailed { pod, message });
-                    tracing::warn!(job = %job, pod_uid = %uid, "bind failed; gang forgotten");
+                    tracing::warn!(job = %job, pod_uid = %uid, "bind failed; gang forgotten, retried after a backoff");
                 }
             }
             Input::Bound { pod, uid, node } => {
@@ -1194,7 +1194,7 @@ impl Core {
                 Decision::Reserve { .. } => {}
                 Decision::MarkUnschedulable { job, reason }
                 | Decision::FailJob { job, cause: reason } => {
-                    let message = reason.describe(Some(&self.table));
+                    let message = self.describe(&reason);
                     if let Some(obj) = self.object_of(&job) {
                         actions.notices.push(Notice {
                             object: obj,
@@ -1222,6 +1222,12 @@ impl Core {
             }
         }
         actions
+    }
+
+    /// A reason as conditions, events and the admin API show it: extended resources by name,
+    /// instants (when a gang that failed to bind is tried again) as wall-clock times.
+    fn describe(&self, reason: &Reason) -> String {
+        reason.describe_with(Some(&self.table), &wall_time)
     }
 
     /// The object events about a job go to: its PodGroup, else its single pod.
@@ -1281,7 +1287,7 @@ impl Core {
                         .reason
                         .as_ref()
                         .filter(|_| j.phase != JobPhase::Running)
-                        .map(|r| (reason_label(r), r.describe(Some(&self.table))));
+                        .map(|r| (reason_label(r), self.describe(r)));
                     (phase, j.pods, reason, j.job.queue.clone())
                 }
                 (None, None) => ("Pending", PodCounts::default(), None, String::new()),
@@ -1342,6 +1348,15 @@ impl Core {
 
 fn reason_label(r: &Reason) -> String {
     r.label().to_string()
+}
+
+/// An engine time (milliseconds since the Unix epoch, see [`crate::runner::now`]) as RFC 3339.
+fn wall_time(t: Time) -> String {
+    i64::try_from(t.0)
+        .ok()
+        .and_then(|ms| k8s_openapi::jiff::Timestamp::from_millisecond(ms).ok())
+        .map(|ts| ts.to_string())
+        .unwrap_or_else(|| t.to_string())
 }
 
 /// The Volcano Queue object a queue path comes from (`root.a.b` -> `b`).
@@ -1660,13 +1675,15 @@ mod tests {
 
     #[test]
     fn a_failed_bind_undoes_the_gang_and_spares_unowned_pods() {
+        // Engine time is wall-clock milliseconds: 2023-11-14T22:13:20Z.
+        const T0: u64 = 1_700_000_000_000;
         let mut c = core();
         groups(&mut c, vec![group("g", json!({"minMember": 2}), json!({}))]);
         pods(
             &mut c,
             vec![member("g-0", "g", "1"), member("g-1", "g", "1")],
         );
-        let a = c.cycle(Time(1));
+        let a = c.cycle(Time(T0 - 500));
         let items = a.binds[0].items.clone();
         // The first bind succeeds, the second fails for good.
         let ok = &items[0];
@@ -1681,13 +1698,33 @@ mod tests {
             uid: bad.target.as_ref().unwrap().uid.clone(),
             message: "node gone".into(),
         });
-        let a = c.cycle(Time(2));
+        let a = c.cycle(Time(T0));
         // The bound pod has no owner: it is not deleted.
         assert!(a.deletes.is_empty() && a.evictions.is_empty());
+        // The condition and the event say why, and when the gang is tried again.
         let (label, msg) = reason(&c, "ns/g").unwrap();
         assert_eq!(label, "bind_failed", "{msg}");
-        // The gang retries only the bind it misses; the bound pod stays where it is.
-        let a = c.cycle(Time(3));
+        assert!(
+            msg.starts_with("binding ns/g[task 0 #1] failed: node gone;"),
+            "{msg}"
+        );
+        assert!(
+            msg.ends_with(
+                "backs off for 1.000s (first failed bind): next try at 2023-11-14T22:13:21Z"
+            ),
+            "{msg}"
+        );
+        let notice = a
+            .notices
+            .iter()
+            .find(|n| n.reason == "FailedScheduling")
+            .unwrap();
+        assert_eq!(notice.message, msg);
+        assert_eq!(a.report.wake_at, Some(Time(T0 + 1000)));
+        // Not before the backoff ends.
+        assert!(c.cycle(Time(T0 + 999)).binds.is_empty());
+        // Then the gang retries only the bind it misses; the bound pod stays where it is.
+        let a = c.cycle(Time(T0 + 1000));
         let retried: Vec<_> = a
             .binds
             .iter()
