@@ -276,7 +276,7 @@ pub struct Core {
     pods: HashMap<String, PodEntry>,
     groups: BTreeMap<String, GroupEntry>,
     jobs: BTreeMap<String, JobEntry>,
-    queue_objects: BTreeMap<String, Result<Vec<QueueRecord>, TranslateError>>,
+    queue_objects: BTreeMap<String, Result<translate::VolcanoQueue, TranslateError>>,
     static_queues: Option<Vec<QueueRecord>>,
     volcano_paths: BTreeMap<String, String>,
     queue_error: Option<String>,
@@ -743,16 +743,18 @@ impl Core {
         }
     }
 
-    /// Rebuilds the queue tree from the Queue objects (or the static configuration). An invalid
-    /// configuration is refused whole, with an event on the Queue it names; the previous one
-    /// stays in force.
+    /// Rebuilds the queue tree from the Queue objects (or the static configuration), following
+    /// `spec.parent` chains across all of them. An invalid configuration (a bad field, a parent
+    /// that does not exist, a parent chain that loops) is refused whole, with an event on the
+    /// Queue it names; the previous one stays in force, and so do the paths PodGroups' queue
+    /// names map to.
     fn configure_queues(&mut self) {
         if !std::mem::take(&mut self.queues_dirty) {
             return;
         }
         let mut records: BTreeMap<String, QueueRecord> = BTreeMap::new();
         let mut paths = BTreeMap::new();
-        let mut problems = Vec::new();
+        let mut problems: Vec<(String, String)> = Vec::new();
         match &self.static_queues {
             Some(list) => {
                 for r in list {
@@ -760,40 +762,44 @@ impl Core {
                 }
             }
             None => {
-                for (name, parsed) in &self.queue_objects {
-                    match parsed {
+                for (name, resolved) in translate::resolve_parents(&self.queue_objects) {
+                    match resolved {
                         Ok(list) => {
-                            for r in list {
+                            for r in &list {
                                 records.entry(r.name.clone()).or_insert_with(|| r.clone());
                             }
                             if let Some(last) = list.last() {
                                 records.insert(last.name.clone(), last.clone());
-                                paths.insert(name.clone(), last.name.clone());
+                                paths.insert(name, last.name.clone());
                             }
                         }
-                        Err(e) => problems.push((name.clone(), e.to_string())),
+                        // Every queue below a broken link repeats its error: report it once,
+                        // on the queue that has it.
+                        Err(e) => {
+                            let problem = (e.object.clone(), e.to_string());
+                            if !problems.contains(&problem) {
+                                problems.push(problem);
+                            }
+                        }
                     }
                 }
             }
         }
-        let paths_changed = paths != self.volcano_paths;
-        self.volcano_paths = paths;
         records
             .entry(phalanx_model::DEFAULT_QUEUE.to_string())
             .or_insert_with(|| QueueRecord::new(phalanx_model::DEFAULT_QUEUE));
+        let object_of = |path: &str| {
+            paths
+                .iter()
+                .find(|(_, p)| p.as_str() == path)
+                .map(|(o, _)| o.clone())
+                .unwrap_or_else(|| queue_object(path))
+        };
         let mut specs: Vec<QueueSpec> = Vec::new();
         for r in records.values() {
             match r.to_spec(&mut self.table) {
                 Ok(s) => specs.push(s),
-                Err(e) => {
-                    let obj = self
-                        .volcano_paths
-                        .iter()
-                        .find(|(_, p)| **p == r.name)
-                        .map(|(o, _)| o.clone())
-                        .unwrap_or_else(|| queue_object(&r.name));
-                    problems.push((obj, e.to_string()))
-                }
+                Err(e) => problems.push((object_of(&r.name), e.to_string())),
             }
         }
         let error = match problems.first() {
@@ -809,13 +815,7 @@ impl Core {
                         .max_by_key(|p| p.len())
                         .cloned()
                         .unwrap_or_default();
-                    let obj = self
-                        .volcano_paths
-                        .iter()
-                        .find(|(_, p)| **p == path)
-                        .map(|(o, _)| o.clone())
-                        .unwrap_or_else(|| queue_object(&path));
-                    Some((obj, msg))
+                    Some((object_of(&path), msg))
                 }
             },
         };
@@ -827,17 +827,12 @@ impl Core {
                 format!("{msg}; the previous queue configuration stays in force"),
             );
         }
-        self.queue_error = error.map(|(_, m)| m);
-        if paths_changed {
+        self.queue_error = error.as_ref().map(|(_, m)| m.clone());
+        if error.is_none() && paths != self.volcano_paths {
+            self.volcano_paths = paths;
             // Groups name queues by object name; a hierarchy change moves their path.
-            let groups: Vec<(String, Flavor)> = self
-                .groups
-                .iter()
-                .map(|(j, g)| (j.clone(), g.flavor))
-                .collect();
-            for (job, _) in groups {
-                self.dirty.insert(job);
-            }
+            let groups: Vec<String> = self.groups.keys().cloned().collect();
+            self.dirty.extend(groups);
         }
     }
 
@@ -899,6 +894,12 @@ impl Core {
             (Some(g), _) => g
                 .spec
                 .clone()
+                .map(|mut s| {
+                    // With the queue paths in force now, not those it was read with.
+                    s.queue =
+                        translate::volcano_queue_path(s.queue_name.as_deref(), &self.volcano_paths);
+                    s
+                })
                 .map_err(|e| ("InvalidPodGroup", e.to_string())),
             (None, true) => Err((
                 "PodGroupNotFound",
@@ -915,16 +916,11 @@ impl Core {
                     min_member: 1,
                     min_task_member: BTreeMap::new(),
                     min_resources: None,
-                    queue: first
-                        .as_ref()
-                        .and_then(|i| i.queue.as_deref())
-                        .map(|q| {
-                            self.volcano_paths
-                                .get(q)
-                                .cloned()
-                                .unwrap_or_else(|| translate::queue_path(q))
-                        })
-                        .unwrap_or_else(|| phalanx_model::DEFAULT_QUEUE.into()),
+                    queue: translate::volcano_queue_path(
+                        first.as_ref().and_then(|i| i.queue.as_deref()),
+                        &self.volcano_paths,
+                    ),
+                    queue_name: first.as_ref().and_then(|i| i.queue.clone()),
                     depends_on: Vec::new(),
                     priority_class: None,
                 })
@@ -1310,7 +1306,13 @@ impl Core {
         for (name, g) in &self.groups {
             jobs.entry(name.clone()).or_insert_with(|| JobStatus {
                 group: Some(group_ref(g.flavor, name)),
-                queue: g.spec.as_ref().map(|s| s.queue.clone()).unwrap_or_default(),
+                queue: g
+                    .spec
+                    .as_ref()
+                    .map(|s| {
+                        translate::volcano_queue_path(s.queue_name.as_deref(), &self.volcano_paths)
+                    })
+                    .unwrap_or_default(),
                 phase: "Pending",
                 pods: PodCounts::default(),
                 running: 0,
@@ -1640,6 +1642,101 @@ mod tests {
             p.queues
                 .iter()
                 .any(|q| q.name == "root.team" && q.weight == 2)
+        );
+    }
+
+    fn volcano_queue_object(name: &str, parent: &str) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "scheduling.volcano.sh/v1beta1", "kind": "Queue",
+            "metadata": {"name": name}, "spec": {"weight": 1, "parent": parent}
+        }))
+        .unwrap()
+    }
+
+    fn queue_names(c: &Core) -> Vec<String> {
+        c.publish().queues.into_iter().map(|q| q.name).collect()
+    }
+
+    #[test]
+    fn volcano_parent_chains_of_any_depth_and_broken_ones_are_explained() {
+        let mut c = core();
+        c.ingest(Input::Queue(Change::Relisted(vec![
+            volcano_queue_object("team-a", "ml"),
+            volcano_queue_object("ml", "eng"),
+            volcano_queue_object("eng", "root"),
+        ])));
+        groups(
+            &mut c,
+            vec![group(
+                "g",
+                json!({}),
+                json!({"scheduling.volcano.sh/queue-name": "team-a"}),
+            )],
+        );
+        pods(&mut c, vec![member("g-0", "g", "1")]);
+        let a = c.cycle(Time(1));
+        assert_eq!(a.binds.len(), 1, "{:?}", a.notices);
+        assert_eq!(c.publish().jobs["ns/g"].queue, "root.eng.ml.team-a");
+        let in_force = queue_names(&c);
+        assert!(
+            in_force.contains(&"root.eng.ml.team-a".to_string()),
+            "{in_force:?}"
+        );
+        // eng now names team-a as its parent: a loop. Refused, with the chain; the tree in
+        // force stays, and so does the job's queue.
+        c.ingest(Input::Queue(Change::Apply(Box::new(volcano_queue_object(
+            "eng", "team-a",
+        )))));
+        let a = c.cycle(Time(2));
+        let invalid: Vec<&Notice> = a
+            .notices
+            .iter()
+            .filter(|n| n.reason == "InvalidQueue")
+            .collect();
+        assert_eq!(invalid.len(), 1, "reported once: {invalid:?}");
+        assert_eq!(invalid[0].object, ObjectRef::Queue { name: "eng".into() });
+        assert_eq!(
+            invalid[0].message,
+            "Queue eng: spec.parent: the parent chain loops: eng -> team-a -> ml -> eng; the \
+             previous queue configuration stays in force"
+        );
+        let p = c.publish();
+        assert!(p.queue_error.as_deref().unwrap().contains("loops"));
+        assert_eq!(queue_names(&c), in_force);
+        assert_eq!(p.jobs["ns/g"].queue, "root.eng.ml.team-a");
+        // Fixed, but a new queue names a parent that does not exist (yet).
+        c.ingest(Input::Queue(Change::Apply(Box::new(volcano_queue_object(
+            "eng", "",
+        )))));
+        c.ingest(Input::Queue(Change::Apply(Box::new(volcano_queue_object(
+            "new", "later",
+        )))));
+        let a = c.cycle(Time(3));
+        let n = a
+            .notices
+            .iter()
+            .find(|n| n.reason == "InvalidQueue")
+            .unwrap();
+        assert_eq!(n.object, ObjectRef::Queue { name: "new".into() });
+        assert!(
+            n.message.starts_with(
+                "Queue new: spec.parent: queue later does not exist (parent chain new -> later)"
+            ),
+            "{}",
+            n.message
+        );
+        assert_eq!(queue_names(&c), in_force);
+        // The parent appears: everything is configured.
+        c.ingest(Input::Queue(Change::Apply(Box::new(volcano_queue_object(
+            "later", "team-a",
+        )))));
+        let a = c.cycle(Time(4));
+        assert!(a.notices.iter().all(|n| n.reason != "InvalidQueue"));
+        assert!(c.publish().queue_error.is_none());
+        assert!(
+            queue_names(&c).contains(&"root.eng.ml.team-a.later.new".to_string()),
+            "{:?}",
+            queue_names(&c)
         );
     }
 

@@ -835,3 +835,74 @@ async fn a_gang_whose_binds_fail_for_good_backs_off_says_so_and_is_retried() {
     s.stop().await.unwrap();
     emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volcano_queue_parent_chains_of_any_depth_and_a_loop_is_explained() {
+    let (emu, client) = emulator(1, "cpu=4,memory=16Gi,pods=110").await;
+    let queues: Api<DynamicObject> = Api::all_with(client.clone(), &volcano_queue());
+    // team-a under ml under eng, created child first; and two queues naming each other.
+    for (name, parent) in [
+        ("team-a", "ml"),
+        ("ml", "eng"),
+        ("eng", "root"),
+        ("loop-x", "loop-y"),
+        ("loop-y", "loop-x"),
+    ] {
+        let q: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "scheduling.volcano.sh/v1beta1", "kind": "Queue",
+            "metadata": {"name": name}, "spec": {"weight": 1, "parent": parent}
+        }))
+        .unwrap();
+        queues.create(&PostParams::default(), &q).await.unwrap();
+    }
+    let s = scheduler(&client, false, "solo").await;
+    wait_for("InvalidQueue event naming the loop", || async {
+        events_for(&client, "loop-x")
+            .await
+            .iter()
+            .any(|(r, m)| {
+                r == "InvalidQueue"
+                    && m.contains("spec.parent")
+                    && m.contains("loop-x -> loop-y -> loop-x")
+            })
+            .then_some(())
+    })
+    .await;
+    let (_, q) = admin_get(&s, "/api/v1/queues").await;
+    assert!(
+        q["configurationError"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("loops"),
+        "{q}"
+    );
+    for name in ["loop-x", "loop-y"] {
+        queues.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    wait_for("the chain configured", || async {
+        let (_, q) = admin_get(&s, "/api/v1/queues").await;
+        (q["configurationError"].is_null()
+            && q["queues"]
+                .as_array()?
+                .iter()
+                .any(|q| q["name"] == "root.eng.ml.team-a"))
+        .then_some(())
+    })
+    .await;
+    create_group(
+        &client,
+        "g",
+        json!({"minMember": 1}),
+        json!({"scheduling.volcano.sh/queue-name": "team-a"}),
+    )
+    .await;
+    create_pods(&client, [pod("g-0", Some("g"), "1", None)]).await;
+    wait_for("g bound", || async {
+        all_bound(&nodes_of(&client, "g-").await, 1).then_some(())
+    })
+    .await;
+    let (_, job) = admin_get(&s, "/api/v1/jobs/default/g").await;
+    assert_eq!(job["queue"], "root.eng.ml.team-a", "{job}");
+    s.stop().await.unwrap();
+    emu.shutdown().await;
+}
