@@ -25,6 +25,8 @@
 //! reclaimDelayMs: 30000         # a blocked gang waits this long before it evicts anything
 //! reclaimCooldownMs: 300000     # after A lost a gang to B, A may not reclaim from B this long
 //! dependencyTimeoutMs: 600000   # a dependency that never appears fails its dependents then
+//! bindBackoffInitialMs: 1000    # a gang whose bind failed waits this long before it is tried again
+//! bindBackoffMaxMs: 10000       # ... doubled per failed bind in a row, at most this long
 //! ```
 
 use std::net::SocketAddr;
@@ -144,6 +146,12 @@ pub struct ServeConfig {
     /// How long a job waits for a dependency that does not exist before it fails
     /// (milliseconds).
     pub dependency_timeout_ms: u64,
+    /// How long a gang undone by a failed bind waits before it is tried again (milliseconds;
+    /// kube-scheduler's `podInitialBackoffSeconds`); 0 tries it again at the next cycle.
+    pub bind_backoff_initial_ms: u64,
+    /// The wait doubles with each failed bind in a row, up to this (milliseconds;
+    /// kube-scheduler's `podMaxBackoffSeconds`).
+    pub bind_backoff_max_ms: u64,
 }
 
 impl Default for ServeConfig {
@@ -165,6 +173,8 @@ impl Default for ServeConfig {
             reclaim_delay_ms: EngineConfig::default().reclaim_delay.0,
             reclaim_cooldown_ms: EngineConfig::default().reclaim_cooldown.0,
             dependency_timeout_ms: EngineConfig::default().dependency_timeout.0,
+            bind_backoff_initial_ms: EngineConfig::default().bind_backoff_initial.0,
+            bind_backoff_max_ms: EngineConfig::default().bind_backoff_max.0,
         }
     }
 }
@@ -199,6 +209,8 @@ impl ServeConfig {
             reclaim_delay: phalanx_model::Span(self.reclaim_delay_ms),
             reclaim_cooldown: phalanx_model::Span(self.reclaim_cooldown_ms),
             dependency_timeout: phalanx_model::Span(self.dependency_timeout_ms),
+            bind_backoff_initial: phalanx_model::Span(self.bind_backoff_initial_ms),
+            bind_backoff_max: phalanx_model::Span(self.bind_backoff_max_ms),
             ..EngineConfig::default()
         }
     }
@@ -249,5 +261,12 @@ mod tests {
         assert!(e.contains("schedulerNmae"), "{e}");
         let c = ServeConfig::parse("scorePolicy: spread\ncyclePeriodMs: 200").unwrap();
         assert_eq!(c.engine().score, ScorePolicy::Spread);
+        assert_eq!(c.engine().bind_backoff_initial.0, 1000);
+        let c = ServeConfig::parse("bindBackoffInitialMs: 250\nbindBackoffMaxMs: 4000").unwrap();
+        let e = c.engine();
+        assert_eq!(
+            (e.bind_backoff_initial.0, e.bind_backoff_max.0),
+            (250, 4000)
+        );
     }
 }

@@ -276,7 +276,7 @@ pub struct Core {
     pods: HashMap<String, PodEntry>,
     groups: BTreeMap<String, GroupEntry>,
     jobs: BTreeMap<String, JobEntry>,
-    queue_objects: BTreeMap<String, Result<Vec<QueueRecord>, TranslateError>>,
+    queue_objects: BTreeMap<String, Result<translate::VolcanoQueue, TranslateError>>,
     static_queues: Option<Vec<QueueRecord>>,
     volcano_paths: BTreeMap<String, String>,
     queue_error: Option<String>,
@@ -348,7 +348,7 @@ impl Core {
                 if let Some((PodPhase::Assumed, _)) = self.engine.view().pod(&pod) {
                     let job = pod.job.clone();
                     self.apply(ClusterEvent::BindFailed { pod, message });
-                    tracing::warn!(job = %job, pod_uid = %uid, "bind failed; gang forgotten");
+                    tracing::warn!(job = %job, pod_uid = %uid, "bind failed; gang forgotten, retried after a backoff");
                 }
             }
             Input::Bound { pod, uid, node } => {
@@ -743,16 +743,18 @@ impl Core {
         }
     }
 
-    /// Rebuilds the queue tree from the Queue objects (or the static configuration). An invalid
-    /// configuration is refused whole, with an event on the Queue it names; the previous one
-    /// stays in force.
+    /// Rebuilds the queue tree from the Queue objects (or the static configuration), following
+    /// `spec.parent` chains across all of them. An invalid configuration (a bad field, a parent
+    /// that does not exist, a parent chain that loops) is refused whole, with an event on the
+    /// Queue it names; the previous one stays in force, and so do the paths PodGroups' queue
+    /// names map to.
     fn configure_queues(&mut self) {
         if !std::mem::take(&mut self.queues_dirty) {
             return;
         }
         let mut records: BTreeMap<String, QueueRecord> = BTreeMap::new();
         let mut paths = BTreeMap::new();
-        let mut problems = Vec::new();
+        let mut problems: Vec<(String, String)> = Vec::new();
         match &self.static_queues {
             Some(list) => {
                 for r in list {
@@ -760,40 +762,44 @@ impl Core {
                 }
             }
             None => {
-                for (name, parsed) in &self.queue_objects {
-                    match parsed {
+                for (name, resolved) in translate::resolve_parents(&self.queue_objects) {
+                    match resolved {
                         Ok(list) => {
-                            for r in list {
+                            for r in &list {
                                 records.entry(r.name.clone()).or_insert_with(|| r.clone());
                             }
                             if let Some(last) = list.last() {
                                 records.insert(last.name.clone(), last.clone());
-                                paths.insert(name.clone(), last.name.clone());
+                                paths.insert(name, last.name.clone());
                             }
                         }
-                        Err(e) => problems.push((name.clone(), e.to_string())),
+                        // Every queue below a broken link repeats its error: report it once,
+                        // on the queue that has it.
+                        Err(e) => {
+                            let problem = (e.object.clone(), e.to_string());
+                            if !problems.contains(&problem) {
+                                problems.push(problem);
+                            }
+                        }
                     }
                 }
             }
         }
-        let paths_changed = paths != self.volcano_paths;
-        self.volcano_paths = paths;
         records
             .entry(phalanx_model::DEFAULT_QUEUE.to_string())
             .or_insert_with(|| QueueRecord::new(phalanx_model::DEFAULT_QUEUE));
+        let object_of = |path: &str| {
+            paths
+                .iter()
+                .find(|(_, p)| p.as_str() == path)
+                .map(|(o, _)| o.clone())
+                .unwrap_or_else(|| queue_object(path))
+        };
         let mut specs: Vec<QueueSpec> = Vec::new();
         for r in records.values() {
             match r.to_spec(&mut self.table) {
                 Ok(s) => specs.push(s),
-                Err(e) => {
-                    let obj = self
-                        .volcano_paths
-                        .iter()
-                        .find(|(_, p)| **p == r.name)
-                        .map(|(o, _)| o.clone())
-                        .unwrap_or_else(|| queue_object(&r.name));
-                    problems.push((obj, e.to_string()))
-                }
+                Err(e) => problems.push((object_of(&r.name), e.to_string())),
             }
         }
         let error = match problems.first() {
@@ -809,13 +815,7 @@ impl Core {
                         .max_by_key(|p| p.len())
                         .cloned()
                         .unwrap_or_default();
-                    let obj = self
-                        .volcano_paths
-                        .iter()
-                        .find(|(_, p)| **p == path)
-                        .map(|(o, _)| o.clone())
-                        .unwrap_or_else(|| queue_object(&path));
-                    Some((obj, msg))
+                    Some((object_of(&path), msg))
                 }
             },
         };
@@ -827,17 +827,12 @@ impl Core {
                 format!("{msg}; the previous queue configuration stays in force"),
             );
         }
-        self.queue_error = error.map(|(_, m)| m);
-        if paths_changed {
+        self.queue_error = error.as_ref().map(|(_, m)| m.clone());
+        if error.is_none() && paths != self.volcano_paths {
+            self.volcano_paths = paths;
             // Groups name queues by object name; a hierarchy change moves their path.
-            let groups: Vec<(String, Flavor)> = self
-                .groups
-                .iter()
-                .map(|(j, g)| (j.clone(), g.flavor))
-                .collect();
-            for (job, _) in groups {
-                self.dirty.insert(job);
-            }
+            let groups: Vec<String> = self.groups.keys().cloned().collect();
+            self.dirty.extend(groups);
         }
     }
 
@@ -899,6 +894,12 @@ impl Core {
             (Some(g), _) => g
                 .spec
                 .clone()
+                .map(|mut s| {
+                    // With the queue paths in force now, not those it was read with.
+                    s.queue =
+                        translate::volcano_queue_path(s.queue_name.as_deref(), &self.volcano_paths);
+                    s
+                })
                 .map_err(|e| ("InvalidPodGroup", e.to_string())),
             (None, true) => Err((
                 "PodGroupNotFound",
@@ -915,16 +916,11 @@ impl Core {
                     min_member: 1,
                     min_task_member: BTreeMap::new(),
                     min_resources: None,
-                    queue: first
-                        .as_ref()
-                        .and_then(|i| i.queue.as_deref())
-                        .map(|q| {
-                            self.volcano_paths
-                                .get(q)
-                                .cloned()
-                                .unwrap_or_else(|| translate::queue_path(q))
-                        })
-                        .unwrap_or_else(|| phalanx_model::DEFAULT_QUEUE.into()),
+                    queue: translate::volcano_queue_path(
+                        first.as_ref().and_then(|i| i.queue.as_deref()),
+                        &self.volcano_paths,
+                    ),
+                    queue_name: first.as_ref().and_then(|i| i.queue.clone()),
                     depends_on: Vec::new(),
                     priority_class: None,
                 })
@@ -1194,7 +1190,7 @@ impl Core {
                 Decision::Reserve { .. } => {}
                 Decision::MarkUnschedulable { job, reason }
                 | Decision::FailJob { job, cause: reason } => {
-                    let message = reason.describe(Some(&self.table));
+                    let message = self.describe(&reason);
                     if let Some(obj) = self.object_of(&job) {
                         actions.notices.push(Notice {
                             object: obj,
@@ -1222,6 +1218,12 @@ impl Core {
             }
         }
         actions
+    }
+
+    /// A reason as conditions, events and the admin API show it: extended resources by name,
+    /// instants (when a gang that failed to bind is tried again) as wall-clock times.
+    fn describe(&self, reason: &Reason) -> String {
+        reason.describe_with(Some(&self.table), &wall_time)
     }
 
     /// The object events about a job go to: its PodGroup, else its single pod.
@@ -1281,7 +1283,7 @@ impl Core {
                         .reason
                         .as_ref()
                         .filter(|_| j.phase != JobPhase::Running)
-                        .map(|r| (reason_label(r), r.describe(Some(&self.table))));
+                        .map(|r| (reason_label(r), self.describe(r)));
                     (phase, j.pods, reason, j.job.queue.clone())
                 }
                 (None, None) => ("Pending", PodCounts::default(), None, String::new()),
@@ -1304,7 +1306,13 @@ impl Core {
         for (name, g) in &self.groups {
             jobs.entry(name.clone()).or_insert_with(|| JobStatus {
                 group: Some(group_ref(g.flavor, name)),
-                queue: g.spec.as_ref().map(|s| s.queue.clone()).unwrap_or_default(),
+                queue: g
+                    .spec
+                    .as_ref()
+                    .map(|s| {
+                        translate::volcano_queue_path(s.queue_name.as_deref(), &self.volcano_paths)
+                    })
+                    .unwrap_or_default(),
                 phase: "Pending",
                 pods: PodCounts::default(),
                 running: 0,
@@ -1342,6 +1350,15 @@ impl Core {
 
 fn reason_label(r: &Reason) -> String {
     r.label().to_string()
+}
+
+/// An engine time (milliseconds since the Unix epoch, see [`crate::runner::now`]) as RFC 3339.
+fn wall_time(t: Time) -> String {
+    i64::try_from(t.0)
+        .ok()
+        .and_then(|ms| k8s_openapi::jiff::Timestamp::from_millisecond(ms).ok())
+        .map(|ts| ts.to_string())
+        .unwrap_or_else(|| t.to_string())
 }
 
 /// The Volcano Queue object a queue path comes from (`root.a.b` -> `b`).
@@ -1628,6 +1645,101 @@ mod tests {
         );
     }
 
+    fn volcano_queue_object(name: &str, parent: &str) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "scheduling.volcano.sh/v1beta1", "kind": "Queue",
+            "metadata": {"name": name}, "spec": {"weight": 1, "parent": parent}
+        }))
+        .unwrap()
+    }
+
+    fn queue_names(c: &Core) -> Vec<String> {
+        c.publish().queues.into_iter().map(|q| q.name).collect()
+    }
+
+    #[test]
+    fn volcano_parent_chains_of_any_depth_and_broken_ones_are_explained() {
+        let mut c = core();
+        c.ingest(Input::Queue(Change::Relisted(vec![
+            volcano_queue_object("team-a", "ml"),
+            volcano_queue_object("ml", "eng"),
+            volcano_queue_object("eng", "root"),
+        ])));
+        groups(
+            &mut c,
+            vec![group(
+                "g",
+                json!({}),
+                json!({"scheduling.volcano.sh/queue-name": "team-a"}),
+            )],
+        );
+        pods(&mut c, vec![member("g-0", "g", "1")]);
+        let a = c.cycle(Time(1));
+        assert_eq!(a.binds.len(), 1, "{:?}", a.notices);
+        assert_eq!(c.publish().jobs["ns/g"].queue, "root.eng.ml.team-a");
+        let in_force = queue_names(&c);
+        assert!(
+            in_force.contains(&"root.eng.ml.team-a".to_string()),
+            "{in_force:?}"
+        );
+        // eng now names team-a as its parent: a loop. Refused, with the chain; the tree in
+        // force stays, and so does the job's queue.
+        c.ingest(Input::Queue(Change::Apply(Box::new(volcano_queue_object(
+            "eng", "team-a",
+        )))));
+        let a = c.cycle(Time(2));
+        let invalid: Vec<&Notice> = a
+            .notices
+            .iter()
+            .filter(|n| n.reason == "InvalidQueue")
+            .collect();
+        assert_eq!(invalid.len(), 1, "reported once: {invalid:?}");
+        assert_eq!(invalid[0].object, ObjectRef::Queue { name: "eng".into() });
+        assert_eq!(
+            invalid[0].message,
+            "Queue eng: spec.parent: the parent chain loops: eng -> team-a -> ml -> eng; the \
+             previous queue configuration stays in force"
+        );
+        let p = c.publish();
+        assert!(p.queue_error.as_deref().unwrap().contains("loops"));
+        assert_eq!(queue_names(&c), in_force);
+        assert_eq!(p.jobs["ns/g"].queue, "root.eng.ml.team-a");
+        // Fixed, but a new queue names a parent that does not exist (yet).
+        c.ingest(Input::Queue(Change::Apply(Box::new(volcano_queue_object(
+            "eng", "",
+        )))));
+        c.ingest(Input::Queue(Change::Apply(Box::new(volcano_queue_object(
+            "new", "later",
+        )))));
+        let a = c.cycle(Time(3));
+        let n = a
+            .notices
+            .iter()
+            .find(|n| n.reason == "InvalidQueue")
+            .unwrap();
+        assert_eq!(n.object, ObjectRef::Queue { name: "new".into() });
+        assert!(
+            n.message.starts_with(
+                "Queue new: spec.parent: queue later does not exist (parent chain new -> later)"
+            ),
+            "{}",
+            n.message
+        );
+        assert_eq!(queue_names(&c), in_force);
+        // The parent appears: everything is configured.
+        c.ingest(Input::Queue(Change::Apply(Box::new(volcano_queue_object(
+            "later", "team-a",
+        )))));
+        let a = c.cycle(Time(4));
+        assert!(a.notices.iter().all(|n| n.reason != "InvalidQueue"));
+        assert!(c.publish().queue_error.is_none());
+        assert!(
+            queue_names(&c).contains(&"root.eng.ml.team-a.later.new".to_string()),
+            "{:?}",
+            queue_names(&c)
+        );
+    }
+
     #[test]
     fn foreign_pods_hold_their_node_and_bound_pods_are_adopted() {
         let mut c = core();
@@ -1660,13 +1772,15 @@ mod tests {
 
     #[test]
     fn a_failed_bind_undoes_the_gang_and_spares_unowned_pods() {
+        // Engine time is wall-clock milliseconds: 2023-11-14T22:13:20Z.
+        const T0: u64 = 1_700_000_000_000;
         let mut c = core();
         groups(&mut c, vec![group("g", json!({"minMember": 2}), json!({}))]);
         pods(
             &mut c,
             vec![member("g-0", "g", "1"), member("g-1", "g", "1")],
         );
-        let a = c.cycle(Time(1));
+        let a = c.cycle(Time(T0 - 500));
         let items = a.binds[0].items.clone();
         // The first bind succeeds, the second fails for good.
         let ok = &items[0];
@@ -1681,13 +1795,33 @@ mod tests {
             uid: bad.target.as_ref().unwrap().uid.clone(),
             message: "node gone".into(),
         });
-        let a = c.cycle(Time(2));
+        let a = c.cycle(Time(T0));
         // The bound pod has no owner: it is not deleted.
         assert!(a.deletes.is_empty() && a.evictions.is_empty());
+        // The condition and the event say why, and when the gang is tried again.
         let (label, msg) = reason(&c, "ns/g").unwrap();
         assert_eq!(label, "bind_failed", "{msg}");
-        // The gang retries only the bind it misses; the bound pod stays where it is.
-        let a = c.cycle(Time(3));
+        assert!(
+            msg.starts_with("binding ns/g[task 0 #1] failed: node gone;"),
+            "{msg}"
+        );
+        assert!(
+            msg.ends_with(
+                "backs off for 1.000s (first failed bind): next try at 2023-11-14T22:13:21Z"
+            ),
+            "{msg}"
+        );
+        let notice = a
+            .notices
+            .iter()
+            .find(|n| n.reason == "FailedScheduling")
+            .unwrap();
+        assert_eq!(notice.message, msg);
+        assert_eq!(a.report.wake_at, Some(Time(T0 + 1000)));
+        // Not before the backoff ends.
+        assert!(c.cycle(Time(T0 + 999)).binds.is_empty());
+        // Then the gang retries only the bind it misses; the bound pod stays where it is.
+        let a = c.cycle(Time(T0 + 1000));
         let retried: Vec<_> = a
             .binds
             .iter()

@@ -3,7 +3,10 @@
 //! the first change, so a burst is one batch), then runs a cycle; with nothing arriving it still
 //! cycles every `cyclePeriodMs`. It cycles only once every watcher has delivered its first
 //! complete list (so the initial state is applied as one batch before the first cycle) and only
-//! while this replica leads. After each round it publishes a read-only [`Published`] view.
+//! while this replica leads. When the engine says time alone brings it work sooner
+//! ([`phalanx_scheduler::CycleReport::wake_at`]: a gang's backoff after a failed bind ends, a
+//! blocked gang's reclaim delay runs out), the next cycle comes then instead. After each round it
+//! publishes a read-only [`Published`] view.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
@@ -106,7 +109,12 @@ pub fn run(
         let ready = synced.len() >= KINDS;
         if ready && shared.leader.is_leader() {
             let started = Instant::now();
-            let actions = core.cycle(now());
+            let cycle_time = now();
+            let actions = core.cycle(cycle_time);
+            let wake_in = actions
+                .report
+                .wake_at
+                .map(|t| Duration::from_millis(t.0.saturating_sub(cycle_time.0).max(1)));
             shared
                 .metrics
                 .cycle_duration
@@ -123,6 +131,9 @@ pub fn run(
                 return;
             }
             next_cycle = Instant::now() + timing.period;
+            if let Some(wake_in) = wake_in {
+                next_cycle = next_cycle.min(started + wake_in);
+            }
         } else {
             core.flush();
             if !changed {

@@ -9,7 +9,9 @@
 //! served live are the same jobs: requests are the containers' requests summed (limits standing
 //! in for a missing request) and at least the largest init container, plus `overhead`; queue
 //! names become dotted paths under `root` (`default` is `root.default`, `volcano.sh/hierarchy`
-//! `root/a/b` is `root.a.b`).
+//! `root/a/b` is `root.a.b`). A Volcano Queue's `spec.parent` names another Queue, which may name
+//! its own parent, and so on: [`resolve_parents`] follows those chains across all the Queue
+//! objects (`team-a` under `ml` under `eng` is `root.eng.ml.team-a`).
 
 use std::collections::BTreeMap;
 
@@ -423,6 +425,10 @@ pub struct GroupSpec {
     pub min_resources: Option<Resources>,
     /// Dotted queue path.
     pub queue: String,
+    /// The Volcano queue the group names (`spec.queue`, or the queue-name annotation), if any.
+    /// Its path depends on the Queue objects: the adapter maps it again with the paths in
+    /// force when it submits the job, so a group read before its queue keeps up.
+    pub queue_name: Option<String>,
     /// Job names (`namespace/name`) that must succeed first, as written in `phalanx.dev/depends-on`.
     pub depends_on: Vec<String>,
     /// `spec.priorityClassName`, if any.
@@ -529,13 +535,7 @@ pub fn pod_group(
         Some(other) => return Err(err("spec.queue", format!("{other} is not a string"))),
         None => annotations.get(QUEUE_ANNOTATION).cloned(),
     };
-    let queue = match queue_name {
-        Some(q) => volcano_queues
-            .get(&q)
-            .cloned()
-            .unwrap_or_else(|| queue_path(&q)),
-        None => phalanx_model::DEFAULT_QUEUE.into(),
-    };
+    let queue = volcano_queue_path(queue_name.as_deref(), volcano_queues);
     let priority_class = match get(&obj.data, &["spec", "priorityClassName"]) {
         Some(Value::String(p)) if !p.is_empty() => Some(p.clone()),
         _ => None,
@@ -551,8 +551,21 @@ pub fn pod_group(
         min_task_member,
         min_resources,
         queue,
+        queue_name,
         priority_class,
     })
+}
+
+/// The path of the Volcano queue a group or pod names (`None`: the default queue), through
+/// `volcano_queues` (Queue object name to path) for queues whose path is not their name.
+pub fn volcano_queue_path(name: Option<&str>, volcano_queues: &BTreeMap<String, String>) -> String {
+    match name {
+        Some(q) => volcano_queues
+            .get(q)
+            .cloned()
+            .unwrap_or_else(|| queue_path(q)),
+        None => phalanx_model::DEFAULT_QUEUE.into(),
+    }
 }
 
 fn amount(v: &Value) -> Result<Amount, String> {
@@ -590,10 +603,23 @@ fn amounts(
         .map(Some)
 }
 
-/// A Volcano Queue as queue records: the queue itself last, preceded by the parents its
-/// `volcano.sh/hierarchy` annotation implies (with the weights of `volcano.sh/hierarchy-weights`).
+/// A Volcano Queue as read from its object alone: where it sits in the tree may depend on other
+/// Queues (its `spec.parent`), which [`resolve_parents`] looks up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolcanoQueue {
+    /// The queue's records: the parents its `volcano.sh/hierarchy` annotation implies (with the
+    /// weights of `volcano.sh/hierarchy-weights`), then the queue itself, last. The last record's
+    /// `name` is the queue's path; with a `parent`, it is only the queue's own segment of the
+    /// path, which goes under the parent's path once that is known.
+    pub records: Vec<QueueRecord>,
+    /// The Queue object `spec.parent` names; `None` when it is absent, empty or `root`, or when
+    /// the hierarchy annotation places the queue.
+    pub parent: Option<String>,
+}
+
+/// A Volcano Queue as queue records, its place in the tree aside (see [`VolcanoQueue`]).
 /// Quantities are parsed later, by [`QueueRecord::to_spec`], which names the queue and field.
-pub fn volcano_queue(obj: &DynamicObject) -> Result<Vec<QueueRecord>, TranslateError> {
+pub fn volcano_queue(obj: &DynamicObject) -> Result<VolcanoQueue, TranslateError> {
     let name = obj.metadata.name.clone().unwrap_or_default();
     let err = |field, m| TranslateError::new("Queue", &name, field, m);
     let ann = obj.metadata.annotations.clone().unwrap_or_default();
@@ -613,6 +639,7 @@ pub fn volcano_queue(obj: &DynamicObject) -> Result<Vec<QueueRecord>, TranslateE
             }),
         }
     };
+    let mut parent = None;
     let path = match ann.get(HIERARCHY) {
         Some(h) => {
             let parts: Vec<&str> = h.split('/').filter(|p| !p.is_empty()).collect();
@@ -633,9 +660,10 @@ pub fn volcano_queue(obj: &DynamicObject) -> Result<Vec<QueueRecord>, TranslateE
         None => match get(&obj.data, &["spec", "parent"]) {
             None => queue_path(&name),
             Some(Value::String(p)) if p.is_empty() || p == "root" => queue_path(&name),
-            // One level: a parent that itself has a parent is spelled with the hierarchy
-            // annotation instead.
-            Some(Value::String(p)) => format!("{}.{}", queue_path(p), name.replace('.', "-")),
+            Some(Value::String(p)) => {
+                parent = Some(p.clone());
+                segment(&name)
+            }
             Some(other) => return Err(err("spec.parent", format!("{other} is not a string"))),
         },
     };
@@ -696,7 +724,116 @@ pub fn volcano_queue(obj: &DynamicObject) -> Result<Vec<QueueRecord>, TranslateE
         ordering,
         preemption,
     });
-    Ok(out)
+    Ok(VolcanoQueue {
+        records: out,
+        parent,
+    })
+}
+
+/// A Queue's own segment of a dotted path (dots would split it).
+fn segment(name: &str) -> String {
+    name.replace('.', "-")
+}
+
+/// Every Volcano Queue object's records with its `spec.parent` chain followed, however deep:
+/// a queue's path is its parent's path and its own name (`team-a` under `ml` under `eng` under
+/// `root` is `root.eng.ml.team-a`). A chain ends at a queue with no parent (or one placed by the
+/// hierarchy annotation), or at `default`, which always exists.
+///
+/// A queue whose chain cannot be followed gets an error naming the queue whose `spec.parent`
+/// breaks the chain, and the chain: a parent that does not exist
+/// (`Queue eng: spec.parent: queue org does not exist (parent chain eng -> org)`), or a loop,
+/// written from its first queue by name (`... the parent chain loops: a -> b -> a`). Every
+/// queue below the break gets the same error; so does every queue below an invalid one.
+pub fn resolve_parents(
+    objects: &BTreeMap<String, Result<VolcanoQueue, TranslateError>>,
+) -> BTreeMap<String, Result<Vec<QueueRecord>, TranslateError>> {
+    let mut paths: BTreeMap<String, Result<String, TranslateError>> = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    for (name, parsed) in objects {
+        let resolved = match parsed {
+            Err(e) => Err(e.clone()),
+            Ok(q) => queue_path_of(name, objects, &mut paths).map(|path| {
+                let mut records = q.records.clone();
+                if let Some(last) = records.last_mut() {
+                    last.name = path;
+                }
+                records
+            }),
+        };
+        out.insert(name.clone(), resolved);
+    }
+    out
+}
+
+/// The path of Queue object `name`, walking up its `spec.parent` chain; every queue on the walk
+/// is remembered in `paths`.
+fn queue_path_of(
+    name: &str,
+    objects: &BTreeMap<String, Result<VolcanoQueue, TranslateError>>,
+    paths: &mut BTreeMap<String, Result<String, TranslateError>>,
+) -> Result<String, TranslateError> {
+    // Up from `name` until a queue whose path is known, or a break.
+    let mut chain: Vec<&str> = vec![name];
+    let top: Result<String, TranslateError> = loop {
+        let here = *chain.last().expect("never empty");
+        if let Some(known) = paths.get(here) {
+            break known.clone();
+        }
+        let q = match objects.get(here) {
+            Some(Ok(q)) => q,
+            Some(Err(e)) => break Err(e.clone()),
+            // Only a parent can be missing (the walk starts at an object).
+            None if queue_path(here) == phalanx_model::DEFAULT_QUEUE => {
+                break Ok(phalanx_model::DEFAULT_QUEUE.to_string());
+            }
+            None => {
+                let child = chain[chain.len() - 2];
+                break Err(TranslateError::new(
+                    "Queue",
+                    child,
+                    "spec.parent",
+                    format!("queue {here} does not exist (parent chain {child} -> {here})"),
+                ));
+            }
+        };
+        let Some(parent) = q.parent.as_deref() else {
+            let path = q.records.last().map(|r| r.name.clone()).unwrap_or_default();
+            break Ok(path);
+        };
+        if let Some(at) = chain.iter().position(|&c| c == parent) {
+            // A loop: written from its first queue by name, so every walk into it says the same.
+            let ring = &chain[at..];
+            let first = (0..ring.len()).min_by_key(|&i| ring[i]).unwrap_or(0);
+            let mut names: Vec<&str> = ring[first..]
+                .iter()
+                .chain(&ring[..first])
+                .copied()
+                .collect();
+            names.push(names[0]);
+            break Err(TranslateError::new(
+                "Queue",
+                names[0],
+                "spec.parent",
+                format!("the parent chain loops: {}", names.join(" -> ")),
+            ));
+        }
+        chain.push(parent);
+    };
+    // Down again: each queue below the top goes under its parent's path. A missing parent is
+    // not remembered: another queue naming it gets its own error.
+    let last = chain.len() - 1;
+    if objects.contains_key(chain[last]) {
+        paths
+            .entry(chain[last].to_string())
+            .or_insert_with(|| top.clone());
+    }
+    let mut result = top;
+    for &q in chain[..last].iter().rev() {
+        result = result.map(|p| format!("{p}.{}", segment(q)));
+        paths.insert(q.to_string(), result.clone());
+    }
+    result
 }
 
 #[cfg(test)]
@@ -776,9 +913,9 @@ mod tests {
                     groups += 1;
                 }
                 Some("Queue") => {
-                    let records = volcano_queue(&dynamic(v.clone()))
+                    let q = volcano_queue(&dynamic(v.clone()))
                         .unwrap_or_else(|e| panic!("{file}: {e}"));
-                    for r in records {
+                    for r in q.records {
                         r.to_spec(&mut ResourceTable::new())
                             .unwrap_or_else(|e| panic!("{file}: {e}"));
                     }
@@ -833,10 +970,14 @@ mod tests {
                 .unwrap(),
         )
         .unwrap();
-        let names: Vec<_> = prod.iter().map(|r| (r.name.as_str(), r.weight)).collect();
+        let names: Vec<_> = prod
+            .records
+            .iter()
+            .map(|r| (r.name.as_str(), r.weight))
+            .collect();
         assert_eq!(names, [("root.eng", Some(2)), ("root.eng.prod", Some(8))]);
         let q = volcano_queue(&find("volcano/artifacts-queue.yaml")).unwrap();
-        let spec = q[0].to_spec(&mut table).unwrap();
+        let spec = q.records[0].to_spec(&mut table).unwrap();
         assert_eq!(spec.name, "root.default");
         assert_eq!(spec.capability.unwrap().get(ResourceId::CPU), 2000);
     }
@@ -959,20 +1100,28 @@ mod tests {
         assert!(e.contains("hierarchy-weights"), "{e}");
         // Quantities are checked when the records become specs, naming queue and field.
         let r = q(json!({"deserved": {"cpu": "much"}}), json!({})).unwrap();
-        let e = r[0]
+        let e = r.records[0]
             .to_spec(&mut ResourceTable::new())
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("queue root.team: deserved"), "{e}");
+        // A parent's path depends on other Queues: only the queue's own segment is known here.
         let r = q(json!({"parent": "eng"}), json!({})).unwrap();
-        assert_eq!(r[0].name, "root.eng.team");
+        assert_eq!(
+            (r.records[0].name.as_str(), r.parent.as_deref()),
+            ("team", Some("eng"))
+        );
+        let r = q(json!({"parent": "root"}), json!({})).unwrap();
+        assert_eq!((r.records[0].name.as_str(), r.parent), ("root.team", None));
+        let e = q(json!({"parent": 7}), json!({})).unwrap_err().to_string();
+        assert!(e.starts_with("Queue team: spec.parent"), "{e}");
         // Phalanx's own queue settings ride on annotations.
         let r = q(
             json!({}),
             json!({"phalanx.dev/preemption": "false", "phalanx.dev/ordering": "strict-fifo"}),
         )
         .unwrap();
-        let spec = r[0].to_spec(&mut ResourceTable::new()).unwrap();
+        let spec = r.records[0].to_spec(&mut ResourceTable::new()).unwrap();
         assert!(!spec.preemption);
         assert_eq!(spec.ordering, phalanx_model::QueueOrdering::StrictFifo);
         let e = q(json!({}), json!({"phalanx.dev/preemption": "no"}))
@@ -983,5 +1132,125 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("phalanx.dev/ordering"), "{e}");
+    }
+
+    /// Volcano Queue objects by name, each with `spec.parent` (or none) and `annotations`.
+    fn queue_objects(
+        list: &[(&str, Option<&str>, Value)],
+    ) -> BTreeMap<String, Result<VolcanoQueue, TranslateError>> {
+        list.iter()
+            .map(|(name, parent, ann)| {
+                let spec = match parent {
+                    Some(p) => json!({"weight": 1, "parent": p}),
+                    None => json!({"weight": 1}),
+                };
+                let q = volcano_queue(&dynamic(json!({
+                    "apiVersion": "scheduling.volcano.sh/v1beta1", "kind": "Queue",
+                    "metadata": {"name": name, "annotations": ann}, "spec": spec
+                })));
+                (name.to_string(), q)
+            })
+            .collect()
+    }
+
+    fn paths(
+        resolved: &BTreeMap<String, Result<Vec<QueueRecord>, TranslateError>>,
+    ) -> Vec<(String, String)> {
+        resolved
+            .iter()
+            .map(|(name, r)| {
+                let path = match r {
+                    Ok(records) => records.last().unwrap().name.clone(),
+                    Err(e) => format!("error: {e}"),
+                };
+                (name.clone(), path)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parent_chains_of_any_depth_become_paths() {
+        let objects = queue_objects(&[
+            ("team-a", Some("ml"), json!({})),
+            ("ml", Some("eng"), json!({})),
+            ("eng", Some("root"), json!({})),
+            ("infra", Some(""), json!({})),
+            ("v1.2", Some("infra"), json!({})),
+            ("batch", Some("default"), json!({})),
+            (
+                "placed",
+                None,
+                json!({"volcano.sh/hierarchy": "root/org/placed"}),
+            ),
+            ("under-placed", Some("placed"), json!({})),
+        ]);
+        let resolved = resolve_parents(&objects);
+        let want = [
+            ("batch", "root.default.batch"),
+            ("eng", "root.eng"),
+            ("infra", "root.infra"),
+            ("ml", "root.eng.ml"),
+            ("placed", "root.org.placed"),
+            ("team-a", "root.eng.ml.team-a"),
+            ("under-placed", "root.org.placed.under-placed"),
+            ("v1.2", "root.infra.v1-2"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(paths(&resolved), want);
+        // The hierarchy annotation's implied parents stay in front of the queue's own record.
+        let placed = resolved["placed"].as_ref().unwrap();
+        let names: Vec<&str> = placed.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["root.org", "root.org.placed"]);
+        // Every record is a valid queue spec under its path.
+        for records in resolved.values() {
+            for r in records.as_ref().unwrap() {
+                r.to_spec(&mut ResourceTable::new()).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_missing_parent_or_a_loop_names_the_queue_the_field_and_the_chain() {
+        let objects = queue_objects(&[
+            ("team-a", Some("ml"), json!({})),
+            ("ml", Some("org"), json!({})),
+            ("ops", Some("org"), json!({})),
+            ("a", Some("b"), json!({})),
+            ("b", Some("c"), json!({})),
+            ("c", Some("a"), json!({})),
+            ("below-loop", Some("b"), json!({})),
+            ("self", Some("self"), json!({})),
+            ("fine", None, json!({})),
+        ]);
+        let got: BTreeMap<String, String> = paths(&resolve_parents(&objects)).into_iter().collect();
+        let missing =
+            "error: Queue ml: spec.parent: queue org does not exist (parent chain ml -> org)";
+        assert_eq!(got["ml"], missing);
+        // Below the break, the same error: it names the queue to fix.
+        assert_eq!(got["team-a"], missing);
+        // Another queue naming the same missing parent has its own.
+        assert_eq!(
+            got["ops"],
+            "error: Queue ops: spec.parent: queue org does not exist (parent chain ops -> org)"
+        );
+        // A loop reads the same from wherever it is entered, from its first queue by name.
+        let ring = "error: Queue a: spec.parent: the parent chain loops: a -> b -> c -> a";
+        for q in ["a", "b", "c", "below-loop"] {
+            assert_eq!(got[q], ring, "{q}");
+        }
+        assert_eq!(
+            got["self"],
+            "error: Queue self: spec.parent: the parent chain loops: self -> self"
+        );
+        assert_eq!(got["fine"], "root.fine");
+        // A queue under an invalid one repeats that queue's own error.
+        let mut objects = queue_objects(&[("child", Some("bad"), json!({}))]);
+        let bad = TranslateError::new("Queue", "bad", "spec.weight", "-1 is negative".into());
+        objects.insert("bad".into(), Err(bad.clone()));
+        let resolved = resolve_parents(&objects);
+        assert_eq!(resolved["child"], Err(bad));
     }
 }

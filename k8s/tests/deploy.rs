@@ -62,7 +62,8 @@ fn examples_translate_through_the_adapter() {
                 }
                 "Queue" => {
                     let o: DynamicObject = serde_json::from_value(v.clone()).unwrap();
-                    for r in translate::volcano_queue(&o).unwrap_or_else(|e| panic!("{at}: {e}")) {
+                    let q = translate::volcano_queue(&o).unwrap_or_else(|e| panic!("{at}: {e}"));
+                    for r in q.records {
                         r.to_spec(&mut table)
                             .unwrap_or_else(|e| panic!("{at}: {e}"));
                     }

@@ -1,7 +1,7 @@
 //! End-to-end tests of `phalanx serve` against the in-process API emulator (started by each
 //! test, on loopback): gangs bound whole or not at all, a pending gang that starts once room
 //! appears, pods bound by another scheduler counted, restarts, two replicas, DAG order, queues,
-//! and bad input. Waits are bounded (generous timeouts); nothing asserts on wall time.
+//! binds retried through API errors or backed off after failing for good, and bad input. Waits are bounded (generous timeouts); nothing asserts on wall time.
 
 use std::time::Duration;
 
@@ -756,6 +756,153 @@ async fn transient_api_errors_and_dropped_watches_still_bind_whole_gangs() {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0.0);
     assert_eq!(count, 12.0, "one timed binding per pod, retries inside");
+    s.stop().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gang_whose_binds_fail_for_good_backs_off_says_so_and_is_retried() {
+    // Every bind gets a 500; with one attempt per binding, each fails for good.
+    let faults = FaultConfig {
+        error_rate: [("bind".to_string(), 1.0)].into(),
+        ..FaultConfig::default()
+    };
+    let (emu, client) = emulator_with(2, "cpu=4,memory=16Gi,pods=110", faults).await;
+    let cfg = ServeConfig {
+        bind_retries: 1,
+        bind_backoff_initial_ms: 200,
+        bind_backoff_max_ms: 400,
+        ..config(false)
+    };
+    let s = phalanx_k8s::serve::start(client.clone(), cfg, "solo".into())
+        .await
+        .unwrap();
+    create_group(&client, "g", json!({"minMember": 2}), json!({})).await;
+    create_pods(
+        &client,
+        (0..2).map(|i| pod(&format!("g-{i}"), Some("g"), "1", None)),
+    )
+    .await;
+    // The PodGroup says why the gang waits and when it is tried again; after failures in a
+    // row the wait has doubled to the maximum.
+    let groups: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &plugins_group());
+    let message = wait_for("a backoff in g's condition", || async {
+        let g = groups.get("g").await.ok()?;
+        let c = &g.data["status"]["conditions"][0];
+        let m = c["message"].as_str()?.to_string();
+        (c["type"] == "Unschedulable"
+            && c["reason"] == "BindFailed"
+            && m.contains("failed binds in a row"))
+        .then_some(m)
+    })
+    .await;
+    assert!(message.contains("gave up after 1 attempts"), "{message}");
+    assert!(message.contains("backs off for 0.400s"), "{message}");
+    // The next try is a wall-clock time (RFC 3339).
+    let at = message.rsplit("next try at ").next().unwrap();
+    assert!(
+        at.parse::<k8s_openapi::jiff::Timestamp>().is_ok(),
+        "{message}"
+    );
+    wait_for("a FailedScheduling event naming the next try", || async {
+        events_for(&client, "g")
+            .await
+            .iter()
+            .any(|(r, m)| r == "FailedScheduling" && m.contains("next try at"))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(nodes_of(&client, "g-").await, vec![None, None]);
+    let gave_up = s
+        .shared
+        .metrics
+        .bind_failures
+        .with_label_values(&["gave_up"])
+        .get();
+    assert!(gave_up >= 2, "{gave_up}");
+    // The API server recovers: the next try binds the whole gang.
+    emu.state.faults.set_config(FaultConfig::default());
+    wait_for("gang g bound", || async {
+        all_bound(&nodes_of(&client, "g-").await, 2).then_some(())
+    })
+    .await;
+    wait_for("g running in status", || async {
+        let g = groups.get("g").await.ok()?;
+        (g.data["status"]["phase"] == "Running").then_some(())
+    })
+    .await;
+    s.stop().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volcano_queue_parent_chains_of_any_depth_and_a_loop_is_explained() {
+    let (emu, client) = emulator(1, "cpu=4,memory=16Gi,pods=110").await;
+    let queues: Api<DynamicObject> = Api::all_with(client.clone(), &volcano_queue());
+    // team-a under ml under eng, created child first; and two queues naming each other.
+    for (name, parent) in [
+        ("team-a", "ml"),
+        ("ml", "eng"),
+        ("eng", "root"),
+        ("loop-x", "loop-y"),
+        ("loop-y", "loop-x"),
+    ] {
+        let q: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "scheduling.volcano.sh/v1beta1", "kind": "Queue",
+            "metadata": {"name": name}, "spec": {"weight": 1, "parent": parent}
+        }))
+        .unwrap();
+        queues.create(&PostParams::default(), &q).await.unwrap();
+    }
+    let s = scheduler(&client, false, "solo").await;
+    wait_for("InvalidQueue event naming the loop", || async {
+        events_for(&client, "loop-x")
+            .await
+            .iter()
+            .any(|(r, m)| {
+                r == "InvalidQueue"
+                    && m.contains("spec.parent")
+                    && m.contains("loop-x -> loop-y -> loop-x")
+            })
+            .then_some(())
+    })
+    .await;
+    let (_, q) = admin_get(&s, "/api/v1/queues").await;
+    assert!(
+        q["configurationError"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("loops"),
+        "{q}"
+    );
+    for name in ["loop-x", "loop-y"] {
+        queues.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    wait_for("the chain configured", || async {
+        let (_, q) = admin_get(&s, "/api/v1/queues").await;
+        (q["configurationError"].is_null()
+            && q["queues"]
+                .as_array()?
+                .iter()
+                .any(|q| q["name"] == "root.eng.ml.team-a"))
+        .then_some(())
+    })
+    .await;
+    create_group(
+        &client,
+        "g",
+        json!({"minMember": 1}),
+        json!({"scheduling.volcano.sh/queue-name": "team-a"}),
+    )
+    .await;
+    create_pods(&client, [pod("g-0", Some("g"), "1", None)]).await;
+    wait_for("g bound", || async {
+        all_bound(&nodes_of(&client, "g-").await, 1).then_some(())
+    })
+    .await;
+    let (_, job) = admin_get(&s, "/api/v1/jobs/default/g").await;
+    assert_eq!(job["queue"], "root.eng.ml.team-a", "{job}");
     s.stop().await.unwrap();
     emu.shutdown().await;
 }

@@ -12,6 +12,7 @@ use crate::job::{Job, JobError, PodRef};
 use crate::node::{Node, Taint};
 use crate::queue::QueueSpec;
 use crate::resource::{ResourceId, ResourceTable, format_amount};
+use crate::time::{Span, Time};
 
 /// A change in the world, applied with `Engine::apply` between cycles.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -269,12 +270,23 @@ pub enum Reason {
     },
     /// The job is malformed.
     InvalidJob(JobError),
-    /// A pod of the gang failed to bind; the gang was forgotten.
+    /// A pod of the gang failed to bind; the gang was forgotten and backs off before it is
+    /// tried again (the wait doubles with each failed bind in a row, up to a maximum).
     BindFailed {
         /// The pod.
         pod: PodRef,
         /// What the binder was told.
         message: String,
+        /// Failed binds of the gang in a row, this one included.
+        #[serde(default)]
+        failures: u32,
+        /// How long it backs off.
+        #[serde(default)]
+        backoff: Span,
+        /// When it is tried again at the earliest; `None` until the engine's next cycle starts
+        /// the backoff.
+        #[serde(default)]
+        retry_at: Option<Time>,
     },
     /// A pod of the job failed.
     PodFailed {
@@ -327,6 +339,17 @@ impl Reason {
 
     /// The message with extended resource names resolved through `table`.
     pub fn describe(&self, table: Option<&ResourceTable>) -> String {
+        self.describe_with(table, &|t: Time| t.to_string())
+    }
+
+    /// The message with extended resource names resolved through `table` and instants written
+    /// by `time` (the Kubernetes adapter writes them as RFC 3339 wall-clock times; the default
+    /// is seconds on the caller's clock).
+    pub fn describe_with(
+        &self,
+        table: Option<&ResourceTable>,
+        time: &dyn Fn(Time) -> String,
+    ) -> String {
         match self {
             Reason::Unschedulable(fit) => fit.describe(table),
             Reason::QueueNotFound { queue } => format!("queue {queue} is not configured"),
@@ -347,8 +370,25 @@ impl Reason {
                 format_amount(*resource, *requested)
             ),
             Reason::InvalidJob(e) => e.to_string(),
-            Reason::BindFailed { pod, message } => {
-                format!("binding {pod} failed: {message}; the gang was undone")
+            Reason::BindFailed {
+                pod,
+                message,
+                failures,
+                backoff,
+                retry_at,
+            } => {
+                let mut s = format!("binding {pod} failed: {message}; the gang was undone");
+                if let Some(at) = retry_at {
+                    let row = match failures {
+                        0 | 1 => "first failed bind".to_string(),
+                        n => format!("{n} failed binds in a row"),
+                    };
+                    s.push_str(&format!(
+                        " and backs off for {backoff} ({row}): next try at {}",
+                        time(*at)
+                    ));
+                }
+                s
             }
             Reason::PodFailed { pod } => format!("pod {pod} failed"),
             Reason::Reserved { for_job } => {
@@ -407,6 +447,58 @@ mod pairs {
 mod tests {
     use super::*;
     use crate::node::TaintEffect;
+
+    #[test]
+    fn a_failed_bind_says_why_and_when_the_gang_is_tried_again() {
+        let pod = PodRef {
+            job: "ns/g".into(),
+            task: 0,
+            index: 1,
+        };
+        let mut reason = Reason::BindFailed {
+            pod,
+            message: "node gone".into(),
+            failures: 1,
+            backoff: Span(0),
+            retry_at: None,
+        };
+        // Before the engine's next cycle has started the backoff: only why.
+        assert_eq!(
+            reason.to_string(),
+            "binding ns/g[task 0 #1] failed: node gone; the gang was undone"
+        );
+        if let Reason::BindFailed {
+            failures,
+            backoff,
+            retry_at,
+            ..
+        } = &mut reason
+        {
+            (*failures, *backoff, *retry_at) = (3, Span(4000), Some(Time(9000)));
+        }
+        assert_eq!(
+            reason.to_string(),
+            "binding ns/g[task 0 #1] failed: node gone; the gang was undone and backs off for \
+             4.000s (3 failed binds in a row): next try at 9.000s"
+        );
+        let custom = reason.describe_with(None, &|t: Time| format!("T+{}ms", t.0));
+        assert!(custom.ends_with("next try at T+9000ms"), "{custom}");
+        let json = serde_json::to_string(&reason).unwrap();
+        assert_eq!(serde_json::from_str::<Reason>(&json).unwrap(), reason);
+        // Written before the backoff existed: still reads.
+        let old: Reason = serde_json::from_str(
+            r#"{"BindFailed":{"pod":{"job":"ns/g","task":0,"index":1},"message":"x"}}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            old,
+            Reason::BindFailed {
+                failures: 0,
+                retry_at: None,
+                ..
+            }
+        ));
+    }
 
     #[test]
     fn reasons_round_trip_through_json() {

@@ -19,6 +19,18 @@
 //! minimum (a bind failed, a node was lost, a pod was evicted from outside) is undone whole:
 //! assumed pods are forgotten, bound ones evicted, and the job is pending again once they are gone.
 //! No partial gang survives.
+//!
+//! A gang undone by a failed bind backs off before it is tried again, as kube-scheduler backs
+//! off a pod (`podInitialBackoffSeconds`, `podMaxBackoffSeconds`): the engine has no clock, so
+//! the first cycle after the failure starts the wait, which is
+//! [`EngineConfig::bind_backoff_initial`] doubled for each failed bind in a row, at most
+//! [`EngineConfig::bind_backoff_max`]. Meanwhile the job is out of its queue (other jobs go
+//! ahead), its reason says when it is tried again, and [`CycleReport::wake_at`] names the
+//! instant. The count of failures in a row starts again once a placement of the gang binds
+//! whole.
+//! ```text
+//!   Off --BindFailed--> Starting --next cycle(now)--> Until(now + backoff) --cycle >= until--> Off
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -71,6 +83,13 @@ pub struct EngineConfig {
     /// default 30 s, as YuniKorn's `preemption.delay`): room that frees on its own soon is
     /// cheaper than running work thrown away.
     pub reclaim_delay: Span,
+    /// How long a gang undone by a failed bind waits before it is tried again (milliseconds;
+    /// default 1 s, as kube-scheduler's `podInitialBackoffSeconds`). The wait doubles with each
+    /// failed bind in a row, up to `bind_backoff_max`; 0 tries it again at the next cycle.
+    pub bind_backoff_initial: Span,
+    /// The longest wait after failed binds (milliseconds; default 10 s, as kube-scheduler's
+    /// `podMaxBackoffSeconds`).
+    pub bind_backoff_max: Span,
 }
 
 impl Default for EngineConfig {
@@ -84,8 +103,35 @@ impl Default for EngineConfig {
             reclaim: true,
             reclaim_cooldown: Span(5 * 60 * 1000),
             reclaim_delay: Span(30 * 1000),
+            bind_backoff_initial: Span(1000),
+            bind_backoff_max: Span(10 * 1000),
         }
     }
+}
+
+impl EngineConfig {
+    /// The wait after `failures` failed binds in a row: the initial backoff, doubled for each
+    /// failure after the first, at most the maximum.
+    pub fn bind_backoff(&self, failures: u32) -> Span {
+        let doublings = failures.saturating_sub(1).min(63);
+        Span(
+            self.bind_backoff_initial
+                .0
+                .saturating_mul(1u64 << doublings)
+                .min(self.bind_backoff_max.0),
+        )
+    }
+}
+
+/// Where a job is in its backoff after a failed bind (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backoff {
+    /// Free to be tried.
+    Off,
+    /// A bind failed since the last cycle; the next cycle starts the wait.
+    Starting,
+    /// Not tried before then.
+    Until(Time),
 }
 
 /// Where a pod is in its life.
@@ -310,6 +356,10 @@ struct JobState {
     /// The node generation at which no reservation plan existed for it (it would not fit even
     /// once every running pod ended); it tries again when nodes change.
     unplannable: Option<u64>,
+    /// Failed binds of its gang in a row; reset once a placement of it binds whole.
+    bind_failures: u32,
+    /// Its backoff after a failed bind; out of its queue while not `Off`.
+    backoff: Backoff,
 }
 
 impl JobState {
@@ -467,7 +517,8 @@ pub struct CycleReport {
     /// Jobs parked until the cluster changes.
     pub parked: u32,
     /// When the engine next has work that time alone brings (a blocked gang's reclaim delay
-    /// running out), if any: a driver that cycles only on events should cycle then.
+    /// running out, or a gang's backoff after a failed bind ending), if any: a driver that
+    /// cycles only on events should cycle then.
     pub wake_at: Option<Time>,
 }
 
@@ -515,6 +566,10 @@ pub struct Engine {
     passed: usize,
     /// Blocked gangs parked until their reclaim delay runs out, by when it does.
     reclaim_due: BTreeSet<(Time, JobId)>,
+    /// Gangs whose bind failed since the last cycle: the next cycle starts their backoff.
+    backoff_starting: BTreeSet<JobId>,
+    /// Gangs backing off after a failed bind, by when they may be tried again.
+    backoff_due: BTreeSet<(Time, JobId)>,
 }
 
 impl Engine {
@@ -541,6 +596,8 @@ impl Engine {
             blocked: Vec::new(),
             passed: 0,
             reclaim_due: BTreeSet::new(),
+            backoff_starting: BTreeSet::new(),
+            backoff_due: BTreeSet::new(),
         }
     }
 
@@ -671,6 +728,10 @@ impl Engine {
         if matches!(s.phase, JobPhase::Succeeded | JobPhase::Failed) || s.queued {
             return;
         }
+        if s.backoff != Backoff::Off {
+            // Backing off after a failed bind: the cycle that ends the wait queues it.
+            return;
+        }
         let gate = s
             .dag_node
             .filter(|&n| self.dag.unmet(n) > 0)
@@ -772,6 +833,8 @@ impl Engine {
             blocked_since: None,
             reclaim_tried: None,
             unplannable: None,
+            bind_failures: 0,
+            backoff: Backoff::Off,
             job,
         }));
         self.after_gate(id);
@@ -935,6 +998,7 @@ impl Engine {
         let id = self.job_id(name)?;
         self.dequeue(id);
         self.claims.remove(&id);
+        self.end_backoff(id);
         let s = self.jobs[id as usize].take().expect("live id");
         self.by_name.remove(name);
         self.queues.allocate(&s.job.queue, s.accounted, false);
@@ -1001,9 +1065,21 @@ impl Engine {
             // Adopted (bound by someone else, or before a restart): it has run since about now.
             s.pods[t][i].since = now;
         }
+        let mut adopted_whole = false;
         if s.phase == JobPhase::Pending && s.counts.live() >= s.gang_need() {
             s.phase = JobPhase::Running;
             s.reason = None;
+            adopted_whole = s.backoff != Backoff::Off;
+        }
+        if s.phase == JobPhase::Running && s.counts.assumed == 0 {
+            // The gang's placement bound whole: the next failed bind starts the backoff afresh.
+            s.bind_failures = 0;
+        }
+        if adopted_whole {
+            // Bound after all while backing off (a bind reported failed had gone through): it
+            // runs, and its other pending pods may go now.
+            self.end_backoff(id);
+            self.enqueue(id);
         }
         Ok(())
     }
@@ -1022,17 +1098,79 @@ impl Engine {
                 });
             }
         }
-        let reason = Reason::BindFailed {
+        // Out of its queue until its backoff ends; the next cycle starts the wait (the engine
+        // learns the time only then) and tells the adapter until when.
+        self.dequeue(id);
+        let s = self.state_mut(id);
+        s.bind_failures = s.bind_failures.saturating_add(1);
+        s.backoff = Backoff::Starting;
+        s.reason = Some(Reason::BindFailed {
             pod: pod.clone(),
             message,
-        };
+            failures: s.bind_failures,
+            backoff: Span(0),
+            retry_at: None,
+        });
+        self.backoff_starting.insert(id);
         self.undo_gang(id, EvictReason::GangBindFailed);
-        let s = self.state_mut(id);
-        s.reason = Some(reason.clone());
-        let job = s.job.name.clone();
-        self.outbox
-            .push(Decision::MarkUnschedulable { job, reason });
         Ok(())
+    }
+
+    /// Starts the backoff of the gangs whose bind failed since the last cycle, telling the
+    /// adapter why each waits and until when.
+    fn start_backoffs(&mut self, now: Time, out: &mut CycleOutcome) {
+        for id in std::mem::take(&mut self.backoff_starting) {
+            let Some(s) = self.jobs[id as usize].as_mut() else {
+                continue;
+            };
+            if s.backoff != Backoff::Starting {
+                continue;
+            }
+            let wait = self.config.bind_backoff(s.bind_failures);
+            let until = now + wait;
+            s.backoff = Backoff::Until(until);
+            self.backoff_due.insert((until, id));
+            if let Some(Reason::BindFailed {
+                backoff, retry_at, ..
+            }) = &mut s.reason
+            {
+                *backoff = wait;
+                *retry_at = Some(until);
+            }
+            if let Some(reason) = s.reason.clone() {
+                out.decisions.push(Decision::MarkUnschedulable {
+                    job: s.job.name.clone(),
+                    reason,
+                });
+            }
+        }
+    }
+
+    /// Queues the gangs whose backoff has ended by `now`.
+    fn end_backoffs(&mut self, now: Time) {
+        while let Some(&(due, id)) = self.backoff_due.first() {
+            if due > now {
+                break;
+            }
+            self.backoff_due.pop_first();
+            if let Some(s) = self.jobs[id as usize].as_mut()
+                && s.backoff == Backoff::Until(due)
+            {
+                s.backoff = Backoff::Off;
+                self.enqueue(id);
+            }
+        }
+    }
+
+    /// Ends a job's backoff without queueing it (it was deleted, failed, or runs after all).
+    fn end_backoff(&mut self, id: JobId) {
+        self.backoff_starting.remove(&id);
+        if let Some(s) = self.jobs[id as usize].as_mut() {
+            if let Backoff::Until(due) = s.backoff {
+                self.backoff_due.remove(&(due, id));
+            }
+            s.backoff = Backoff::Off;
+        }
     }
 
     /// Undoes a gang whole: assumed pods are forgotten, bound ones evicted; the job is pending.
@@ -1146,6 +1284,7 @@ impl Engine {
 
     /// Fails one job: its other pods are evicted or forgotten and it leaves the queue.
     fn mark_failed(&mut self, id: JobId, cause: Reason) {
+        self.end_backoff(id);
         self.undo_gang(id, EvictReason::JobFailed);
         self.dequeue(id);
         self.release_reservations(id);
@@ -1267,6 +1406,8 @@ impl Engine {
         self.ledger = None;
         self.reclaims_left = MAX_RECLAIMS_PER_CYCLE;
         self.reclaim_guard.retain(|_, until| *until > now);
+        self.start_backoffs(now, &mut out);
+        self.end_backoffs(now);
         // Blocked gangs whose reclaim delay ran out are tried again, though nothing changed.
         while let Some(&(due, id)) = self.reclaim_due.first() {
             if due > now {
@@ -1303,7 +1444,11 @@ impl Engine {
         // Jobs failed this cycle (dependencies that never appeared) report here.
         out.decisions.append(&mut self.outbox);
         out.report.ready_left = self.queues.ready_len() as u32;
-        out.report.wake_at = self.reclaim_due.first().map(|&(t, _)| t);
+        out.report.wake_at = [self.reclaim_due.first(), self.backoff_due.first()]
+            .into_iter()
+            .flatten()
+            .map(|&(t, _)| t)
+            .min();
         out.report.parked = self.queues.parked_len() as u32;
         out
     }
@@ -2451,4 +2596,45 @@ fn pending_demand(s: &JobState) -> Resources {
                 .count();
             acc + s.request(t).times(pending as u64)
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bind_backoff_doubles_per_failure_and_stops_at_the_maximum() {
+        let c = EngineConfig::default();
+        let waits: Vec<u64> = (1..=7).map(|n| c.bind_backoff(n).0).collect();
+        assert_eq!(waits, [1000, 2000, 4000, 8000, 10_000, 10_000, 10_000]);
+        // No overflow however many failures, and 0 turns the backoff off.
+        assert_eq!(c.bind_backoff(u32::MAX), Span(10_000));
+        let off = EngineConfig {
+            bind_backoff_initial: Span(0),
+            ..EngineConfig::default()
+        };
+        assert_eq!(off.bind_backoff(5), Span(0));
+        // A maximum below the initial wait wins.
+        let capped = EngineConfig {
+            bind_backoff_initial: Span(5000),
+            bind_backoff_max: Span(3000),
+            ..EngineConfig::default()
+        };
+        assert_eq!(capped.bind_backoff(1), Span(3000));
+    }
+
+    #[test]
+    fn configurations_written_before_the_backoff_existed_still_load() {
+        let c: EngineConfig = serde_json::from_str(r#"{"reclaim": false}"#).unwrap();
+        assert!(!c.reclaim);
+        assert_eq!(
+            (c.bind_backoff_initial, c.bind_backoff_max),
+            (Span(1000), Span(10_000))
+        );
+        let c: EngineConfig =
+            serde_json::from_str(r#"{"bind_backoff_initial": 250, "bind_backoff_max": 2000}"#)
+                .unwrap();
+        assert_eq!(c.bind_backoff(3), Span(1000));
+        assert_eq!(c.bind_backoff(5), Span(2000));
+    }
 }

@@ -199,9 +199,15 @@ impl Harness {
         self.apply(ClusterEvent::JobSubmitted(j)).unwrap();
     }
 
-    /// One cycle; decisions are recorded and audited but not carried out.
+    /// One cycle a second after the last; decisions are recorded and audited but not carried
+    /// out.
     pub fn cycle(&mut self) -> Vec<Decision> {
-        self.now = Time(self.now.0 + 1000);
+        self.cycle_at(Time(self.now.0 + 1000))
+    }
+
+    /// One cycle at `now` (for tests about time); recorded and audited like [`Harness::cycle`].
+    pub fn cycle_at(&mut self, now: Time) -> Vec<Decision> {
+        self.now = now;
         let out = self.engine.cycle(self.now);
         for d in &out.decisions {
             self.audit.on_decision(d);
