@@ -1,0 +1,147 @@
+//! The workload of the DAG gate's benchmarks, shared by `benches/dag.rs` (criterion, wall
+//! time) and `examples/dag_cost.rs` (one variant at a time, for valgrind or perf).
+
+use phalanx_model::{
+    ClusterEvent, Decision, Job, Node, PodRef, PodSpec, ResourceId, Resources, Task, Time,
+};
+use phalanx_scheduler::{Engine, EngineConfig};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Jobs in the workload.
+pub const JOBS: usize = 100_000;
+
+/// A thousand 64-cpu nodes and the 100,000 one-pod jobs, each (with `edges`) depending on 3
+/// of the 1,000 jobs before it.
+pub fn workload(edges: bool) -> (Vec<Node>, Vec<Job>) {
+    let nodes = (0..1000)
+        .map(|i| {
+            Node::new(
+                format!("n{i:04}"),
+                Resources::of(ResourceId::CPU, 64_000)
+                    .with(ResourceId::MEMORY, 256 << 30)
+                    .with(ResourceId::PODS, 110),
+            )
+        })
+        .collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let jobs = (0..JOBS)
+        .map(|i| {
+            let mut j = Job::new(format!("ns/j{i:06}"));
+            j.min_member = 1;
+            j.tasks.push(Task {
+                name: "t".into(),
+                replicas: 1,
+                min_member: 0,
+                pod: PodSpec {
+                    requests: Resources::of(ResourceId::CPU, 100),
+                    ..Default::default()
+                },
+            });
+            if edges && i >= 3 {
+                let lo = i.saturating_sub(1000);
+                let mut deps = std::collections::BTreeSet::new();
+                while deps.len() < 3 {
+                    deps.insert(rng.random_range(lo..i));
+                }
+                j.depends_on = deps.into_iter().map(|d| format!("ns/j{d:06}")).collect();
+            }
+            j
+        })
+        .collect();
+    (nodes, jobs)
+}
+
+fn engine_with(nodes: &[Node]) -> Engine {
+    let mut e = Engine::new(EngineConfig {
+        max_attempts_per_cycle: usize::MAX,
+        ..Default::default()
+    });
+    for n in nodes {
+        e.apply(ClusterEvent::NodeUpserted(n.clone())).unwrap();
+    }
+    e
+}
+
+/// Cycles, binds every placed pod and then finishes it, until a cycle places nothing;
+/// `finished` hears of each job whose pod ended. Returns the cycles it took.
+fn drive(e: &mut Engine, mut finished: impl FnMut(&mut Engine, &str)) -> u32 {
+    let mut cycles = 0;
+    loop {
+        let out = e.cycle(Time(cycles as u64));
+        cycles += 1;
+        let mut bound = Vec::new();
+        for d in out.decisions {
+            if let Decision::BindGang { job, bindings } = d {
+                for b in bindings {
+                    let pod = PodRef {
+                        job: job.clone(),
+                        task: b.task,
+                        index: b.index,
+                    };
+                    e.apply(ClusterEvent::PodBound {
+                        pod: pod.clone(),
+                        node: b.node,
+                    })
+                    .unwrap();
+                    bound.push(pod);
+                }
+            }
+        }
+        if bound.is_empty() {
+            return cycles;
+        }
+        for pod in bound {
+            let job = pod.job.clone();
+            e.apply(ClusterEvent::PodFinished {
+                pod,
+                succeeded: true,
+            })
+            .unwrap();
+            finished(e, &job);
+        }
+    }
+}
+
+/// Submits everything at once and runs it to completion; returns the cycles it took.
+pub fn run(nodes: &[Node], jobs: Vec<Job>) -> u32 {
+    let mut e = engine_with(nodes);
+    for j in jobs {
+        e.apply(ClusterEvent::JobSubmitted(j)).unwrap();
+    }
+    drive(&mut e, |_, _| {})
+}
+
+/// Submits the jobs without their dependencies, each once all of them have succeeded, as an
+/// outside controller would; runs everything to completion and returns the cycles it took.
+pub fn run_controlled(nodes: &[Node], mut jobs: Vec<Job>) -> u32 {
+    let index: std::collections::HashMap<String, usize> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.name.clone(), i))
+        .collect();
+    let mut unmet: Vec<usize> = jobs.iter().map(|j| j.depends_on.len()).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); jobs.len()];
+    for (i, j) in jobs.iter_mut().enumerate() {
+        for d in std::mem::take(&mut j.depends_on) {
+            dependents[index[&d]].push(i);
+        }
+    }
+    let mut slots: Vec<Option<Job>> = jobs.into_iter().map(Some).collect();
+    let mut e = engine_with(nodes);
+    for i in 0..slots.len() {
+        if unmet[i] == 0 {
+            let j = slots[i].take().unwrap();
+            e.apply(ClusterEvent::JobSubmitted(j)).unwrap();
+        }
+    }
+    drive(&mut e, |e, job| {
+        for &k in &dependents[index[job]] {
+            unmet[k] -= 1;
+            if unmet[k] == 0 {
+                let j = slots[k].take().unwrap();
+                e.apply(ClusterEvent::JobSubmitted(j)).unwrap();
+            }
+        }
+    })
+}
