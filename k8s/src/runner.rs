@@ -66,6 +66,12 @@ pub fn now() -> Time {
     Time(ms)
 }
 
+/// The published view is rebuilt at most this often while changes keep arriving: building it
+/// walks every job and pod (tens of milliseconds at 150,000 pods), and its readers (the status
+/// writer every `statusIntervalMs`, metrics, `/debug`) poll it far less often than the engine
+/// cycles under load. A change is still published within this delay.
+pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+
 /// Timing of the engine thread.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
@@ -85,8 +91,13 @@ pub fn run(
 ) {
     let mut synced = std::collections::BTreeSet::new();
     let mut next_cycle = Instant::now();
+    let mut last_publish: Option<Instant> = None;
+    let mut unpublished = false;
     loop {
-        let wait = next_cycle.saturating_duration_since(Instant::now());
+        let mut wait = next_cycle.saturating_duration_since(Instant::now());
+        if unpublished && let Some(at) = last_publish {
+            wait = wait.min((at + PUBLISH_EVERY).saturating_duration_since(Instant::now()));
+        }
         let mut changed = false;
         match rx.recv_timeout(wait) {
             Ok(msg) => {
@@ -106,8 +117,12 @@ pub fn run(
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
+        // Woken early only to publish a deferred view: no cycle is due yet.
+        let publish_only = !changed && Instant::now() < next_cycle;
         let ready = synced.len() >= KINDS;
-        if ready && shared.leader.is_leader() {
+        let mut cycled = false;
+        if !publish_only && ready && shared.leader.is_leader() {
+            cycled = true;
             let started = Instant::now();
             let cycle_time = now();
             let actions = core.cycle(cycle_time);
@@ -134,18 +149,24 @@ pub fn run(
             if let Some(wake_in) = wake_in {
                 next_cycle = next_cycle.min(started + wake_in);
             }
-        } else {
+        } else if !publish_only {
             core.flush();
             if !changed {
                 next_cycle = Instant::now() + timing.period;
             }
         }
-        if changed || ready {
+        unpublished |= changed || cycled;
+        // The first publish after the initial sync is never deferred: readiness follows it.
+        let first_ready = ready && !shared.is_synced();
+        let due = first_ready || last_publish.is_none_or(|at| at.elapsed() >= PUBLISH_EVERY);
+        if unpublished && due {
             let published = Arc::new(core.publish());
             shared.metrics.observe(&published);
             if let Ok(mut p) = shared.published.write() {
                 *p = published;
             }
+            last_publish = Some(Instant::now());
+            unpublished = false;
         }
         if ready {
             shared
