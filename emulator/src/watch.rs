@@ -28,6 +28,10 @@ use crate::status::ApiError;
 use crate::store::{EventType, Filter, Stored, WatchEvent};
 use crate::table::{Render, partial_metadata, table};
 
+/// Events already committed when a watcher wakes are sent as one chunk of up to about this many
+/// bytes (whole lines: clients split the stream on newlines, not on chunks).
+const COALESCE_BYTES: usize = 256 * 1024;
+
 /// Query options of a watch.
 #[derive(Debug, Clone, Default)]
 pub struct WatchOptions {
@@ -49,6 +53,12 @@ struct Encoder {
 impl Encoder {
     fn line(&self, kind: &str, json: &[u8]) -> Bytes {
         let mut buf = Vec::with_capacity(json.len() + 32);
+        self.line_into(&mut buf, kind, json);
+        Bytes::from(buf)
+    }
+
+    /// Appends one event line to `buf`.
+    fn line_into(&self, buf: &mut Vec<u8>, kind: &str, json: &[u8]) {
         buf.extend_from_slice(b"{\"type\":\"");
         buf.extend_from_slice(kind.as_bytes());
         buf.extend_from_slice(b"\",\"object\":");
@@ -71,7 +81,6 @@ impl Encoder {
             }
         }
         buf.extend_from_slice(b"}\n");
-        Bytes::from(buf)
     }
 
     fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
@@ -91,19 +100,27 @@ impl Encoder {
     /// Renders a committed event for one watcher's selection: an object that enters the
     /// selection is ADDED, one that leaves it is DELETED (its previous state at the new rv).
     fn event(&self, ev: &WatchEvent, filter: &Filter) -> Option<Bytes> {
+        let mut buf = Vec::new();
+        self.event_into(&mut buf, ev, filter)
+            .then(|| Bytes::from(buf))
+    }
+
+    /// [`Encoder::event`] appended to `buf`; false when the watcher does not see the event.
+    fn event_into(&self, buf: &mut Vec<u8>, ev: &WatchEvent, filter: &Filter) -> bool {
         let now = filter.matches(&ev.object);
         let before = ev.prev.as_ref().is_some_and(|p| filter.matches(p));
         match (ev.kind, before, now) {
-            (EventType::Added, _, true) => Some(self.line("ADDED", &ev.object.json)),
-            (EventType::Modified, true, true) => Some(self.line("MODIFIED", &ev.object.json)),
-            (EventType::Modified, false, true) => Some(self.line("ADDED", &ev.object.json)),
+            (EventType::Added, _, true) => self.line_into(buf, "ADDED", &ev.object.json),
+            (EventType::Modified, true, true) => self.line_into(buf, "MODIFIED", &ev.object.json),
+            (EventType::Modified, false, true) => self.line_into(buf, "ADDED", &ev.object.json),
             (EventType::Modified, true, false) => {
                 let prev = ev.prev.as_ref().expect("matched a previous state");
-                Some(self.line("DELETED", &with_rv(prev, ev.rv)))
+                self.line_into(buf, "DELETED", &with_rv(prev, ev.rv))
             }
-            (EventType::Deleted, _, true) => Some(self.line("DELETED", &ev.object.json)),
-            _ => None,
+            (EventType::Deleted, _, true) => self.line_into(buf, "DELETED", &ev.object.json),
+            _ => return false,
         }
+        true
     }
 }
 
@@ -196,12 +213,29 @@ pub fn watch_response(
             tokio::select! {
                 r = live.recv() => match r {
                     Ok(ev) => {
-                        if ev.rv > last {
-                            last = ev.rv;
-                            if let Some(line) = enc.event(&ev, &filter)
-                                && tx.send(line).await.is_err() {
-                                    return;
+                        // Whatever else is already committed goes out in the same chunk: one
+                        // channel send and one socket write per burst instead of per event.
+                        let mut chunk = Vec::new();
+                        let mut next = Some(ev);
+                        while let Some(ev) = next.take() {
+                            if ev.rv > last {
+                                last = ev.rv;
+                                enc.event_into(&mut chunk, &ev, &filter);
+                            }
+                            if chunk.len() < COALESCE_BYTES {
+                                match live.try_recv() {
+                                    Ok(ev) => next = Some(ev),
+                                    Err(broadcast::error::TryRecvError::Empty) => {}
+                                    Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                                        tracing::debug!(resource = %enc.res.qualified(), lagged = n, "watcher fell behind; closing");
+                                        return;
+                                    }
+                                    Err(broadcast::error::TryRecvError::Closed) => return,
                                 }
+                            }
+                        }
+                        if !chunk.is_empty() && tx.send(Bytes::from(chunk)).await.is_err() {
+                            return;
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
