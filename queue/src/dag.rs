@@ -396,10 +396,10 @@ impl DagGate {
     /// A job failed (or was deleted before it succeeded): every transitive dependent fails,
     /// naming it as the cause.
     pub fn failed(&mut self, n: NodeIndex) -> Released {
-        let name = String::from(&*self.graph[n].name);
         if self.graph[n].status == Status::Succeeded {
             return Released::default();
         }
+        let name = String::from(&*self.graph[n].name);
         self.graph[n].status = Status::Failed;
         self.set_missing_since(n, None);
         let mut out = Released::default();
