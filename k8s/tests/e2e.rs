@@ -190,6 +190,17 @@ async fn admin_get(running: &Running, path: &str) -> (u16, Value) {
     )
 }
 
+/// Reads an admin path until `ok` holds: the engine thread publishes its view up to 100 ms
+/// after a change, and the binder counts a bind only once the API answers, so what a test
+/// sees in the cluster can be ahead of what the admin API and metrics say.
+async fn admin_until(running: &Running, path: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    wait_for(&format!("{path} to agree"), || async {
+        let (code, v) = admin_get(running, path).await;
+        (code == 200 && ok(&v)).then_some(v)
+    })
+    .await
+}
+
 async fn events_for(client: &kube::Client, name: &str) -> Vec<(String, String)> {
     let api: Api<k8s_openapi::api::events::v1::Event> = Api::all(client.clone());
     api.list(&ListParams::default())
@@ -379,7 +390,11 @@ async fn a_restart_rebuilds_state_and_binds_nothing_twice() {
     assert_eq!(a["phase"], "Running", "{a}");
     assert_eq!(a["pods"]["bound"], 3, "{a}");
     // Nothing was bound twice: no binding was refused, and every pod runs (no OutOfcpu).
-    let (_, metrics) = admin_get(&second, "/metrics").await;
+    let metrics = admin_until(&second, "/metrics", |m| {
+        m.as_str()
+            .is_some_and(|t| t.contains("phalanx_pods_bound_total 1\n"))
+    })
+    .await;
     let text = metrics.as_str().unwrap_or_default();
     assert!(!text.contains("phalanx_bind_failures_total{"), "{text}");
     assert!(text.contains("phalanx_pods_bound_total 1\n"), "{text}");
@@ -686,14 +701,18 @@ async fn two_tenants_of_equal_weight_share_a_full_cluster_evenly() {
     let count = |v: Vec<Option<String>>| v.iter().filter(|x| x.is_some()).count();
     assert_eq!(count(nodes_of(&client, "a-").await), 4, "tenant a's share");
     assert_eq!(count(nodes_of(&client, "b-").await), 4, "tenant b's share");
-    let (_, q) = admin_get(&s, "/api/v1/queues").await;
-    let a = q["queues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["name"] == "root.tenant-a")
-        .cloned()
-        .unwrap();
+    let tenant_a = |q: &Value| {
+        q["queues"]
+            .as_array()?
+            .iter()
+            .find(|q| q["name"] == "root.tenant-a")
+            .cloned()
+    };
+    let q = admin_until(&s, "/api/v1/queues", |q| {
+        tenant_a(q).is_some_and(|a| a["allocated"]["cpu"] == 4000)
+    })
+    .await;
+    let a = tenant_a(&q).unwrap();
     assert_eq!(a["allocated"]["cpu"], 4000, "{a}");
     assert_eq!(a["pending_jobs"], 4, "{a}");
     s.stop().await.unwrap();
@@ -738,7 +757,10 @@ async fn transient_api_errors_and_dropped_watches_still_bind_whole_gangs() {
     })
     .await;
     // The 500s were retried, not reported as failed binds.
-    assert_eq!(s.shared.metrics.pods_bound.get(), 12);
+    wait_for("the binder to count 12 binds", || async {
+        (s.shared.metrics.pods_bound.get() == 12).then_some(())
+    })
+    .await;
     for reason in ["rejected", "gave_up", "not_found"] {
         let failed = s
             .shared
@@ -868,14 +890,12 @@ async fn volcano_queue_parent_chains_of_any_depth_and_a_loop_is_explained() {
             .then_some(())
     })
     .await;
-    let (_, q) = admin_get(&s, "/api/v1/queues").await;
-    assert!(
+    admin_until(&s, "/api/v1/queues", |q| {
         q["configurationError"]
             .as_str()
-            .unwrap_or_default()
-            .contains("loops"),
-        "{q}"
-    );
+            .is_some_and(|e| e.contains("loops"))
+    })
+    .await;
     for name in ["loop-x", "loop-y"] {
         queues.delete(name, &DeleteParams::default()).await.unwrap();
     }
@@ -901,7 +921,7 @@ async fn volcano_queue_parent_chains_of_any_depth_and_a_loop_is_explained() {
         all_bound(&nodes_of(&client, "g-").await, 1).then_some(())
     })
     .await;
-    let (_, job) = admin_get(&s, "/api/v1/jobs/default/g").await;
+    let job = admin_until(&s, "/api/v1/jobs/default/g", |j| j["pods"]["bound"] == 1).await;
     assert_eq!(job["queue"], "root.eng.ml.team-a", "{job}");
     s.stop().await.unwrap();
     emu.shutdown().await;
