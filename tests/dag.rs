@@ -38,6 +38,16 @@ fn failed(d: &[Decision]) -> BTreeMap<String, Reason> {
         .collect()
 }
 
+/// The jobs a decision said could not be placed, with why.
+fn unschedulable(d: &[Decision]) -> BTreeMap<String, Reason> {
+    d.iter()
+        .filter_map(|d| match d {
+            Decision::MarkUnschedulable { job, reason } => Some((job.clone(), reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Finishes every running pod of `name` with `ok`.
 fn finish(h: &mut Harness, name: &str, ok: bool) {
     let n = h.engine.view().job(name).unwrap().job.tasks[0].replicas;
@@ -70,6 +80,11 @@ fn a_chain_starts_in_dependency_order() {
             jobs: vec!["ns/b".into()]
         })
     );
+    // Submitted before the jobs they name, b and c were told those were missing.
+    assert_eq!(
+        unschedulable(&d).keys().collect::<Vec<_>>(),
+        vec!["ns/b", "ns/c"]
+    );
     h.carry_out(&d);
     assert!(started(&h.cycle()).is_empty(), "b waits while a runs");
     finish(&mut h, "ns/a", true);
@@ -88,6 +103,18 @@ fn a_diamond_waits_for_both_branches_and_fan_out_goes_together() {
     let mids: Vec<String> = (0..10).map(|i| format!("ns/mid{i}")).collect();
     let mid_refs: Vec<&str> = mids.iter().map(String::as_str).collect();
     h.submit(stage("ns/sink", &mid_refs));
+    let d = h.cycle();
+    assert_eq!(started(&d), vec!["ns/src"]);
+    // Waiting is the normal course of a pipeline, like a pod's scheduling gate in
+    // kube-scheduler: the reason says so, and no decision calls the job unschedulable.
+    assert_eq!(unschedulable(&d), BTreeMap::new());
+    assert_eq!(
+        h.engine.view().job("ns/sink").unwrap().reason,
+        Some(Reason::WaitingForDependencies {
+            jobs: mids.iter().map(|m| m.as_str().into()).collect()
+        })
+    );
+    h.carry_out(&d);
     h.settle();
     finish(&mut h, "ns/src", true);
     let d = h.cycle();
@@ -180,11 +207,26 @@ fn a_missing_dependency_waits_then_fails_after_the_timeout() {
     h.submit(stage("ns/patient", &["ns/soon"]));
     let d = h.cycle();
     assert!(started(&d).is_empty());
+    let missing = Reason::DependencyMissing {
+        jobs: vec!["ns/never".into()],
+    };
     assert_eq!(
         h.engine.view().job("ns/late").unwrap().reason,
-        Some(Reason::DependencyMissing {
-            jobs: vec!["ns/never".into()]
-        })
+        Some(missing.clone())
+    );
+    // A name no job has may be a mistake: a decision says so, with the names. ns/after waits
+    // on a job that exists, and gets none.
+    assert_eq!(
+        unschedulable(&d),
+        BTreeMap::from([
+            ("ns/late".to_string(), missing),
+            (
+                "ns/patient".to_string(),
+                Reason::DependencyMissing {
+                    jobs: vec!["ns/soon".into()]
+                }
+            ),
+        ])
     );
     // ns/soon appears in time: from then on the job waits for it to succeed.
     h.submit(stage("ns/soon", &[]));

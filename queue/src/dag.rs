@@ -218,7 +218,7 @@ impl DagGate {
         if ancestor_failed {
             self.graph[n].status = Status::Failed;
         }
-        if self.missing(n).next().is_some() {
+        if self.missing_any(n) {
             self.set_missing_since(n, Some(now));
         }
         self.clear_missing_if_found(n);
@@ -336,6 +336,11 @@ impl DagGate {
             .neighbors_directed(n, Incoming)
             .filter(|&d| self.graph[d].status == Status::Placeholder)
             .map(|d| &self.graph[d].name)
+    }
+
+    /// Whether a job waits on a name no job has yet.
+    pub fn missing_any(&self, n: NodeIndex) -> bool {
+        self.missing(n).next().is_some()
     }
 
     /// Dependencies of a job not yet succeeded.
@@ -467,7 +472,7 @@ impl DagGate {
     fn clear_missing_if_found(&mut self, n: NodeIndex) {
         let dependents: Vec<NodeIndex> = self.graph.neighbors_directed(n, Outgoing).collect();
         for d in dependents {
-            if self.graph[d].missing_since.is_some() && self.missing(d).next().is_none() {
+            if self.graph[d].missing_since.is_some() && !self.missing_any(d) {
                 self.set_missing_since(d, None);
             }
         }

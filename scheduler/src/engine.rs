@@ -732,17 +732,24 @@ impl Engine {
             // Backing off after a failed bind: the cycle that ends the wait queues it.
             return;
         }
-        let gate = s
-            .dag_node
-            .filter(|&n| self.dag.unmet(n) > 0)
-            .map(|n| self.dag.blockers(n));
+        let gated = s.dag_node.filter(|&n| self.dag.unmet(n) > 0);
         let reason = if let Some(e) = &s.invalid {
             Reason::InvalidJob(e.clone())
-        } else if let Some((waiting, missing)) = gate {
-            if missing.is_empty() {
-                Reason::WaitingForDependencies { jobs: waiting }
-            } else {
-                Reason::DependencyMissing { jobs: missing }
+        } else if let Some(n) = gated {
+            if !self.dag.missing_any(n) {
+                // The normal course of a pipeline, like a pod's scheduling gate in
+                // kube-scheduler: the job was never tried, so no decision says it could not be
+                // placed. Its reason says what it waits for; the view names the jobs, from the
+                // gate, when asked. Building that list for every waiting job at submission was
+                // most of what gating cost.
+                self.state_mut(id).reason =
+                    Some(Reason::WaitingForDependencies { jobs: Vec::new() });
+                return;
+            }
+            // A name no job has yet may be a mistake, and the job fails if it stays missing:
+            // that is worth a decision, with the names.
+            Reason::DependencyMissing {
+                jobs: self.dag.blockers(n).1,
             }
         } else {
             let demand = pending_demand(s);
@@ -772,13 +779,9 @@ impl Engine {
             }
         };
         let s = self.state_mut(id);
-        // A job waiting on its pipeline keeps only the kind of its reason: the view works out
-        // the jobs still unfinished from the gate when asked, and the decision carries them now.
-        // Copying a list of names per waiting job would be most of what gating costs.
+        // A job missing a dependency keeps only the kind of its reason: the view works out the
+        // names from the gate when asked, and the decision carries them now.
         s.reason = Some(match &reason {
-            Reason::WaitingForDependencies { .. } => {
-                Reason::WaitingForDependencies { jobs: Vec::new() }
-            }
             Reason::DependencyMissing { .. } => Reason::DependencyMissing { jobs: Vec::new() },
             other => other.clone(),
         });
