@@ -81,12 +81,16 @@ struct Entry {
     status: Status,
     /// Dependencies not yet succeeded.
     unmet: u32,
+    /// Of those, the placeholders: names no job has yet.
+    missing: u32,
     /// This job's own length.
     length: PathLength,
     /// The longest chain of work behind it (excluding itself).
     tail: PathLength,
     /// When it first waited on a placeholder.
     missing_since: Option<Time>,
+    /// The [`DagGate::refresh_tails`] pass that last settled `tail`.
+    epoch: u32,
 }
 
 /// A dependency cycle closed by a new job; nothing was changed.
@@ -125,6 +129,8 @@ pub struct DagGate {
     missing_since: BTreeSet<(Time, NodeIndex)>,
     /// Edges were added since the tails were last computed.
     tails_dirty: bool,
+    /// The current [`DagGate::refresh_tails`] pass: a node whose `epoch` equals it is settled.
+    epoch: u32,
 }
 
 impl DagGate {
@@ -133,19 +139,19 @@ impl DagGate {
         Self::default()
     }
 
-    fn node(&mut self, name: &str) -> NodeIndex {
-        if let Some(&n) = self.by_name.get(name) {
-            return n;
-        }
+    /// A new placeholder node for a name the gate has none for.
+    fn new_node(&mut self, name: &str) -> NodeIndex {
         let name: Arc<str> = Arc::from(name);
         let n = self.graph.add_node(Entry {
             name: Arc::clone(&name),
             job: None,
             status: Status::Placeholder,
             unmet: 0,
+            missing: 0,
             length: PathLength::default(),
             tail: PathLength::default(),
             missing_since: None,
+            epoch: 0,
         });
         self.by_name.insert(name, n);
         n
@@ -185,8 +191,9 @@ impl DagGate {
                 }
             }
         }
-        let n = self.node(name);
+        let n = existing.unwrap_or_else(|| self.new_node(name));
         let entry = &mut self.graph[n];
+        let was_placeholder = entry.status == Status::Placeholder;
         entry.job = Some(job);
         entry.status = Status::Waiting;
         entry.length = length;
@@ -195,7 +202,7 @@ impl DagGate {
             let d = match self.by_name.get(dep.as_str()) {
                 Some(&d) => d,
                 None => {
-                    let d = self.node(dep);
+                    let d = self.new_node(dep);
                     if let Some((id, status)) = known(dep) {
                         self.graph[d].job = Some(id);
                         self.graph[d].status = status;
@@ -212,7 +219,11 @@ impl DagGate {
                     ancestor_failed = true;
                     self.graph[n].unmet += 1;
                 }
-                Status::Placeholder | Status::Waiting => self.graph[n].unmet += 1,
+                Status::Waiting => self.graph[n].unmet += 1,
+                Status::Placeholder => {
+                    self.graph[n].unmet += 1;
+                    self.graph[n].missing += 1;
+                }
             }
         }
         if ancestor_failed {
@@ -221,7 +232,9 @@ impl DagGate {
         if self.missing_any(n) {
             self.set_missing_since(n, Some(now));
         }
-        self.clear_missing_if_found(n);
+        if was_placeholder {
+            self.found(n);
+        }
         Ok(Added {
             node: Some(n),
             adopted,
@@ -278,20 +291,31 @@ impl DagGate {
         if !std::mem::take(&mut self.tails_dirty) {
             return Vec::new();
         }
+        // Each pass marks the nodes it settles with its own number, in the nodes themselves:
+        // no side table the size of the graph to allocate and touch.
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            // Wrapped: no stale mark may equal the new number.
+            for e in self.graph.node_weights_mut() {
+                e.epoch = 0;
+            }
+            self.epoch = 1;
+        }
+        let epoch = self.epoch;
         let bound = petgraph::visit::NodeIndexable::node_bound(&self.graph);
-        let mut done: Vec<Option<PathLength>> = vec![None; bound];
+        let settled = |g: &StableDiGraph<Entry, ()>, n: NodeIndex| g[n].epoch == epoch;
         let mut changed = Vec::new();
         let mut stack = Vec::new();
         // Newest first: jobs mostly arrive after what they depend on, so a node's dependents
-        // are usually done by the time it is reached and one look at them settles it.
+        // are usually settled by the time it is reached and one look at them does it.
         for root in (0..bound).rev().map(NodeIndex::new) {
-            if done[root.index()].is_some() || !self.waiting(root) {
+            if !self.waiting(root) || settled(&self.graph, root) {
                 continue;
             }
             stack.push(root);
             // Iterative post-order: a node's tail is known once all its waiting dependents' are.
             while let Some(&n) = stack.last() {
-                if done[n.index()].is_some() {
+                if settled(&self.graph, n) {
                     stack.pop();
                     continue;
                 }
@@ -300,20 +324,20 @@ impl DagGate {
                     if !self.waiting(d) {
                         continue;
                     }
-                    match done[d.index()] {
-                        Some(t) => tail = tail.map(|m| m.max(self.graph[d].length.then(t))),
-                        None => {
-                            stack.push(d);
-                            tail = None;
-                        }
+                    let e = &self.graph[d];
+                    if e.epoch == epoch {
+                        tail = tail.map(|m| m.max(e.length.then(e.tail)));
+                    } else {
+                        stack.push(d);
+                        tail = None;
                     }
                 }
                 let Some(tail) = tail else {
                     continue;
                 };
                 stack.pop();
-                done[n.index()] = Some(tail);
                 let e = &mut self.graph[n];
+                e.epoch = epoch;
                 if e.tail != tail {
                     e.tail = tail;
                     if let Some(job) = e.job.filter(|_| e.unmet == 0) {
@@ -340,7 +364,7 @@ impl DagGate {
 
     /// Whether a job waits on a name no job has yet.
     pub fn missing_any(&self, n: NodeIndex) -> bool {
-        self.missing(n).next().is_some()
+        self.graph[n].missing > 0
     }
 
     /// Dependencies of a job not yet succeeded.
@@ -467,12 +491,14 @@ impl DagGate {
         out
     }
 
-    /// A job arrived at node `n`: its dependents no longer wait on a missing name unless
-    /// another is still missing.
-    fn clear_missing_if_found(&mut self, n: NodeIndex) {
-        let dependents: Vec<NodeIndex> = self.graph.neighbors_directed(n, Outgoing).collect();
-        for d in dependents {
-            if self.graph[d].missing_since.is_some() && !self.missing_any(d) {
+    /// A job arrived at node `n`, which was a placeholder: its dependents miss one name fewer,
+    /// and no longer wait on a missing name unless another is still missing.
+    fn found(&mut self, n: NodeIndex) {
+        let mut dependents = self.graph.neighbors_directed(n, Outgoing).detach();
+        while let Some(d) = dependents.next_node(&self.graph) {
+            let e = &mut self.graph[d];
+            e.missing = e.missing.saturating_sub(1);
+            if e.missing == 0 && e.missing_since.is_some() {
                 self.set_missing_since(d, None);
             }
         }
