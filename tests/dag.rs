@@ -29,23 +29,24 @@ fn started(d: &[Decision]) -> Vec<String> {
         .collect()
 }
 
-fn failed(d: &[Decision]) -> BTreeMap<String, Reason> {
+/// The jobs the decisions failed, or said could not be placed (`unschedulable`), with why.
+fn reasons(d: &[Decision], unschedulable: bool) -> BTreeMap<String, Reason> {
     d.iter()
         .filter_map(|d| match d {
-            Decision::FailJob { job, cause } => Some((job.clone(), cause.clone())),
+            Decision::FailJob { job, cause: why } if !unschedulable => Some((job, why)),
+            Decision::MarkUnschedulable { job, reason: why } if unschedulable => Some((job, why)),
             _ => None,
         })
+        .map(|(job, why)| (job.clone(), why.clone()))
         .collect()
 }
 
-/// The jobs a decision said could not be placed, with why.
+fn failed(d: &[Decision]) -> BTreeMap<String, Reason> {
+    reasons(d, false)
+}
+
 fn unschedulable(d: &[Decision]) -> BTreeMap<String, Reason> {
-    d.iter()
-        .filter_map(|d| match d {
-            Decision::MarkUnschedulable { job, reason } => Some((job.clone(), reason.clone())),
-            _ => None,
-        })
-        .collect()
+    reasons(d, true)
 }
 
 /// Finishes every running pod of `name` with `ok`.
