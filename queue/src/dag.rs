@@ -140,8 +140,7 @@ impl DagGate {
     }
 
     /// A new placeholder node for a name the gate has none for.
-    fn new_node(&mut self, name: &str) -> NodeIndex {
-        let name: Arc<str> = Arc::from(name);
+    fn new_node(&mut self, name: Arc<str>) -> NodeIndex {
         let n = self.graph.add_node(Entry {
             name: Arc::clone(&name),
             job: None,
@@ -159,18 +158,19 @@ impl DagGate {
 
     /// Adds a job with its dependencies at `now`. Refuses (changing nothing) an edge that closes
     /// a cycle. The job is eligible when [`DagGate::unmet`] is zero and it has not failed.
-    /// `known` tells, for a dependency the gate has no node for, whether that job exists and
-    /// how it stands (`None`: it does not exist, so it is missing).
+    /// `known` tells, for a dependency the gate has no node for, whether that job exists, how it
+    /// stands and the name it is known by (`None`: it does not exist, so it is missing). The
+    /// gate keeps the names it is given, shared, rather than copies.
     pub fn add(
         &mut self,
         job: JobId,
-        name: &str,
+        name: &Arc<str>,
         depends_on: &[String],
         length: PathLength,
         now: Time,
-        known: impl Fn(&str) -> Option<(JobId, Status)>,
+        known: impl Fn(&str) -> Option<(JobId, Status, Arc<str>)>,
     ) -> Result<Added, CycleError> {
-        let existing = self.by_name.get(name).copied();
+        let existing = self.by_name.get(&**name).copied();
         if existing.is_none() && depends_on.is_empty() {
             // Nothing depends on it and it depends on nothing: not part of any DAG (yet).
             return Ok(Added::default());
@@ -191,7 +191,7 @@ impl DagGate {
                 }
             }
         }
-        let n = existing.unwrap_or_else(|| self.new_node(name));
+        let n = existing.unwrap_or_else(|| self.new_node(Arc::clone(name)));
         let entry = &mut self.graph[n];
         let was_placeholder = entry.status == Status::Placeholder;
         entry.job = Some(job);
@@ -201,15 +201,16 @@ impl DagGate {
         for dep in depends_on {
             let d = match self.by_name.get(dep.as_str()) {
                 Some(&d) => d,
-                None => {
-                    let d = self.new_node(dep);
-                    if let Some((id, status)) = known(dep) {
+                None => match known(dep) {
+                    Some((id, status, name)) => {
+                        let d = self.new_node(name);
                         self.graph[d].job = Some(id);
                         self.graph[d].status = status;
                         adopted.push((id, d));
+                        d
                     }
-                    d
-                }
+                    None => self.new_node(Arc::from(dep.as_str())),
+                },
             };
             self.graph.add_edge(d, n, ());
             self.tails_dirty = true;
@@ -530,8 +531,9 @@ mod tests {
             now: Time,
         ) -> Result<(), CycleError> {
             let known = &self.known;
-            self.g
-                .add(id, name, &deps(on), len, now, |n| known.get(n).copied())?;
+            self.g.add(id, &Arc::from(name), &deps(on), len, now, |n| {
+                known.get(n).map(|&(id, status)| (id, status, Arc::from(n)))
+            })?;
             self.known.insert(name.to_string(), (id, Status::Waiting));
             Ok(())
         }

@@ -33,6 +33,7 @@
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use phalanx_model::{
     Binding, ClusterEvent, Decision, EvictReason, FitError, Job, PodRef, QueueSpec, Reason,
@@ -537,7 +538,8 @@ pub struct Engine {
     config: EngineConfig,
     snapshot: Snapshot,
     jobs: Vec<Option<JobState>>,
-    by_name: NameMap<JobId>,
+    /// Keyed by a name the DAG gate shares: each job's name is copied once for both.
+    by_name: NameMap<JobId, Arc<str>>,
     queues: QueueTree,
     dag: DagGate,
     /// Scratch for the jobs a success releases (kept to spare an allocation per success).
@@ -673,7 +675,7 @@ impl Engine {
 
     /// Brings the queue's count for a pod's job up to date after an event about the pod.
     fn account_pod(&mut self, pod: &PodRef) {
-        if let Some(&id) = self.by_name.get(&pod.job) {
+        if let Some(&id) = self.by_name.get(pod.job.as_str()) {
             self.account(id);
         }
     }
@@ -697,7 +699,7 @@ impl Engine {
                     Some(Reason::QueueNotFound { .. } | Reason::QueueNotLeaf { .. })
                 )
             })
-            .map(|s| self.by_name[&s.job.name])
+            .map(|s| self.by_name[s.job.name.as_str()])
             .collect();
         for id in waiting {
             self.enqueue(id);
@@ -802,7 +804,7 @@ impl Engine {
         for task in &mut job.tasks {
             task.pod.requests.set(ResourceId::PODS, 1);
         }
-        if let Some(&id) = self.by_name.get(&job.name) {
+        if let Some(&id) = self.by_name.get(job.name.as_str()) {
             return self.update(id, job);
         }
         if job.name.is_empty() {
@@ -813,10 +815,15 @@ impl Engine {
         // The gate refuses a cycle before anything else changes.
         let invalid = job.validate().err();
         let in_dag = invalid.is_none();
-        let dag_node = if in_dag { self.gate(id, &job)? } else { None };
+        let name: Arc<str> = Arc::from(job.name.as_str());
+        let dag_node = if in_dag {
+            self.gate(id, &name, &job)?
+        } else {
+            None
+        };
         self.note_shapes(&job, None);
         let (pods, live_by_task, counts) = fresh_pods(&job);
-        self.by_name.insert(job.name.clone(), id);
+        self.by_name.insert(name, id);
         self.jobs.push(Some(JobState {
             key: self.order_key(&job, dag_node, id),
             phase: JobPhase::Pending,
@@ -846,26 +853,26 @@ impl Engine {
 
     /// Adds a valid job's dependencies to the DAG gate; refuses a cycle, changing nothing.
     /// Returns the job's node in the gate, if it has one.
-    fn gate(&mut self, id: JobId, job: &Job) -> Result<Option<DagNode>, EventError> {
+    fn gate(
+        &mut self,
+        id: JobId,
+        name: &Arc<str>,
+        job: &Job,
+    ) -> Result<Option<DagNode>, EventError> {
         let length = PathLength::of_job(job.declared_duration());
         let (jobs, by_name) = (&self.jobs, &self.by_name);
         let known = |name: &str| {
-            let &dep = by_name.get(name)?;
+            let (name, &dep) = by_name.get_key_value(name)?;
             let status = match jobs[dep as usize].as_ref()?.phase {
                 JobPhase::Pending | JobPhase::Running => DagStatus::Waiting,
                 JobPhase::Succeeded => DagStatus::Succeeded,
                 JobPhase::Failed => DagStatus::Failed,
             };
-            Some((dep, status))
+            Some((dep, status, Arc::clone(name)))
         };
-        let added = self.dag.add(
-            id,
-            &job.name,
-            &job.depends_on,
-            length,
-            job.submit_time,
-            known,
-        )?;
+        let added = self
+            .dag
+            .add(id, name, &job.depends_on, length, job.submit_time, known)?;
         for (other, node) in added.adopted {
             if let Some(s) = self.jobs[other as usize].as_mut() {
                 s.dag_node = Some(node);
@@ -889,7 +896,11 @@ impl Engine {
                 .cloned()
                 .unwrap_or_default();
             // Name the root cause: the ancestor the failed dependency itself failed for.
-            let cause = match self.by_name.get(&failed_dep).map(|&d| self.state(d)) {
+            let cause = match self
+                .by_name
+                .get(failed_dep.as_str())
+                .map(|&d| self.state(d))
+            {
                 Some(JobState {
                     reason:
                         Some(Reason::DependencyFailed {
@@ -965,7 +976,12 @@ impl Engine {
             }
         }
         let dag_node = if enters_dag {
-            self.gate(id, &job)?
+            // The name the job is already known by, shared with the gate.
+            let name = self
+                .by_name
+                .get_key_value(job.name.as_str())
+                .map_or_else(|| Arc::from(job.name.as_str()), |(k, _)| Arc::clone(k));
+            self.gate(id, &name, &job)?
         } else {
             None
         };
@@ -2384,7 +2400,7 @@ impl<'a> View<'a> {
 
     /// A pod's phase and node.
     pub fn pod(&self, pod: &PodRef) -> Option<(PodPhase, Option<&'a str>)> {
-        let id = *self.engine.by_name.get(&pod.job)?;
+        let id = *self.engine.by_name.get(pod.job.as_str())?;
         let slot = self.engine.state(id).slot(pod)?;
         let node = slot
             .node
