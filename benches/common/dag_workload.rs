@@ -1,5 +1,9 @@
-//! The workload of the DAG gate's benchmarks, shared by `benches/dag.rs` (criterion, wall
-//! time) and `examples/dag_cost.rs` (one variant at a time, for valgrind or perf).
+//! The workload of the DAG gate's benchmarks, shared by `benches/dag.rs` (criterion) and
+//! `examples/dag_cost.rs` (chosen variants in one process, for valgrind or perf).
+//!
+//! Every engine call goes through a [`Meter`]: `()` adds nothing, so wall time is the whole
+//! run; [`EngineTime`] adds up the time spent inside the engine only, leaving out the driver
+//! and the outside controller.
 
 use phalanx_model::{
     ClusterEvent, Decision, Job, Node, PodRef, PodSpec, ResourceId, Resources, Task, Time,
@@ -52,6 +56,33 @@ pub fn workload(edges: bool) -> (Vec<Node>, Vec<Job>) {
     (nodes, jobs)
 }
 
+/// Times the engine's calls, or not.
+pub trait Meter {
+    /// Runs one engine call.
+    fn time<R>(&mut self, call: impl FnOnce() -> R) -> R;
+}
+
+impl Meter for () {
+    #[inline(always)]
+    fn time<R>(&mut self, call: impl FnOnce() -> R) -> R {
+        call()
+    }
+}
+
+/// Time spent inside engine calls (`apply`, `cycle`, and dropping the engine at the end).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EngineTime(pub std::time::Duration);
+
+impl Meter for EngineTime {
+    #[inline(always)]
+    fn time<R>(&mut self, call: impl FnOnce() -> R) -> R {
+        let start = std::time::Instant::now();
+        let out = call();
+        self.0 += start.elapsed();
+        out
+    }
+}
+
 fn engine_with(nodes: &[Node]) -> Engine {
     let mut e = Engine::new(EngineConfig {
         max_attempts_per_cycle: usize::MAX,
@@ -65,10 +96,14 @@ fn engine_with(nodes: &[Node]) -> Engine {
 
 /// Cycles, binds every placed pod and then finishes it, until a cycle places nothing;
 /// `finished` hears of each job whose pod ended. Returns the cycles it took.
-fn drive(e: &mut Engine, mut finished: impl FnMut(&mut Engine, &str)) -> u32 {
+fn drive<M: Meter>(
+    e: &mut Engine,
+    m: &mut M,
+    mut finished: impl FnMut(&mut Engine, &mut M, &str),
+) -> u32 {
     let mut cycles = 0;
     loop {
-        let out = e.cycle(Time(cycles as u64));
+        let out = m.time(|| e.cycle(Time(cycles as u64)));
         cycles += 1;
         let mut bound = Vec::new();
         for d in out.decisions {
@@ -79,11 +114,11 @@ fn drive(e: &mut Engine, mut finished: impl FnMut(&mut Engine, &str)) -> u32 {
                         task: b.task,
                         index: b.index,
                     };
-                    e.apply(ClusterEvent::PodBound {
+                    let event = ClusterEvent::PodBound {
                         pod: pod.clone(),
                         node: b.node,
-                    })
-                    .unwrap();
+                    };
+                    m.time(|| e.apply(event)).unwrap();
                     bound.push(pod);
                 }
             }
@@ -93,30 +128,32 @@ fn drive(e: &mut Engine, mut finished: impl FnMut(&mut Engine, &str)) -> u32 {
         }
         for pod in bound {
             let job = pod.job.clone();
-            e.apply(ClusterEvent::PodFinished {
+            let event = ClusterEvent::PodFinished {
                 pod,
                 succeeded: true,
-            })
-            .unwrap();
-            finished(e, &job);
+            };
+            m.time(|| e.apply(event)).unwrap();
+            finished(e, m, &job);
         }
     }
 }
 
 /// Submits everything at once and runs it to completion; returns the cycles it took.
-pub fn run(nodes: &[Node], jobs: Vec<Job>) -> u32 {
-    let mut e = engine_with(nodes);
+pub fn run(nodes: &[Node], jobs: Vec<Job>, m: &mut impl Meter) -> u32 {
+    let mut e = m.time(|| engine_with(nodes));
     for j in jobs {
-        e.apply(ClusterEvent::JobSubmitted(j)).unwrap();
+        m.time(|| e.apply(ClusterEvent::JobSubmitted(j))).unwrap();
     }
-    drive(&mut e, |_, _| {})
+    let cycles = drive(&mut e, m, |_, _, _| {});
+    m.time(|| drop(e));
+    cycles
 }
 
 /// Submits the jobs without their dependencies, each once all of them have succeeded, as an
 /// outside controller would; runs everything to completion and returns the cycles it took.
 /// It finds jobs by name in the engine's own kind of table, so the baseline is not slowed by
 /// a slower hasher.
-pub fn run_controlled(nodes: &[Node], mut jobs: Vec<Job>) -> u32 {
+pub fn run_controlled(nodes: &[Node], mut jobs: Vec<Job>, m: &mut impl Meter) -> u32 {
     let index: phalanx_queue::NameMap<usize> = jobs
         .iter()
         .enumerate()
@@ -130,20 +167,22 @@ pub fn run_controlled(nodes: &[Node], mut jobs: Vec<Job>) -> u32 {
         }
     }
     let mut slots: Vec<Option<Job>> = jobs.into_iter().map(Some).collect();
-    let mut e = engine_with(nodes);
+    let mut e = m.time(|| engine_with(nodes));
     for i in 0..slots.len() {
         if unmet[i] == 0 {
             let j = slots[i].take().unwrap();
-            e.apply(ClusterEvent::JobSubmitted(j)).unwrap();
+            m.time(|| e.apply(ClusterEvent::JobSubmitted(j))).unwrap();
         }
     }
-    drive(&mut e, |e, job| {
+    let cycles = drive(&mut e, m, |e, m, job| {
         for &k in &dependents[index[job]] {
             unmet[k] -= 1;
             if unmet[k] == 0 {
                 let j = slots[k].take().unwrap();
-                e.apply(ClusterEvent::JobSubmitted(j)).unwrap();
+                m.time(|| e.apply(ClusterEvent::JobSubmitted(j))).unwrap();
             }
         }
-    })
+    });
+    m.time(|| drop(e));
+    cycles
 }
