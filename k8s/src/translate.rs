@@ -20,6 +20,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 use kube::api::DynamicObject;
+use phalanx_model::queue_names::{Link, ParentChainError, resolve_parent_chains, segment};
+pub use phalanx_model::queue_path;
 use phalanx_model::{
     Amount, Node, NodeAffinity, PodSpec, Quantity, QueueRecord, ResourceTable, Resources,
     SelectorOperator, SelectorRequirement, SelectorTerm, Span, Taint, TaintEffect, Toleration,
@@ -104,17 +106,6 @@ impl Flavor {
 /// The engine's name for a job: `namespace/name` (see [`phalanx_model::namespace_of`]).
 pub fn job_name(namespace: &str, name: &str) -> String {
     format!("{namespace}/{name}")
-}
-
-/// A dotted queue path from a Volcano queue name (`default` is `root.default`).
-pub fn queue_path(name: &str) -> String {
-    if name == "default" || name.is_empty() {
-        phalanx_model::DEFAULT_QUEUE.into()
-    } else if name == "root" || name.starts_with("root.") {
-        name.to_string()
-    } else {
-        format!("root.{}", name.replace('.', "-"))
-    }
 }
 
 fn parse_quantities(
@@ -730,11 +721,6 @@ pub fn volcano_queue(obj: &DynamicObject) -> Result<VolcanoQueue, TranslateError
     })
 }
 
-/// A Queue's own segment of a dotted path (dots would split it).
-fn segment(name: &str) -> String {
-    name.replace('.', "-")
-}
-
 /// Every Volcano Queue object's records with its `spec.parent` chain followed, however deep:
 /// a queue's path is its parent's path and its own name (`team-a` under `ml` under `eng` under
 /// `root` is `root.eng.ml.team-a`). A chain ends at a queue with no parent (or one placed by the
@@ -748,92 +734,42 @@ fn segment(name: &str) -> String {
 pub fn resolve_parents(
     objects: &BTreeMap<String, Result<VolcanoQueue, TranslateError>>,
 ) -> BTreeMap<String, Result<Vec<QueueRecord>, TranslateError>> {
-    let mut paths: BTreeMap<String, Result<String, TranslateError>> = BTreeMap::new();
-    let mut out = BTreeMap::new();
-    for (name, parsed) in objects {
-        let resolved = match parsed {
-            Err(e) => Err(e.clone()),
-            Ok(q) => queue_path_of(name, objects, &mut paths).map(|path| {
-                let mut records = q.records.clone();
-                if let Some(last) = records.last_mut() {
-                    last.name = path;
+    let links = objects
+        .iter()
+        .map(|(name, parsed)| {
+            let link = parsed
+                .as_ref()
+                .map_err(Clone::clone)
+                .map(|q| match &q.parent {
+                    Some(parent) => Link::Under(parent.clone()),
+                    None => Link::Top(q.records.last().map(|r| r.name.clone()).unwrap_or_default()),
+                });
+            (name.clone(), link)
+        })
+        .collect();
+    let broken =
+        |e: ParentChainError| TranslateError::new("Queue", e.queue(), "spec.parent", e.to_string());
+    let mut paths = resolve_parent_chains(&links, broken);
+    objects
+        .iter()
+        .map(|(name, parsed)| {
+            let path = paths
+                .remove(name)
+                .expect("every object has a path or an error");
+            let resolved = match (parsed, path) {
+                (Err(e), _) => Err(e.clone()),
+                (Ok(_), Err(e)) => Err(e),
+                (Ok(q), Ok(path)) => {
+                    let mut records = q.records.clone();
+                    if let Some(last) = records.last_mut() {
+                        last.name = path;
+                    }
+                    Ok(records)
                 }
-                records
-            }),
-        };
-        out.insert(name.clone(), resolved);
-    }
-    out
-}
-
-/// The path of Queue object `name`, walking up its `spec.parent` chain; every queue on the walk
-/// is remembered in `paths`.
-fn queue_path_of(
-    name: &str,
-    objects: &BTreeMap<String, Result<VolcanoQueue, TranslateError>>,
-    paths: &mut BTreeMap<String, Result<String, TranslateError>>,
-) -> Result<String, TranslateError> {
-    // Up from `name` until a queue whose path is known, or a break.
-    let mut chain: Vec<&str> = vec![name];
-    let top: Result<String, TranslateError> = loop {
-        let here = *chain.last().expect("never empty");
-        if let Some(known) = paths.get(here) {
-            break known.clone();
-        }
-        let q = match objects.get(here) {
-            Some(Ok(q)) => q,
-            Some(Err(e)) => break Err(e.clone()),
-            // Only a parent can be missing (the walk starts at an object).
-            None if queue_path(here) == phalanx_model::DEFAULT_QUEUE => {
-                break Ok(phalanx_model::DEFAULT_QUEUE.to_string());
-            }
-            None => {
-                let child = chain[chain.len() - 2];
-                break Err(TranslateError::new(
-                    "Queue",
-                    child,
-                    "spec.parent",
-                    format!("queue {here} does not exist (parent chain {child} -> {here})"),
-                ));
-            }
-        };
-        let Some(parent) = q.parent.as_deref() else {
-            let path = q.records.last().map(|r| r.name.clone()).unwrap_or_default();
-            break Ok(path);
-        };
-        if let Some(at) = chain.iter().position(|&c| c == parent) {
-            // A loop: written from its first queue by name, so every walk into it says the same.
-            let ring = &chain[at..];
-            let first = (0..ring.len()).min_by_key(|&i| ring[i]).unwrap_or(0);
-            let mut names: Vec<&str> = ring[first..]
-                .iter()
-                .chain(&ring[..first])
-                .copied()
-                .collect();
-            names.push(names[0]);
-            break Err(TranslateError::new(
-                "Queue",
-                names[0],
-                "spec.parent",
-                format!("the parent chain loops: {}", names.join(" -> ")),
-            ));
-        }
-        chain.push(parent);
-    };
-    // Down again: each queue below the top goes under its parent's path. A missing parent is
-    // not remembered: another queue naming it gets its own error.
-    let last = chain.len() - 1;
-    if objects.contains_key(chain[last]) {
-        paths
-            .entry(chain[last].to_string())
-            .or_insert_with(|| top.clone());
-    }
-    let mut result = top;
-    for &q in chain[..last].iter().rev() {
-        result = result.map(|p| format!("{p}.{}", segment(q)));
-        paths.insert(q.to_string(), result.clone());
-    }
-    result
+            };
+            (name.clone(), resolved)
+        })
+        .collect()
 }
 
 #[cfg(test)]

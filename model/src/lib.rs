@@ -8,6 +8,7 @@ pub mod job;
 pub mod node;
 pub mod quantity;
 pub mod queue;
+pub mod queue_names;
 pub mod resource;
 pub mod time;
 
@@ -21,5 +22,6 @@ pub use node::{
 };
 pub use quantity::{Quantity, QuantityError};
 pub use queue::{Amount, QueueOrdering, QueueRecord, QueueRecordError, QueueSpec};
+pub use queue_names::queue_path;
 pub use resource::{MAX_RESOURCES, ResourceError, ResourceId, ResourceTable, Resources};
 pub use time::{Span, Time};
