@@ -295,3 +295,99 @@ spec:
     assert!(stats.jobs.iter().all(|j| j.state == JobEnd::Succeeded));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Volcano Queues nest by `spec.parent` as `phalanx serve` nests them: chains of any depth, in
+/// any document order, become dotted paths; a loop or a non-string parent is an error naming
+/// the file, the document, the queue and the field.
+#[test]
+fn k8s_volcano_parent_chains_become_paths_and_broken_ones_are_errors() {
+    let dir = std::env::temp_dir().join(format!("phalanx-k8s-parent-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let queue = |name: &str, parent: &str| {
+        format!(
+            "---\napiVersion: scheduling.volcano.sh/v1beta1\nkind: Queue\n\
+             metadata: {{name: {name}}}\nspec: {{weight: 2, parent: {parent}}}\n"
+        )
+    };
+    let group = r#"---
+apiVersion: scheduling.volcano.sh/v1beta1
+kind: PodGroup
+metadata: {name: train, namespace: ml}
+spec: {minMember: 1, queue: team-a}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: w0
+  namespace: ml
+  annotations: {scheduling.k8s.io/group-name: train}
+spec:
+  containers:
+  - name: c
+    resources: {requests: {cpu: 1}}
+"#;
+    // The leaf comes first: its parent is read later.
+    let yaml = [
+        queue("team-a", "ml"),
+        queue("ml", "eng"),
+        queue("eng", "root"),
+        queue("batch", "default"),
+        group.to_string(),
+    ]
+    .concat();
+    std::fs::write(dir.join("queues.yaml"), &yaml).unwrap();
+    let params = convert::k8s::Params {
+        default_duration: 60.0,
+        nodes: "1:cpu=8".into(),
+    };
+    let c = convert::k8s::convert(&dir, &params).unwrap();
+    let qs = queues(&c);
+    for q in [
+        "root.eng",
+        "root.eng.ml",
+        "root.eng.ml.team-a",
+        "root.default.batch",
+    ] {
+        assert_eq!(qs.get(q).map(|r| r.weight), Some(Some(2)), "{q}: {qs:?}");
+    }
+    assert_eq!(
+        jobs(&c)["ml/train"].queue.as_deref(),
+        Some("root.eng.ml.team-a")
+    );
+    let sc = round_trip(&c, "k8s-parents.jsonl");
+    let stats = world::run(&sc, &SimConfig::default(), &mut Vec::new(), &mut |_| {}).unwrap();
+    assert!(stats.jobs.iter().all(|j| j.state == JobEnd::Succeeded));
+
+    // Broken chains: the error names the file, the document, the queue and the field.
+    let refused = |yaml: String| {
+        std::fs::write(dir.join("queues.yaml"), yaml).unwrap();
+        convert::k8s::convert(&dir, &params)
+            .unwrap_err()
+            .to_string()
+    };
+    let cases = [
+        // eng names team-a: a loop, told at eng's document (the third).
+        (
+            yaml.replace(&queue("eng", "root"), &queue("eng", "team-a")),
+            "queues.yaml:3: Queue eng: spec.parent: the parent chain loops: \
+             eng -> team-a -> ml -> eng",
+        ),
+        // A parent no Queue has.
+        (
+            yaml.replace(&queue("eng", "root"), &queue("eng", "org")),
+            "queues.yaml:3: Queue eng: spec.parent: queue org does not exist \
+             (parent chain eng -> org)",
+        ),
+        // Not a name at all.
+        (
+            yaml.replace("parent: eng}", "parent: 7}"),
+            "queues.yaml:2: Queue ml: spec.parent: 7 is not a string",
+        ),
+    ];
+    for (broken, want) in cases {
+        let e = refused(broken);
+        assert!(e.ends_with(want), "{e}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

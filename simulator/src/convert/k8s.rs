@@ -5,7 +5,7 @@
 //! | kind | becomes |
 //! |---|---|
 //! | `Node` | a node (allocatable, else capacity; labels, taints, cordon) |
-//! | Volcano `Queue` | queue `root.<name>` (`default` is `root.default`); with `volcano.sh/hierarchy` `root/a/b` and `volcano.sh/hierarchy-weights`, queue `root.a.b` and its parents with those weights |
+//! | Volcano `Queue` | queue `root.<name>` (`default` is `root.default`); with `volcano.sh/hierarchy` `root/a/b` and `volcano.sh/hierarchy-weights`, queue `root.a.b` and its parents with those weights; with `spec.parent`, under the parent Queue's path, chains of any depth, as `phalanx serve` places it (a loop or a parent no manifest defines is an error naming the document) |
 //! | Kueue `ClusterQueue` | queue `root.<cohort>.<name>` (or `root.<name>`): `deserved` = the sum of its flavors' `nominalQuota`, `capability` = nominal + `borrowingLimit`, weight from `fairSharing.weight`; `LocalQueue`s point jobs at it |
 //! | scheduler-plugins `ElasticQuota` | queue `root.<namespace>-quota` (`guarantee` = min, `capability` = max) for the namespace's jobs that name no queue |
 //! | `PodGroup` (`scheduling.volcano.sh`, `scheduling.incubator.k8s.io`, `scheduling.x-k8s.io`) | one job: `minMember`, `minResources`, `queue`, `priorityClassName`; its pods are the `Pod`s and workload templates (`ReplicaSet`, `Deployment`, `StatefulSet`, `Job`) that name it (annotation `scheduling.k8s.io/group-name` or label `scheduling.x-k8s.io/pod-group`) |
@@ -28,6 +28,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use phalanx_model::queue_names::{Link, ParentChainError, resolve_parent_chains};
+use phalanx_model::queue_path;
 use serde_json::Value;
 
 use super::{ConvertError, Converted};
@@ -250,6 +252,9 @@ struct Ctx {
     queues: BTreeMap<String, QueueRecord>,
     /// Volcano queue object name -> queue path.
     volcano_queues: BTreeMap<String, String>,
+    /// Volcano Queue objects read but not yet placed: where each goes (`spec.parent` may name
+    /// a Queue further on), its own record, and the document it came from.
+    volcano_pending: BTreeMap<String, (Link, QueueRecord, (String, usize))>,
     /// Kueue LocalQueue `ns/name` -> ClusterQueue name; ClusterQueue name -> path.
     local_queues: BTreeMap<String, String>,
     cluster_queues: BTreeMap<String, String>,
@@ -267,16 +272,6 @@ fn meta(v: &Value) -> (String, String) {
         .unwrap_or_else(|| "unnamed".into());
     let ns = text(v, &["metadata", "namespace"]).unwrap_or_else(|| "default".into());
     (ns, name)
-}
-
-fn queue_path(name: &str) -> String {
-    if name == "default" || name.is_empty() {
-        "root.default".into()
-    } else if name == "root" || name.starts_with("root.") {
-        name.to_string()
-    } else {
-        format!("root.{}", name.replace('.', "-"))
-    }
 }
 
 /// Reads every YAML document under `path`.
@@ -346,6 +341,7 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
         out: Converted::default(),
         queues: BTreeMap::new(),
         volcano_queues: BTreeMap::new(),
+        volcano_pending: BTreeMap::new(),
         local_queues: BTreeMap::new(),
         cluster_queues: BTreeMap::new(),
         ns_quota: BTreeMap::new(),
@@ -367,7 +363,7 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
     for d in &docs {
         match (kind(d).as_str(), group(d).as_str()) {
             ("Node", _) => nodes.push(node(&d.v)),
-            ("Queue", "scheduling.volcano.sh") => cx.volcano_queue(&d.v),
+            ("Queue", "scheduling.volcano.sh") => cx.volcano_queue(d)?,
             ("ClusterQueue", "kueue.x-k8s.io") => cx.cluster_queue(&d.v),
             ("ElasticQuota", _) => cx.elastic_quota(&d.v),
             ("PriorityClass", _) => {
@@ -378,6 +374,7 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
             _ => {}
         }
     }
+    cx.place_volcano_queues()?;
     for d in &docs {
         if kind(d) == "LocalQueue" {
             let (ns, name) = meta(&d.v);
@@ -632,10 +629,14 @@ impl Ctx {
         self.queues.insert(q.name.clone(), q);
     }
 
-    fn volcano_queue(&mut self, v: &Value) {
+    /// Reads a Volcano Queue. The parents its `volcano.sh/hierarchy` annotation implies are
+    /// added now; the queue itself once every Queue is read, as its `spec.parent` may name one
+    /// further on (see [`Ctx::place_volcano_queues`]).
+    fn volcano_queue(&mut self, d: &Doc) -> Result<(), ConvertError> {
+        let v = &d.v;
         let (_, name) = meta(v);
         let ann = strings(s(v, &["metadata", "annotations"]));
-        let path = match ann.get("volcano.sh/hierarchy") {
+        let link = match ann.get("volcano.sh/hierarchy") {
             Some(h) => {
                 let parts: Vec<&str> = h.split('/').filter(|p| !p.is_empty()).collect();
                 let weights: Vec<u32> = ann
@@ -670,9 +671,22 @@ impl Ctx {
                         }
                     }
                 }
-                path
+                Link::Top(path)
             }
-            None => queue_path(&name),
+            None => match s(v, &["spec", "parent"]) {
+                None | Some(Value::Null) => Link::Top(queue_path(&name)),
+                Some(Value::String(p)) if p.is_empty() || p == "root" => {
+                    Link::Top(queue_path(&name))
+                }
+                Some(Value::String(p)) => Link::Under(p.clone()),
+                Some(other) => {
+                    return Err(ConvertError::Bad {
+                        file: d.file.clone(),
+                        line: d.index,
+                        message: format!("Queue {name}: spec.parent: {other} is not a string"),
+                    });
+                }
+            },
         };
         let weights_from_hierarchy = ann.contains_key("volcano.sh/hierarchy-weights");
         let weight = if weights_from_hierarchy {
@@ -683,16 +697,54 @@ impl Ctx {
             int(v, &["spec", "weight"]).map(|w| w.clamp(1, 65535) as u32)
         };
         let guarantee = s(v, &["spec", "guarantee", "resource"]).map(|m| resource_map(Some(m)));
-        self.add_queue(QueueRecord {
-            name: path.clone(),
+        let own = QueueRecord {
+            // Set when the queue is placed.
+            name: String::new(),
             weight,
             guarantee,
             deserved: s(v, &["spec", "deserved"]).map(|m| resource_map(Some(m))),
             capability: s(v, &["spec", "capability"]).map(|m| resource_map(Some(m))),
             reclaimable: s(v, &["spec", "reclaimable"]).and_then(Value::as_bool),
             ..Default::default()
-        });
-        self.volcano_queues.insert(name, path);
+        };
+        self.volcano_pending
+            .insert(name, (link, own, (d.file.clone(), d.index)));
+        Ok(())
+    }
+
+    /// Places every Volcano Queue read, following `spec.parent` chains however deep, as
+    /// `phalanx serve` does. A chain that names a Queue no manifest defines, or that loops, is
+    /// an error naming the document and the queue whose `spec.parent` breaks it.
+    fn place_volcano_queues(&mut self) -> Result<(), ConvertError> {
+        let pending = std::mem::take(&mut self.volcano_pending);
+        let links = pending
+            .iter()
+            .map(|(name, (link, _, _))| (name.clone(), Ok(link.clone())))
+            .collect();
+        let mut paths = resolve_parent_chains(&links, |e: ParentChainError| e);
+        if let Some(e) = paths.values().find_map(|p| p.as_ref().err()) {
+            // Told once, at the queue whose `spec.parent` breaks the chain.
+            let (file, line) = pending
+                .get(e.queue())
+                .map(|(_, _, at)| at.clone())
+                .unwrap_or_default();
+            return Err(ConvertError::Bad {
+                file,
+                line,
+                message: format!("Queue {}: spec.parent: {e}", e.queue()),
+            });
+        }
+        for (name, (_, mut own, _)) in pending {
+            // Every queue read has a path by now; its own name is the fallback all the same.
+            let path = paths
+                .remove(&name)
+                .and_then(Result::ok)
+                .unwrap_or_else(|| queue_path(&name));
+            own.name = path.clone();
+            self.add_queue(own);
+            self.volcano_queues.insert(name, path);
+        }
+        Ok(())
     }
 
     fn volcano_path(&mut self, q: &str) -> String {
