@@ -975,3 +975,59 @@ fn resubmitting_a_job_replaces_it_while_pending_and_only_grows_it_while_running(
     ));
     h.assert_safe();
 }
+
+/// A job that waits because the room it needs is held for a blocked gang says so, per node,
+/// rather than claiming the nodes are short of cpu.
+#[test]
+fn a_job_kept_off_room_held_for_a_blocked_gang_is_told_so() {
+    let mut h = Harness::new();
+    h.node(node("a").cpu(4).build());
+    h.node(node("b").cpu(4).build());
+    h.submit(job("ns/run").task("worker", 2, 3000).build());
+    h.submit(job("ns/tiny").task("worker", 1, 1000).build());
+    let d = h.cycle();
+    assert_eq!(bind_gangs(&d), vec![("ns/run", 2), ("ns/tiny", 1)]);
+    h.carry_out(&d);
+    // 4 cpu per pod: it waits for both nodes.
+    h.submit(job("ns/big").task("worker", 2, 4000).build());
+    let d = h.cycle();
+    assert!(bind_gangs(&d).is_empty(), "{d:?}");
+    // Room frees and a small job takes some of it, passing the gang: from then on what its
+    // nodes have free is held for it.
+    h.apply(ClusterEvent::PodFinished {
+        pod: pod("ns/tiny", 0, 0),
+        succeeded: true,
+    })
+    .unwrap();
+    h.submit(job("ns/first").task("worker", 1, 1000).build());
+    let d = h.cycle();
+    assert_eq!(bind_gangs(&d), vec![("ns/first", 1)]);
+    h.carry_out(&d);
+    let held = h.engine.view().job("ns/big").unwrap().reserved;
+    assert_eq!(held.get(ResourceId::CPU), 1000, "the last free cpu is held");
+    // That cpu would take this pod, but it is held and the job declares no run time to
+    // backfill with; the other node is simply full.
+    h.submit(job("ns/small").task("worker", 1, 1000).build());
+    let d = h.cycle();
+    assert!(bind_gangs(&d).is_empty(), "{d:?}");
+    let Some(Reason::Unschedulable(fit)) = unschedulable(&d, "ns/small") else {
+        panic!("expected a fit reason, got {d:?}");
+    };
+    assert_eq!(
+        fit.filtered.get(&FilterReason::Reserved),
+        Some(&1),
+        "{fit:?}"
+    );
+    assert_eq!(
+        fit.filtered
+            .get(&FilterReason::Insufficient(ResourceId::CPU)),
+        Some(&1),
+        "{fit:?}"
+    );
+    let msg = fit.describe(None);
+    assert!(
+        msg.contains("1 node(s) had their room held for a blocked gang"),
+        "{msg}"
+    );
+    h.assert_safe();
+}

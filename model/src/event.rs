@@ -155,6 +155,9 @@ pub enum FilterReason {
     UntoleratedTaint(Taint),
     /// Not enough free of one resource (the first lane that fell short).
     Insufficient(ResourceId),
+    /// Enough would be free but for room held for blocked gangs, which the pod may not take
+    /// (it does not declare a run time that ends before they start).
+    Reserved,
 }
 
 impl FilterReason {
@@ -169,6 +172,7 @@ impl FilterReason {
             FilterReason::Insufficient(id) => {
                 format!("Insufficient {}", resource_name(*id, table))
             }
+            FilterReason::Reserved => "node(s) had their room held for a blocked gang".into(),
         }
     }
 }
@@ -293,11 +297,6 @@ pub enum Reason {
         /// The pod.
         pod: PodRef,
     },
-    /// The job waits for room held for a blocked gang ahead of it.
-    Reserved {
-        /// The gang the room is held for.
-        for_job: String,
-    },
     /// Jobs it depends on have not all succeeded yet.
     WaitingForDependencies {
         /// The dependencies not yet succeeded, in name order. Shared with the DAG gate's own
@@ -330,7 +329,6 @@ impl Reason {
             Reason::InvalidJob(_) => "invalid_job",
             Reason::BindFailed { .. } => "bind_failed",
             Reason::PodFailed { .. } => "pod_failed",
-            Reason::Reserved { .. } => "reserved",
             Reason::WaitingForDependencies { .. } => "waiting_for_dependencies",
             Reason::DependencyMissing { .. } => "dependency_missing",
             Reason::DependencyFailed { .. } => "dependency_failed",
@@ -391,9 +389,6 @@ impl Reason {
                 s
             }
             Reason::PodFailed { pod } => format!("pod {pod} failed"),
-            Reason::Reserved { for_job } => {
-                format!("capacity is held for blocked gang {for_job}")
-            }
             Reason::WaitingForDependencies { jobs } => {
                 format!("waiting for dependencies to succeed: {}", jobs.join(", "))
             }

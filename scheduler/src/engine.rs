@@ -1658,6 +1658,7 @@ impl Engine {
                     of_task,
                     needed,
                     placeable,
+                    &s.reservations,
                 ))
             }
             None => Reason::Unschedulable(reservation_shortfall(snapshot, s, &shapes)),

@@ -422,7 +422,9 @@ impl Transaction {
 }
 
 /// Explains why `pods` more pods of `shape` found no room: counts per filter over every live node
-/// and the resource most short over the nodes the task may use.
+/// and the resource most short over the nodes the task may use. Room held for the job itself
+/// (`own`) is free to it; a node short only because of room held for other gangs counts as
+/// [`FilterReason::Reserved`], not as short of a resource.
 pub fn diagnose(
     snap: &Snapshot,
     shape: &Shape<'_>,
@@ -430,6 +432,7 @@ pub fn diagnose(
     pods: u32,
     needed: u32,
     placeable: u32,
+    own: &BTreeMap<NodeId, Resources>,
 ) -> FitError {
     let mut filtered: BTreeMap<FilterReason, u32> = BTreeMap::new();
     let mut free_total = Resources::ZERO;
@@ -451,23 +454,48 @@ pub fn diagnose(
     // asks for are looked at, and counted in an array (this runs for every gang that misses).
     let asked: Vec<(ResourceId, i64)> = shape.request.iter_nonzero().collect();
     let mut short_in = [0u32; phalanx_model::MAX_RESOURCES];
-    for entry in snap.nodes().iter().filter(|e| e.live) {
+    let mut held_for_others = 0;
+    for (entry, n) in snap
+        .nodes()
+        .iter()
+        .zip(0 as NodeId..)
+        .filter(|(e, _)| e.live)
+    {
         if static_filter[entry.class as usize].is_some() {
             continue;
         }
-        let short = asked.iter().find(|&&(id, amount)| {
-            let free =
-                entry.node.allocatable.get(id) - entry.allocated.get(id) - entry.reserved.get(id);
-            free < amount
-        });
-        if let Some(&(id, _)) = short {
+        let unheld = |id: ResourceId| entry.node.allocatable.get(id) - entry.allocated.get(id);
+        let Some(&(id, _)) = asked
+            .iter()
+            .find(|&&(id, amount)| unheld(id) - entry.reserved.get(id) < amount)
+        else {
+            continue;
+        };
+        if entry.reserved.get(id) == 0 {
             short_in[id.index()] += 1;
+            continue;
+        }
+        // Room held here made it short: the job's own is free to it, other gangs' is not.
+        let mine = own.get(&n);
+        let others = |id: ResourceId| entry.reserved.get(id) - mine.map_or(0, |r| r.get(id));
+        if asked
+            .iter()
+            .all(|&(id, amount)| unheld(id) - others(id) >= amount)
+        {
+            continue;
+        }
+        match asked.iter().find(|&&(id, amount)| unheld(id) < amount) {
+            Some(&(id, _)) => short_in[id.index()] += 1,
+            None => held_for_others += 1,
         }
     }
     for (lane, &n) in short_in.iter().enumerate() {
         if n > 0 {
             filtered.insert(FilterReason::Insufficient(ResourceId(lane as u8)), n);
         }
+    }
+    if held_for_others > 0 {
+        filtered.insert(FilterReason::Reserved, held_for_others);
     }
     let requested = shape.request.times(pods as u64);
     let shortfall = requested
@@ -632,7 +660,7 @@ mod tests {
         snap.upsert_node(tainted);
         let spec = spec(8000, 0);
         let shape = Shape::new(&snap, 0, &spec);
-        let fit = diagnose(&snap, &shape, "worker", 2, 2, 0);
+        let fit = diagnose(&snap, &shape, "worker", 2, 2, 0, &BTreeMap::new());
         assert_eq!(
             fit.filtered[&FilterReason::Insufficient(ResourceId::CPU)],
             1
@@ -650,5 +678,35 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("short of 12 cpu"), "{msg}");
+    }
+
+    #[test]
+    fn room_held_for_other_gangs_is_named_and_the_jobs_own_room_is_free_to_it() {
+        let mut snap = Snapshot::default();
+        let held = snap.upsert_node(Node::new("held", node(4000, 0)));
+        snap.upsert_node(Node::new("small", node(1000, 0)));
+        snap.reserve(held, Resources::of(ResourceId::CPU, 3000));
+        let spec = spec(2000, 0);
+        let shape = Shape::new(&snap, 0, &spec);
+        // Another gang's room: 4 cpu, 3 of them held, so 1 free for this pod of 2.
+        let fit = diagnose(&snap, &shape, "worker", 1, 1, 0, &BTreeMap::new());
+        assert_eq!(fit.filtered[&FilterReason::Reserved], 1, "{fit:?}");
+        assert_eq!(
+            fit.filtered[&FilterReason::Insufficient(ResourceId::CPU)],
+            1
+        );
+        let msg = fit.describe(None);
+        assert!(
+            msg.contains("1 node(s) had their room held for a blocked gang"),
+            "{msg}"
+        );
+        // The room is held for this very job: it may use it.
+        let own = BTreeMap::from([(held, Resources::of(ResourceId::CPU, 3000))]);
+        let fit = diagnose(&snap, &shape, "worker", 1, 1, 0, &own);
+        assert!(
+            !fit.filtered.contains_key(&FilterReason::Reserved),
+            "{fit:?}"
+        );
+        assert_eq!(fit.filtered.len(), 1, "only the small node: {fit:?}");
     }
 }
