@@ -804,8 +804,9 @@ impl Engine {
         for task in &mut job.tasks {
             task.pod.requests.set(ResourceId::PODS, 1);
         }
-        if let Some(&id) = self.by_name.get(job.name.as_str()) {
-            return self.update(id, job);
+        if let Some((name, &id)) = self.by_name.get_key_value(job.name.as_str()) {
+            let name = Arc::clone(name);
+            return self.update(id, &name, job);
         }
         if job.name.is_empty() {
             // Nothing could ever refer to a nameless job: refuse it rather than store it.
@@ -947,8 +948,8 @@ impl Engine {
     }
 
     /// A resubmitted job: replaced while nothing of it runs; grown (more replicas, new tasks at
-    /// the end) while it runs.
-    fn update(&mut self, id: JobId, job: Job) -> Result<(), EventError> {
+    /// the end) while it runs. `name` is the one it is known by, shared with the DAG gate.
+    fn update(&mut self, id: JobId, name: &Arc<str>, job: Job) -> Result<(), EventError> {
         let s = self.state(id);
         let reject = |why| {
             Err(EventError::JobUpdateRejected {
@@ -976,12 +977,7 @@ impl Engine {
             }
         }
         let dag_node = if enters_dag {
-            // The name the job is already known by, shared with the gate.
-            let name = self
-                .by_name
-                .get_key_value(job.name.as_str())
-                .map_or_else(|| Arc::from(job.name.as_str()), |(k, _)| Arc::clone(k));
-            self.gate(id, &name, &job)?
+            self.gate(id, name, &job)?
         } else {
             None
         };
