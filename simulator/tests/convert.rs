@@ -391,3 +391,75 @@ spec:
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Queue weights outside what the trace takes are brought into range, and ones that are not
+/// numbers are left out, each with a warning naming the object and the field.
+#[test]
+fn k8s_queue_weights_out_of_range_are_warned_about_not_changed_silently() {
+    let dir = std::env::temp_dir().join(format!("phalanx-k8s-weights-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let volcano = |name: &str, weight: &str| {
+        format!(
+            "---\napiVersion: scheduling.volcano.sh/v1beta1\nkind: Queue\n\
+             metadata: {{name: {name}}}\nspec: {{weight: {weight}}}\n"
+        )
+    };
+    let kueue = |name: &str, weight: &str| {
+        format!(
+            "---\napiVersion: kueue.x-k8s.io/v1beta1\nkind: ClusterQueue\n\
+             metadata: {{name: {name}}}\nspec: {{fairSharing: {{weight: {weight}}}}}\n"
+        )
+    };
+    let yaml = [
+        volcano("fine", "3"),
+        volcano("zero", "0"),
+        volcano("huge", "100000"),
+        volcano("text", "heavy"),
+        kueue("half", "\"500m\""),
+        kueue("two", "\"2\""),
+    ]
+    .concat();
+    std::fs::write(dir.join("queues.yaml"), yaml).unwrap();
+    let c = convert::k8s::convert(
+        &dir,
+        &convert::k8s::Params {
+            default_duration: 60.0,
+            nodes: "1:cpu=8".into(),
+        },
+    )
+    .unwrap();
+    let qs = queues(&c);
+    let weight = |q: &str| {
+        qs.get(q)
+            .map(|r| r.weight)
+            .unwrap_or_else(|| panic!("{q}: {qs:?}"))
+    };
+    assert_eq!(weight("root.fine"), Some(3));
+    assert_eq!(weight("root.zero"), Some(1));
+    assert_eq!(weight("root.huge"), Some(65535));
+    assert_eq!(weight("root.text"), None);
+    assert_eq!(weight("root.half"), Some(1));
+    assert_eq!(weight("root.two"), Some(2));
+    let warned = |what: &str| c.warnings.iter().any(|w| w.starts_with(what));
+    assert!(warned(
+        "Queue zero: spec.weight: 0 is not a whole number in 1..=65535; 1 is used"
+    ));
+    assert!(warned(
+        "Queue huge: spec.weight: 100000 is not a whole number"
+    ));
+    assert!(warned(
+        "Queue text: spec.weight: \"heavy\" is not a number; weight 1 is used"
+    ));
+    assert!(warned(
+        "ClusterQueue half: spec.fairSharing.weight: \"500m\""
+    ));
+    assert!(
+        !c.warnings
+            .iter()
+            .any(|w| w.starts_with("Queue fine") || w.starts_with("ClusterQueue two")),
+        "{:?}",
+        c.warnings
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -694,7 +694,11 @@ impl Ctx {
                 .and_then(|w| w.rsplit('/').next())
                 .and_then(|w| w.trim().parse().ok())
         } else {
-            int(v, &["spec", "weight"]).map(|w| w.clamp(1, 65535) as u32)
+            self.weight(
+                &format!("Queue {name}"),
+                "spec.weight",
+                s(v, &["spec", "weight"]),
+            )
         };
         let guarantee = s(v, &["spec", "guarantee", "resource"]).map(|m| resource_map(Some(m)));
         let own = QueueRecord {
@@ -745,6 +749,36 @@ impl Ctx {
             self.volcano_queues.insert(name, path);
         }
         Ok(())
+    }
+
+    /// A queue weight as the trace takes it (1..=65535). A value outside that range is taken
+    /// as the nearest bound and one that is not a number is left out (weight 1), each with a
+    /// warning naming the object and the field: nothing changes silently.
+    fn weight(&mut self, object: &str, field: &str, raw: Option<&Value>) -> Option<u32> {
+        let raw = raw?;
+        let parsed = match amount(raw) {
+            Some(Amount::Int(i)) => Some(i as f64),
+            Some(Amount::Float(f)) => Some(f),
+            // Kubernetes quantities too (Kueue's weight is one: `500m` is a half).
+            Some(Amount::Text(t)) => phalanx_model::Quantity::parse(&t)
+                .and_then(|q| q.milli_value())
+                .ok()
+                .map(|m| m as f64 / 1000.0),
+            None => None,
+        };
+        let Some(w) = parsed.filter(|w| w.is_finite()) else {
+            self.out.warnings.push(format!(
+                "{object}: {field}: {raw} is not a number; weight 1 is used"
+            ));
+            return None;
+        };
+        let taken = w.round().clamp(1.0, 65535.0) as u32;
+        if f64::from(taken) != w {
+            self.out.warnings.push(format!(
+                "{object}: {field}: {raw} is not a whole number in 1..=65535; {taken} is used"
+            ));
+        }
+        Some(taken)
     }
 
     fn volcano_path(&mut self, q: &str) -> String {
@@ -802,13 +836,11 @@ impl Ctx {
                 }
             }
         }
-        let weight = s(v, &["spec", "fairSharing", "weight"])
-            .and_then(amount)
-            .and_then(|a| match a {
-                Amount::Int(i) => Some(i.clamp(1, 65535) as u32),
-                Amount::Float(f) => Some((f.round() as i64).clamp(1, 65535) as u32),
-                Amount::Text(t) => t.parse().ok(),
-            });
+        let weight = self.weight(
+            &format!("ClusterQueue {name}"),
+            "spec.fairSharing.weight",
+            s(v, &["spec", "fairSharing", "weight"]),
+        );
         self.add_queue(QueueRecord {
             name: path.clone(),
             weight,
