@@ -47,6 +47,48 @@ fn queues(c: &Converted) -> BTreeMap<&str, &QueueRecord> {
         .collect()
 }
 
+/// A scratch folder of manifests for the k8s converter, removed when dropped.
+struct Manifests(PathBuf);
+
+impl Manifests {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("phalanx-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Manifests(dir)
+    }
+
+    /// Writes (or rewrites) one file of the folder.
+    fn write(&self, file: &str, yaml: &str) -> &Self {
+        std::fs::write(self.0.join(file), yaml).unwrap();
+        self
+    }
+
+    /// Converts the folder: 60 s per pod without a duration, one 8-cpu node if none is given.
+    fn convert(&self) -> Result<Converted, convert::ConvertError> {
+        convert::k8s::convert(
+            &self.0,
+            &convert::k8s::Params {
+                default_duration: 60.0,
+                nodes: "1:cpu=8".into(),
+            },
+        )
+    }
+}
+
+/// One cluster-scoped object as a YAML document, its `spec` written inline.
+fn manifest(api_version: &str, kind: &str, name: &str, spec: &str) -> String {
+    format!(
+        "---\napiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: {name}}}\nspec: {{{spec}}}\n"
+    )
+}
+
+impl Drop for Manifests {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[test]
 fn alibaba_gpu_2023_converts_and_runs() {
     let Some(dir) = shared("traces/alibaba-gpu-v2023") else {
@@ -214,9 +256,7 @@ fn every_gang_queue_and_dependency_in_the_manifests_converts() {
 /// PriorityClasses give priorities, and Nodes are read.
 #[test]
 fn k8s_pods_join_groups_and_carry_durations() {
-    let dir = std::env::temp_dir().join(format!("phalanx-k8s-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let m = Manifests::new("k8s");
     let yaml = r#"
 apiVersion: v1
 kind: Node
@@ -243,7 +283,7 @@ kind: Queue
 metadata: {name: research}
 spec: {weight: 3}
 "#;
-    std::fs::write(dir.join("a.yaml"), yaml).unwrap();
+    m.write("a.yaml", yaml);
     let pods: String = (0..3)
         .map(|i| {
             format!(
@@ -264,15 +304,7 @@ spec:
             )
         })
         .collect();
-    std::fs::write(dir.join("b.yaml"), pods).unwrap();
-    let c = convert::k8s::convert(
-        &dir,
-        &convert::k8s::Params {
-            default_duration: 60.0,
-            nodes: "1:cpu=1".into(),
-        },
-    )
-    .unwrap();
+    let c = m.write("b.yaml", &pods).convert().unwrap();
     let js = jobs(&c);
     let j = js["ml/train"];
     assert_eq!(j.min_member, Some(2));
@@ -293,7 +325,6 @@ spec:
     );
     let stats = world::run(&sc, &SimConfig::default(), &mut Vec::new(), &mut |_| {}).unwrap();
     assert!(stats.jobs.iter().all(|j| j.state == JobEnd::Succeeded));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Volcano Queues nest by `spec.parent` as `phalanx serve` nests them: chains of any depth, in
@@ -301,13 +332,13 @@ spec:
 /// the file, the document, the queue and the field.
 #[test]
 fn k8s_volcano_parent_chains_become_paths_and_broken_ones_are_errors() {
-    let dir = std::env::temp_dir().join(format!("phalanx-k8s-parent-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let m = Manifests::new("k8s-parent");
     let queue = |name: &str, parent: &str| {
-        format!(
-            "---\napiVersion: scheduling.volcano.sh/v1beta1\nkind: Queue\n\
-             metadata: {{name: {name}}}\nspec: {{weight: 2, parent: {parent}}}\n"
+        manifest(
+            "scheduling.volcano.sh/v1beta1",
+            "Queue",
+            name,
+            &format!("weight: 2, parent: {parent}"),
         )
     };
     let group = r#"---
@@ -336,12 +367,7 @@ spec:
         group.to_string(),
     ]
     .concat();
-    std::fs::write(dir.join("queues.yaml"), &yaml).unwrap();
-    let params = convert::k8s::Params {
-        default_duration: 60.0,
-        nodes: "1:cpu=8".into(),
-    };
-    let c = convert::k8s::convert(&dir, &params).unwrap();
+    let c = m.write("queues.yaml", &yaml).convert().unwrap();
     let qs = queues(&c);
     for q in [
         "root.eng",
@@ -361,8 +387,8 @@ spec:
 
     // Broken chains: the error names the file, the document, the queue and the field.
     let refused = |yaml: String| {
-        std::fs::write(dir.join("queues.yaml"), yaml).unwrap();
-        convert::k8s::convert(&dir, &params)
+        m.write("queues.yaml", &yaml)
+            .convert()
             .unwrap_err()
             .to_string()
     };
@@ -389,27 +415,24 @@ spec:
         let e = refused(broken);
         assert!(e.ends_with(want), "{e}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Queue weights outside what the trace takes are brought into range, and ones that are not
 /// numbers are left out, each with a warning naming the object and the field.
 #[test]
 fn k8s_queue_weights_out_of_range_are_warned_about_not_changed_silently() {
-    let dir = std::env::temp_dir().join(format!("phalanx-k8s-weights-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let m = Manifests::new("k8s-weights");
     let volcano = |name: &str, weight: &str| {
-        format!(
-            "---\napiVersion: scheduling.volcano.sh/v1beta1\nkind: Queue\n\
-             metadata: {{name: {name}}}\nspec: {{weight: {weight}}}\n"
+        manifest(
+            "scheduling.volcano.sh/v1beta1",
+            "Queue",
+            name,
+            &format!("weight: {weight}"),
         )
     };
     let kueue = |name: &str, weight: &str| {
-        format!(
-            "---\napiVersion: kueue.x-k8s.io/v1beta1\nkind: ClusterQueue\n\
-             metadata: {{name: {name}}}\nspec: {{fairSharing: {{weight: {weight}}}}}\n"
-        )
+        let spec = format!("fairSharing: {{weight: {weight}}}");
+        manifest("kueue.x-k8s.io/v1beta1", "ClusterQueue", name, &spec)
     };
     let yaml = [
         volcano("fine", "3"),
@@ -420,15 +443,7 @@ fn k8s_queue_weights_out_of_range_are_warned_about_not_changed_silently() {
         kueue("two", "\"2\""),
     ]
     .concat();
-    std::fs::write(dir.join("queues.yaml"), yaml).unwrap();
-    let c = convert::k8s::convert(
-        &dir,
-        &convert::k8s::Params {
-            default_duration: 60.0,
-            nodes: "1:cpu=8".into(),
-        },
-    )
-    .unwrap();
+    let c = m.write("queues.yaml", &yaml).convert().unwrap();
     let qs = queues(&c);
     let weight = |q: &str| {
         qs.get(q)
@@ -461,5 +476,4 @@ fn k8s_queue_weights_out_of_range_are_warned_about_not_changed_silently() {
         "{:?}",
         c.warnings
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
