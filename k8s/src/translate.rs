@@ -650,11 +650,13 @@ pub fn volcano_queue(obj: &DynamicObject) -> Result<VolcanoQueue, TranslateError
         }
         None => match get(&obj.data, &["spec", "parent"]) {
             None => queue_path(&name),
-            Some(Value::String(p)) if p.is_empty() || p == "root" => queue_path(&name),
-            Some(Value::String(p)) => {
-                parent = Some(p.clone());
-                segment(&name)
-            }
+            Some(Value::String(p)) => match Link::of(&name, Some(p)) {
+                Link::Top(path) => path,
+                Link::Under(p) => {
+                    parent = Some(p);
+                    segment(&name)
+                }
+            },
             Some(other) => return Err(err("spec.parent", format!("{other} is not a string"))),
         },
     };

@@ -37,6 +37,17 @@ pub enum Link {
     Under(String),
 }
 
+impl Link {
+    /// Where a queue object `name` with `spec.parent` `parent` goes: an absent, empty or `root`
+    /// parent places it at its own [`queue_path`]; any other name puts it under that queue.
+    pub fn of(name: &str, parent: Option<&str>) -> Link {
+        match parent {
+            Some(p) if !p.is_empty() && p != "root" => Link::Under(p.to_string()),
+            _ => Link::Top(queue_path(name)),
+        }
+    }
+}
+
 /// A `spec.parent` chain that cannot be followed, reported on the queue whose `spec.parent`
 /// breaks it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -175,6 +186,14 @@ mod tests {
         assert_eq!(queue_path("team-a"), "root.team-a");
         assert_eq!(queue_path("root.eng"), "root.eng");
         assert_eq!(queue_path("a.b"), "root.a-b");
+    }
+
+    #[test]
+    fn an_absent_empty_or_root_parent_leaves_the_queue_at_its_own_path() {
+        for parent in [None, Some(""), Some("root")] {
+            assert_eq!(Link::of("team", parent), Link::Top("root.team".into()));
+        }
+        assert_eq!(Link::of("team", Some("eng")), Link::Under("eng".into()));
     }
 
     #[test]

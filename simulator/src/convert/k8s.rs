@@ -674,11 +674,8 @@ impl Ctx {
                 Link::Top(path)
             }
             None => match s(v, &["spec", "parent"]) {
-                None | Some(Value::Null) => Link::Top(queue_path(&name)),
-                Some(Value::String(p)) if p.is_empty() || p == "root" => {
-                    Link::Top(queue_path(&name))
-                }
-                Some(Value::String(p)) => Link::Under(p.clone()),
+                None | Some(Value::Null) => Link::of(&name, None),
+                Some(Value::String(p)) => Link::of(&name, Some(p)),
                 Some(other) => {
                     return Err(ConvertError::Bad {
                         file: d.file.clone(),
