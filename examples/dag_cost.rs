@@ -1,7 +1,9 @@
 //! Runs variants of the DAG gate benchmark (`benches/dag.rs`) in one process, so a profiler or
 //! valgrind sees only them: `MODE=controller,gate cargo run --release --example dag_cost -- N`
 //! runs each listed variant N times in turn (0: only builds the workload, to subtract). MODE
-//! lists `gate`, `controller` and `plain` (no dependencies) in any order, repeats allowed;
+//! lists `gate`, `controller`, `plain` (no dependencies) and `floor` (the dependency
+//! bookkeeping alone, no engine; its metered time is that bookkeeping) in any order, repeats
+//! allowed;
 //! alternating them in one process compares them under the same heap and cache state. Each
 //! run prints its wall time and the time spent inside engine calls. Wall time varies by a
 //! third from run to run on a shared 2-core VM; cachegrind's counts do not:
@@ -18,6 +20,12 @@ use workload::EngineTime;
 
 type Run = fn(&[Node], Vec<Job>, &mut EngineTime) -> u32;
 
+/// The dependency bookkeeping alone, metered; returns the cycles an engine run would take.
+fn floor(_: &[Node], jobs: Vec<Job>, spent: &mut EngineTime) -> u32 {
+    use workload::Meter;
+    spent.time(|| workload::bookkeeping(&jobs)) + 1
+}
+
 fn main() {
     let times: usize = std::env::args()
         .nth(1)
@@ -33,8 +41,9 @@ fn main() {
             "gate" => (mode, workload::run as Run, true),
             "controller" => (mode, workload::run_controlled as Run, true),
             "plain" => (mode, workload::run as Run, false),
+            "floor" => (mode, floor as Run, true),
             other => {
-                eprintln!("dag_cost: MODE lists gate, controller or plain, not {other:?}");
+                eprintln!("dag_cost: MODE lists gate, controller, plain or floor, not {other:?}");
                 std::process::exit(2);
             }
         })

@@ -149,39 +149,103 @@ pub fn run(nodes: &[Node], jobs: Vec<Job>, m: &mut impl Meter) -> u32 {
     cycles
 }
 
+/// What tracking dependencies needs at the least, wherever it is done: every job's unmet
+/// dependency count and its dependents, by position, found through a name index.
+pub struct Deps {
+    /// Positions of the jobs by name.
+    pub index: phalanx_queue::NameMap<usize>,
+    unmet: Vec<u32>,
+    dependents: Vec<Vec<u32>>,
+}
+
+impl Deps {
+    /// Resolves every job's dependencies by name.
+    pub fn of(jobs: &[Job]) -> Deps {
+        let index = name_index(jobs);
+        let mut dependents = vec![Vec::new(); jobs.len()];
+        for (i, j) in jobs.iter().enumerate() {
+            for d in &j.depends_on {
+                dependents[index[d]].push(i as u32);
+            }
+        }
+        let unmet = jobs.iter().map(|j| j.depends_on.len() as u32).collect();
+        Deps {
+            index,
+            unmet,
+            dependents,
+        }
+    }
+
+    /// Whether the job at `i` waits on nothing.
+    pub fn ready(&self, i: usize) -> bool {
+        self.unmet[i] == 0
+    }
+
+    /// The job at `i` succeeded: `eligible` hears of each dependent whose last dependency it
+    /// was.
+    pub fn succeeded(&mut self, i: usize, mut eligible: impl FnMut(usize)) {
+        for &k in &self.dependents[i] {
+            let k = k as usize;
+            self.unmet[k] -= 1;
+            if self.unmet[k] == 0 {
+                eligible(k);
+            }
+        }
+    }
+}
+
+/// Positions of the jobs by name: what the engine keeps anyway, gate or not.
+pub fn name_index(jobs: &[Job]) -> phalanx_queue::NameMap<usize> {
+    jobs.iter()
+        .enumerate()
+        .map(|(i, j)| (j.name.clone(), i))
+        .collect()
+}
+
+/// The floor under any dependency tracking of these jobs, with no engine at all: resolve the
+/// names, then release wave after wave, every job of a wave succeeding at once as in the
+/// engine's runs. Not even a name lookup per completion, which a controller hearing of pods by
+/// name would need. Returns the waves (the engine's runs take one cycle more, the last one
+/// finding nothing to do).
+pub fn bookkeeping(jobs: &[Job]) -> u32 {
+    let mut deps = Deps::of(jobs);
+    let mut wave: Vec<usize> = (0..jobs.len()).filter(|&i| deps.ready(i)).collect();
+    let mut next = Vec::new();
+    let mut waves = 0;
+    while !wave.is_empty() {
+        waves += 1;
+        for &i in &wave {
+            deps.succeeded(i, |k| next.push(k));
+        }
+        std::mem::swap(&mut wave, &mut next);
+        next.clear();
+    }
+    waves
+}
+
 /// Submits the jobs without their dependencies, each once all of them have succeeded, as an
 /// outside controller would; runs everything to completion and returns the cycles it took.
 /// It finds jobs by name in the engine's own kind of table, so the baseline is not slowed by
 /// a slower hasher.
 pub fn run_controlled(nodes: &[Node], mut jobs: Vec<Job>, m: &mut impl Meter) -> u32 {
-    let index: phalanx_queue::NameMap<usize> = jobs
-        .iter()
-        .enumerate()
-        .map(|(i, j)| (j.name.clone(), i))
-        .collect();
-    let mut unmet: Vec<usize> = jobs.iter().map(|j| j.depends_on.len()).collect();
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); jobs.len()];
-    for (i, j) in jobs.iter_mut().enumerate() {
-        for d in std::mem::take(&mut j.depends_on) {
-            dependents[index[&d]].push(i);
-        }
+    let mut deps = Deps::of(&jobs);
+    for j in &mut jobs {
+        j.depends_on = Vec::new();
     }
     let mut slots: Vec<Option<Job>> = jobs.into_iter().map(Some).collect();
     let mut e = m.time(|| engine_with(nodes));
-    for i in 0..slots.len() {
-        if unmet[i] == 0 {
-            let j = slots[i].take().unwrap();
+    for (i, slot) in slots.iter_mut().enumerate() {
+        if deps.ready(i) {
+            let j = slot.take().unwrap();
             m.time(|| e.apply(ClusterEvent::JobSubmitted(j))).unwrap();
         }
     }
     let cycles = drive(&mut e, m, |e, m, job| {
-        for &k in &dependents[index[job]] {
-            unmet[k] -= 1;
-            if unmet[k] == 0 {
-                let j = slots[k].take().unwrap();
-                m.time(|| e.apply(ClusterEvent::JobSubmitted(j))).unwrap();
-            }
-        }
+        let i = deps.index[job];
+        deps.succeeded(i, |k| {
+            let j = slots[k].take().unwrap();
+            m.time(|| e.apply(ClusterEvent::JobSubmitted(j))).unwrap();
+        });
     });
     m.time(|| drop(e));
     cycles
