@@ -653,31 +653,25 @@ impl Engine {
             ClusterEvent::QueuesConfigured(specs) => self.configure_queues(specs)?,
             ClusterEvent::JobSubmitted(job) => self.submit(job)?,
             ClusterEvent::JobDeleted { job } => self.delete(&job)?,
+            // After an event about a pod, the queue's count for its job is brought up to date.
             ClusterEvent::PodBound { pod, node } => {
-                self.pod_bound(&pod, &node)?;
-                self.account_pod(&pod);
+                let id = self.pod_bound(&pod, &node)?;
+                self.account(id);
             }
             ClusterEvent::BindFailed { pod, message } => {
-                self.bind_failed(&pod, message)?;
-                self.account_pod(&pod);
+                let id = self.bind_failed(&pod, message)?;
+                self.account(id);
             }
             ClusterEvent::PodFinished { pod, succeeded } => {
-                self.pod_finished(&pod, succeeded)?;
-                self.account_pod(&pod);
+                let id = self.pod_finished(&pod, succeeded)?;
+                self.account(id);
             }
             ClusterEvent::PodEvicted { pod } => {
-                self.pod_evicted(&pod)?;
-                self.account_pod(&pod);
+                let id = self.pod_evicted(&pod)?;
+                self.account(id);
             }
         }
         Ok(())
-    }
-
-    /// Brings the queue's count for a pod's job up to date after an event about the pod.
-    fn account_pod(&mut self, pod: &PodRef) {
-        if let Some(&id) = self.by_name.get(pod.job.as_str()) {
-            self.account(id);
-        }
     }
 
     /// Replaces the queue tree; a configuration that does not validate is refused whole and
@@ -1046,7 +1040,7 @@ impl Engine {
         Ok(())
     }
 
-    fn pod_bound(&mut self, pod: &PodRef, node_name: &str) -> Result<(), EventError> {
+    fn pod_bound(&mut self, pod: &PodRef, node_name: &str) -> Result<JobId, EventError> {
         let (id, slot) = self.pod(pod)?;
         let node = self
             .snapshot
@@ -1056,7 +1050,7 @@ impl Engine {
         let (t, i) = (pod.task as usize, pod.index as usize);
         let request = self.state(id).request(t);
         match slot.phase {
-            PodPhase::Bound if slot.node == Some(node) => return Ok(()),
+            PodPhase::Bound if slot.node == Some(node) => return Ok(id),
             PodPhase::Assumed if slot.node == Some(node) => {}
             // Bound somewhere other than assumed (or adopted after a restart): the world wins.
             PodPhase::Assumed | PodPhase::Pending => {
@@ -1096,15 +1090,15 @@ impl Engine {
             self.end_backoff(id);
             self.enqueue(id);
         }
-        Ok(())
+        Ok(id)
     }
 
-    fn bind_failed(&mut self, pod: &PodRef, message: String) -> Result<(), EventError> {
+    fn bind_failed(&mut self, pod: &PodRef, message: String) -> Result<JobId, EventError> {
         let (id, slot) = self.pod(pod)?;
         match slot.phase {
             PodPhase::Assumed => {}
             // The gang was already undone by an earlier failure of another of its pods.
-            PodPhase::Pending | PodPhase::Releasing => return Ok(()),
+            PodPhase::Pending | PodPhase::Releasing => return Ok(id),
             phase => {
                 return Err(EventError::Conflict {
                     pod: pod.clone(),
@@ -1128,7 +1122,7 @@ impl Engine {
         });
         self.backoff_starting.insert(id);
         self.undo_gang(id, EvictReason::GangBindFailed);
-        Ok(())
+        Ok(id)
     }
 
     /// Starts the backoff of the gangs whose bind failed since the last cycle, telling the
@@ -1236,7 +1230,7 @@ impl Engine {
         }
     }
 
-    fn pod_finished(&mut self, pod: &PodRef, succeeded: bool) -> Result<(), EventError> {
+    fn pod_finished(&mut self, pod: &PodRef, succeeded: bool) -> Result<JobId, EventError> {
         let (id, slot) = self.pod(pod)?;
         let (t, i) = (pod.task as usize, pod.index as usize);
         match slot.phase {
@@ -1257,7 +1251,7 @@ impl Engine {
         if slot.phase == PodPhase::Releasing {
             // It ended while its gang was being undone: it runs again with the gang.
             s.set(t, i, PodPhase::Pending, None);
-            return Ok(());
+            return Ok(id);
         }
         let ended = if succeeded {
             PodPhase::Succeeded
@@ -1285,7 +1279,7 @@ impl Engine {
                 self.released = eligible;
             }
         }
-        Ok(())
+        Ok(id)
     }
 
     /// Fails a job and, through the DAG gate, every job that depends on it.
@@ -1338,12 +1332,12 @@ impl Engine {
         }
     }
 
-    fn pod_evicted(&mut self, pod: &PodRef) -> Result<(), EventError> {
+    fn pod_evicted(&mut self, pod: &PodRef) -> Result<JobId, EventError> {
         let (id, slot) = self.pod(pod)?;
         let (t, i) = (pod.task as usize, pod.index as usize);
         match slot.phase {
             PodPhase::Assumed | PodPhase::Bound | PodPhase::Releasing => {}
-            PodPhase::Pending => return Ok(()),
+            PodPhase::Pending => return Ok(id),
             phase => {
                 return Err(EventError::Conflict {
                     pod: pod.clone(),
@@ -1358,7 +1352,7 @@ impl Engine {
         self.cluster_grew = true;
         self.state_mut(id).set(t, i, PodPhase::Pending, None);
         self.check_gang(id);
-        Ok(())
+        Ok(id)
     }
 
     fn remove_node(&mut self, name: &str) -> Result<(), EventError> {
