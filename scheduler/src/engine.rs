@@ -1040,6 +1040,7 @@ impl Engine {
         Ok(())
     }
 
+    /// The adapter saw a pod bound (ours, or adopted). Returns the pod's job.
     fn pod_bound(&mut self, pod: &PodRef, node_name: &str) -> Result<JobId, EventError> {
         let (id, slot) = self.pod(pod)?;
         let node = self
@@ -1093,6 +1094,7 @@ impl Engine {
         Ok(id)
     }
 
+    /// A bind of a gang's pod failed: the gang is undone and backs off. Returns the pod's job.
     fn bind_failed(&mut self, pod: &PodRef, message: String) -> Result<JobId, EventError> {
         let (id, slot) = self.pod(pod)?;
         match slot.phase {
@@ -1230,6 +1232,7 @@ impl Engine {
         }
     }
 
+    /// A pod ended; its job may have succeeded or failed with it. Returns the pod's job.
     fn pod_finished(&mut self, pod: &PodRef, succeeded: bool) -> Result<JobId, EventError> {
         let (id, slot) = self.pod(pod)?;
         let (t, i) = (pod.task as usize, pod.index as usize);
@@ -1332,6 +1335,7 @@ impl Engine {
         }
     }
 
+    /// A pod was evicted: it is pending again. Returns the pod's job.
     fn pod_evicted(&mut self, pod: &PodRef) -> Result<JobId, EventError> {
         let (id, slot) = self.pod(pod)?;
         let (t, i) = (pod.task as usize, pod.index as usize);
