@@ -56,6 +56,27 @@ pub enum ConfigError {
         /// What is wrong, with its location.
         source: serde_norway::Error,
     },
+    /// A value is out of range, or two values contradict each other.
+    #[error("{path}: {source}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The field and what is wrong with it.
+        source: InvalidConfig,
+    },
+}
+
+/// A configuration value that parses but cannot work: the field (as written in the file) and
+/// why. Refused at start, so a replica never runs in a state it cannot keep (a leader whose
+/// renew period is not shorter than its lease loses the lease between renewals and exits: a
+/// crash loop).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("field `{field}`: {message}")]
+pub struct InvalidConfig {
+    /// The field, dotted as in the file (`leaderElection.renewPeriodSeconds`).
+    pub field: &'static str,
+    /// What is wrong.
+    pub message: String,
 }
 
 /// Where the queue tree comes from.
@@ -186,10 +207,76 @@ impl ServeConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text).map_err(|source| ConfigError::Yaml {
+        let config = Self::parse(&text).map_err(|source| ConfigError::Yaml {
             path: path.to_path_buf(),
             source,
-        })
+        })?;
+        config.validate().map_err(|source| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(config)
+    }
+
+    /// Checks what the schema cannot: values that must be positive, and values that must agree
+    /// with each other. The first problem found is returned, naming its field.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let positive: [(&'static str, u64); 6] = [
+            ("cyclePeriodMs", self.cycle_period_ms),
+            ("bindConcurrency", self.bind_concurrency as u64),
+            ("bindRetries", u64::from(self.bind_retries)),
+            ("statusIntervalMs", self.status_interval_ms),
+            (
+                "leaderElection.leaseDurationSeconds",
+                self.leader_election.lease_duration_seconds,
+            ),
+            (
+                "leaderElection.renewPeriodSeconds",
+                self.leader_election.renew_period_seconds,
+            ),
+        ];
+        if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(InvalidConfig {
+                field,
+                message: "must be greater than 0".into(),
+            });
+        }
+        let le = &self.leader_election;
+        if le.enabled && le.renew_period_seconds >= le.lease_duration_seconds {
+            return Err(InvalidConfig {
+                field: "leaderElection.renewPeriodSeconds",
+                message: format!(
+                    "must be less than leaderElection.leaseDurationSeconds ({}), got {}: \
+                     the leader would lose its lease between renewals",
+                    le.lease_duration_seconds, le.renew_period_seconds
+                ),
+            });
+        }
+        if self.batch_window_ms >= self.cycle_period_ms {
+            return Err(InvalidConfig {
+                field: "batchWindowMs",
+                message: format!(
+                    "must be less than cyclePeriodMs ({}), got {}",
+                    self.cycle_period_ms, self.batch_window_ms
+                ),
+            });
+        }
+        if self.bind_backoff_initial_ms > self.bind_backoff_max_ms {
+            return Err(InvalidConfig {
+                field: "bindBackoffInitialMs",
+                message: format!(
+                    "must not be more than bindBackoffMaxMs ({}), got {}",
+                    self.bind_backoff_max_ms, self.bind_backoff_initial_ms
+                ),
+            });
+        }
+        if self.queues.source == QueueSource::File && self.queues.file.is_none() {
+            return Err(InvalidConfig {
+                field: "queues.file",
+                message: "is required with queues.source: file".into(),
+            });
+        }
+        Ok(())
     }
 
     /// Parses a configuration document.
@@ -268,5 +355,66 @@ mod tests {
             (e.bind_backoff_initial.0, e.bind_backoff_max.0),
             (250, 4000)
         );
+    }
+
+    #[test]
+    fn values_that_cannot_work_together_are_refused_naming_the_field() {
+        let field = |doc: &str| {
+            ServeConfig::parse(doc)
+                .unwrap()
+                .validate()
+                .map_err(|e| e.field)
+        };
+        assert_eq!(field(""), Ok(()));
+        // A leader renewing no sooner than its lease expires loses it and exits: a crash loop.
+        let e = ServeConfig::parse(
+            "leaderElection:\n  leaseDurationSeconds: 10\n  renewPeriodSeconds: 10",
+        )
+        .unwrap()
+        .validate()
+        .unwrap_err();
+        assert_eq!(e.field, "leaderElection.renewPeriodSeconds");
+        assert!(
+            e.to_string()
+                .contains("less than leaderElection.leaseDurationSeconds (10)"),
+            "{e}"
+        );
+        // Without leader election the lease settings do not matter.
+        assert_eq!(
+            field("leaderElection:\n  enabled: false\n  renewPeriodSeconds: 30"),
+            Ok(())
+        );
+        assert_eq!(field("cyclePeriodMs: 0"), Err("cyclePeriodMs"));
+        assert_eq!(field("bindConcurrency: 0"), Err("bindConcurrency"));
+        assert_eq!(field("bindRetries: 0"), Err("bindRetries"));
+        assert_eq!(field("statusIntervalMs: 0"), Err("statusIntervalMs"));
+        assert_eq!(
+            field("leaderElection:\n  leaseDurationSeconds: 0"),
+            Err("leaderElection.leaseDurationSeconds")
+        );
+        assert_eq!(
+            field("cyclePeriodMs: 100\nbatchWindowMs: 100"),
+            Err("batchWindowMs")
+        );
+        assert_eq!(
+            field("bindBackoffInitialMs: 20000"),
+            Err("bindBackoffInitialMs")
+        );
+        assert_eq!(field("queues:\n  source: file"), Err("queues.file"));
+    }
+
+    #[test]
+    fn a_file_with_an_invalid_value_is_refused_naming_file_and_field() {
+        let dir = std::env::temp_dir().join(format!("phalanx-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.yaml");
+        std::fs::write(&path, "bindConcurrency: 0\n").unwrap();
+        let e = ServeConfig::load(&path).unwrap_err().to_string();
+        assert!(e.starts_with(&path.display().to_string()), "{e}");
+        assert!(
+            e.contains("field `bindConcurrency`: must be greater than 0"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-use crate::config::{ConfigError, QueueSource, ServeConfig};
+use crate::config::{ConfigError, InvalidConfig, QueueSource, ServeConfig};
 use crate::core::Core;
 use crate::leader::{self, LeaderError, LeaderState};
 use crate::runner::{self, Shared, Timing};
@@ -18,6 +18,9 @@ pub enum ServeError {
     /// The configuration is unusable.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A configuration value cannot work (given in code rather than read from a file).
+    #[error("configuration: {0}")]
+    InvalidConfig(#[from] InvalidConfig),
     /// The admin API could not listen.
     #[error("admin API on {addr}: {source}")]
     Listen {
@@ -71,6 +74,7 @@ pub async fn start(
     config: ServeConfig,
     identity: String,
 ) -> Result<Running, ServeError> {
+    config.validate()?;
     let static_queues = config.static_queues()?;
     let leader_state = if config.leader_election.enabled {
         LeaderState::default()
