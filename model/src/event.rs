@@ -292,6 +292,35 @@ pub enum Reason {
         #[serde(default)]
         retry_at: Option<Time>,
     },
+    /// Pods of the gang are bound, fewer than its minimum (adopted after a restart, or bound
+    /// pods that no controller recreates outlived an undo), and the rest found no room: the
+    /// gang was undone and backs off before it is tried again, as after a failed bind.
+    GangIncomplete {
+        /// Pods of the gang that were bound.
+        bound: u32,
+        /// Pods the gang needs live together.
+        needed: u32,
+        /// Why the rest found no room.
+        why: Box<Reason>,
+        /// Undos of the gang in a row (failed binds included), this one included.
+        failures: u32,
+        /// How long it backs off.
+        backoff: Span,
+        /// When it is tried again at the earliest; `None` until the engine's next cycle starts
+        /// the backoff.
+        retry_at: Option<Time>,
+    },
+    /// The gang stayed partly bound (pods bound that could not be taken back, fewer than its
+    /// minimum) longer than the engine allows, so the job failed and its bound pods are evicted:
+    /// all-or-nothing is broken for a bounded time only.
+    PartialGangTimedOut {
+        /// Pods of the gang that were bound.
+        bound: u32,
+        /// Pods the gang needs live together.
+        needed: u32,
+        /// How long it had been partly bound.
+        waited: Span,
+    },
     /// A pod of the job failed.
     PodFailed {
         /// The pod.
@@ -328,6 +357,8 @@ impl Reason {
             Reason::OverCapability { .. } => "over_capability",
             Reason::InvalidJob(_) => "invalid_job",
             Reason::BindFailed { .. } => "bind_failed",
+            Reason::GangIncomplete { .. } => "gang_incomplete",
+            Reason::PartialGangTimedOut { .. } => "partial_gang_timed_out",
             Reason::PodFailed { .. } => "pod_failed",
             Reason::WaitingForDependencies { .. } => "waiting_for_dependencies",
             Reason::DependencyMissing { .. } => "dependency_missing",
@@ -388,6 +419,35 @@ impl Reason {
                 }
                 s
             }
+            Reason::GangIncomplete {
+                bound,
+                needed,
+                why,
+                failures,
+                backoff,
+                retry_at,
+            } => {
+                let mut s = format!(
+                    "{bound} of the gang's {needed} pods were bound and the rest found no room ({}); \
+                     the gang was undone",
+                    why.describe_with(table, time)
+                );
+                if let Some(at) = retry_at {
+                    s.push_str(&format!(
+                        " and backs off for {backoff} ({failures} undone in a row): next try at {}",
+                        time(*at)
+                    ));
+                }
+                s
+            }
+            Reason::PartialGangTimedOut {
+                bound,
+                needed,
+                waited,
+            } => format!(
+                "only {bound} of the gang's {needed} pods could be bound for {waited}: \
+                 the job failed and its bound pods are evicted, so no partial gang holds the cluster"
+            ),
             Reason::PodFailed { pod } => format!("pod {pod} failed"),
             Reason::WaitingForDependencies { jobs } => {
                 format!("waiting for dependencies to succeed: {}", jobs.join(", "))
@@ -403,6 +463,23 @@ impl Reason {
                 dependency,
                 deleted: true,
             } => format!("dependency {dependency} was deleted before it succeeded"),
+        }
+    }
+}
+
+impl Reason {
+    /// For a gang that backs off (after a failed bind, or undone while incomplete): records
+    /// how long it waits and until when. Other reasons are left as they are.
+    pub fn set_backoff(&mut self, wait: Span, until: Time) {
+        if let Reason::BindFailed {
+            backoff, retry_at, ..
+        }
+        | Reason::GangIncomplete {
+            backoff, retry_at, ..
+        } = self
+        {
+            *backoff = wait;
+            *retry_at = Some(until);
         }
     }
 }

@@ -91,6 +91,13 @@ pub struct EngineConfig {
     /// The longest wait after failed binds (milliseconds; default 10 s, as kube-scheduler's
     /// `podMaxBackoffSeconds`).
     pub bind_backoff_max: Span,
+    /// How long a gang may stay partly bound before it fails (milliseconds; default 30 s).
+    /// Kubernetes cannot unbind a pod: bound pods that no controller recreates (pods without
+    /// an owner) stay bound when their gang is undone, and so do pods adopted at start whose
+    /// controller has not deleted them yet. Such a gang is retried as after a failed bind; if
+    /// it is still below its minimum once this has passed, the job fails and its bound pods are
+    /// evicted. All-or-nothing is broken for at most this plus `bind_backoff_max`.
+    pub partial_gang_timeout: Span,
 }
 
 impl Default for EngineConfig {
@@ -106,6 +113,7 @@ impl Default for EngineConfig {
             reclaim_delay: Span(30 * 1000),
             bind_backoff_initial: Span(1000),
             bind_backoff_max: Span(10 * 1000),
+            partial_gang_timeout: Span(30 * 1000),
         }
     }
 }
@@ -361,6 +369,9 @@ struct JobState {
     bind_failures: u32,
     /// Its backoff after a failed bind; out of its queue while not `Off`.
     backoff: Backoff,
+    /// Since when some of its pods have been bound while the gang was below its minimum (see
+    /// [`EngineConfig::partial_gang_timeout`]); cleared once the gang is bound whole.
+    partial_since: Option<Time>,
 }
 
 impl JobState {
@@ -572,6 +583,9 @@ pub struct Engine {
     backoff_starting: BTreeSet<JobId>,
     /// Gangs backing off after a failed bind, by when they may be tried again.
     backoff_due: BTreeSet<(Time, JobId)>,
+    /// Running jobs that lost room held for their `min_resources` (its node went away): each
+    /// cycle holds it again elsewhere, once there is room.
+    rehold: BTreeSet<JobId>,
 }
 
 impl Engine {
@@ -600,6 +614,7 @@ impl Engine {
             reclaim_due: BTreeSet::new(),
             backoff_starting: BTreeSet::new(),
             backoff_due: BTreeSet::new(),
+            rehold: BTreeSet::new(),
         }
     }
 
@@ -840,6 +855,7 @@ impl Engine {
             unplannable: None,
             bind_failures: 0,
             backoff: Backoff::Off,
+            partial_since: None,
             job,
         }));
         self.after_gate(id);
@@ -1084,6 +1100,7 @@ impl Engine {
         if s.phase == JobPhase::Running && s.counts.assumed == 0 {
             // The gang's placement bound whole: the next failed bind starts the backoff afresh.
             s.bind_failures = 0;
+            s.partial_since = None;
         }
         if adopted_whole {
             // Bound after all while backing off (a bind reported failed had gone through): it
@@ -1109,22 +1126,32 @@ impl Engine {
                 });
             }
         }
-        // Out of its queue until its backoff ends; the next cycle starts the wait (the engine
-        // learns the time only then) and tells the adapter until when.
+        let failures = self.state(id).bind_failures.saturating_add(1);
+        let reason = Reason::BindFailed {
+            pod: pod.clone(),
+            message,
+            failures,
+            backoff: Span(0),
+            retry_at: None,
+        };
+        self.back_off(id, reason, EvictReason::GangBindFailed);
+        Ok(id)
+    }
+
+    /// Undoes a gang that cannot be had whole now and takes it out of its queue until a
+    /// backoff ends: the next cycle starts the wait (the engine learns the time only then) and
+    /// tells the adapter until when. Room held for its `min_resources` is let go meanwhile, so
+    /// a gang that waits holds nothing; the next placement holds it again.
+    fn back_off(&mut self, id: JobId, reason: Reason, why: EvictReason) {
         self.dequeue(id);
+        self.release_reservations(id);
         let s = self.state_mut(id);
         s.bind_failures = s.bind_failures.saturating_add(1);
         s.backoff = Backoff::Starting;
-        s.reason = Some(Reason::BindFailed {
-            pod: pod.clone(),
-            message,
-            failures: s.bind_failures,
-            backoff: Span(0),
-            retry_at: None,
-        });
+        s.reason = Some(reason);
         self.backoff_starting.insert(id);
-        self.undo_gang(id, EvictReason::GangBindFailed);
-        Ok(id)
+        self.undo_gang(id, why);
+        self.account(id);
     }
 
     /// Starts the backoff of the gangs whose bind failed since the last cycle, telling the
@@ -1141,12 +1168,8 @@ impl Engine {
             let until = now + wait;
             s.backoff = Backoff::Until(until);
             self.backoff_due.insert((until, id));
-            if let Some(Reason::BindFailed {
-                backoff, retry_at, ..
-            }) = &mut s.reason
-            {
-                *backoff = wait;
-                *retry_at = Some(until);
+            if let Some(reason) = &mut s.reason {
+                reason.set_backoff(wait, until);
             }
             if let Some(reason) = s.reason.clone() {
                 out.decisions.push(Decision::MarkUnschedulable {
@@ -1382,6 +1405,11 @@ impl Engine {
             if let Some(held) = s.reservations.remove(&node) {
                 self.snapshot.unreserve(node, held);
                 unheld.push(id as JobId);
+                if s.phase == JobPhase::Running && s.job.min_resources.is_some() {
+                    // A forming gang holds again when it is next tried; a running one would
+                    // never be, so the cycle does it.
+                    self.rehold.insert(id as JobId);
+                }
             }
             if lost {
                 hit.push(id as JobId);
@@ -1436,6 +1464,7 @@ impl Engine {
             }
         }
         self.top_up_claims();
+        self.rehold_min_resources();
         for (id, missing) in self.dag.expired(now, self.config.dependency_timeout) {
             self.fail_job(id, Reason::DependencyMissing { jobs: missing });
         }
@@ -1525,6 +1554,30 @@ impl Engine {
         }
         out.report.attempts += 1;
         let need = Need::of(s);
+        // Some of a forming gang's pods are bound already (adopted at start, or bound pods no
+        // controller recreates that outlived an undo): it is completed now or undone, never
+        // left to wait partly bound, and it fails once it has been partial too long.
+        let partial = need.forming && s.counts.bound > 0;
+        if !partial && s.partial_since.is_some() {
+            self.state_mut(id).partial_since = None;
+        }
+        if partial {
+            let now = self.last_cycle;
+            let timeout = self.config.partial_gang_timeout;
+            let s = self.state_mut(id);
+            let since = *s.partial_since.get_or_insert(now);
+            let waited = Span(now.0.saturating_sub(since.0));
+            if waited >= timeout {
+                let reason = Reason::PartialGangTimedOut {
+                    bound: s.counts.bound,
+                    needed: s.gang_need(),
+                    waited,
+                };
+                self.fail_job(id, reason);
+                return;
+            }
+        }
+        let s = self.state(id);
         // Quota, from the one place it is computed: a gang whose minimum would take its queue
         // or an ancestor over capability is not tried; otherwise the headroom is the budget.
         let over = need
@@ -1542,7 +1595,11 @@ impl Engine {
                 capability: over.capability,
                 allocated: over.allocated,
             };
-            self.not_placed(id, key, reason, true, out);
+            if partial {
+                self.undo_incomplete(id, reason);
+            } else {
+                self.not_placed(id, key, reason, true, out);
+            }
             return;
         }
         let mut result = self.try_place(id, &need, true);
@@ -1564,13 +1621,33 @@ impl Engine {
             }
             Err(miss) => {
                 out.report.nodes_scanned += miss.scanned;
+                let reason = miss.reason.expect("the first try explains");
+                if partial {
+                    self.undo_incomplete(id, reason);
+                    return;
+                }
                 if need.forming {
                     self.on_blocked(id, &need);
                 }
-                let reason = miss.reason.expect("the first try explains");
                 self.not_placed(id, key, reason, need.forming || miss.placeable == 0, out);
             }
         }
+    }
+
+    /// A partly bound gang whose other pods found no room is undone as after a failed bind:
+    /// its bound pods are evicted (the adapter deletes those a controller recreates) and it
+    /// backs off.
+    fn undo_incomplete(&mut self, id: JobId, why: Reason) {
+        let s = self.state(id);
+        let reason = Reason::GangIncomplete {
+            bound: s.counts.bound,
+            needed: s.gang_need(),
+            why: Box::new(why),
+            failures: s.bind_failures.saturating_add(1),
+            backoff: Span(0),
+            retry_at: None,
+        };
+        self.back_off(id, reason, EvictReason::GangBroken);
     }
 
     /// Runs the job's placement as one transaction: every task's own minimum and the rest of the
@@ -1952,6 +2029,38 @@ impl Engine {
             }
         }
         self.account(id);
+    }
+
+    /// Holds again, on nodes that are there, the `min_resources` room of running jobs whose
+    /// held node went away; a job that finds no room yet tries again next cycle.
+    fn rehold_min_resources(&mut self) {
+        let mut short = Vec::new();
+        for id in std::mem::take(&mut self.rehold) {
+            let Engine {
+                jobs,
+                snapshot,
+                queues,
+                ..
+            } = self;
+            let Some(s) = jobs[id as usize].as_mut() else {
+                continue;
+            };
+            if s.phase != JobPhase::Running || s.job.min_resources.is_none() {
+                continue;
+            }
+            let shapes = shapes_of(snapshot, &s.job);
+            let mut txn = Transaction::begin(s.reservations.clone())
+                .with_budget(queues.headroom(&s.job.queue));
+            let none = vec![0; shapes.len()];
+            if hold_min_resources(snapshot, &mut txn, s, &shapes, &none, true) {
+                s.reservations = std::mem::take(&mut txn.reservations);
+                self.account(id);
+            } else {
+                txn.rollback(snapshot);
+                short.push(id);
+            }
+        }
+        self.rehold.extend(short);
     }
 
     /// Lets go of the room held for a blocked gang.
@@ -2406,6 +2515,18 @@ impl<'a> View<'a> {
     /// Every node, live or removed, in the order first seen.
     pub fn nodes(&self) -> impl Iterator<Item = NodeInfo<'a>> + 'a {
         self.engine.snapshot.nodes().iter().map(|e| NodeInfo {
+            node: &e.node,
+            allocated: e.allocated,
+            reserved: e.reserved,
+            live: e.live,
+        })
+    }
+
+    /// A node by name, live or removed (removed nodes keep their entry).
+    pub fn node(&self, name: &str) -> Option<NodeInfo<'a>> {
+        let snapshot = &self.engine.snapshot;
+        let e = snapshot.node(snapshot.id_of(name)?);
+        Some(NodeInfo {
             node: &e.node,
             allocated: e.allocated,
             reserved: e.reserved,
