@@ -1031,3 +1031,84 @@ fn a_job_kept_off_room_held_for_a_blocked_gang_is_told_so() {
     );
     h.assert_safe();
 }
+
+/// Issue 14, item 11: a running job's `min_resources` hold is held again on other nodes when
+/// the node under part of it goes away (it was lost for good before).
+#[test]
+fn a_min_resources_hold_lost_with_its_node_is_held_again_elsewhere() {
+    let mut h = Harness::new();
+    for n in ["a", "b", "c"] {
+        h.node(node(n).cpu(4).build());
+    }
+    let room = Resources::of(ResourceId::CPU, 7000).with(ResourceId::MEMORY, 4 * GIB);
+    h.submit(
+        job("spark/pi")
+            .task("driver", 1, 1000)
+            .task("executor", 0, 2000)
+            .min_member(1)
+            .min_resources(room)
+            .build(),
+    );
+    let d = h.cycle();
+    h.carry_out(&d);
+    let held = |h: &Harness| {
+        h.engine
+            .view()
+            .job("spark/pi")
+            .unwrap()
+            .reserved
+            .get(ResourceId::CPU)
+    };
+    assert_eq!(held(&h), 6000);
+    let driver_node = h
+        .engine
+        .view()
+        .pod(&pod("spark/pi", 0, 0))
+        .and_then(|(_, n)| n.map(str::to_string))
+        .unwrap();
+    let lost = h
+        .engine
+        .view()
+        .nodes()
+        .find(|n| n.live && n.reserved.get(ResourceId::CPU) > 0 && n.node.name != driver_node)
+        .map(|n| n.node.name.clone())
+        .expect("part of the hold is on another node than the driver's");
+    h.apply(ClusterEvent::NodeRemoved { node: lost }).unwrap();
+    assert!(held(&h) < 6000);
+    h.cycle();
+    assert_eq!(held(&h), 6000, "held again on the nodes left");
+    h.assert_safe();
+}
+
+/// Issue 14, item 11: a gang backing off after a failed bind holds no room meanwhile.
+#[test]
+fn a_min_resources_hold_is_let_go_while_its_gang_backs_off() {
+    let mut h = Harness::new();
+    h.node(node("a").cpu(8).build());
+    let room = Resources::of(ResourceId::CPU, 7000).with(ResourceId::MEMORY, 4 * GIB);
+    h.submit(
+        job("spark/pi")
+            .task("driver", 1, 1000)
+            .task("executor", 0, 2000)
+            .min_member(1)
+            .min_resources(room)
+            .build(),
+    );
+    let d = h.cycle();
+    assert_eq!(bind_gangs(&d), vec![("spark/pi", 1)]);
+    h.apply(ClusterEvent::BindFailed {
+        pod: pod("spark/pi", 0, 0),
+        message: "node gone".into(),
+    })
+    .unwrap();
+    assert_eq!(
+        h.engine.view().job("spark/pi").unwrap().reserved,
+        Resources::ZERO
+    );
+    // Meanwhile another job may use the room.
+    h.submit(job("other/t").task("t", 1, 6000).build());
+    let d = h.cycle();
+    assert_eq!(bind_gangs(&d), vec![("other/t", 1)]);
+    h.carry_out(&d);
+    h.assert_safe();
+}
