@@ -230,6 +230,18 @@ impl FitError {
             s.push_str(if i == 0 { "; " } else { ", " });
             s.push_str(&format!("{count} {}", filter.describe(table)));
         }
+        // No node passes the filters that do not depend on room (selector, affinity, taints,
+        // cordon): no amount of free room would help, so none is reported short.
+        let room_filtered = self
+            .filtered
+            .iter()
+            .filter(|(f, _)| matches!(f, FilterReason::Insufficient(_) | FilterReason::Reserved))
+            .map(|(_, n)| *n)
+            .sum::<u32>();
+        let statically_filtered = self.filtered.values().sum::<u32>() - room_filtered;
+        if self.nodes > 0 && statically_filtered >= self.nodes {
+            return s;
+        }
         match &self.shortfall {
             Some(sf) => s.push_str(&format!(
                 "; short of {} {} (requested {}, free {})",
@@ -519,6 +531,40 @@ mod pairs {
 mod tests {
     use super::*;
     use crate::node::TaintEffect;
+
+    #[test]
+    fn no_node_passing_the_selector_is_not_reported_as_short_of_room() {
+        // Issue 14, item 9: every node fails the nodeSelector; "short of 100m cpu (free 0)"
+        // sent people looking for room that would not have helped.
+        let fit = FitError {
+            task: "t".into(),
+            needed: 1,
+            placeable: 0,
+            nodes: 3,
+            filtered: [(FilterReason::NodeSelectorMismatch, 3)].into(),
+            shortfall: Some(Shortfall {
+                resource: ResourceId::CPU,
+                requested: 100,
+                free: 0,
+            }),
+        };
+        assert_eq!(
+            fit.describe(None),
+            "0/3 nodes are available for a pod of task t: 0 of 1 gang pods placeable; \
+             3 node(s) didn't match Pod's node selector"
+        );
+        // With some nodes admitted and short of room, the shortfall is said.
+        let mut fit = fit;
+        fit.filtered = [
+            (FilterReason::NodeSelectorMismatch, 2),
+            (FilterReason::Insufficient(ResourceId::CPU), 1),
+        ]
+        .into();
+        assert!(
+            fit.describe(None)
+                .ends_with("short of 100m cpu (requested 100m, free 0)")
+        );
+    }
 
     #[test]
     fn a_failed_bind_says_why_and_when_the_gang_is_tried_again() {
