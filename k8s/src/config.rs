@@ -27,6 +27,7 @@
 //! dependencyTimeoutMs: 600000   # a dependency that never appears fails its dependents then
 //! bindBackoffInitialMs: 1000    # a gang whose bind failed waits this long before it is tried again
 //! bindBackoffMaxMs: 10000       # ... doubled per failed bind in a row, at most this long
+//! partialGangTimeoutMs: 30000   # a gang partly bound (pods no controller recreates) fails after this
 //! ```
 
 use std::net::SocketAddr;
@@ -173,6 +174,9 @@ pub struct ServeConfig {
     /// The wait doubles with each failed bind in a row, up to this (milliseconds;
     /// kube-scheduler's `podMaxBackoffSeconds`).
     pub bind_backoff_max_ms: u64,
+    /// How long a gang may stay partly bound (bound pods that cannot be taken back, below
+    /// its minimum) before the job fails and its bound pods are evicted (milliseconds).
+    pub partial_gang_timeout_ms: u64,
 }
 
 impl Default for ServeConfig {
@@ -196,6 +200,7 @@ impl Default for ServeConfig {
             dependency_timeout_ms: EngineConfig::default().dependency_timeout.0,
             bind_backoff_initial_ms: EngineConfig::default().bind_backoff_initial.0,
             bind_backoff_max_ms: EngineConfig::default().bind_backoff_max.0,
+            partial_gang_timeout_ms: EngineConfig::default().partial_gang_timeout.0,
         }
     }
 }
@@ -298,6 +303,7 @@ impl ServeConfig {
             dependency_timeout: phalanx_model::Span(self.dependency_timeout_ms),
             bind_backoff_initial: phalanx_model::Span(self.bind_backoff_initial_ms),
             bind_backoff_max: phalanx_model::Span(self.bind_backoff_max_ms),
+            partial_gang_timeout: phalanx_model::Span(self.partial_gang_timeout_ms),
             ..EngineConfig::default()
         }
     }

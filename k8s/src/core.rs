@@ -25,6 +25,16 @@
 //! Capacity: every pod bound to a node and not ended counts against it, whoever bound it. Pods
 //! the engine does not track (other schedulers' pods, pods of jobs it refused) are subtracted
 //! from the node's allocatable before the node goes to the engine.
+//!
+//! A pod with a `spec.nodeName` is bound, whatever the engine last thought: Kubernetes has no
+//! unbind, and deleting a Node object leaves its pods bound to the name until the pod garbage
+//! collector deletes them (40 s later, upstream) or the node is created again and its kubelet
+//! runs them. So a deleted node whose pods of ours remain stays in the engine as a *ghost*:
+//! cordoned, with allocatable equal to what those pods request, so nothing new lands there and
+//! their gangs stay whole. The same goes for a pod bound to a node never seen. When the last of
+//! its pods is gone the ghost is removed (`NodeRemoved`); when the node comes back it is a node
+//! again, with its pods still counted, as kube-scheduler keeps a deleted node's `NodeInfo`
+//! while pods remain on it (`pkg/scheduler/backend/cache/cache.go`, `RemoveNode`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -229,6 +239,10 @@ struct NodeEntry {
     node: phalanx_model::Node,
     /// What the engine was last told (allocatable minus foreign).
     sent: Option<Resources>,
+    /// No Node object has this name (it was deleted, or never seen) but pods of ours are
+    /// bound to it: the engine keeps it, cordoned, with room for exactly those pods, until
+    /// they are gone or the node comes back (see the module docs).
+    gone: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -271,14 +285,24 @@ pub struct Core {
     table: ResourceTable,
     scheduler: String,
     nodes: BTreeMap<String, NodeEntry>,
+    /// Nodes kept as ghosts (see [`NodeEntry::gone`]).
+    ghosts: BTreeSet<String>,
+    /// Pods by the node they are bound to (`spec.nodeName`), ours and others'.
+    by_node: HashMap<String, BTreeSet<String>>,
     /// Requests of bound pods the engine does not track, by node (also for nodes not seen yet).
     foreign: HashMap<String, Resources>,
     pods: HashMap<String, PodEntry>,
+    /// Pods that could not be read, by UID: their job's name and why.
+    invalid_pods: HashMap<String, (String, String)>,
     groups: BTreeMap<String, GroupEntry>,
     jobs: BTreeMap<String, JobEntry>,
     queue_objects: BTreeMap<String, Result<translate::VolcanoQueue, TranslateError>>,
     static_queues: Option<Vec<QueueRecord>>,
     volcano_paths: BTreeMap<String, String>,
+    /// Per Queue object, the records of its last configuration the engine accepted.
+    last_good: BTreeMap<String, Vec<QueueRecord>>,
+    /// Per Queue object refused (left out, or held at its last good configuration): why.
+    queue_causes: BTreeMap<String, String>,
     queue_error: Option<String>,
     queues_dirty: bool,
     dirty: BTreeSet<String>,
@@ -308,13 +332,18 @@ impl Core {
             table: ResourceTable::new(),
             scheduler: scheduler.into(),
             nodes: BTreeMap::new(),
+            ghosts: BTreeSet::new(),
+            by_node: HashMap::new(),
             foreign: HashMap::new(),
             pods: HashMap::new(),
+            invalid_pods: HashMap::new(),
             groups: BTreeMap::new(),
             jobs: BTreeMap::new(),
             queue_objects: BTreeMap::new(),
             static_queues,
             volcano_paths: BTreeMap::new(),
+            last_good: BTreeMap::new(),
+            queue_causes: BTreeMap::new(),
             queue_error: None,
             queues_dirty: true,
             dirty: BTreeSet::new(),
@@ -344,6 +373,16 @@ impl Core {
             Input::Group(flavor, c) => self.group_change(flavor, c),
             Input::Queue(c) => self.queue_change(c),
             Input::BindFailed { pod, uid, message } => {
+                if let Some(node) = self
+                    .pod_at(&pod)
+                    .filter(|e| e.info.uid == uid)
+                    .and_then(|e| e.info.node.clone())
+                {
+                    // The API says the pod is bound (a 409 after a bind that went through, or
+                    // bound by someone else): it is, wherever the engine placed it.
+                    self.apply(ClusterEvent::PodBound { pod, node });
+                    return;
+                }
                 // Whatever pod holds the place now, the assumption the bind was for is void.
                 if let Some((PodPhase::Assumed, _)) = self.engine.view().pod(&pod) {
                     let job = pod.job.clone();
@@ -389,9 +428,7 @@ impl Core {
             Change::Apply(n) => self.node_upsert(&n),
             Change::Delete(n) => {
                 let name = n.metadata.name.unwrap_or_default();
-                if self.nodes.remove(&name).is_some() {
-                    self.apply(ClusterEvent::NodeRemoved { node: name });
-                }
+                self.node_deleted(name);
             }
             Change::Relisted(list) => {
                 let names: BTreeSet<String> = list
@@ -400,13 +437,12 @@ impl Core {
                     .collect();
                 let gone: Vec<String> = self
                     .nodes
-                    .keys()
-                    .filter(|n| !names.contains(*n))
-                    .cloned()
+                    .iter()
+                    .filter(|(n, e)| !e.gone && !names.contains(*n))
+                    .map(|(n, _)| n.clone())
                     .collect();
                 for name in gone {
-                    self.nodes.remove(&name);
-                    self.apply(ClusterEvent::NodeRemoved { node: name });
+                    self.node_deleted(name);
                 }
                 for n in &list {
                     self.node_upsert(n);
@@ -422,10 +458,16 @@ impl Core {
                 let entry = self.nodes.entry(name.clone()).or_insert(NodeEntry {
                     node: node.clone(),
                     sent: None,
+                    gone: false,
                 });
-                if entry.node != node || entry.sent.is_none() {
+                if entry.node != node || entry.sent.is_none() || entry.gone {
+                    if entry.gone {
+                        tracing::info!(node = %name, "node is back; the pods still bound to it count");
+                    }
                     entry.node = node;
                     entry.sent = None;
+                    entry.gone = false;
+                    self.ghosts.remove(&name);
                     self.nodes_dirty.insert(name);
                 }
             }
@@ -433,7 +475,72 @@ impl Core {
         }
     }
 
+    /// The Node object is gone; its pods may not be (see the module docs).
+    fn node_deleted(&mut self, name: String) {
+        let Some(entry) = self.nodes.get_mut(&name) else {
+            return;
+        };
+        if !entry.gone {
+            entry.gone = true;
+            entry.sent = None;
+            self.ghosts.insert(name.clone());
+            self.send_node(&name);
+        }
+    }
+
+    /// What the non-finished pods of ours bound to `node` request, as Kubernetes says.
+    fn bound_to(&self, node: &str) -> Resources {
+        let mut total = Resources::ZERO;
+        for uid in self.by_node.get(node).into_iter().flatten() {
+            if let Some(p) = self.pods.get(uid)
+                && p.place.is_some()
+                && !p.info.finished()
+            {
+                let mut r = p.info.spec.requests;
+                r.set(phalanx_model::ResourceId::PODS, 1);
+                total += r;
+            }
+        }
+        total
+    }
+
+    /// Tells the engine about a ghost: room for what is bound to it (and for binds still in
+    /// flight there), cordoned; or removes it once nothing is.
+    fn send_ghost(&mut self, name: &str) {
+        let bound = self.bound_to(name);
+        let in_engine = self.engine.view().node(name).filter(|n| n.live);
+        let held = in_engine
+            .as_ref()
+            .map(|n| n.allocated + n.reserved)
+            .unwrap_or_default();
+        if bound.is_zero() && held.is_zero() {
+            self.nodes.remove(name);
+            self.ghosts.remove(name);
+            if in_engine.is_some() {
+                tracing::info!(node = %name, "node gone and no pod of ours is bound to it any more");
+                self.apply(ClusterEvent::NodeRemoved { node: name.into() });
+            }
+            return;
+        }
+        let allocatable = bound.max(&held);
+        let Some(entry) = self.nodes.get_mut(name) else {
+            return;
+        };
+        if entry.sent == Some(allocatable) {
+            return;
+        }
+        entry.sent = Some(allocatable);
+        let mut node = entry.node.clone();
+        node.allocatable = allocatable;
+        node.unschedulable = true;
+        self.apply(ClusterEvent::NodeUpserted(node));
+    }
+
     fn send_node(&mut self, name: &str) {
+        if self.ghosts.contains(name) {
+            self.send_ghost(name);
+            return;
+        }
         let Some(entry) = self.nodes.get_mut(name) else {
             return;
         };
@@ -478,6 +585,7 @@ impl Core {
             Change::Apply(p) => self.pod_upsert(&p),
             Change::Delete(p) => {
                 if let Some(uid) = p.metadata.uid.as_deref() {
+                    self.invalid_pods.remove(uid);
                     self.pod_remove(uid);
                 }
             }
@@ -495,6 +603,7 @@ impl Core {
                 for uid in gone {
                     self.pod_remove(&uid);
                 }
+                self.invalid_pods.retain(|u, _| uids.contains(u.as_str()));
                 for p in &list {
                     self.pod_upsert(p);
                 }
@@ -503,26 +612,35 @@ impl Core {
     }
 
     fn job_of(&self, info: &PodInfo) -> String {
-        match &info.group {
-            GroupRef::Group(_, g) => translate::job_name(&info.namespace, g),
-            GroupRef::Alone => translate::job_name(&info.namespace, &format!("pod-{}", info.name)),
-        }
+        translate::pod_job(&info.namespace, &info.name, &info.group)
     }
 
     fn pod_upsert(&mut self, p: &Pod) {
         let info = match translate::pod(p, &mut self.table) {
-            Ok(i) => i,
+            Ok(i) => {
+                self.invalid_pods.remove(&i.uid);
+                i
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "pod ignored");
-                if let (Some(ns), Some(name)) = (&p.metadata.namespace, &p.metadata.name) {
-                    self.warn(
-                        ObjectRef::Pod {
-                            namespace: ns.clone(),
-                            name: name.clone(),
-                        },
-                        "InvalidPod",
-                        e.to_string(),
-                    );
+                let namespace = p
+                    .metadata
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| "default".into());
+                let name = p.metadata.name.clone().unwrap_or_default();
+                let job = translate::pod_job(&namespace, &name, &translate::pod_group_ref(p));
+                self.warn(
+                    ObjectRef::Pod {
+                        namespace: namespace.clone(),
+                        name: name.clone(),
+                    },
+                    "InvalidPod",
+                    e.to_string(),
+                );
+                // Kept, so the jobs API can say why the job does not start.
+                if let Some(uid) = p.metadata.uid.clone() {
+                    self.invalid_pods.insert(uid, (job, e.to_string()));
                 }
                 return;
             }
@@ -530,6 +648,10 @@ impl Core {
         let uid = info.uid.clone();
         let ours = info.scheduler == self.scheduler && !info.terminating;
         let prev_place = self.pods.get(&uid).and_then(|e| e.place.clone());
+        let prev_node = self.pods.get(&uid).and_then(|e| e.info.node.clone());
+        if prev_node != info.node {
+            self.index_node(&uid, prev_node.as_deref(), info.node.as_deref());
+        }
         let entry = self.pods.entry(uid.clone()).or_insert(PodEntry {
             info: info.clone(),
             place: None,
@@ -582,6 +704,21 @@ impl Core {
         let succeeded = info.state == PodState::Succeeded;
         match (&info.node, phase) {
             (Some(node), PodPhase::Pending | PodPhase::Assumed) => {
+                if !self.nodes.contains_key(node) && !finished {
+                    // Bound to a node with no Node object (deleted before we started, or its
+                    // event is late): a ghost holds the pod's room until either is settled.
+                    tracing::info!(node = %node, pod = %info.name, "pod bound to a node not seen; kept as a ghost");
+                    self.nodes.insert(
+                        node.clone(),
+                        NodeEntry {
+                            node: phalanx_model::Node::new(node.clone(), Resources::ZERO),
+                            sent: None,
+                            gone: true,
+                        },
+                    );
+                    self.ghosts.insert(node.clone());
+                    self.send_ghost(node);
+                }
                 let bound = self.apply(ClusterEvent::PodBound {
                     pod: pod.clone(),
                     node: node.clone(),
@@ -613,8 +750,31 @@ impl Core {
         }
     }
 
+    /// Moves a pod in the by-node index; a ghost it leaves is brought up to date.
+    fn index_node(&mut self, uid: &str, from: Option<&str>, to: Option<&str>) {
+        if let Some(from) = from
+            && let Some(set) = self.by_node.get_mut(from)
+        {
+            set.remove(uid);
+            if set.is_empty() {
+                self.by_node.remove(from);
+            }
+            if self.ghosts.contains(from) {
+                self.nodes_dirty.insert(from.to_string());
+            }
+        }
+        if let Some(to) = to {
+            self.by_node
+                .entry(to.to_string())
+                .or_default()
+                .insert(uid.to_string());
+        }
+    }
+
     fn pod_remove(&mut self, uid: &str) {
         self.set_foreign(uid, None);
+        let node = self.pods.get(uid).and_then(|e| e.info.node.clone());
+        self.index_node(uid, node.as_deref(), None);
         let Some(entry) = self.pods.remove(uid) else {
             return;
         };
@@ -748,87 +908,139 @@ impl Core {
     /// that does not exist, a parent chain that loops) is refused whole, with an event on the
     /// Queue it names; the previous one stays in force, and so do the paths PodGroups' queue
     /// names map to.
+    /// Builds the queue tree from the Queue objects (or the static file) and hands it to the
+    /// engine. A Queue that cannot be used (bad field, broken parent chain, or refused by the
+    /// tree's checks) is refused alone with its subtree: it keeps its last good configuration
+    /// if it had one, or is left out, and every other queue is applied.
     fn configure_queues(&mut self) {
         if !std::mem::take(&mut self.queues_dirty) {
             return;
         }
-        let mut records: BTreeMap<String, QueueRecord> = BTreeMap::new();
-        let mut paths = BTreeMap::new();
-        let mut problems: Vec<(String, String)> = Vec::new();
+        // Per Queue object: its records (implied parents first, itself last).
+        let mut chosen: BTreeMap<String, Vec<QueueRecord>> = BTreeMap::new();
+        let mut fresh: BTreeSet<String> = BTreeSet::new();
+        // Per Queue object at fault: what is wrong with it.
+        let mut problems: BTreeMap<String, String> = BTreeMap::new();
+        // Per Queue object left out or held at its last good configuration: the cause.
+        let mut causes: BTreeMap<String, String> = BTreeMap::new();
         match &self.static_queues {
             Some(list) => {
                 for r in list {
-                    records.insert(r.name.clone(), r.clone());
+                    chosen.insert(r.name.clone(), vec![r.clone()]);
                 }
             }
             None => {
                 for (name, resolved) in translate::resolve_parents(&self.queue_objects) {
-                    match resolved {
+                    let usable = resolved
+                        .map_err(|e| (e.object.clone(), e.to_string()))
+                        .and_then(|list| {
+                            let mut scratch = self.table.clone();
+                            match list.iter().find_map(|r| r.to_spec(&mut scratch).err()) {
+                                Some(e) => Err((name.clone(), e.to_string())),
+                                None => Ok(list),
+                            }
+                        });
+                    match usable {
                         Ok(list) => {
-                            for r in &list {
-                                records.entry(r.name.clone()).or_insert_with(|| r.clone());
-                            }
-                            if let Some(last) = list.last() {
-                                records.insert(last.name.clone(), last.clone());
-                                paths.insert(name, last.name.clone());
-                            }
+                            fresh.insert(name.clone());
+                            chosen.insert(name, list);
                         }
-                        // Every queue below a broken link repeats its error: report it once,
-                        // on the queue that has it.
-                        Err(e) => {
-                            let problem = (e.object.clone(), e.to_string());
-                            if !problems.contains(&problem) {
-                                problems.push(problem);
+                        Err((object, message)) => {
+                            causes.insert(name.clone(), message.clone());
+                            problems.entry(object).or_insert(message);
+                            if let Some(previous) = self.last_good.get(&name) {
+                                chosen.insert(name, previous.clone());
                             }
                         }
                     }
                 }
             }
         }
-        records
-            .entry(phalanx_model::DEFAULT_QUEUE.to_string())
-            .or_insert_with(|| QueueRecord::new(phalanx_model::DEFAULT_QUEUE));
-        let object_of = |path: &str| {
-            paths
-                .iter()
-                .find(|(_, p)| p.as_str() == path)
-                .map(|(o, _)| o.clone())
-                .unwrap_or_else(|| queue_object(path))
-        };
-        let mut specs: Vec<QueueSpec> = Vec::new();
-        for r in records.values() {
-            match r.to_spec(&mut self.table) {
-                Ok(s) => specs.push(s),
-                Err(e) => problems.push((object_of(&r.name), e.to_string())),
-            }
-        }
-        let error = match problems.first() {
-            Some((obj, msg)) => Some((obj.clone(), msg.clone())),
-            None => match self.engine.apply(ClusterEvent::QueuesConfigured(specs)) {
-                Ok(()) => None,
-                Err(e) => {
-                    let msg = e.to_string();
-                    // The error names the queue by path; events go to the object it came from.
-                    let path = records
-                        .keys()
-                        .filter(|p| msg.contains(p.as_str()))
-                        .max_by_key(|p| p.len())
-                        .cloned()
-                        .unwrap_or_default();
-                    Some((object_of(&path), msg))
+        // The tree's own checks span queues: the queue an error names is refused in turn.
+        let accepted = loop {
+            let mut records: BTreeMap<String, QueueRecord> = BTreeMap::new();
+            for list in chosen.values() {
+                for r in &list[..list.len().saturating_sub(1)] {
+                    records.entry(r.name.clone()).or_insert_with(|| r.clone());
                 }
-            },
+            }
+            for list in chosen.values() {
+                if let Some(last) = list.last() {
+                    records.insert(last.name.clone(), last.clone());
+                }
+            }
+            records
+                .entry(phalanx_model::DEFAULT_QUEUE.to_string())
+                .or_insert_with(|| QueueRecord::new(phalanx_model::DEFAULT_QUEUE));
+            let specs: Result<Vec<QueueSpec>, String> = records
+                .values()
+                .map(|r| r.to_spec(&mut self.table).map_err(|e| e.to_string()))
+                .collect();
+            let refused = match specs {
+                Ok(specs) => match self.engine.apply(ClusterEvent::QueuesConfigured(specs)) {
+                    Ok(()) => break true,
+                    Err(e) => e.to_string(),
+                },
+                Err(e) => e,
+            };
+            // The error names the queue by path; find the object it came from.
+            let culprit = chosen
+                .iter()
+                .filter_map(|(o, list)| list.last().map(|r| (o, r.name.as_str())))
+                .filter(|(_, path)| refused.contains(path))
+                .max_by_key(|(_, path)| path.len())
+                .map(|(o, _)| o.clone())
+                .filter(|o| fresh.contains(o));
+            let Some(culprit) = culprit else {
+                // Nothing left to take out: the whole change is refused.
+                let object = self
+                    .static_queues
+                    .as_ref()
+                    .and_then(|l| l.iter().find(|r| refused.contains(&r.name)))
+                    .map(|r| queue_object(&r.name))
+                    .unwrap_or_else(|| "queues".into());
+                problems.entry(object).or_insert(refused);
+                break false;
+            };
+            fresh.remove(&culprit);
+            causes.insert(culprit.clone(), refused.clone());
+            problems.insert(culprit.clone(), refused);
+            match self.last_good.get(&culprit) {
+                Some(previous) => chosen.insert(culprit, previous.clone()),
+                None => chosen.remove(&culprit),
+            };
         };
-        if let Some((obj, msg)) = &error {
-            tracing::warn!(queue = %obj, error = %msg, "queue configuration refused; the previous one stays in force");
+        for (object, message) in &problems {
+            tracing::warn!(queue = %object, error = %message, "queue refused; the other queues are applied");
+            let kept = if self.last_good.contains_key(object) {
+                "its previous configuration stays in force"
+            } else {
+                "it is not configured"
+            };
             self.warn(
-                ObjectRef::Queue { name: obj.clone() },
+                ObjectRef::Queue {
+                    name: object.clone(),
+                },
                 "InvalidQueue",
-                format!("{msg}; the previous queue configuration stays in force"),
+                format!("{message}; {kept}"),
             );
         }
-        self.queue_error = error.as_ref().map(|(_, m)| m.clone());
-        if error.is_none() && paths != self.volcano_paths {
+        self.queue_error = problems.values().next().cloned();
+        self.queue_causes = causes;
+        if !accepted {
+            return;
+        }
+        let paths: BTreeMap<String, String> = chosen
+            .iter()
+            .filter_map(|(o, list)| list.last().map(|r| (o.clone(), r.name.clone())))
+            .collect();
+        for object in fresh {
+            if let Some(list) = chosen.get(&object) {
+                self.last_good.insert(object, list.clone());
+            }
+        }
+        self.last_good.retain(|o, _| chosen.contains_key(o));
+        if self.static_queues.is_none() && paths != self.volcano_paths {
             self.volcano_paths = paths;
             // Groups name queues by object name; a hierarchy change moves their path.
             let groups: Vec<String> = self.groups.keys().cloned().collect();
@@ -842,6 +1054,8 @@ impl Core {
         if self.queues_dirty {
             self.configure_queues();
         }
+        // A ghost shrinks as its pods end or leave, and goes once they all have.
+        self.nodes_dirty.extend(self.ghosts.iter().cloned());
         // Group specs read queue paths; re-read those whose queue moved.
         for node in std::mem::take(&mut self.nodes_dirty) {
             self.send_node(&node);
@@ -866,14 +1080,9 @@ impl Core {
             .iter()
             .any(|t| t.slots.iter().any(Option::is_some));
         let pod_names_group = self.any_pod(name, |i| matches!(i.group, GroupRef::Group(..)));
-        let flavor_of_pods = self.first_pod(name).and_then(|i| match &i.group {
-            GroupRef::Group(f, _) => Some(*f),
-            GroupRef::Alone => None,
-        });
-        let gref = group
-            .as_ref()
-            .map(|g| group_ref(g.flavor, name))
-            .or_else(|| flavor_of_pods.map(|f| group_ref(f, name)));
+        // Events, conditions and status go to the PodGroup only if it exists: a group the
+        // pods name but nobody created cannot be written to, so its pods are told.
+        let gref = group.as_ref().map(|g| group_ref(g.flavor, name));
         if !has_pods {
             // No pods of it are left (or there never were): the engine forgets it.
             if entry.in_engine {
@@ -974,14 +1183,7 @@ impl Core {
                 }
                 if newly && reason != "WaitingForPods" {
                     tracing::warn!(job = %name, reason, %message, "job held back");
-                    if let Some(obj) = gref.clone().or_else(|| {
-                        self.first_pod(name).map(|i| ObjectRef::Pod {
-                            namespace: i.namespace.clone(),
-                            name: i.name.clone(),
-                        })
-                    }) {
-                        self.warn(obj, reason, message);
-                    }
+                    self.warn_job(name, gref.clone(), reason, message);
                 }
                 self.resync_pods(name);
                 return;
@@ -1036,16 +1238,7 @@ impl Core {
                     phalanx_scheduler::EventError::DependencyCycle(_) => "DependencyCycle",
                     _ => "JobRejected",
                 };
-                let message = e.to_string();
-                let entry = self.jobs.get_mut(name).expect("exists");
-                let newly = entry.problem.as_ref().map(|p| &p.1) != Some(&message);
-                entry.problem = Some((reason, message.clone()));
-                if newly {
-                    tracing::warn!(job = %name, queue = %spec.queue, error = %message, "job refused");
-                    if let Some(obj) = gref {
-                        self.warn(obj, reason, message);
-                    }
-                }
+                self.hold_back(name, gref, reason, e.to_string());
             }
         }
         self.resync_pods(name);
@@ -1059,6 +1252,47 @@ impl Core {
             reason,
             message,
         });
+    }
+
+    /// Records why the engine refused a job, telling its objects once per new message.
+    fn hold_back(
+        &mut self,
+        name: &str,
+        group: Option<ObjectRef>,
+        reason: &'static str,
+        message: String,
+    ) {
+        let entry = self.jobs.get_mut(name).expect("held jobs exist");
+        let newly = entry.problem.as_ref().map(|p| &p.1) != Some(&message);
+        entry.problem = Some((reason, message.clone()));
+        if newly {
+            tracing::warn!(job = %name, error = %message, "job refused");
+            self.warn_job(name, group, reason, message);
+        }
+    }
+
+    /// Queues a Warning event about a job: on its PodGroup, or on each of its pods when it has
+    /// none (a pod without a group, or pods naming a PodGroup that does not exist).
+    fn warn_job(
+        &mut self,
+        job: &str,
+        group: Option<ObjectRef>,
+        reason: &'static str,
+        message: String,
+    ) {
+        let targets: Vec<ObjectRef> = match group {
+            Some(g) => vec![g],
+            None => self
+                .pods_of(job)
+                .map(|i| ObjectRef::Pod {
+                    namespace: i.namespace.clone(),
+                    name: i.name.clone(),
+                })
+                .collect(),
+        };
+        for object in targets {
+            self.warn(object, reason, message.clone());
+        }
     }
 
     fn resync_pods(&mut self, job: &str) {
@@ -1223,7 +1457,37 @@ impl Core {
     /// A reason as conditions, events and the admin API show it: extended resources by name,
     /// instants (when a gang that failed to bind is tried again) as wall-clock times.
     fn describe(&self, reason: &Reason) -> String {
-        reason.describe_with(Some(&self.table), &wall_time)
+        if let Some(cycle) = self.cycle_behind(reason) {
+            return cycle;
+        }
+        let message = reason.describe_with(Some(&self.table), &wall_time);
+        // A queue that is not configured because its Queue object was refused: say why.
+        if let Reason::QueueNotFound { queue } = reason
+            && let Some(cause) = self.queue_causes.get(&queue_object(queue))
+        {
+            return format!("{message}: {cause}");
+        }
+        message
+    }
+
+    /// The label a reason is shown with.
+    fn label(&self, reason: &Reason) -> String {
+        if self.cycle_behind(reason).is_some() {
+            return "DependencyCycle".into();
+        }
+        reason.label().to_string()
+    }
+
+    /// A dependency the engine calls missing exists but was refused for closing a cycle: the
+    /// cycle is the cause to show (the engine never admitted the job, so it cannot know it).
+    fn cycle_behind(&self, reason: &Reason) -> Option<String> {
+        let Reason::DependencyMissing { jobs } = reason else {
+            return None;
+        };
+        jobs.iter().find_map(|j| {
+            let (label, message) = self.jobs.get(&**j)?.problem.as_ref()?;
+            (*label == "DependencyCycle").then(|| format!("dependency {j} is refused: {message}"))
+        })
     }
 
     /// The object events about a job go to: its PodGroup, else its single pod.
@@ -1283,7 +1547,7 @@ impl Core {
                         .reason
                         .as_ref()
                         .filter(|_| j.phase != JobPhase::Running)
-                        .map(|r| (reason_label(r), self.describe(r)));
+                        .map(|r| (self.label(r), self.describe(r)));
                     (phase, j.pods, reason, j.job.queue.clone())
                 }
                 (None, None) => ("Pending", PodCounts::default(), None, String::new()),
@@ -1324,6 +1588,27 @@ impl Core {
                 }),
             });
         }
+        // A job with a pod that could not be read says so, rather than that it waits for pods
+        // or that there is no such job.
+        for (job, message) in self.invalid_pods.values() {
+            let status = jobs.entry(job.clone()).or_insert_with(|| JobStatus {
+                group: None,
+                queue: String::new(),
+                phase: "Pending",
+                pods: PodCounts::default(),
+                running: 0,
+                succeeded: 0,
+                failed: 0,
+                reason: None,
+            });
+            let waiting = status
+                .reason
+                .as_ref()
+                .is_none_or(|(label, _)| label == "WaitingForPods");
+            if status.phase == "Pending" && waiting {
+                status.reason = Some(("InvalidPod".into(), message.clone()));
+            }
+        }
         let named = |r: &Resources| self.table.to_named(r);
         let queues = view
             .queues()
@@ -1346,10 +1631,6 @@ impl Core {
             queue_error: self.queue_error.clone(),
         }
     }
-}
-
-fn reason_label(r: &Reason) -> String {
-    r.label().to_string()
 }
 
 /// An engine time (milliseconds since the Unix epoch, see [`crate::runner::now`]) as RFC 3339.
@@ -1697,8 +1978,8 @@ mod tests {
         assert_eq!(invalid[0].object, ObjectRef::Queue { name: "eng".into() });
         assert_eq!(
             invalid[0].message,
-            "Queue eng: spec.parent: the parent chain loops: eng -> team-a -> ml -> eng; the \
-             previous queue configuration stays in force"
+            "Queue eng: spec.parent: the parent chain loops: eng -> team-a -> ml -> eng; its \
+             previous configuration stays in force"
         );
         let p = c.publish();
         assert!(p.queue_error.as_deref().unwrap().contains("loops"));
@@ -1875,5 +2156,376 @@ mod tests {
             a.binds.iter().map(|b| b.job.as_str()).collect::<Vec<_>>(),
             ["ns/train"]
         );
+    }
+    fn delete_node(name: &str) -> Input {
+        let n: K8sNode = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        Input::Node(Change::Delete(Box::new(n)))
+    }
+
+    fn add_node(name: &str, cpu: &str) -> Input {
+        let Input::Node(Change::Relisted(mut list)) = node(name, cpu) else {
+            unreachable!()
+        };
+        Input::Node(Change::Apply(Box::new(list.remove(0))))
+    }
+
+    fn bound_member(name: &str, group: &str, cpu: &str, node: &str) -> Pod {
+        let mut p = member(name, group, cpu);
+        p.spec.as_mut().unwrap().node_name = Some(node.into());
+        p.status.as_mut().unwrap().phase = Some("Running".into());
+        p
+    }
+
+    fn owned(mut p: Pod) -> Pod {
+        p.metadata.owner_references = Some(vec![
+            serde_json::from_value(json!({
+                "apiVersion": "batch/v1", "kind": "Job", "name": "owner", "uid": "owner-uid",
+                "controller": true
+            }))
+            .unwrap(),
+        ]);
+        p
+    }
+
+    #[test]
+    fn a_deleted_node_keeps_its_bound_pods_and_counts_them_when_it_comes_back() {
+        // Issue 14, defects 1 and 2: a gang of 4 one-cpu pods, two on n2 (2 cpu). n2's Node
+        // object is deleted and created again while the pods stay bound to it.
+        let mut c = core();
+        c.ingest(add_node("n2", "2"));
+        groups(
+            &mut c,
+            vec![
+                group("h", json!({"minMember": 4}), json!({})),
+                group("g", json!({"minMember": 2}), json!({})),
+            ],
+        );
+        let h = vec![
+            bound_member("h-0", "h", "1", "n1"),
+            bound_member("h-1", "h", "1", "n1"),
+            bound_member("h-2", "h", "1", "n2"),
+            bound_member("h-3", "h", "1", "n2"),
+        ];
+        pods(&mut c, h.clone());
+        c.cycle(Time(1));
+        assert_eq!(c.publish().jobs["ns/h"].phase, "Running");
+        c.ingest(delete_node("n2"));
+        let a = c.cycle(Time(2));
+        // The pods are still bound (until pod GC): the gang is whole, nothing is undone or
+        // bound again, and n2 takes nothing new while it is gone.
+        assert!(a.binds.is_empty() && a.deletes.is_empty() && a.evictions.is_empty());
+        let h_status = &c.publish().jobs["ns/h"];
+        assert_eq!((h_status.phase, h_status.pods.bound), ("Running", 4));
+        let ghost = c.engine().view().node("n2").unwrap();
+        assert!(ghost.live && ghost.node.unschedulable);
+        // n2 comes back: its two pods still count, so a gang pinned to it does not fit.
+        c.ingest(add_node("n2", "2"));
+        let pin = |name: &str| {
+            let mut p = member(name, "g", "1");
+            p.spec.as_mut().unwrap().node_selector =
+                Some([("kubernetes.io/hostname".to_string(), "n2".to_string())].into());
+            p
+        };
+        let mut all = h.clone();
+        all.extend([pin("g-0"), pin("g-1")]);
+        pods(&mut c, all);
+        let a = c.cycle(Time(3));
+        assert!(a.binds.is_empty(), "n2 is full: {:?}", a.binds);
+        assert_eq!(reason(&c, "ns/g").unwrap().0, "unschedulable");
+        assert_eq!(c.publish().jobs["ns/h"].pods.bound, 4);
+        // Pod GC deletes h's pods on n2 after all: the gang is broken and undone, and g fits.
+        c.ingest(delete_node("n2"));
+        c.cycle(Time(4));
+        c.ingest(Input::Pod(Change::Delete(Box::new(h[2].clone()))));
+        c.ingest(Input::Pod(Change::Delete(Box::new(h[3].clone()))));
+        c.cycle(Time(5));
+        // Nothing of ours is bound to the ghost any more: it is removed.
+        assert!(c.engine().view().node("n2").is_none_or(|n| !n.live));
+    }
+
+    #[test]
+    fn a_pod_bound_to_a_node_never_seen_is_bound_not_placed_again() {
+        let mut c = core();
+        groups(&mut c, vec![group("h", json!({"minMember": 2}), json!({}))]);
+        pods(
+            &mut c,
+            vec![
+                bound_member("h-0", "h", "1", "n1"),
+                bound_member("h-1", "h", "1", "gone"),
+            ],
+        );
+        let a = c.cycle(Time(1));
+        assert!(a.binds.is_empty(), "{:?}", a.binds);
+        let h = &c.publish().jobs["ns/h"];
+        assert_eq!((h.phase, h.pods.bound), ("Running", 2));
+    }
+
+    #[test]
+    fn a_bind_refused_because_the_pod_is_bound_adopts_it() {
+        let mut c = core();
+        pods(&mut c, vec![pod("p", json!({}), "1", None, "Pending")]);
+        let a = c.cycle(Time(1));
+        let item = a.binds[0].items[0].clone();
+        // The watch shows the pod bound (the bind went through) before the binder's 409.
+        pods(
+            &mut c,
+            vec![pod("p", json!({}), "1", Some("n1"), "Running")],
+        );
+        c.ingest(Input::BindFailed {
+            pod: item.pod.clone(),
+            uid: item.target.unwrap().uid,
+            message: "409 Conflict: pod p is already assigned to node n1".into(),
+        });
+        let a = c.cycle(Time(2));
+        assert!(a.binds.is_empty());
+        assert_eq!(c.publish().jobs["ns/pod-p"].phase, "Running");
+    }
+
+    #[test]
+    fn a_gang_adopted_below_its_minimum_that_cannot_complete_is_undone() {
+        // Issue 14, defect 3: a restart finds 2 of a 4-pod owned gang bound and no room for
+        // the rest; the bound pods are deleted (their controller recreates them).
+        let mut c = core();
+        groups(&mut c, vec![group("g", json!({"minMember": 4}), json!({}))]);
+        let mut blocker = pod("blocker", json!({}), "2", Some("n1"), "Running");
+        blocker.spec.as_mut().unwrap().scheduler_name = Some("default-scheduler".into());
+        pods(
+            &mut c,
+            vec![
+                blocker,
+                owned(bound_member("g-0", "g", "1", "n1")),
+                owned(bound_member("g-1", "g", "1", "n1")),
+                owned(member("g-2", "g", "1")),
+                owned(member("g-3", "g", "1")),
+            ],
+        );
+        let a = c.cycle(Time(1));
+        assert!(a.binds.is_empty());
+        let mut deleted: Vec<_> = a.deletes.iter().map(|d| d.name.as_str()).collect();
+        deleted.sort();
+        assert_eq!(deleted, ["g-0", "g-1"]);
+        let (label, msg) = reason(&c, "ns/g").unwrap();
+        assert_eq!(label, "gang_incomplete", "{msg}");
+        assert!(
+            msg.starts_with("2 of the gang's 4 pods were bound and the rest found no room"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_gang_adopted_below_its_minimum_completes_when_there_is_room() {
+        let mut c = core();
+        groups(&mut c, vec![group("g", json!({"minMember": 4}), json!({}))]);
+        pods(
+            &mut c,
+            vec![
+                owned(bound_member("g-0", "g", "1", "n1")),
+                owned(bound_member("g-1", "g", "1", "n1")),
+                owned(member("g-2", "g", "1")),
+                owned(member("g-3", "g", "1")),
+            ],
+        );
+        let a = c.cycle(Time(1));
+        assert!(a.deletes.is_empty());
+        assert_eq!(a.binds[0].items.len(), 2);
+    }
+
+    #[test]
+    fn an_unowned_partial_gang_is_bounded_in_time_then_failed_and_evicted() {
+        // Issue 14, defect 5: pods nobody recreates cannot be deleted to undo a gang; the gang
+        // retries, and after `partial_gang_timeout` it fails and its bound pods are evicted.
+        const T0: u64 = 1_700_000_000_000;
+        let mut c = core();
+        groups(&mut c, vec![group("g", json!({"minMember": 3}), json!({}))]);
+        let mut blocker = pod("blocker", json!({}), "2", Some("n1"), "Running");
+        blocker.spec.as_mut().unwrap().scheduler_name = Some("default-scheduler".into());
+        pods(
+            &mut c,
+            vec![
+                blocker,
+                bound_member("g-0", "g", "1", "n1"),
+                bound_member("g-1", "g", "1", "n1"),
+                member("g-2", "g", "1"),
+            ],
+        );
+        let a = c.cycle(Time(T0));
+        assert!(a.deletes.is_empty() && a.evictions.is_empty());
+        assert_eq!(reason(&c, "ns/g").unwrap().0, "gang_incomplete");
+        let timeout = EngineConfig::default().partial_gang_timeout.0;
+        let mut t = T0;
+        let mut evicted = Vec::new();
+        while t <= T0 + timeout + EngineConfig::default().bind_backoff_max.0 {
+            t += 500;
+            let a = c.cycle(Time(t));
+            assert!(a.deletes.is_empty());
+            if !a.evictions.is_empty() {
+                evicted = a.evictions.iter().map(|e| e.name.clone()).collect();
+                break;
+            }
+        }
+        evicted.sort();
+        assert_eq!(evicted, ["g-0", "g-1"], "evicted by {t}");
+        assert!(t >= T0 + timeout);
+        let g = &c.publish().jobs["ns/g"];
+        assert_eq!(g.phase, "Failed");
+        let (label, msg) = g.reason.clone().unwrap();
+        assert_eq!(label, "partial_gang_timed_out");
+        assert!(
+            msg.starts_with("only 2 of the gang's 3 pods could be bound for"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn pods_naming_a_missing_podgroup_are_told_not_the_missing_group() {
+        let mut c = core();
+        pods(
+            &mut c,
+            vec![
+                member("lost-0", "nowhere", "1"),
+                member("lost-1", "nowhere", "1"),
+            ],
+        );
+        let a = c.cycle(Time(1));
+        let mut told: Vec<_> = a
+            .notices
+            .iter()
+            .filter(|n| n.reason == "PodGroupNotFound")
+            .map(|n| n.object.clone())
+            .collect();
+        told.sort();
+        let pod = |name: &str| ObjectRef::Pod {
+            namespace: "ns".into(),
+            name: name.into(),
+        };
+        assert_eq!(told, [pod("lost-0"), pod("lost-1")]);
+        assert_eq!(c.publish().jobs["ns/nowhere"].group, None);
+    }
+
+    #[test]
+    fn an_invalid_pod_is_a_job_with_a_reason_not_no_job() {
+        let mut c = core();
+        let mut bad = pod("bad", json!({}), "1", None, "Pending");
+        bad.spec.as_mut().unwrap().containers[0].resources =
+            Some(serde_json::from_value(json!({"requests": {"cpu": "-1"}})).unwrap());
+        groups(&mut c, vec![group("g", json!({"minMember": 2}), json!({}))]);
+        let mut bad_member = member("g-1", "g", "1");
+        bad_member.spec.as_mut().unwrap().containers[0].resources =
+            bad.spec.as_ref().unwrap().containers[0].resources.clone();
+        pods(&mut c, vec![bad, member("g-0", "g", "1"), bad_member]);
+        c.cycle(Time(1));
+        let jobs = c.publish().jobs;
+        let (label, msg) = jobs["ns/pod-bad"].reason.clone().unwrap();
+        assert_eq!(label, "InvalidPod");
+        assert!(msg.contains("Pod ns/bad"), "{msg}");
+        // In a gang, the gang says which pod holds it up rather than that it waits for pods.
+        let (label, msg) = jobs["ns/g"].reason.clone().unwrap();
+        assert_eq!(label, "InvalidPod");
+        assert!(msg.contains("Pod ns/g-1"), "{msg}");
+        assert!(jobs["ns/g"].group.is_some());
+    }
+
+    #[test]
+    fn every_member_of_a_dependency_cycle_names_the_cycle() {
+        // Issue 14, defect 7: `a` is admitted first (waiting for `b`); `b` closes the cycle.
+        let mut c = core();
+        groups(
+            &mut c,
+            vec![
+                group("a", json!({}), json!({"phalanx.dev/depends-on": "b"})),
+                group("b", json!({}), json!({"phalanx.dev/depends-on": "a"})),
+            ],
+        );
+        pods(&mut c, vec![member("a-0", "a", "1")]);
+        c.cycle(Time(1));
+        assert_eq!(reason(&c, "ns/a").unwrap().0, "dependency_missing");
+        pods(
+            &mut c,
+            vec![member("a-0", "a", "1"), member("b-0", "b", "1")],
+        );
+        c.cycle(Time(2));
+        for job in ["ns/a", "ns/b"] {
+            let (label, msg) = reason(&c, job).unwrap();
+            assert_eq!(label, "DependencyCycle", "{job}: {msg}");
+            assert!(msg.contains("dependency cycle: ns/"), "{job}: {msg}");
+        }
+    }
+
+    #[test]
+    fn a_dependency_name_no_object_could_have_is_invalid_input() {
+        let mut c = core();
+        let huge = "x".repeat(1 << 20);
+        groups(
+            &mut c,
+            vec![group(
+                "a",
+                json!({}),
+                json!({"phalanx.dev/depends-on": huge}),
+            )],
+        );
+        pods(&mut c, vec![member("a-0", "a", "1")]);
+        let a = c.cycle(Time(1));
+        let (label, msg) = reason(&c, "ns/a").unwrap();
+        assert_eq!(label, "InvalidPodGroup");
+        assert!(
+            msg.contains("metadata.annotations[phalanx.dev/depends-on]: entry 1:"),
+            "{msg}"
+        );
+        assert!(
+            msg.len() < 400,
+            "the name is not echoed: {} bytes",
+            msg.len()
+        );
+        assert!(a.notices.iter().all(|n| n.message.len() < 400));
+    }
+
+    #[test]
+    fn an_invalid_queue_is_refused_alone_and_the_rest_applies() {
+        // Issue 14, defect 4: two Queues name each other as parent; a new valid Queue is
+        // applied all the same, and a job in a queue below the loop is told the real cause.
+        let mut c = core();
+        c.ingest(Input::Queue(Change::Relisted(vec![
+            volcano_queue_object("a", "b"),
+            volcano_queue_object("b", "a"),
+            volcano_queue_object("under", "a"),
+            volcano_queue_object("teamnew", ""),
+        ])));
+        groups(
+            &mut c,
+            vec![
+                group(
+                    "ok",
+                    json!({}),
+                    json!({"scheduling.volcano.sh/queue-name": "teamnew"}),
+                ),
+                group(
+                    "stuck",
+                    json!({}),
+                    json!({"scheduling.volcano.sh/queue-name": "under"}),
+                ),
+            ],
+        );
+        pods(
+            &mut c,
+            vec![member("ok-0", "ok", "1"), member("stuck-0", "stuck", "1")],
+        );
+        let a = c.cycle(Time(1));
+        assert!(queue_names(&c).contains(&"root.teamnew".to_string()));
+        let bound: Vec<_> = a.binds.iter().map(|b| b.job.as_str()).collect();
+        assert_eq!(bound, ["ns/ok"]);
+        let (label, msg) = reason(&c, "ns/stuck").unwrap();
+        assert_eq!(label, "queue_not_found");
+        assert!(
+            msg.starts_with("queue root.under is not configured: Queue "),
+            "{msg}"
+        );
+        assert!(msg.contains("the parent chain loops"), "{msg}");
+        let invalid: Vec<_> = a
+            .notices
+            .iter()
+            .filter(|n| n.reason == "InvalidQueue")
+            .collect();
+        assert_eq!(invalid.len(), 1, "{invalid:?}");
+        assert!(invalid[0].message.ends_with("; it is not configured"));
     }
 }

@@ -1,6 +1,7 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease, written here (the crates for it target
 //! older kube versions). Several replicas run; one holds the lease and binds; the others keep
-//! their state warm and take over within the lease duration.
+//! their state warm and take over at most a lease duration plus two renew periods after the
+//! leader last renewed.
 //!
 //! ```text
 //!                 acquire (lease free, expired, or ours)

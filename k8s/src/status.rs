@@ -108,6 +108,23 @@ impl RateLimiter {
     }
 }
 
+/// The API server refuses an Event whose note is longer than this (bytes).
+pub const MAX_NOTE_BYTES: usize = 1024;
+/// Condition messages are kept to this (bytes), as `metav1.Condition` validation bounds them.
+pub const MAX_CONDITION_MESSAGE_BYTES: usize = 32 * 1024;
+
+/// `text` cut to at most `max` bytes at a character boundary, ending in `...` when cut.
+pub fn bounded(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max.saturating_sub(3);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end]).into()
+}
+
 /// The `status` a PodGroup should have (without transition times).
 pub fn desired_status(j: &JobStatus) -> Value {
     let condition = match (&j.reason, j.phase) {
@@ -115,7 +132,7 @@ pub fn desired_status(j: &JobStatus) -> Value {
             "type": "Unschedulable",
             "status": "True",
             "reason": camel(label),
-            "message": message,
+            "message": bounded(message, MAX_CONDITION_MESSAGE_BYTES),
         })),
         (_, "Running" | "Completed") => Some(json!({
             "type": "Scheduled",
@@ -127,7 +144,7 @@ pub fn desired_status(j: &JobStatus) -> Value {
             "type": "Unschedulable",
             "status": "True",
             "reason": camel(label),
-            "message": message,
+            "message": bounded(message, MAX_CONDITION_MESSAGE_BYTES),
         })),
         _ => None,
     };
@@ -209,7 +226,7 @@ pub async fn run(
                         EventType::Normal
                     },
                     reason: n.reason.to_string(),
-                    note: Some(n.message.chars().take(1000).collect()),
+                    note: Some(bounded(&n.message, MAX_NOTE_BYTES).into()),
                     action: "Scheduling".into(),
                     secondary: None,
                 };

@@ -344,13 +344,7 @@ pub fn pod(p: &Pod, table: &mut ResourceTable) -> Result<PodInfo, TranslateError
         .get(DURATION)
         .and_then(|d| parse_duration(d))
         .map(Span::from_secs_f64);
-    let group = if let Some(g) = annotations.get(VOLCANO_GROUP_ANNOTATION) {
-        GroupRef::Group(Flavor::Volcano, g.clone())
-    } else if let Some(g) = labels.get(PLUGINS_GROUP_LABEL) {
-        GroupRef::Group(Flavor::SchedulerPlugins, g.clone())
-    } else {
-        GroupRef::Alone
-    };
+    let group = pod_group_ref(p);
     let task = annotations
         .get("volcano.sh/task-spec")
         .or_else(|| labels.get("spark-role"))
@@ -399,6 +393,35 @@ pub fn pod(p: &Pod, table: &mut ResourceTable) -> Result<PodInfo, TranslateError
         priority: spec.priority.unwrap_or(0),
         queue: annotations.get(QUEUE_ANNOTATION).cloned(),
     })
+}
+
+/// The gang a pod joins, by its group keys (read even when the rest of the pod is invalid, so
+/// the gang can say which of its pods is).
+pub fn pod_group_ref(p: &Pod) -> GroupRef {
+    let meta = &p.metadata;
+    if let Some(g) = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(VOLCANO_GROUP_ANNOTATION))
+    {
+        GroupRef::Group(Flavor::Volcano, g.clone())
+    } else if let Some(g) = meta
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(PLUGINS_GROUP_LABEL))
+    {
+        GroupRef::Group(Flavor::SchedulerPlugins, g.clone())
+    } else {
+        GroupRef::Alone
+    }
+}
+
+/// The job a pod belongs to: its PodGroup's, or its own (`namespace/pod-<name>`) without one.
+pub fn pod_job(namespace: &str, name: &str, group: &GroupRef) -> String {
+    match group {
+        GroupRef::Group(_, g) => job_name(namespace, g),
+        GroupRef::Alone => job_name(namespace, &format!("pod-{name}")),
+    }
 }
 
 /// A PodGroup of either flavour, as the adapter uses it.
@@ -463,19 +486,58 @@ fn amount_list(v: &Value) -> Result<BTreeMap<String, K8sQuantity>, String> {
         .collect()
 }
 
+/// The longest object name Kubernetes accepts (a DNS subdomain, RFC 1123).
+pub const MAX_NAME_LEN: usize = 253;
+/// The longest namespace name (a DNS label).
+pub const MAX_NAMESPACE_LEN: usize = 63;
+
+/// Checks that `name` could name a Kubernetes object (a DNS subdomain of at most
+/// [`MAX_NAME_LEN`] characters: lowercase letters, digits, `-` and `.`, starting and ending
+/// with a letter or digit), or a namespace with `max` = [`MAX_NAMESPACE_LEN`]. The error
+/// quotes at most the first 64 characters of what it refuses.
+pub fn check_name(name: &str, max: usize) -> Result<(), String> {
+    let shown = || {
+        let head: String = name.chars().take(64).collect();
+        if head.len() < name.len() {
+            format!("{head:?}...")
+        } else {
+            format!("{head:?}")
+        }
+    };
+    if name.len() > max {
+        return Err(format!(
+            "{} is {} characters long; Kubernetes names are at most {max}",
+            shown(),
+            name.len()
+        ));
+    }
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let inner = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.';
+    if !edge(name.chars().next()) || !edge(name.chars().last()) || !name.chars().all(inner) {
+        return Err(format!(
+            "{} is not a valid name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit",
+            shown()
+        ));
+    }
+    Ok(())
+}
+
 /// Splits `phalanx.dev/depends-on` (`"a,b"`, or `other-namespace/a`) into job names. Entries are
-/// trimmed; an empty one is kept so that validation can name it.
-pub fn depends_on(namespace: &str, text: &str) -> Vec<String> {
+/// trimmed; an empty one is kept so that validation can name it. An entry no Kubernetes object
+/// could have (too long, or not a DNS name) is refused, naming the entry.
+pub fn depends_on(namespace: &str, text: &str) -> Result<Vec<String>, String> {
     text.split(',')
         .map(str::trim)
-        .map(|d| {
+        .enumerate()
+        .map(|(i, d)| {
             if d.is_empty() {
-                String::new()
-            } else if d.contains('/') {
-                d.to_string()
-            } else {
-                job_name(namespace, d)
+                return Ok(String::new());
             }
+            let (ns, name) = d.split_once('/').unwrap_or((namespace, d));
+            check_name(ns, MAX_NAMESPACE_LEN)
+                .and_then(|()| check_name(name, MAX_NAME_LEN))
+                .map_err(|m| format!("entry {}: {m}", i + 1))?;
+            Ok(job_name(ns, name))
         })
         .collect()
 }
@@ -526,17 +588,38 @@ pub fn pod_group(
         Some(other) => return Err(err("spec.queue", format!("{other} is not a string"))),
         None => annotations.get(QUEUE_ANNOTATION).cloned(),
     };
+    if let Some(q) = &queue_name {
+        let field = if get(&obj.data, &["spec", "queue"]).is_some() {
+            "spec.queue"
+        } else {
+            "metadata.annotations[scheduling.volcano.sh/queue-name]"
+        };
+        // Only the length: with `queues.source: file` the name is a queue record's, not an
+        // object's.
+        if q.len() > MAX_NAME_LEN {
+            let head: String = q.chars().take(64).collect();
+            return Err(err(
+                field,
+                format!(
+                    "{head:?}... is {} characters long; Kubernetes names are at most {MAX_NAME_LEN}",
+                    q.len()
+                ),
+            ));
+        }
+    }
     let queue = volcano_queue_path(queue_name.as_deref(), volcano_queues);
     let priority_class = match get(&obj.data, &["spec", "priorityClassName"]) {
         Some(Value::String(p)) if !p.is_empty() => Some(p.clone()),
         _ => None,
     };
+    let depends_on = match annotations.get(DEPENDS_ON) {
+        Some(d) => depends_on(&namespace, d)
+            .map_err(|m| err("metadata.annotations[phalanx.dev/depends-on]", m))?,
+        None => Vec::new(),
+    };
     Ok(GroupSpec {
         flavor,
-        depends_on: annotations
-            .get(DEPENDS_ON)
-            .map(|d| depends_on(&namespace, d))
-            .unwrap_or_default(),
+        depends_on,
         job,
         min_member,
         min_task_member,
@@ -963,9 +1046,23 @@ mod tests {
 
     #[test]
     fn depends_on_reads_names_in_the_namespace() {
-        assert_eq!(depends_on("ns", "a, b"), ["ns/a", "ns/b"]);
-        assert_eq!(depends_on("ns", "a,,b"), ["ns/a", "", "ns/b"]);
-        assert_eq!(depends_on("ns", "other/a"), ["other/a"]);
+        assert_eq!(depends_on("ns", "a, b").unwrap(), ["ns/a", "ns/b"]);
+        assert_eq!(depends_on("ns", "a,,b").unwrap(), ["ns/a", "", "ns/b"]);
+        assert_eq!(depends_on("ns", "other/a").unwrap(), ["other/a"]);
+        // Names no object could have are refused, naming the entry and quoting little of it.
+        let long = "x".repeat(1 << 20);
+        let e = depends_on("ns", &format!("a,{long}")).unwrap_err();
+        assert!(e.starts_with("entry 2: \"xxx"), "{e}");
+        assert!(
+            e.contains("1048576 characters long; Kubernetes names are at most 253"),
+            "{e}"
+        );
+        assert!(e.len() < 200, "{e}");
+        let e = depends_on("ns", "Prep").unwrap_err();
+        assert!(e.contains("entry 1: \"Prep\" is not a valid name"), "{e}");
+        let e = depends_on("ns", &format!("{}/a", "n".repeat(64))).unwrap_err();
+        assert!(e.contains("at most 63"), "{e}");
+        assert!(depends_on("ns", &"a".repeat(253)).is_ok());
         let g = pod_group(
             &group(json!({}), json!({"phalanx.dev/depends-on": "prep,train"})),
             Flavor::SchedulerPlugins,

@@ -546,7 +546,7 @@ async fn queues_from_volcano_objects_cap_a_tenant_and_bad_input_is_explained() {
         queues.create(&PostParams::default(), &q).await.unwrap();
     }
     let s = scheduler(&client, false, "solo").await;
-    // The broken queue is refused with its field named; the previous config (defaults) stays.
+    // The broken queue is refused alone, with its field named; the others are configured.
     wait_for("InvalidQueue event", || async {
         events_for(&client, "broken")
             .await
@@ -555,20 +555,31 @@ async fn queues_from_volcano_objects_cap_a_tenant_and_bad_input_is_explained() {
             .then_some(())
     })
     .await;
+    let q = admin_until(&s, "/api/v1/queues", |v| {
+        v["queues"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|q| q["name"] == "root.tenant-a"))
+    })
+    .await;
+    assert!(
+        q["configurationError"]
+            .as_str()
+            .is_some_and(|e| e.contains("root.broken")),
+        "{q}"
+    );
+    assert!(
+        q["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|q| q["name"] != "root.broken"),
+        "{q}"
+    );
     queues
         .delete("broken", &DeleteParams::default())
         .await
         .unwrap();
-    let (_, q) = wait_for("queues configured", || async {
-        let r = admin_get(&s, "/api/v1/queues").await;
-        r.1["queues"]
-            .as_array()?
-            .iter()
-            .any(|q| q["name"] == "root.tenant-a")
-            .then_some(r)
-    })
-    .await;
-    assert!(q["configurationError"].is_null(), "{q}");
+    admin_until(&s, "/api/v1/queues", |v| v["configurationError"].is_null()).await;
     // Volcano PodGroups in each tenant's queue.
     let vgroups: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), "default", &volcano_group());
@@ -633,8 +644,9 @@ async fn queues_from_volcano_objects_cap_a_tenant_and_bad_input_is_explained() {
             .then_some(())
     })
     .await;
+    // The event goes to the pod: a PodGroup that does not exist cannot carry it.
     wait_for("PodGroupNotFound event", || async {
-        events_for(&client, "no-such-group")
+        events_for(&client, "lost-0")
             .await
             .iter()
             .any(|(r, _)| r == "PodGroupNotFound")
@@ -923,6 +935,197 @@ async fn volcano_queue_parent_chains_of_any_depth_and_a_loop_is_explained() {
     .await;
     let job = admin_until(&s, "/api/v1/jobs/default/g", |j| j["pods"]["bound"] == 1).await;
     assert_eq!(job["queue"], "root.eng.ml.team-a", "{job}");
+    s.stop().await.unwrap();
+    emu.shutdown().await;
+}
+
+/// The names of the nodes, in order.
+async fn node_names(client: &kube::Client) -> Vec<String> {
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let mut names: Vec<String> = nodes
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect();
+    names.sort();
+    names
+}
+
+/// Millicores requested by the live pods bound to `node`.
+async fn cpu_bound_on(client: &kube::Client, node: &str) -> i64 {
+    let api: Api<Pod> = Api::all(client.clone());
+    api.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
+        .filter(|p| {
+            !matches!(
+                p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                Some("Succeeded" | "Failed")
+            )
+        })
+        .map(|p| {
+            p.spec.unwrap().containers[0]
+                .resources
+                .as_ref()
+                .and_then(|r| r.requests.as_ref())
+                .and_then(|r| r.get("cpu"))
+                .map(|q| {
+                    phalanx_model::Quantity::parse(&q.0)
+                        .unwrap()
+                        .milli_value()
+                        .unwrap()
+                })
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// Issue 14, defects 1 and 2, as they were found: a node deleted and created again under a
+/// running gang keeps counting the gang's pods, and no bound pod is bound again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_deleted_and_created_again_under_a_gang_is_not_overcommitted() {
+    let (emu, client) = emulator(3, "cpu=2,memory=16Gi,pods=110").await;
+    let s = scheduler(&client, false, "solo").await;
+    create_group(&client, "h", json!({"minMember": 4}), json!({})).await;
+    create_pods(
+        &client,
+        (0..4).map(|i| pod(&format!("h-{i}"), Some("h"), "1", None)),
+    )
+    .await;
+    let placed = wait_for("gang h bound", || async {
+        let n = nodes_of(&client, "h-").await;
+        all_bound(&n, 4).then_some(n)
+    })
+    .await;
+    // A node holding two of h's pods (binpack fills nodes).
+    let target = node_names(&client)
+        .await
+        .into_iter()
+        .find(|n| placed.iter().filter(|p| p.as_deref() == Some(n)).count() == 2)
+        .expect("a node with two pods of h");
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let mut saved = nodes.get(&target).await.unwrap();
+    saved.metadata.resource_version = None;
+    saved.metadata.uid = None;
+    saved.metadata.creation_timestamp = None;
+    nodes
+        .delete(&target, &DeleteParams::default())
+        .await
+        .unwrap();
+    // Long enough for several cycles and for a re-bind loop to show, short of pod GC.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    nodes.create(&PostParams::default(), &saved).await.unwrap();
+    create_group(&client, "g", json!({"minMember": 2}), json!({})).await;
+    create_pods(
+        &client,
+        (0..2).map(|i| {
+            let mut p = pod(&format!("g-{i}"), Some("g"), "1", None);
+            p.spec.as_mut().unwrap().node_selector =
+                Some([("kubernetes.io/hostname".to_string(), target.clone())].into());
+            p
+        }),
+    )
+    .await;
+    let g = admin_until(&s, "/api/v1/jobs/default/g", |v| {
+        v["reason"]["label"] == "unschedulable"
+    })
+    .await;
+    assert_eq!(g["phase"], "Pending", "{g}");
+    assert_eq!(nodes_of(&client, "g-").await, vec![None, None]);
+    assert!(cpu_bound_on(&client, &target).await <= 2000);
+    assert_eq!(nodes_of(&client, "h-").await, placed, "h's pods stay bound");
+    let h = admin_until(&s, "/api/v1/jobs/default/h", |v| v["pods"]["bound"] == 4).await;
+    assert_eq!(h["phase"], "Running", "{h}");
+    let (_, metrics) = admin_get(&s, "/metrics").await;
+    let text = metrics.as_str().unwrap_or_default();
+    assert!(
+        !text.contains("phalanx_bind_failures_total{"),
+        "no bound pod is bound again: {text}"
+    );
+    assert!(text.contains("phalanx_pods_bound_total 4\n"), "{text}");
+    s.stop().await.unwrap();
+    emu.shutdown().await;
+}
+
+/// A pod of the owned gang `name` (its controller would recreate it once deleted).
+fn owned_pod(name: &str, group: &str, node: Option<&str>) -> Pod {
+    let mut p = pod(name, Some(group), "1", None);
+    p.metadata.owner_references = Some(vec![
+        serde_json::from_value(json!({
+            "apiVersion": "batch/v1", "kind": "Job", "name": group, "uid": "job-uid",
+            "controller": true
+        }))
+        .unwrap(),
+    ]);
+    p.spec.as_mut().unwrap().node_name = node.map(str::to_string);
+    p
+}
+
+/// Issue 14, defect 3: a scheduler that starts (or restarts) with part of a gang bound and no
+/// room for the rest undoes it: the bound pods are deleted for their controller to recreate,
+/// and the gang forms whole once there is room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gang_partly_bound_at_start_is_undone_not_left_partial() {
+    let (emu, client) = emulator(2, "cpu=8,memory=64Gi,pods=110").await;
+    let names = node_names(&client).await;
+    // What a scheduler killed mid-bind leaves: 4 of a 10-pod owned gang bound (as its binds
+    // landed), the 6 others pending, and the room they needed taken by other pods since.
+    create_group(&client, "big", json!({"minMember": 10}), json!({})).await;
+    create_pods(
+        &client,
+        (0..10).map(|i| owned_pod(&format!("big-{i}"), "big", (i < 4).then_some(&*names[0]))),
+    )
+    .await;
+    let filler = |name: &str, cpu: &str, node: &str| {
+        let mut p = pod(name, None, cpu, None);
+        p.spec.as_mut().unwrap().scheduler_name = Some("default-scheduler".into());
+        p.spec.as_mut().unwrap().node_name = Some(node.into());
+        p
+    };
+    create_pods(
+        &client,
+        [
+            filler("fill-0", "4", &names[0]),
+            filler("fill-1", "8", &names[1]),
+        ],
+    )
+    .await;
+    let s = scheduler(&client, false, "restarted").await;
+    // The partial gang is undone: its bound pods are deleted.
+    wait_for("the bound pods of big deleted", || async {
+        let bound = nodes_of(&client, "big-").await;
+        (bound.len() == 6 && bound.iter().all(Option::is_none)).then_some(())
+    })
+    .await;
+    let big = admin_until(&s, "/api/v1/jobs/default/big", |v| {
+        v["reason"]["label"] == "gang_incomplete"
+    })
+    .await;
+    let message = big["reason"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("4 of the gang's 10 pods were bound and the rest found no room"),
+        "{big}"
+    );
+    // Room appears and the controller recreates the deleted pods: the gang binds whole.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.delete("fill-1", &DeleteParams::default())
+        .await
+        .unwrap();
+    create_pods(
+        &client,
+        (0..4).map(|i| owned_pod(&format!("big-{i}"), "big", None)),
+    )
+    .await;
+    wait_for("big bound whole", || async {
+        all_bound(&nodes_of(&client, "big-").await, 10).then_some(())
+    })
+    .await;
     s.stop().await.unwrap();
     emu.shutdown().await;
 }
