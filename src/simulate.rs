@@ -111,6 +111,9 @@ pub struct ConvertArgs {
     /// k8s: nodes to add when the manifests define none: COUNT:cpu=..,memory=..
     #[arg(long, default_value = "16:cpu=64,memory=256Gi,nvidia.com/gpu=8")]
     pub k8s_nodes: String,
+    /// k8s: leave out objects that cannot be read, with a warning each, instead of stopping.
+    #[arg(long)]
+    pub skip_invalid: bool,
     /// helios-vc: which day's quotas (YYYY-MM-DD; default the last).
     #[arg(long)]
     pub day: Option<String>,
@@ -218,6 +221,7 @@ pub fn convert(args: &ConvertArgs) -> Result<String> {
             &convert::k8s::Params {
                 default_duration: args.default_duration,
                 nodes: args.k8s_nodes.clone(),
+                skip_invalid: args.skip_invalid,
             },
         )?,
         From::HeliosVc => convert::helios::convert(&args.path, args.day.as_deref())?,

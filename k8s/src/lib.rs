@@ -3,7 +3,8 @@
 //!
 //! Modules, one job each:
 //! - [`translate`]: Kubernetes objects (Node, Pod, PodGroups, Volcano Queue) to the engine's
-//!   vocabulary, as pure functions.
+//!   vocabulary, as pure functions: the `phalanx-translate` crate, which the simulator's
+//!   manifest converter calls too, so one rule decides what an object means.
 //! - [`core`]: the adapter's state machine without I/O: watched changes in, engine events and
 //!   cycles, bind orders and notices out.
 //! - [`crd`]: the custom resources read, as Rust types; `deploy/crds/` is generated from them.
@@ -27,5 +28,6 @@ pub mod metrics;
 pub mod runner;
 pub mod serve;
 pub mod status;
-pub mod translate;
 pub mod watch;
+
+pub use phalanx_translate as translate;

@@ -103,6 +103,9 @@ pub struct NodeRecord {
     /// Taints.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub taints: Vec<Taint>,
+    /// Cordoned (`spec.unschedulable`): nothing new is placed there (an addition to version 1).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unschedulable: bool,
 }
 
 /// How a task's pods end when their duration is over.
@@ -522,6 +525,7 @@ fn build(
         let mut node = Node::new(rec.name, alloc);
         node.labels = rec.labels;
         node.taints = rec.taints;
+        node.unschedulable = rec.unschedulable;
         timed.push((time, line, Input::Node(node)));
     }
 
@@ -809,6 +813,7 @@ pub fn to_records(sc: &Scenario) -> Vec<Record> {
                 resources: resource_map(&sc.table, &n.allocatable),
                 labels: n.labels.clone(),
                 taints: n.taints.clone(),
+                unschedulable: n.unschedulable,
             }),
             Input::NodeDown(name) => Record::NodeDown(NameAt {
                 time: secs(*t),

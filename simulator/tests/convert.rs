@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use phalanx_model::ResourceId;
 use phalanx_simulator::convert::{self, Converted};
-use phalanx_simulator::trace::{self, JobRecord, QueueRecord, Record, Scenario};
+use phalanx_simulator::trace::{self, Amount, JobRecord, QueueRecord, Record, Scenario};
 use phalanx_simulator::world::{self, JobEnd, Mode, SimConfig};
 
 fn shared(rel: &str) -> Option<PathBuf> {
@@ -71,6 +71,7 @@ impl Manifests {
             &convert::k8s::Params {
                 default_duration: 60.0,
                 nodes: "1:cpu=8".into(),
+                skip_invalid: false,
             },
         )
     }
@@ -173,6 +174,7 @@ fn every_gang_queue_and_dependency_in_the_manifests_converts() {
     let params = convert::k8s::Params {
         default_duration: 600.0,
         nodes: "16:cpu=64,memory=256Gi,nvidia.com/gpu=8".into(),
+        skip_invalid: false,
     };
     let c = convert::k8s::convert(&dir, &params).unwrap();
     let js = jobs(&c);
@@ -473,6 +475,118 @@ fn k8s_queue_weights_out_of_range_are_warned_about_not_changed_silently() {
         !c.warnings
             .iter()
             .any(|w| w.starts_with("Queue fine") || w.starts_with("ClusterQueue two")),
+        "{:?}",
+        c.warnings
+    );
+}
+
+/// Issue 15, divergences 1 to 3: a pod's request (init containers, `overhead`), required node
+/// affinity and a cordoned node mean offline what they mean to `phalanx serve`, because both
+/// read them through `phalanx_translate`.
+#[test]
+fn k8s_pods_and_nodes_mean_what_they_mean_live() {
+    let m = Manifests::new("k8s-live");
+    let yaml = r#"
+apiVersion: v1
+kind: Node
+metadata: {name: cordoned, labels: {zone: a}}
+spec: {unschedulable: true}
+status: {allocatable: {cpu: "8", memory: 32Gi}}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: open, labels: {zone: b}}
+status: {allocatable: {cpu: "8", memory: 32Gi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p, namespace: ns}
+spec:
+  overhead: {cpu: 250m}
+  initContainers:
+  - {name: init, resources: {requests: {cpu: "3", memory: 1Gi}}}
+  containers:
+  - {name: a, resources: {requests: {cpu: "1", memory: 2Gi}}}
+  - {name: b, resources: {requests: {cpu: "1"}}}
+  affinity:
+    nodeAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+        nodeSelectorTerms:
+        - matchExpressions: [{key: zone, operator: In, values: [a, b]}]
+"#;
+    let c = m.write("a.yaml", yaml).convert().unwrap();
+    let js = jobs(&c);
+    let t = &js["ns/p"].tasks[0];
+    // max(init 3, apps 1 + 1) + overhead 0.25 cpu; max(1Gi, 2Gi) memory.
+    assert_eq!(
+        t.requests.get("cpu"),
+        Some(&Amount::Text("3250m".into())),
+        "{:?}",
+        t.requests
+    );
+    assert_eq!(t.requests.get("memory"), Some(&Amount::Text("2Gi".into())));
+    let affinity = t.node_affinity.as_ref().expect("required affinity is kept");
+    assert_eq!(affinity.terms[0].match_expressions[0].key, "zone");
+    let cordoned = c
+        .records
+        .iter()
+        .find_map(|r| match r {
+            Record::Node(n) if n.name == "cordoned" => Some(n),
+            _ => None,
+        })
+        .unwrap();
+    assert!(cordoned.unschedulable);
+    // Simulated, the pod lands on the node that is not cordoned.
+    let sc = round_trip(&c, "k8s-live.jsonl");
+    let mut log = Vec::new();
+    world::run(&sc, &SimConfig::default(), &mut log, &mut |_| {}).unwrap();
+    let text = String::from_utf8_lossy(&log);
+    assert!(text.contains(r#""node":"open""#), "{text}");
+    assert!(!text.contains(r#""node":"cordoned""#), "{text}");
+}
+
+/// Issue 15, item 6: an object that cannot be read stops the conversion, naming the file, the
+/// document, the object and the field; `--skip-invalid` leaves it out with a warning instead.
+#[test]
+fn k8s_bad_objects_stop_the_conversion_unless_skipped() {
+    let m = Manifests::new("k8s-bad");
+    let yaml = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: ok, namespace: ns}
+spec:
+  containers: [{name: c, resources: {requests: {cpu: "1"}}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: bad, namespace: ns}
+spec:
+  containers: [{name: c, resources: {requests: {cpu: "lots"}}}]
+"#;
+    m.write("a.yaml", yaml);
+    let e = m.convert().unwrap_err().to_string();
+    assert!(
+        e.contains("a.yaml (document 2): Pod ns/bad: spec.containers.resources"),
+        "{e}"
+    );
+    let c = convert::k8s::convert(
+        &m.0,
+        &convert::k8s::Params {
+            default_duration: 60.0,
+            nodes: "1:cpu=8".into(),
+            skip_invalid: true,
+        },
+    )
+    .unwrap();
+    let js = jobs(&c);
+    assert!(
+        js.contains_key("ns/ok") && !js.contains_key("ns/bad"),
+        "{js:?}"
+    );
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.starts_with("left out (--skip-invalid):") && w.contains("Pod ns/bad")),
         "{:?}",
         c.warnings
     );

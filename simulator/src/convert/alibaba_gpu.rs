@@ -110,7 +110,7 @@ pub fn convert(path: &Path, pods: Option<&Path>) -> Result<Converted, ConvertErr
             name,
             resources,
             labels,
-            taints: Vec::new(),
+            ..Default::default()
         }));
     }
     let mut rd = open(&pod_file)?;

@@ -28,8 +28,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use k8s_openapi::api::core::v1::{Node as K8sNode, Pod, Toleration as K8sToleration};
 use phalanx_model::queue_names::{Link, ParentChainError, resolve_parent_chains};
-use phalanx_model::queue_path;
+use phalanx_model::{ResourceId, ResourceTable, queue_path};
+use phalanx_translate::TranslateError;
 use serde_json::Value;
 
 use super::{ConvertError, Converted};
@@ -42,6 +44,8 @@ pub struct Params {
     pub default_duration: f64,
     /// Nodes to add when the manifests define none: `COUNT:cpu=64,memory=256Gi,...`.
     pub nodes: String,
+    /// Leave out objects that cannot be read (a warning each) instead of stopping.
+    pub skip_invalid: bool,
 }
 
 /// The annotation giving a pod's run time.
@@ -149,80 +153,72 @@ fn add_maps(a: &ResourceMap, b: &ResourceMap, times: i64) -> ResourceMap {
         .collect()
 }
 
-/// A pod template's resources, selector, tolerations and duration.
+/// A pod template's requests, placement constraints and duration.
+#[derive(Default)]
 struct PodShape {
     requests: ResourceMap,
     node_selector: BTreeMap<String, String>,
+    affinity: Option<phalanx_model::NodeAffinity>,
     tolerations: Vec<phalanx_model::Toleration>,
     duration: Option<f64>,
     labels: BTreeMap<String, String>,
     annotations: BTreeMap<String, String>,
+    /// Why the template cannot be read, if it cannot (`FILE (document N): Pod ns/x: field: ...`).
+    invalid: Option<String>,
 }
 
-fn pod_shape(template: &Value) -> PodShape {
-    let spec = s(template, &["spec"]).cloned().unwrap_or(Value::Null);
-    let mut requests = ResourceMap::new();
-    for c in spec
-        .get("containers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let mut r = resource_map(s(c, &["resources", "requests"]));
-        for (k, v) in resource_map(s(c, &["resources", "limits"])) {
-            r.entry(k).or_insert(v);
-        }
-        requests = add_maps(&requests, &r, 1);
-    }
-    let tolerations = spec
-        .get("tolerations")
-        .and_then(|t| serde_json::from_value::<Vec<K8sToleration>>(t.clone()).ok())
-        .unwrap_or_default()
-        .into_iter()
-        .map(K8sToleration::into_model)
-        .collect();
+/// Reads a pod template (`metadata` and `spec`) as `phalanx serve` reads the pods made from it,
+/// through [`phalanx_translate::pod`]: requests (containers, init containers, `overhead`),
+/// `nodeSelector`, required node affinity, tolerations and the duration annotation. A missing
+/// template is an empty pod.
+fn pod_shape(template: &Value, table: &mut ResourceTable) -> Result<PodShape, TranslateError> {
+    let labels = strings(s(template, &["metadata", "labels"]));
     let annotations = strings(s(template, &["metadata", "annotations"]));
-    PodShape {
+    let Some(spec) = s(template, &["spec"]).filter(|v| !v.is_null()) else {
+        return Ok(PodShape {
+            duration: annotations.get(DURATION).and_then(|d| parse_duration(d)),
+            labels,
+            annotations,
+            ..PodShape::default()
+        });
+    };
+    let name = text(template, &["metadata", "name"]).unwrap_or_else(|| "(template)".into());
+    let namespace = text(template, &["metadata", "namespace"]).unwrap_or_else(|| "default".into());
+    let mut spec = spec.clone();
+    if let Some(m) = spec.as_object_mut() {
+        m.entry("containers")
+            .or_insert_with(|| Value::Array(Vec::new()));
+    }
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
+        "spec": spec,
+    }))
+    .map_err(|e| {
+        TranslateError::new("Pod", &format!("{namespace}/{name}"), "spec", e.to_string())
+    })?;
+    let info = phalanx_translate::pod(&pod, table)?;
+    let requests = info
+        .spec
+        .requests
+        .iter_nonzero()
+        .filter(|&(id, _)| id != ResourceId::PODS)
+        .map(|(id, v)| {
+            (
+                table.name(id).to_string(),
+                Amount::Text(table.format_amount(id, v)),
+            )
+        })
+        .collect();
+    Ok(PodShape {
         requests,
-        node_selector: strings(spec.get("nodeSelector")),
-        tolerations,
-        duration: annotations.get(DURATION).and_then(|d| parse_duration(d)),
-        labels: strings(s(template, &["metadata", "labels"])),
+        node_selector: info.spec.node_selector,
+        affinity: info.spec.affinity,
+        tolerations: info.spec.tolerations,
+        duration: info.spec.duration.map(|d| d.as_secs_f64()),
+        labels,
         annotations,
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct K8sToleration {
-    #[serde(default)]
-    key: String,
-    #[serde(default)]
-    operator: Option<String>,
-    #[serde(default)]
-    value: String,
-    #[serde(default)]
-    effect: Option<String>,
-}
-
-impl K8sToleration {
-    fn into_model(self) -> phalanx_model::Toleration {
-        use phalanx_model::{TaintEffect, TolerationOperator};
-        phalanx_model::Toleration {
-            key: self.key,
-            operator: if self.operator.as_deref() == Some("Exists") {
-                TolerationOperator::Exists
-            } else {
-                TolerationOperator::Equal
-            },
-            value: self.value,
-            effect: match self.effect.as_deref() {
-                Some("NoSchedule") => Some(TaintEffect::NoSchedule),
-                Some("PreferNoSchedule") => Some(TaintEffect::PreferNoSchedule),
-                Some("NoExecute") => Some(TaintEffect::NoExecute),
-                _ => None,
-            },
-        }
-    }
+        invalid: None,
+    })
 }
 
 /// Pods of one workload: (task name, replicas, template).
@@ -249,6 +245,10 @@ struct Gang {
 struct Ctx {
     params: Params,
     out: Converted,
+    /// Resource names met so far (the translation reads quantities through it).
+    table: ResourceTable,
+    /// Objects that cannot be read, each with where it is and why.
+    invalid: Vec<String>,
     queues: BTreeMap<String, QueueRecord>,
     /// Volcano queue object name -> queue path.
     volcano_queues: BTreeMap<String, String>,
@@ -339,6 +339,8 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
     let mut cx = Ctx {
         params: params.clone(),
         out: Converted::default(),
+        table: ResourceTable::new(),
+        invalid: Vec::new(),
         queues: BTreeMap::new(),
         volcano_queues: BTreeMap::new(),
         volcano_pending: BTreeMap::new(),
@@ -362,7 +364,12 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
     let mut nodes = Vec::new();
     for d in &docs {
         match (kind(d).as_str(), group(d).as_str()) {
-            ("Node", _) => nodes.push(node(&d.v)),
+            ("Node", _) => match node(&d.v, &mut cx.table) {
+                Ok(n) => nodes.push(n),
+                Err(e) => cx
+                    .invalid
+                    .push(format!("{} (document {}): {e}", d.file, d.index)),
+            },
             ("Queue", "scheduling.volcano.sh") => cx.volcano_queue(d)?,
             ("ClusterQueue", "kueue.x-k8s.io") => cx.cluster_queue(&d.v),
             ("ElasticQuota", _) => cx.elastic_quota(&d.v),
@@ -457,7 +464,7 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
                         int(&d.v, &["spec", "replicas"]).unwrap_or(1).max(0),
                     ),
                 };
-                let mut shape = pod_shape(&template);
+                let mut shape = cx.shape(&template, &at);
                 let own = strings(s(&d.v, &["metadata", "annotations"]));
                 if shape.duration.is_none() {
                     shape.duration = own.get(DURATION).and_then(|t| parse_duration(t));
@@ -606,25 +613,54 @@ fn has_replica_specs(spec: &Value) -> bool {
         .is_some_and(|m| m.keys().any(|k| k.ends_with("ReplicaSpecs")))
 }
 
-fn node(v: &Value) -> NodeRecord {
+/// A Node as `phalanx serve` reads it ([`phalanx_translate::node`]): allocatable (else
+/// capacity), labels, taints and cordon.
+fn node(v: &Value, table: &mut ResourceTable) -> Result<NodeRecord, TranslateError> {
     let (_, name) = meta(v);
-    let mut resources = resource_map(s(v, &["status", "allocatable"]));
-    if resources.is_empty() {
-        resources = resource_map(s(v, &["status", "capacity"]));
+    let n: K8sNode = serde_json::from_value(v.clone())
+        .map_err(|e| TranslateError::new("Node", &name, "(object)", e.to_string()))?;
+    let node = phalanx_translate::node(&n, table)?;
+    let mut resources: ResourceMap = node
+        .allocatable
+        .iter_nonzero()
+        .map(|(id, v)| {
+            (
+                table.name(id).to_string(),
+                Amount::Text(table.format_amount(id, v)),
+            )
+        })
+        .collect();
+    // A node that lists no pod capacity gets Kubernetes' default, as the trace format says.
+    if node.allocatable.get(ResourceId::PODS) == 0 {
+        resources.remove("pods");
     }
-    let taints = s(v, &["spec", "taints"])
-        .and_then(|t| serde_json::from_value(t.clone()).ok())
-        .unwrap_or_default();
-    NodeRecord {
+    Ok(NodeRecord {
         time: None,
-        name,
+        name: node.name,
         resources,
-        labels: strings(s(v, &["metadata", "labels"])),
-        taints,
-    }
+        labels: node.labels,
+        taints: node.taints,
+        unschedulable: node.unschedulable,
+    })
 }
 
 impl Ctx {
+    /// A pod template read by [`pod_shape`]; one that cannot be read is recorded as invalid
+    /// (and its job left out, with `--skip-invalid`).
+    fn shape(&mut self, template: &Value, at: &str) -> PodShape {
+        match pod_shape(template, &mut self.table) {
+            Ok(shape) => shape,
+            Err(e) => {
+                let message = format!("{at}: {e}");
+                self.invalid.push(message.clone());
+                PodShape {
+                    invalid: Some(message),
+                    ..PodShape::default()
+                }
+            }
+        }
+    }
+
     fn add_queue(&mut self, q: QueueRecord) {
         self.queues.insert(q.name.clone(), q);
     }
@@ -895,7 +931,7 @@ impl Ctx {
             let tname = text(t, &["name"]).unwrap_or_else(|| format!("task{i}"));
             let replicas = int(t, &["replicas"]).unwrap_or(1).max(0);
             total += replicas;
-            let shape = pod_shape(t.get("template").unwrap_or(&Value::Null));
+            let shape = self.shape(t.get("template").unwrap_or(&Value::Null), at);
             if let Some(d) = s(t, &["dependsOn", "name"]).and_then(Value::as_array) {
                 let names: Vec<String> = d
                     .iter()
@@ -962,7 +998,7 @@ impl Ctx {
                 self.gangs.push(Gang {
                     name: format!("{ns}/{job}"),
                     depends_on: deps,
-                    tasks: vec![("pod".into(), 1, pod_shape(&Value::Null), None)],
+                    tasks: vec![("pod".into(), 1, PodShape::default(), None)],
                     namespace: ns.to_string(),
                     origin: at.to_string(),
                     ..Default::default()
@@ -1010,7 +1046,7 @@ impl Ctx {
                     self.gangs.push(Gang {
                         name: format!("{ns}/{name}-{tname}"),
                         depends_on: deps,
-                        tasks: vec![("pod".into(), 1, pod_shape(&Value::Null), None)],
+                        tasks: vec![("pod".into(), 1, PodShape::default(), None)],
                         namespace: ns.to_string(),
                         origin: at.to_string(),
                         ..Default::default()
@@ -1084,7 +1120,7 @@ impl Ctx {
             if role.eq_ignore_ascii_case("worker") {
                 workers = replicas;
             }
-            let shape = pod_shape(rs.get("template").unwrap_or(&Value::Null));
+            let shape = self.shape(rs.get("template").unwrap_or(&Value::Null), at);
             gang.tasks
                 .push((role.to_lowercase(), replicas, shape, None));
         }
@@ -1152,13 +1188,12 @@ impl Ctx {
                 tolerations: rv
                     .get("tolerations")
                     .and_then(|t| serde_json::from_value::<Vec<K8sToleration>>(t.clone()).ok())
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(K8sToleration::into_model)
-                    .collect(),
+                    .map(|t| phalanx_translate::tolerations(&t))
+                    .unwrap_or_default(),
                 duration: annotations.get(DURATION).and_then(|d| parse_duration(d)),
                 labels: strings(rv.get("labels")),
                 annotations,
+                ..PodShape::default()
             }
         };
         let driver = role("driver");
@@ -1244,13 +1279,26 @@ impl Ctx {
             let par = int(rj, &["template", "spec", "parallelism"])
                 .unwrap_or(1)
                 .max(1);
-            let shape = pod_shape(s(rj, &["template", "spec", "template"]).unwrap_or(&Value::Null));
+            let shape = self.shape(
+                s(rj, &["template", "spec", "template"]).unwrap_or(&Value::Null),
+                at,
+            );
             gang.tasks.push((rname, replicas * par, shape, None));
         }
         gang
     }
 
     fn finish(mut self, mut nodes: Vec<NodeRecord>) -> Result<Converted, ConvertError> {
+        if !self.invalid.is_empty() {
+            if !self.params.skip_invalid {
+                return Err(ConvertError::Invalid(std::mem::take(&mut self.invalid)));
+            }
+            for i in std::mem::take(&mut self.invalid) {
+                self.out
+                    .warnings
+                    .push(format!("left out (--skip-invalid): {i}"));
+            }
+        }
         if nodes.is_empty() {
             let spec = self.params.nodes.clone();
             let (count, res) = spec.split_once(':').unwrap_or(("16", &spec));
@@ -1336,6 +1384,10 @@ impl Ctx {
     }
 
     fn job(&mut self, g: Gang) -> Option<JobRecord> {
+        if g.tasks.iter().any(|t| t.2.invalid.is_some()) {
+            // Told already (a warning with --skip-invalid); the job cannot be had whole.
+            return None;
+        }
         let mut name = g.name.clone();
         let mut n = 1;
         while !self.names.insert(name.clone()) {
@@ -1388,6 +1440,7 @@ impl Ctx {
                     .unwrap_or(self.params.default_duration),
                 node_selector: shape.node_selector,
                 tolerations: shape.tolerations,
+                node_affinity: shape.affinity,
                 min_member: tmin.map(|m| m.clamp(0, replicas) as u32).filter(|m| *m > 0),
                 ..Default::default()
             })

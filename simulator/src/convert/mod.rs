@@ -35,6 +35,10 @@ pub enum ConvertError {
         /// What is wrong.
         message: String,
     },
+    /// Objects that cannot be read, each with its file, document, object and field; nothing
+    /// was converted (pass `--skip-invalid` to leave them out with a warning each instead).
+    #[error("{} object(s) cannot be read (pass --skip-invalid to leave them out with a warning):\n{}", .0.len(), .0.join("\n"))]
+    Invalid(Vec<String>),
 }
 
 pub mod alibaba_batch;

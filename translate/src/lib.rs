@@ -4,8 +4,8 @@
 //! [`QueueRecord`]. Nothing here does I/O or panics on what it reads: anything malformed comes
 //! back as a [`TranslateError`] naming the object and the field.
 //!
-//! The rules are the ones the simulator's manifest converter (`phalanx trace convert --from k8s`)
-//! applies to the same objects, so a workload simulated from manifests and the same workload
+//! `phalanx serve` and the simulator's manifest converter (`phalanx trace convert --from k8s`)
+//! both call these functions, so a workload simulated from manifests and the same workload
 //! served live are the same jobs: requests are the containers' requests summed (limits standing
 //! in for a missing request) and at least the largest init container, plus `overhead`; queue
 //! names become dotted paths under `root` (`default` is `root.default`, `volcano.sh/hierarchy`
@@ -17,9 +17,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Node as K8sNode, NodeSelectorRequirement, Pod, ResourceRequirements,
+    Toleration as K8sToleration,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
-use kube::api::DynamicObject;
+use kube_core::DynamicObject;
 use phalanx_model::queue_names::{Link, ParentChainError, resolve_parent_chains, segment};
 pub use phalanx_model::queue_path;
 use phalanx_model::{
@@ -65,7 +66,8 @@ pub struct TranslateError {
 }
 
 impl TranslateError {
-    fn new(kind: &'static str, object: &str, field: &'static str, message: String) -> Self {
+    /// An error about `field` of the `kind` object `object`.
+    pub fn new(kind: &'static str, object: &str, field: &'static str, message: String) -> Self {
         TranslateError {
             kind,
             object: object.to_string(),
@@ -157,6 +159,28 @@ pub fn node(n: &K8sNode, table: &mut ResourceTable) -> Result<Node, TranslateErr
         taints,
         unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
     })
+}
+
+/// Tolerations as the engine reads them: `Exists`, else `Equal`; an effect other than the three
+/// known ones (or none) tolerates every effect.
+pub fn tolerations(list: &[K8sToleration]) -> Vec<Toleration> {
+    list.iter()
+        .map(|t| Toleration {
+            key: t.key.clone().unwrap_or_default(),
+            operator: if t.operator.as_deref() == Some("Exists") {
+                TolerationOperator::Exists
+            } else {
+                TolerationOperator::Equal
+            },
+            value: t.value.clone().unwrap_or_default(),
+            effect: match t.effect.as_deref() {
+                Some("NoSchedule") => Some(TaintEffect::NoSchedule),
+                Some("PreferNoSchedule") => Some(TaintEffect::PreferNoSchedule),
+                Some("NoExecute") => Some(TaintEffect::NoExecute),
+                _ => None,
+            },
+        })
+        .collect()
 }
 
 /// Where a pod is in its life, as Kubernetes reports it.
@@ -318,26 +342,7 @@ pub fn pod(p: &Pod, table: &mut ResourceTable) -> Result<PodInfo, TranslateError
                 })
                 .collect(),
         });
-    let tolerations = spec
-        .tolerations
-        .iter()
-        .flatten()
-        .map(|t| Toleration {
-            key: t.key.clone().unwrap_or_default(),
-            operator: if t.operator.as_deref() == Some("Exists") {
-                TolerationOperator::Exists
-            } else {
-                TolerationOperator::Equal
-            },
-            value: t.value.clone().unwrap_or_default(),
-            effect: match t.effect.as_deref() {
-                Some("NoSchedule") => Some(TaintEffect::NoSchedule),
-                Some("PreferNoSchedule") => Some(TaintEffect::PreferNoSchedule),
-                Some("NoExecute") => Some(TaintEffect::NoExecute),
-                _ => None,
-            },
-        })
-        .collect();
+    let tolerations = tolerations(spec.tolerations.as_deref().unwrap_or_default());
     let annotations = meta.annotations.clone().unwrap_or_default();
     let labels = meta.labels.clone().unwrap_or_default();
     let duration = annotations
