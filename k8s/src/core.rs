@@ -1656,18 +1656,10 @@ use crate::translate::PodState;
 /// and pod spec (a same-named task with another spec gets a `-2`, `-3` ... suffix); its index
 /// the first free one.
 fn place_in(tasks: &mut Vec<TaskSlots>, task: &str, spec: &PodSpec, uid: &str) -> (u32, u32) {
-    let t = match tasks
-        .iter()
-        .position(|t| t.spec == *spec && base(&t.name) == task)
+    let t = match translate::task_for(tasks.iter().map(|t| (t.name.as_str(), &t.spec)), task, spec)
     {
-        Some(t) => t,
-        None => {
-            let taken = tasks.iter().filter(|t| base(&t.name) == task).count();
-            let name = if taken == 0 {
-                task.to_string()
-            } else {
-                format!("{task}-{}", taken + 1)
-            };
+        Ok(t) => t,
+        Err(name) => {
             tasks.push(TaskSlots {
                 name,
                 spec: spec.clone(),
@@ -1688,13 +1680,6 @@ fn place_in(tasks: &mut Vec<TaskSlots>, task: &str, spec: &PodSpec, uid: &str) -
         }
     };
     (t as u32, i as u32)
-}
-
-fn base(name: &str) -> &str {
-    match name.rsplit_once('-') {
-        Some((b, n)) if n.parse::<u32>().is_ok() && n != "0" && n != "1" => b,
-        _ => name,
-    }
 }
 
 /// Renumbers the places of a job none of whose pods is placed: tasks without pods go, and

@@ -313,7 +313,9 @@ spec:
     assert_eq!(j.priority, Some(1000));
     assert_eq!(j.queue.as_deref(), Some("root.research"));
     assert_eq!(queues(&c)["root.research"].weight, Some(3));
-    assert_eq!(j.tasks.len(), 3);
+    // Identical pods are one task, as `phalanx serve` makes them.
+    assert_eq!(j.tasks.len(), 1);
+    assert_eq!(j.tasks[0].replicas, 3);
     assert!(j.tasks.iter().all(|t| t.duration == 900.0));
     assert!(
         j.tasks[0].requests.contains_key("memory"),
@@ -589,5 +591,108 @@ spec:
             .any(|w| w.starts_with("left out (--skip-invalid):") && w.contains("Pod ns/bad")),
         "{:?}",
         c.warnings
+    );
+}
+
+/// Issue 15, divergence 4: `deploy/examples/pipeline.yaml` runs its DAG in simulation as it does
+/// live: `train` depends on `prep` (annotation `phalanx.dev/depends-on`) and starts only after
+/// every pod of `prep` succeeded.
+#[test]
+fn k8s_the_example_pipeline_runs_in_dependency_order() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples");
+    let m = Manifests::new("k8s-pipeline");
+    // As applied live: the pipeline, its queues, and a node to run on.
+    for file in ["pipeline.yaml", "queues.yaml"] {
+        m.write(file, &std::fs::read_to_string(dir.join(file)).unwrap());
+    }
+    m.write(
+        "node.yaml",
+        "apiVersion: v1\nkind: Node\nmetadata: {name: n}\nstatus: {allocatable: {cpu: \"8\", memory: 32Gi}}\n",
+    );
+    let c = m.convert().unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let js = jobs(&c);
+    assert_eq!(js["default/train"].depends_on, ["default/prep"]);
+    assert_eq!(js["default/prep"].min_member, Some(2));
+    let sc = round_trip(&c, "pipeline.jsonl");
+    let mut log = Vec::new();
+    world::run(&sc, &SimConfig::default(), &mut log, &mut |_| {}).unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8(log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let time = |ty: &str, job: &str, pick: fn(f64, f64) -> f64| {
+        lines
+            .iter()
+            .filter(|l| l["type"] == ty && l["job"] == job)
+            .map(|l| l["time"].as_f64().unwrap())
+            .reduce(pick)
+            .unwrap_or_else(|| panic!("no {ty} of {job} in {lines:?}"))
+    };
+    let prep_done = time("finish", "default/prep", f64::max);
+    let train_start = time("bind", "default/train", f64::min);
+    assert!(
+        train_start >= prep_done,
+        "train bound at {train_start}, prep finished at {prep_done}"
+    );
+}
+
+/// Issue 15, divergences 4 and 5: Volcano `minTaskMember` holds offline as live (tasks are the
+/// pods' own task keys), and pods naming a PodGroup that does not exist are an error, since
+/// live they would never be scheduled.
+#[test]
+fn k8s_min_task_member_holds_and_a_missing_podgroup_is_an_error() {
+    let m = Manifests::new("k8s-tasks");
+    let pod = |name: &str, task: &str| {
+        format!(
+            r#"---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: ns
+  annotations: {{scheduling.k8s.io/group-name: mpi, volcano.sh/task-spec: {task}}}
+spec:
+  containers: [{{name: c, resources: {{requests: {{cpu: "1"}}}}}}]
+"#
+        )
+    };
+    let yaml = format!(
+        r#"apiVersion: scheduling.volcano.sh/v1beta1
+kind: PodGroup
+metadata: {{name: mpi, namespace: ns}}
+spec: {{minMember: 3, minTaskMember: {{launcher: 1, worker: 2}}}}
+{}{}{}{}"#,
+        pod("mpi-launcher-0", "launcher"),
+        pod("mpi-worker-0", "worker"),
+        pod("mpi-worker-1", "worker"),
+        pod("mpi-worker-2", "worker"),
+    );
+    let c = m.write("a.yaml", &yaml).convert().unwrap();
+    let js = jobs(&c);
+    let tasks: Vec<_> = js["ns/mpi"]
+        .tasks
+        .iter()
+        .map(|t| (t.name.as_str(), t.replicas, t.min_member))
+        .collect();
+    assert_eq!(tasks, [("launcher", 1, Some(1)), ("worker", 3, Some(2))]);
+    // A pod naming a group nobody defined: the conversion stops, naming it.
+    m.write(
+        "b.yaml",
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: lost
+  namespace: ns
+  labels: {scheduling.x-k8s.io/pod-group: nowhere}
+spec:
+  containers: [{name: c}]
+"#,
+    );
+    let e = m.convert().unwrap_err().to_string();
+    assert!(
+        e.contains("pods name PodGroup ns/nowhere, which no manifest defines"),
+        "{e}"
     );
 }

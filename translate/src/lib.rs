@@ -161,6 +161,39 @@ pub fn node(n: &K8sNode, table: &mut ResourceTable) -> Result<Node, TranslateErr
     })
 }
 
+/// Which of a gang's tasks a pod joins. Pods with the same task name (see [`PodInfo::task`])
+/// and the same requests and constraints are one task; a same-named task with another spec is
+/// `name-2`, `name-3`, ... `Ok(i)`: the `i`-th of `tasks` (name and spec of each); `Err(name)`:
+/// a new task of that name.
+pub fn task_for<'a>(
+    tasks: impl IntoIterator<Item = (&'a str, &'a PodSpec)>,
+    task: &str,
+    spec: &PodSpec,
+) -> Result<usize, String> {
+    let mut taken = 0;
+    for (i, (name, s)) in tasks.into_iter().enumerate() {
+        if task_base(name) == task {
+            if s == spec {
+                return Ok(i);
+            }
+            taken += 1;
+        }
+    }
+    Err(if taken == 0 {
+        task.to_string()
+    } else {
+        format!("{task}-{}", taken + 1)
+    })
+}
+
+/// The task name a numbered task (`worker-2`) was made from.
+fn task_base(name: &str) -> &str {
+    match name.rsplit_once('-') {
+        Some((b, n)) if n.parse::<u32>().is_ok() && n != "0" && n != "1" => b,
+        _ => name,
+    }
+}
+
 /// Tolerations as the engine reads them: `Exists`, else `Equal`; an effect other than the three
 /// known ones (or none) tolerates every effect.
 pub fn tolerations(list: &[K8sToleration]) -> Vec<Toleration> {

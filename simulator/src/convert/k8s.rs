@@ -163,6 +163,10 @@ struct PodShape {
     duration: Option<f64>,
     labels: BTreeMap<String, String>,
     annotations: BTreeMap<String, String>,
+    /// The pod as the engine sees it (what makes two pods one task).
+    spec: phalanx_model::PodSpec,
+    /// Its task name by the pod's own keys (`volcano.sh/task-spec`, `spark-role`, ...).
+    task: String,
     /// Why the template cannot be read, if it cannot (`FILE (document N): Pod ns/x: field: ...`).
     invalid: Option<String>,
 }
@@ -179,6 +183,7 @@ fn pod_shape(template: &Value, table: &mut ResourceTable) -> Result<PodShape, Tr
             duration: annotations.get(DURATION).and_then(|d| parse_duration(d)),
             labels,
             annotations,
+            task: "pod".into(),
             ..PodShape::default()
         });
     };
@@ -190,33 +195,25 @@ fn pod_shape(template: &Value, table: &mut ResourceTable) -> Result<PodShape, Tr
             .or_insert_with(|| Value::Array(Vec::new()));
     }
     let pod: Pod = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
+        "metadata": {"name": name, "namespace": namespace, "annotations": annotations,
+                     "labels": labels},
         "spec": spec,
     }))
     .map_err(|e| {
         TranslateError::new("Pod", &format!("{namespace}/{name}"), "spec", e.to_string())
     })?;
     let info = phalanx_translate::pod(&pod, table)?;
-    let requests = info
-        .spec
-        .requests
-        .iter_nonzero()
-        .filter(|&(id, _)| id != ResourceId::PODS)
-        .map(|(id, v)| {
-            (
-                table.name(id).to_string(),
-                Amount::Text(table.format_amount(id, v)),
-            )
-        })
-        .collect();
+    let requests = named(table, &info.spec.requests);
     Ok(PodShape {
         requests,
-        node_selector: info.spec.node_selector,
-        affinity: info.spec.affinity,
-        tolerations: info.spec.tolerations,
+        node_selector: info.spec.node_selector.clone(),
+        affinity: info.spec.affinity.clone(),
+        tolerations: info.spec.tolerations.clone(),
         duration: info.spec.duration.map(|d| d.as_secs_f64()),
         labels,
         annotations,
+        spec: info.spec,
+        task: info.task,
         invalid: None,
     })
 }
@@ -468,6 +465,7 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
                 let own = strings(s(&d.v, &["metadata", "annotations"]));
                 if shape.duration.is_none() {
                     shape.duration = own.get(DURATION).and_then(|t| parse_duration(t));
+                    shape.spec.duration = shape.duration.map(phalanx_model::Span::from_secs_f64);
                 }
                 // The object's own labels and annotations, then its pod template's.
                 let mut labels = strings(s(&d.v, &["metadata", "labels"]));
@@ -482,10 +480,13 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
                     .cloned();
                 let task = k.to_lowercase() + "-" + &name;
                 if let Some(pg) = pg {
-                    grouped
-                        .entry(format!("{ns}/{pg}"))
-                        .or_default()
-                        .push((task, replicas, shape));
+                    // Tasks as `phalanx serve` makes them: by the pods' task keys and specs.
+                    let tasks = grouped.entry(format!("{ns}/{pg}")).or_default();
+                    let existing = tasks.iter().map(|t| (t.0.as_str(), &t.2.spec));
+                    match phalanx_translate::task_for(existing, &shape.task, &shape.spec) {
+                        Ok(i) => tasks[i].1 += replicas,
+                        Err(task) => tasks.push((task, replicas, shape)),
+                    }
                 } else if let Some(kg) = labels.get("kueue.x-k8s.io/pod-group-name") {
                     let total = annotations
                         .get("kueue.x-k8s.io/pod-group-total-count")
@@ -530,30 +531,39 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
     }
     for (key, pods) in grouped {
         let Some(pg) = pod_groups.get(&key) else {
-            cx.out.warnings.push(format!(
-                "pods name PodGroup {key}, which no manifest defines: converted as one job with min_member 1"
+            // Live, such pods wait for their PodGroup (`PodGroupNotFound`) and never run.
+            cx.invalid.push(format!(
+                "Pod {key}: pods name PodGroup {key}, which no manifest defines; they would \
+                 never be scheduled"
             ));
-            let ns = key.split('/').next().unwrap_or("default").to_string();
-            cx.gangs.push(Gang {
-                name: key,
-                min_member: Some(1),
-                tasks: pods.into_iter().map(|(t, r, s)| (t, r, s, None)).collect(),
-                namespace: ns,
-                ..Default::default()
-            });
             continue;
         };
-        let (ns, _) = meta(&pg.v);
-        let queue = text(&pg.v, &["spec", "queue"]).map(|q| cx.volcano_path(&q));
+        let at = format!("{} (document {})", pg.file, pg.index);
+        let spec = match group_spec(&pg.v, &mut cx) {
+            Ok(spec) => spec,
+            Err(e) => {
+                cx.invalid.push(format!("{at}: {e}"));
+                continue;
+            }
+        };
+        let min_resources = spec.min_resources.map(|r| named(&cx.table, &r));
+        let tasks = pods
+            .into_iter()
+            .map(|(t, r, s)| {
+                let min = spec.min_task_member.get(&t).map(|&m| i64::from(m));
+                (t, r, s, min)
+            })
+            .collect();
         cx.gangs.push(Gang {
             name: key,
-            queue,
-            priority: text(&pg.v, &["spec", "priorityClassName"]),
-            min_member: int(&pg.v, &["spec", "minMember"]),
-            min_resources: s(&pg.v, &["spec", "minResources"]).map(|m| resource_map(Some(m))),
-            tasks: pods.into_iter().map(|(t, r, s)| (t, r, s, None)).collect(),
-            namespace: ns,
-            origin: format!("{} (document {})", pg.file, pg.index),
+            queue: Some(spec.queue),
+            priority: spec.priority_class,
+            min_member: Some(i64::from(spec.min_member)),
+            min_resources,
+            depends_on: spec.depends_on,
+            tasks,
+            namespace: meta(&pg.v).0,
+            origin: at,
             ..Default::default()
         });
     }
@@ -613,6 +623,43 @@ fn has_replica_specs(spec: &Value) -> bool {
         .is_some_and(|m| m.keys().any(|k| k.ends_with("ReplicaSpecs")))
 }
 
+/// A PodGroup of either flavour as `phalanx serve` reads it ([`phalanx_translate::pod_group`]):
+/// `minMember`, `minTaskMember`, `minResources`, the queue (`spec.queue` or the queue-name
+/// annotation, placed among the Volcano Queues), dependencies and priority class.
+fn group_spec(v: &Value, cx: &mut Ctx) -> Result<phalanx_translate::GroupSpec, TranslateError> {
+    let (ns, name) = meta(v);
+    let flavor = match text(v, &["apiVersion"])
+        .unwrap_or_default()
+        .split('/')
+        .next()
+    {
+        Some("scheduling.x-k8s.io") => phalanx_translate::Flavor::SchedulerPlugins,
+        _ => phalanx_translate::Flavor::Volcano,
+    };
+    let object: kube_core::DynamicObject = serde_json::from_value(v.clone()).map_err(|e| {
+        TranslateError::new(
+            "PodGroup",
+            &format!("{ns}/{name}"),
+            "(object)",
+            e.to_string(),
+        )
+    })?;
+    phalanx_translate::pod_group(&object, flavor, &mut cx.table, &cx.volcano_queues)
+}
+
+/// Resources as a trace's resource map (canonical amounts, by name).
+fn named(table: &ResourceTable, r: &phalanx_model::Resources) -> ResourceMap {
+    r.iter_nonzero()
+        .filter(|&(id, _)| id != ResourceId::PODS)
+        .map(|(id, v)| {
+            (
+                table.name(id).to_string(),
+                Amount::Text(table.format_amount(id, v)),
+            )
+        })
+        .collect()
+}
+
 /// A Node as `phalanx serve` reads it ([`phalanx_translate::node`]): allocatable (else
 /// capacity), labels, taints and cordon.
 fn node(v: &Value, table: &mut ResourceTable) -> Result<NodeRecord, TranslateError> {
@@ -620,19 +667,12 @@ fn node(v: &Value, table: &mut ResourceTable) -> Result<NodeRecord, TranslateErr
     let n: K8sNode = serde_json::from_value(v.clone())
         .map_err(|e| TranslateError::new("Node", &name, "(object)", e.to_string()))?;
     let node = phalanx_translate::node(&n, table)?;
-    let mut resources: ResourceMap = node
-        .allocatable
-        .iter_nonzero()
-        .map(|(id, v)| {
-            (
-                table.name(id).to_string(),
-                Amount::Text(table.format_amount(id, v)),
-            )
-        })
-        .collect();
-    // A node that lists no pod capacity gets Kubernetes' default, as the trace format says.
-    if node.allocatable.get(ResourceId::PODS) == 0 {
-        resources.remove("pods");
+    let mut resources = named(table, &node.allocatable);
+    // Pod capacity is the one lane `named` leaves out; a node without it gets the trace
+    // format's default.
+    let pods = node.allocatable.get(ResourceId::PODS);
+    if pods > 0 {
+        resources.insert("pods".into(), Amount::Int(pods));
     }
     Ok(NodeRecord {
         time: None,
