@@ -5,7 +5,8 @@
 //! the Kubernetes REST protocol on loopback (discovery, CRUD, list/watch, patch, binding, CRDs,
 //! leases) well enough for kubectl and kube-rs, and its kubelets run bound pods for the duration
 //! in their `phalanx.dev/duration` annotation. It is *not* a Kubernetes: no etcd, no admission
-//! webhooks, no RBAC, no controllers, and no scheduling of its own (see the crate README).
+//! webhooks, no RBAC, no controllers beyond pod garbage collection and NotReady-node eviction,
+//! and no scheduling of its own (see the crate README).
 //!
 //! Modules, one job each:
 //! - [`server`]: HTTP serving, startup, admin endpoints, fault injection in front of the API.
@@ -14,6 +15,7 @@
 //! - [`store`]: objects, resourceVersions, event history.
 //! - [`resources`]: the served resources and CRD parsing.
 //! - [`kubelet`]: simulated kubelets.
+//! - [`podgc`]: kube-controller-manager's pod garbage collector (orphaned and terminated pods).
 //! - [`faults`]: fault injection.
 //! - [`patch`]: merge, strategic merge and JSON patch.
 //! - [`selector`]: label and field selectors.
@@ -33,6 +35,7 @@ pub mod kubelet;
 pub mod load;
 pub mod meta;
 pub mod patch;
+pub mod podgc;
 pub mod quantity;
 pub mod resources;
 pub mod selector;

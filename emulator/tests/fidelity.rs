@@ -1,0 +1,156 @@
+//! End-to-end tests of the emulator's fidelity to kube-apiserver, the kubelet and
+//! kube-controller-manager, where what the scheduler's tests can catch depends on it.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, PostParams, WatchEvent, WatchParams};
+use phalanx_emulator::kubelet::KubeletConfig;
+use phalanx_emulator::podgc::PodGcConfig;
+use phalanx_emulator::server::node_object;
+use phalanx_emulator::{EmulatorConfig, NodeShape, RunningEmulator, start};
+use serde_json::json;
+
+async fn emulator(
+    nodes: usize,
+    shape: &str,
+    pod_gc: PodGcConfig,
+) -> (RunningEmulator, kube::Client) {
+    let cfg = EmulatorConfig {
+        nodes,
+        shapes: vec![NodeShape::parse(shape).unwrap()],
+        kubelet: KubeletConfig {
+            start_delay: Duration::from_millis(20),
+            stop_delay: Duration::from_millis(50),
+        },
+        pod_gc,
+        ..EmulatorConfig::default()
+    };
+    let emu = start(cfg).await.expect("emulator starts");
+    let client = kube::Client::try_from(kube::Config::new(emu.url().parse().unwrap())).unwrap();
+    (emu, client)
+}
+
+fn pod(name: &str, cpu: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"schedulerName": "phalanx", "containers": [{"name": "main", "image": "pause",
+                 "resources": {"requests": {"cpu": cpu, "memory": "1Gi"}}}]}
+    }))
+    .unwrap()
+}
+
+async fn bind(pods: &Api<Pod>, name: &str, node: &str) {
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+                         "target": {"apiVersion": "v1", "kind": "Node", "name": node}});
+    pods.create_subresource::<_, kube::core::Status>(
+        "binding",
+        name,
+        &PostParams::default(),
+        &binding,
+    )
+    .await
+    .unwrap();
+}
+
+async fn wait_phase(pods: &Api<Pod>, name: &str, phase: &str) -> Pod {
+    for _ in 0..250 {
+        let p = pods.get(name).await.unwrap();
+        if p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some(phase) {
+            return p;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let p = pods.get(name).await.unwrap();
+    panic!("pod {name} never reached {phase}: {:?}", p.status);
+}
+
+#[tokio::test]
+async fn pod_gc_deletes_orphans_after_the_quarantine_but_not_from_a_node_that_came_back() {
+    let gc = PodGcConfig {
+        period: Duration::from_millis(100),
+        orphan_quarantine: Some(Duration::from_millis(1500)),
+        terminated_threshold: 0,
+    };
+    let (emu, client) = emulator(2, "cpu=4,memory=16Gi", gc).await;
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let nodes: Api<Node> = Api::all(client.clone());
+    for (p, n) in [("stays", "node-00001"), ("orphan", "node-00002")] {
+        pods.create(&PostParams::default(), &pod(p, "1"))
+            .await
+            .unwrap();
+        bind(&pods, p, n).await;
+        wait_phase(&pods, p, "Running").await;
+    }
+    let shape = NodeShape::parse("cpu=4,memory=16Gi").unwrap();
+    let mut watch = pods
+        .watch(&WatchParams::default().fields("metadata.name=orphan"), "0")
+        .await
+        .unwrap()
+        .boxed();
+    nodes
+        .delete("node-00001", &DeleteParams::default())
+        .await
+        .unwrap();
+    nodes
+        .delete("node-00002", &DeleteParams::default())
+        .await
+        .unwrap();
+    // node-00001 comes back within the quarantine (the scheduler's tests: delete, wait, recreate).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let back: Node = serde_json::from_value(node_object("node-00001", &shape, 1)).unwrap();
+    nodes.create(&PostParams::default(), &back).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        pods.get_opt("orphan").await.unwrap().is_none(),
+        "orphaned pod deleted"
+    );
+    let stays = pods.get("stays").await.unwrap();
+    assert_eq!(stays.spec.unwrap().node_name.as_deref(), Some("node-00001"));
+    assert_eq!(stays.status.unwrap().phase.as_deref(), Some("Running"));
+    // As upstream: marked Failed with DisruptionTarget first, then force-deleted.
+    let mut saw_failed = false;
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(200), watch.next()).await {
+        match ev.unwrap() {
+            WatchEvent::Modified(p) => {
+                let st = p.status.unwrap();
+                if st.phase.as_deref() == Some("Failed") {
+                    let c = st.conditions.unwrap_or_default();
+                    assert!(c.iter().any(|c| c.type_ == "DisruptionTarget"
+                        && c.reason.as_deref() == Some("DeletionByPodGC")));
+                    saw_failed = true;
+                }
+            }
+            WatchEvent::Deleted(_) => {
+                assert!(saw_failed, "marked Failed before deletion");
+                emu.shutdown().await;
+                return;
+            }
+            _ => {}
+        }
+    }
+    panic!("no DELETED event for the orphaned pod");
+}
+
+#[tokio::test]
+async fn pod_gc_is_off_with_no_quarantine() {
+    let gc = PodGcConfig {
+        period: Duration::from_millis(50),
+        orphan_quarantine: None,
+        terminated_threshold: 0,
+    };
+    let (emu, client) = emulator(1, "cpu=4,memory=16Gi", gc).await;
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    pods.create(&PostParams::default(), &pod("kept", "1"))
+        .await
+        .unwrap();
+    bind(&pods, "kept", "node-00001").await;
+    Api::<Node>::all(client.clone())
+        .delete("node-00001", &DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(pods.get_opt("kept").await.unwrap().is_some());
+    emu.shutdown().await;
+}
