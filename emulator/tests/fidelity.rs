@@ -67,6 +67,76 @@ async fn wait_phase(pods: &Api<Pod>, name: &str, phase: &str) -> Pod {
 }
 
 #[tokio::test]
+async fn a_recreated_node_counts_the_pods_still_bound_to_it() {
+    let (emu, client) = emulator(1, "cpu=4,memory=16Gi", PodGcConfig::default()).await;
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let nodes: Api<Node> = Api::all(client.clone());
+    pods.create(&PostParams::default(), &pod("before", "3"))
+        .await
+        .unwrap();
+    bind(&pods, "before", "node-00001").await;
+    wait_phase(&pods, "before", "Running").await;
+
+    // The node is deleted and re-created under the same name; its pod is still bound there.
+    nodes
+        .delete("node-00001", &DeleteParams::default())
+        .await
+        .unwrap();
+    let shape = NodeShape::parse("cpu=4,memory=16Gi").unwrap();
+    let again: Node = serde_json::from_value(node_object("node-00001", &shape, 1)).unwrap();
+    nodes.create(&PostParams::default(), &again).await.unwrap();
+    assert_eq!(
+        pods.get("before")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .node_name
+            .as_deref(),
+        Some("node-00001")
+    );
+
+    // 3 of its 4 CPUs are taken by `before`: a second 3-CPU pod does not fit.
+    pods.create(&PostParams::default(), &pod("after", "3"))
+        .await
+        .unwrap();
+    bind(&pods, "after", "node-00001").await;
+    let failed = wait_phase(&pods, "after", "Failed").await;
+    let st = failed.status.unwrap();
+    assert_eq!(st.reason.as_deref(), Some("OutOfcpu"));
+    assert!(
+        st.message.unwrap().contains("used: 3000"),
+        "kubelet's message names the usage"
+    );
+    // A pod that fits is admitted.
+    pods.create(&PostParams::default(), &pod("small", "1"))
+        .await
+        .unwrap();
+    bind(&pods, "small", "node-00001").await;
+    wait_phase(&pods, "small", "Running").await;
+
+    // A pod created bound to a node name that does not exist yet runs once the node registers.
+    let mut early = pod("early", "1");
+    early.spec.as_mut().unwrap().node_name = Some("node-late".into());
+    pods.create(&PostParams::default(), &early).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        pods.get("early")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .phase
+            .as_deref(),
+        Some("Pending")
+    );
+    let late: Node = serde_json::from_value(node_object("node-late", &shape, 2)).unwrap();
+    nodes.create(&PostParams::default(), &late).await.unwrap();
+    wait_phase(&pods, "early", "Running").await;
+    emu.shutdown().await;
+}
+
+#[tokio::test]
 async fn pod_gc_deletes_orphans_after_the_quarantine_but_not_from_a_node_that_came_back() {
     let gc = PodGcConfig {
         period: Duration::from_millis(100),

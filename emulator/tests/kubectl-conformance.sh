@@ -131,6 +131,27 @@ assert any(t == "MODIFIED" and n == "conf-1" and p == "Running" for t, n, p in s
 assert any(t == "DELETED" and n == "conf-1" for t, n, _ in seen), seen
 PY
 
+# A node deleted and re-created under its name: the kubelet still counts the pod bound there.
+recreated_node_counts_bound_pods() {
+  sed 's/conf-1/conf-3/' "$work/pod.yaml" | k create -f - &&
+  binding conf-3 node-00003 &&
+  k wait --for=jsonpath='{.status.phase}'=Running pod/conf-3 --timeout=20s &&
+  k get node node-00003 -o json | python3 -c '
+import json, sys
+n = json.load(sys.stdin)
+for k in ("uid", "resourceVersion", "creationTimestamp"):
+    n["metadata"].pop(k, None)
+print(json.dumps(n))' >"$work/node3.json" &&
+  k delete node node-00003 &&
+  k create -f "$work/node3.json" &&
+  sed 's/conf-1/conf-4/' "$work/pod.yaml" | k create -f - &&
+  binding conf-4 node-00003 &&
+  k wait --for=jsonpath='{.status.phase}'=Failed pod/conf-4 --timeout=20s &&
+  [ "$(k get pod conf-4 -o jsonpath='{.status.reason}')" = OutOfcpu ] &&
+  [ "$(k get pod conf-3 -o jsonpath='{.spec.nodeName}/{.status.phase}')" = node-00003/Running ]
+}
+check "a re-created node's kubelet counts the pods still bound to it: OutOfcpu" recreated_node_counts_bound_pods
+
 manifests=$root/../shared/manifests
 if [ -d "$manifests" ]; then
   check "apply an upstream CRD (scheduler-plugins ElasticQuota)" k apply -f "$manifests/scheduler-plugins/crd__scheduling.x-k8s.io_elasticquotas.yaml"
