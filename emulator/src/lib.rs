@@ -20,6 +20,7 @@
 //! - [`patch`]: merge, strategic merge and JSON patch.
 //! - [`selector`]: label and field selectors.
 //! - [`table`]: server-side table output for kubectl.
+//! - [`openapi`]: the OpenAPI v2 and v3 documents kubectl reads.
 //! - [`quantity`]: resource quantities.
 //! - [`status`]: Kubernetes `Status` errors.
 //! - [`meta`]: timestamps, uids, JSON paths.
@@ -34,6 +35,7 @@ pub mod faults;
 pub mod kubelet;
 pub mod load;
 pub mod meta;
+pub mod openapi;
 pub mod patch;
 pub mod podgc;
 pub mod quantity;

@@ -467,7 +467,15 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
         return r;
     }
     if parts.method == axum::http::Method::GET
-        && let Some(r) = api::openapi(&state, &path)
+        && let Some(r) = crate::openapi::serve(
+            &state,
+            &path,
+            parts
+                .headers
+                .get(axum::http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(""),
+        )
     {
         return r;
     }

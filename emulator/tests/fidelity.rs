@@ -3,14 +3,18 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::StreamExt;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, PostParams, WatchEvent, WatchParams};
 use phalanx_emulator::kubelet::KubeletConfig;
 use phalanx_emulator::podgc::PodGcConfig;
 use phalanx_emulator::server::node_object;
 use phalanx_emulator::{EmulatorConfig, NodeShape, RunningEmulator, start};
-use serde_json::json;
+use serde_json::{Value, json};
 
 async fn emulator(
     nodes: usize,
@@ -30,6 +34,48 @@ async fn emulator(
     let emu = start(cfg).await.expect("emulator starts");
     let client = kube::Client::try_from(kube::Config::new(emu.url().parse().unwrap())).unwrap();
     (emu, client)
+}
+
+/// One HTTP/1.1 request with the given headers: (status, content type, body).
+async fn raw(
+    emu: &RunningEmulator,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, Bytes) {
+    let stream = tokio::net::TcpStream::connect(emu.addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", emu.addr.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = send
+        .send_request(req.body(Full::new(Bytes::from(body.to_string()))).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    (
+        status,
+        ct,
+        resp.into_body().collect().await.unwrap().to_bytes(),
+    )
+}
+
+fn json_of(b: &Bytes) -> Value {
+    serde_json::from_slice(b).unwrap_or_else(|e| panic!("not JSON ({e}): {b:?}"))
 }
 
 fn pod(name: &str, cpu: &str) -> Pod {
@@ -64,6 +110,51 @@ async fn wait_phase(pods: &Api<Pod>, name: &str, phase: &str) -> Pod {
     }
     let p = pods.get(name).await.unwrap();
     panic!("pod {name} never reached {phase}: {:?}", p.status);
+}
+
+#[tokio::test]
+async fn openapi_v2_is_served_in_protobuf_and_json_for_kubectl() {
+    let (emu, _) = emulator(0, "cpu=1", PodGcConfig::default()).await;
+    // What kubectl asks for before it validates a `kind: List` file on the client side.
+    let (code, ct, body) = raw(
+        &emu,
+        "GET",
+        "/openapi/v2?timeout=32s",
+        &[(
+            "accept",
+            "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+        )],
+        "",
+    )
+    .await;
+    assert_eq!(code, 200);
+    // Go's mime.ParseMediaType (client-go) rejects the '@' form in a response.
+    assert_eq!(
+        ct,
+        "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+    );
+    // Field 1 of openapi.v2.Document, `swagger`, comes first: tag 0x0a, length 3, "2.0".
+    assert_eq!(&body[..5], b"\x0a\x032.0");
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("/api/v1/namespaces/{namespace}/pods/{name}"));
+    assert!(text.contains("fieldValidation"));
+    let (code, ct, body) = raw(
+        &emu,
+        "GET",
+        "/openapi/v2",
+        &[("accept", "application/json")],
+        "",
+    )
+    .await;
+    assert_eq!((code, ct.as_str()), (200, "application/json"));
+    let doc = json_of(&body);
+    assert_eq!(doc["swagger"], "2.0");
+    assert_eq!(
+        doc["paths"]["/apis/events.k8s.io/v1/namespaces/{namespace}/events/{name}"]["patch"]["x-kubernetes-group-version-kind"]
+            ["group"],
+        "events.k8s.io"
+    );
+    emu.shutdown().await;
 }
 
 #[tokio::test]

@@ -131,6 +131,23 @@ assert any(t == "MODIFIED" and n == "conf-1" and p == "Running" for t, n, p in s
 assert any(t == "DELETED" and n == "conf-1" for t, n, _ in seen), seen
 PY
 
+cat >"$work/list.yaml" <<'YAML'
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: list-a}
+  data: {k: "1"}
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: list-b}
+YAML
+check "apply -f of a kind: List file (kubectl validates it from /openapi/v2)" k apply -f "$work/list.yaml"
+sed -i 's/k: "1"/k: "2"/' "$work/list.yaml"
+check "apply -f of a List updates its items" sh -c "
+  '$kubectl' apply -f '$work/list.yaml' && [ \$('$kubectl' get configmap list-a -o jsonpath='{.data.k}') = 2 ]"
+
 # A node deleted and re-created under its name: the kubelet still counts the pod bound there.
 recreated_node_counts_bound_pods() {
   sed 's/conf-1/conf-3/' "$work/pod.yaml" | k create -f - &&
