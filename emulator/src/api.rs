@@ -316,13 +316,16 @@ fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     })
 }
 
-fn render(headers: &HeaderMap) -> Render {
-    Render::from_accept(
+/// The response rendering the request's `Accept` asks for, or 406 when the emulator can produce
+/// none of it (see [`Render::negotiate`]).
+fn negotiate(headers: &HeaderMap) -> Result<Render, ApiError> {
+    Render::negotiate(
         headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .unwrap_or(""),
     )
+    .ok_or(ApiError::NotAcceptable)
 }
 
 fn filter_of(t: &Target, q: &Query) -> Result<Filter, ApiError> {
@@ -362,9 +365,12 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_string();
+    // Request bodies are decoded as JSON only: kube-apiserver also takes protobuf (built-in
+    // types) and CBOR, which the emulator cannot decode without the types' schemas.
     if content_type.contains("protobuf") || content_type.contains("cbor") {
         return Err(ApiError::UnsupportedMediaType);
     }
+    let rendering = negotiate(&headers)?;
     // Only subresources the resource really has: a client patching `/status` of a Volcano
     // PodGroup (which has none) must fail here as it would against kube-apiserver.
     if let Some(sub) = sub {
@@ -384,14 +390,14 @@ pub async fn handle(
     match (&method, t.name.as_deref(), sub) {
         (&Method::GET, None, _) => {
             if t.watch_prefix || q.flag("watch") {
-                watch(state, &t, &q, &headers)
+                watch(state, &t, &q, rendering)
             } else {
-                list(&state, &t, &q, &headers)
+                list(&state, &t, &q, rendering)
             }
         }
         (&Method::GET, Some(name), None | Some("status")) => {
             let o = state.store.get(&t.res, ns_of(&t)?, name)?;
-            Ok(match render(&headers) {
+            Ok(match rendering {
                 Render::Table => json_response(200, &table(&t.res, &[o.value()], o.rv, None)),
                 Render::Metadata => json_response(200, &partial_metadata(&o.value())),
                 Render::Full => bytes_response(200, o.json.clone()),
@@ -595,18 +601,13 @@ fn list_body(
     bytes_response(200, Bytes::from(buf))
 }
 
-fn list(
-    state: &AppState,
-    t: &Target,
-    q: &Query,
-    headers: &HeaderMap,
-) -> Result<Response, ApiError> {
+fn list(state: &AppState, t: &Target, q: &Query, rendering: Render) -> Result<Response, ApiError> {
     let filter = filter_of(t, q)?;
     let limit = q.get("limit").and_then(|l| l.parse().ok());
     let page = state
         .store
         .list(&t.res, &filter, limit, q.get("continue"))?;
-    match render(headers) {
+    match rendering {
         Render::Table => {
             let objs: Vec<Value> = page.items.iter().map(|o| o.value()).collect();
             return Ok(json_response(
@@ -645,7 +646,7 @@ fn watch(
     state: Arc<AppState>,
     t: &Target,
     q: &Query,
-    headers: &HeaderMap,
+    rendering: Render,
 ) -> Result<Response, ApiError> {
     let mut filter = filter_of(t, q)?;
     if let Some(name) = &t.name {
@@ -670,7 +671,7 @@ fn watch(
         bookmarks: q.flag("allowWatchBookmarks"),
         send_initial: q.flag("sendInitialEvents"),
         timeout,
-        render: render(headers),
+        render: rendering,
     };
     Ok(watch_response(state, t.res.clone(), filter, from, opts))
 }

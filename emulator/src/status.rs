@@ -56,6 +56,9 @@ pub enum ApiError {
     /// 410 Expired: a watch or continue token older than the kept history window.
     #[error("{0}")]
     Gone(String),
+    /// 406: no media type in `Accept` that the emulator can produce (it produces JSON only).
+    #[error("only the following media types are accepted: application/json")]
+    NotAcceptable,
     /// 415: a body in an encoding the emulator does not speak (protobuf, CBOR).
     #[error(
         "the body of the request was in an unknown format - accepted media types include: application/json, application/merge-patch+json, application/strategic-merge-patch+json, application/json-patch+json, application/apply-patch+yaml"
@@ -82,6 +85,7 @@ impl ApiError {
             Self::BadRequest(_) => 400,
             Self::MethodNotAllowed(_) => 405,
             Self::Gone(_) => 410,
+            Self::NotAcceptable => 406,
             Self::UnsupportedMediaType => 415,
             Self::TooManyRequests => 429,
             Self::Internal(_) => 500,
@@ -99,6 +103,7 @@ impl ApiError {
             Self::BadRequest(_) => "BadRequest",
             Self::MethodNotAllowed(_) => "MethodNotAllowed",
             Self::Gone(_) => "Expired",
+            Self::NotAcceptable => "NotAcceptable",
             Self::UnsupportedMediaType => "UnsupportedMediaType",
             Self::TooManyRequests => "TooManyRequests",
             Self::Internal(_) => "InternalError",

@@ -158,6 +158,85 @@ async fn openapi_v2_is_served_in_protobuf_and_json_for_kubectl() {
 }
 
 #[tokio::test]
+async fn accept_is_negotiated_and_protobuf_bodies_are_refused() {
+    let (emu, _) = emulator(1, "cpu=1", PodGcConfig::default()).await;
+    let nodes = "/api/v1/nodes";
+    // client-go configured for protobuf falls back to JSON, as for a custom resource.
+    let (code, ct, body) = raw(
+        &emu,
+        "GET",
+        nodes,
+        &[(
+            "accept",
+            "application/vnd.kubernetes.protobuf, application/json",
+        )],
+        "",
+    )
+    .await;
+    assert_eq!((code, ct.as_str()), (200, "application/json"));
+    assert_eq!(json_of(&body)["kind"], "NodeList");
+    // Protobuf only: 406 NotAcceptable, nothing the emulator can produce.
+    let (code, _, body) = raw(
+        &emu,
+        "GET",
+        nodes,
+        &[("accept", "application/vnd.kubernetes.protobuf")],
+        "",
+    )
+    .await;
+    assert_eq!(code, 406);
+    assert_eq!(json_of(&body)["reason"], "NotAcceptable");
+    // Preference by q, not by position: the Table wins over plain JSON.
+    let (code, _, body) = raw(
+        &emu,
+        "GET",
+        nodes,
+        &[(
+            "accept",
+            "application/json;q=0.5, application/json;as=Table;v=v1;g=meta.k8s.io",
+        )],
+        "",
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(json_of(&body)["kind"], "Table");
+    // A write is negotiated before it happens.
+    let cm = r#"{"metadata":{"name":"neg"}}"#;
+    let path = "/api/v1/namespaces/default/configmaps";
+    let (code, _, _) = raw(
+        &emu,
+        "POST",
+        path,
+        &[
+            ("accept", "application/vnd.kubernetes.protobuf"),
+            ("content-type", "application/json"),
+        ],
+        cm,
+    )
+    .await;
+    assert_eq!(code, 406);
+    let (code, _, _) = raw(&emu, "GET", &format!("{path}/neg"), &[], "").await;
+    assert_eq!(code, 404, "a refused create stored nothing");
+    // Protobuf request bodies are not decoded: 415, with a Status saying what is accepted.
+    let (code, _, body) = raw(
+        &emu,
+        "POST",
+        path,
+        &[("content-type", "application/vnd.kubernetes.protobuf")],
+        "k8s\0",
+    )
+    .await;
+    assert_eq!(code, 415);
+    assert!(
+        json_of(&body)["message"]
+            .as_str()
+            .unwrap()
+            .contains("application/json")
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_recreated_node_counts_the_pods_still_bound_to_it() {
     let (emu, client) = emulator(1, "cpu=4,memory=16Gi", PodGcConfig::default()).await;
     let pods: Api<Pod> = Api::default_namespaced(client.clone());
