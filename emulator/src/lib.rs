@@ -15,6 +15,7 @@
 //! - [`store`]: objects, resourceVersions, event history.
 //! - [`resources`]: the served resources and CRD parsing.
 //! - [`kubelet`]: simulated kubelets.
+//! - [`events`]: `events.k8s.io/v1` as a view of core Events, and Event validation.
 //! - [`podgc`]: kube-controller-manager's pod garbage collector (orphaned and terminated pods).
 //! - [`faults`]: fault injection.
 //! - [`patch`]: merge, strategic merge and JSON patch.
@@ -31,6 +32,7 @@
 pub mod api;
 pub mod cli;
 pub mod client;
+pub mod events;
 pub mod faults;
 pub mod kubelet;
 pub mod load;

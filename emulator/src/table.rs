@@ -124,6 +124,22 @@ fn columns(res: &ResourceDef) -> Vec<Value> {
             col("Status", "string", 0),
             col("Age", "string", 0),
         ]
+    } else if res.is_core("events") {
+        // kube-apiserver's event printer, for both event APIs (same storage).
+        let mut name = col("Name", "string", 1);
+        name["format"] = json!("name");
+        vec![
+            col("Last Seen", "string", 0),
+            col("Type", "string", 0),
+            col("Reason", "string", 0),
+            col("Object", "string", 0),
+            col("Subobject", "string", 1),
+            col("Source", "string", 1),
+            col("Message", "string", 0),
+            col("First Seen", "string", 1),
+            col("Count", "string", 1),
+            name,
+        ]
     } else if !res.printer_columns.is_empty() {
         std::iter::once(col("Name", "string", 0))
             .chain(res.printer_columns.iter().map(|c| {
@@ -211,18 +227,7 @@ fn cells(res: &ResourceDef, o: &Value) -> Vec<Value> {
     } else if res.is_core("namespaces") {
         vec![json!(name), json!(s(o, "status.phase")), json!(age)]
     } else if res.is_core("events") {
-        let object = format!(
-            "{}/{}",
-            s(o, "involvedObject.kind").to_lowercase(),
-            s(o, "involvedObject.name")
-        );
-        vec![
-            json!(human_age(path(o, "lastTimestamp").and_then(Value::as_str))),
-            json!(s(o, "type")),
-            json!(s(o, "reason")),
-            json!(object),
-            json!(s(o, "message")),
-        ]
+        event_cells(o)
     } else if !res.printer_columns.is_empty() {
         std::iter::once(json!(name))
             .chain(res.printer_columns.iter().map(|c| {
@@ -238,6 +243,65 @@ fn cells(res: &ResourceDef, o: &Value) -> Vec<Value> {
     } else {
         vec![json!(name), json!(age)]
     }
+}
+
+/// An event's row as kube-apiserver prints it: the first/last seen times fall back to
+/// `eventTime` and the series, the count to the series (1 for a singleton new-style event), the
+/// source to the reporting controller and instance.
+fn event_cells(o: &Value) -> Vec<Value> {
+    let since = |p: &str| human_age(path(o, p).and_then(Value::as_str));
+    let set = |p: &str| {
+        path(o, p)
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+    };
+    let first = if set("firstTimestamp") {
+        since("firstTimestamp")
+    } else {
+        since("eventTime")
+    };
+    let mut last = if set("lastTimestamp") {
+        since("lastTimestamp")
+    } else {
+        first.clone()
+    };
+    let mut count = path(o, "count").and_then(Value::as_i64).unwrap_or(0);
+    if path(o, "series").is_some_and(|x| !x.is_null()) {
+        last = since("series.lastObservedTime");
+        count = path(o, "series.count").and_then(Value::as_i64).unwrap_or(0);
+    } else if count == 0 {
+        count = 1;
+    }
+    let kind = s(o, "involvedObject.kind").to_lowercase();
+    let target = match s(o, "involvedObject.name") {
+        "" => kind,
+        n => format!("{kind}/{n}"),
+    };
+    let component = match s(o, "source.component") {
+        "" => s(o, "reportingComponent"),
+        c => c,
+    };
+    let instance = match s(o, "source.host") {
+        "" => s(o, "reportingInstance"),
+        h => h,
+    };
+    let source = if instance.is_empty() {
+        component.to_string()
+    } else {
+        format!("{component}, {instance}")
+    };
+    vec![
+        json!(last),
+        json!(s(o, "type")),
+        json!(s(o, "reason")),
+        json!(target),
+        json!(s(o, "involvedObject.fieldPath")),
+        json!(source),
+        json!(s(o, "message").trim()),
+        json!(first),
+        json!(count),
+        json!(s(o, "metadata.name")),
+    ]
 }
 
 /// A Table of `objects`, each row carrying its object's metadata (`includeObject=Metadata`).

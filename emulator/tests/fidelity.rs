@@ -8,8 +8,10 @@ use futures::StreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, DeleteParams, PostParams, WatchEvent, WatchParams};
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Node, ObjectReference, Pod};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
+use kube::runtime::events::{Event as Publish, EventType, Recorder, Reporter};
 use phalanx_emulator::kubelet::KubeletConfig;
 use phalanx_emulator::podgc::PodGcConfig;
 use phalanx_emulator::server::node_object;
@@ -233,6 +235,191 @@ async fn accept_is_negotiated_and_protobuf_bodies_are_refused() {
             .unwrap()
             .contains("application/json")
     );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn events_k8s_io_and_core_events_are_one_storage() {
+    let (emu, client) = emulator(0, "cpu=1", PodGcConfig::default()).await;
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let p = pods
+        .create(&PostParams::default(), &pod("p", "1"))
+        .await
+        .unwrap();
+    let regarding = ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        namespace: Some("default".into()),
+        name: Some("p".into()),
+        uid: p.metadata.uid.clone(),
+        ..Default::default()
+    };
+    let new_api: Api<Event> = Api::default_namespaced(client.clone());
+    let core: Api<CoreEvent> = Api::default_namespaced(client.clone());
+    let mut core_watch = core
+        .watch(&WatchParams::default(), "0")
+        .await
+        .unwrap()
+        .boxed();
+
+    // The scheduler's path: kube-rs' Recorder writes events.k8s.io/v1, a repeat PATCHes series.
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "phalanx-scheduler".into(),
+            instance: Some("phalanx-0".into()),
+        },
+    );
+    let ev = Publish {
+        type_: EventType::Warning,
+        reason: "FailedScheduling".into(),
+        note: Some("0/3 nodes are available".into()),
+        action: "Scheduling".into(),
+        secondary: None,
+    };
+    recorder.publish(&ev, &regarding).await.unwrap();
+    recorder.publish(&ev, &regarding).await.unwrap();
+
+    // `kubectl describe pod p` searches core events by involvedObject.
+    let seen = core
+        .list(&ListParams::default().fields("involvedObject.name=p,involvedObject.kind=Pod"))
+        .await
+        .unwrap();
+    assert_eq!(seen.items.len(), 1, "{seen:?}");
+    let c = &seen.items[0];
+    assert_eq!(c.message.as_deref(), Some("0/3 nodes are available"));
+    assert_eq!(c.reason.as_deref(), Some("FailedScheduling"));
+    assert_eq!(c.type_.as_deref(), Some("Warning"));
+    assert_eq!(c.action.as_deref(), Some("Scheduling"));
+    assert_eq!(c.reporting_component.as_deref(), Some("phalanx-scheduler"));
+    assert_eq!(c.reporting_instance.as_deref(), Some("phalanx-0"));
+    assert_eq!(c.involved_object.uid, p.metadata.uid);
+    assert!(c.event_time.is_some());
+    assert_eq!(c.series.as_ref().and_then(|s| s.count), Some(2));
+    assert!(c.source.as_ref().is_none_or(|s| s.component.is_none()));
+    // The watch of core events saw the create and the series update.
+    let first = core_watch.next().await.unwrap().unwrap();
+    assert!(
+        matches!(first, WatchEvent::Added(e) if e.message.as_deref() == Some("0/3 nodes are available"))
+    );
+    assert!(matches!(
+        core_watch.next().await.unwrap().unwrap(),
+        WatchEvent::Modified(_)
+    ));
+
+    // The other way: a core event (the kubelet's kind) read through events.k8s.io/v1.
+    let legacy: CoreEvent = serde_json::from_value(json!({
+        "metadata": {"name": "p.legacy"},
+        "involvedObject": {"kind": "Pod", "namespace": "default", "name": "p"},
+        "reason": "OutOfcpu", "message": "not enough cpu", "type": "Warning",
+        "source": {"component": "kubelet", "host": "node-00001"},
+        "count": 3, "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:01:00Z",
+    }))
+    .unwrap();
+    core.create(&PostParams::default(), &legacy).await.unwrap();
+    let e = new_api.get("p.legacy").await.unwrap();
+    assert_eq!(e.note.as_deref(), Some("not enough cpu"));
+    assert_eq!(
+        e.regarding.as_ref().and_then(|r| r.name.as_deref()),
+        Some("p")
+    );
+    assert_eq!(e.deprecated_count, Some(3));
+    assert_eq!(
+        e.deprecated_source
+            .as_ref()
+            .and_then(|s| s.component.as_deref()),
+        Some("kubelet")
+    );
+    assert!(e.deprecated_first_timestamp.is_some() && e.deprecated_last_timestamp.is_some());
+    let by_regarding = new_api
+        .list(
+            &ListParams::default().fields("regarding.name=p,reportingController=phalanx-scheduler"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_regarding.items.len(), 1);
+    assert_eq!(
+        by_regarding.items[0].reporting_controller.as_deref(),
+        Some("phalanx-scheduler")
+    );
+    assert_eq!(
+        new_api
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+
+    // Deleting through one API deletes from both.
+    new_api
+        .delete("p.legacy", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(core.get_opt("p.legacy").await.unwrap().is_none());
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_event_note_over_1024_bytes_is_invalid() {
+    let (emu, client) = emulator(0, "cpu=1", PodGcConfig::default()).await;
+    let event = |name: &str, note: &str| {
+        json!({
+            "apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": name, "namespace": "default"},
+            "eventTime": "2026-01-01T00:00:00.000000Z",
+            "reportingController": "phalanx-scheduler", "reportingInstance": "phalanx-0",
+            "action": "Scheduling", "reason": "FailedScheduling", "type": "Warning",
+            "note": note,
+            "regarding": {"apiVersion": "v1", "kind": "Pod", "namespace": "default", "name": "p"},
+        })
+    };
+    let path = "/apis/events.k8s.io/v1/namespaces/default/events";
+    let ct = [("content-type", "application/json")];
+    let (code, _, _) = raw(
+        &emu,
+        "POST",
+        path,
+        &ct,
+        &event("fits", &"x".repeat(1024)).to_string(),
+    )
+    .await;
+    assert_eq!(code, 201);
+    // 1000 characters of two bytes: what a limit counted in characters would let through.
+    let long = "é".repeat(1000);
+    let (code, _, body) = raw(&emu, "POST", path, &ct, &event("long", &long).to_string()).await;
+    assert_eq!(code, 422);
+    let st = json_of(&body);
+    assert_eq!(st["reason"], "Invalid");
+    assert_eq!(st["details"]["causes"][0]["field"], "message");
+    assert_eq!(st["details"]["causes"][0]["reason"], "FieldValueInvalid");
+    assert_eq!(
+        st["message"],
+        "Event \"long\" is invalid: message: Invalid value: \"\": can have at most 1024 characters"
+    );
+    // The same limit through the core API for a new-style event (eventTime set)...
+    let core_path = "/api/v1/namespaces/default/events";
+    let core_event = json!({
+        "metadata": {"name": "core-long"}, "eventTime": "2026-01-01T00:00:00.000000Z",
+        "reportingComponent": "phalanx-scheduler", "reportingInstance": "phalanx-0",
+        "action": "Scheduling", "reason": "FailedScheduling", "type": "Warning",
+        "message": long,
+        "involvedObject": {"kind": "Pod", "namespace": "default", "name": "p"},
+    });
+    let (code, _, _) = raw(&emu, "POST", core_path, &ct, &core_event.to_string()).await;
+    assert_eq!(code, 422);
+    // ...and on a patch that grows the note of an existing event.
+    let events: Api<Event> = Api::default_namespaced(client.clone());
+    let err = events
+        .patch(
+            "fits",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"note": long})),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, kube::Error::Api(s) if s.code == 422));
     emu.shutdown().await;
 }
 
