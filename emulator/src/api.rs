@@ -15,6 +15,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use crate::events;
 use crate::meta::{now_rfc3339, obj_mut};
 use crate::patch::{json_patch, merge_patch, strategic_merge};
 use crate::resources::{ResourceDef, defs_from_crd};
@@ -252,75 +253,6 @@ fn group_doc(group: &str, versions: &[String]) -> Value {
     json!({"name": group, "versions": vs, "preferredVersion": vs[0]})
 }
 
-/// `/openapi/v3` and `/openapi/v3/{api/v1 | apis/g/v}`: just enough OpenAPI for kubectl to see
-/// that every resource's PATCH takes `fieldValidation` (so it validates server-side, which the
-/// emulator accepts and ignores) instead of downloading schemas for client-side validation.
-/// There are no schemas: kubectl then falls back to its compiled-in types for strategic merge.
-pub fn openapi(state: &AppState, path: &str) -> Option<Response> {
-    let rest = path.trim_matches('/').strip_prefix("openapi/v3")?;
-    let gvs: Vec<(String, String)> = {
-        let mut v: Vec<(String, String)> = state
-            .store
-            .resources()
-            .iter()
-            .map(|r| (r.group.clone(), r.version.clone()))
-            .collect();
-        v.sort();
-        v.dedup();
-        v
-    };
-    let gv_path = |g: &str, v: &str| {
-        if g.is_empty() {
-            format!("api/{v}")
-        } else {
-            format!("apis/{g}/{v}")
-        }
-    };
-    let rest = rest.trim_start_matches('/');
-    if rest.is_empty() {
-        let paths: serde_json::Map<String, Value> = gvs
-            .iter()
-            .map(|(g, v)| {
-                let p = gv_path(g, v);
-                let url = format!("/openapi/v3/{p}?hash={}", state.store.current_rv());
-                (p, json!({"serverRelativeURL": url}))
-            })
-            .collect();
-        return Some(json_response(200, &json!({"paths": paths})));
-    }
-    let (g, v) = gvs.iter().find(|(g, v)| gv_path(g, v) == rest)?;
-    let mut paths = serde_json::Map::new();
-    for r in state.store.resources() {
-        if &r.group != g || &r.version != v {
-            continue;
-        }
-        let prefix = if g.is_empty() {
-            format!("/api/{v}")
-        } else {
-            format!("/apis/{g}/{v}")
-        };
-        let p = if r.namespaced {
-            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
-        } else {
-            format!("{prefix}/{}/{{name}}", r.plural)
-        };
-        paths.insert(
-            p,
-            json!({"patch": {
-                "x-kubernetes-group-version-kind": {"group": g, "version": v, "kind": r.kind},
-                "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "OK"}},
-            }}),
-        );
-    }
-    Some(json_response(
-        200,
-        &json!({"openapi": "3.0.0",
-                "info": {"title": "Kubernetes (phalanx emulator)", "version": "v1.37.0"},
-                "paths": paths, "components": {"schemas": {}}}),
-    ))
-}
-
 /// Serves the discovery routes; `None` for resource routes.
 pub fn discovery(state: &AppState, r: &Route) -> Option<Response> {
     Some(match r {
@@ -385,22 +317,92 @@ fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     })
 }
 
-fn render(headers: &HeaderMap) -> Render {
-    Render::from_accept(
+/// The response rendering the request's `Accept` asks for, or 406 when the emulator can produce
+/// none of it (see [`Render::negotiate`]).
+fn negotiate(headers: &HeaderMap) -> Result<Render, ApiError> {
+    Render::negotiate(
         headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .unwrap_or(""),
     )
+    .ok_or(ApiError::NotAcceptable)
 }
 
-fn filter_of(t: &Target, q: &Query) -> Result<Filter, ApiError> {
+/// How a resource's objects are stored and served. Objects of most resources are stored as they
+/// are served; `events.k8s.io` Events are stored as core Events (one storage, two APIs, as in
+/// kube-apiserver) and converted on the way in and out.
+#[derive(Debug, Clone)]
+struct View {
+    /// The resource as the client addressed it.
+    wire: Arc<ResourceDef>,
+    /// The resource whose storage holds the objects (and whose table columns render them).
+    store: Arc<ResourceDef>,
+    /// The `events.k8s.io` view of core Events.
+    events_api: bool,
+}
+
+impl View {
+    fn of(state: &AppState, res: &Arc<ResourceDef>) -> Self {
+        if events::is_events_api(res)
+            && let Some(core) = state.store.resolve("", "v1", "events")
+        {
+            return Self {
+                wire: res.clone(),
+                store: core,
+                events_api: true,
+            };
+        }
+        Self {
+            wire: res.clone(),
+            store: res.clone(),
+            events_api: false,
+        }
+    }
+
+    /// A stored object as the client sees it.
+    fn out(&self, o: &Stored) -> Bytes {
+        if self.events_api {
+            Bytes::from(
+                serde_json::to_vec(&events::from_core(o.value())).expect("a Value serializes"),
+            )
+        } else {
+            o.json.clone()
+        }
+    }
+
+    /// A client's object in the stored form.
+    fn incoming(&self, v: Value) -> Value {
+        if self.events_api {
+            events::to_core(v)
+        } else {
+            v
+        }
+    }
+
+    /// A stored object in the client's form.
+    fn outgoing(&self, v: Value) -> Value {
+        if self.events_api {
+            events::from_core(v)
+        } else {
+            v
+        }
+    }
+}
+
+fn filter_of(t: &Target, q: &Query, view: &View) -> Result<Filter, ApiError> {
+    let mut fields = FieldSelector::parse(q.get("fieldSelector").unwrap_or(""))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if view.events_api {
+        for r in &mut fields.reqs {
+            r.path = events::core_field_path(&r.path);
+        }
+    }
     Ok(Filter {
         namespace: t.namespace.clone().filter(|_| t.res.namespaced),
         labels: LabelSelector::parse(q.get("labelSelector").unwrap_or(""))
             .map_err(|e| ApiError::BadRequest(e.to_string()))?,
-        fields: FieldSelector::parse(q.get("fieldSelector").unwrap_or(""))
-            .map_err(|e| ApiError::BadRequest(e.to_string()))?,
+        fields,
     })
 }
 
@@ -431,9 +433,12 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_string();
+    // Request bodies are decoded as JSON only: kube-apiserver also takes protobuf (built-in
+    // types) and CBOR, which the emulator cannot decode without the types' schemas.
     if content_type.contains("protobuf") || content_type.contains("cbor") {
         return Err(ApiError::UnsupportedMediaType);
     }
+    let rendering = negotiate(&headers)?;
     // Only subresources the resource really has: a client patching `/status` of a Volcano
     // PodGroup (which has none) must fail here as it would against kube-apiserver.
     if let Some(sub) = sub {
@@ -450,20 +455,21 @@ pub async fn handle(
             "dryRun is not supported by the phalanx emulator".into(),
         ));
     }
+    let view = View::of(&state, &t.res);
     match (&method, t.name.as_deref(), sub) {
         (&Method::GET, None, _) => {
             if t.watch_prefix || q.flag("watch") {
-                watch(state, &t, &q, &headers)
+                watch(state, &t, &q, &view, rendering)
             } else {
-                list(&state, &t, &q, &headers)
+                list(&state, &t, &q, &view, rendering)
             }
         }
         (&Method::GET, Some(name), None | Some("status")) => {
-            let o = state.store.get(&t.res, ns_of(&t)?, name)?;
-            Ok(match render(&headers) {
-                Render::Table => json_response(200, &table(&t.res, &[o.value()], o.rv, None)),
+            let o = state.store.get(&view.store, ns_of(&t)?, name)?;
+            Ok(match rendering {
+                Render::Table => json_response(200, &table(&view.store, &[o.value()], o.rv, None)),
                 Render::Metadata => json_response(200, &partial_metadata(&o.value())),
-                Render::Full => bytes_response(200, o.json.clone()),
+                Render::Full => bytes_response(200, view.out(&o)),
             })
         }
         (&Method::POST, Some(name), Some("binding")) if t.res.is_core("pods") => {
@@ -485,11 +491,16 @@ pub async fn handle(
             Ok(json_response(201, &success(201, None)))
         }
         (&Method::POST, None, None) => {
-            let o = create(&state, &t.res, ns_of(&t)?, parse_body(&body)?)?;
-            Ok(bytes_response(201, o.json.clone()))
+            let ns = ns_of(&t)?;
+            let obj = view.incoming(parse_body(&body)?);
+            if view.events_api {
+                events::validate_create(&obj, ns, true)?;
+            }
+            let o = create(&state, &view.store, ns, obj)?;
+            Ok(bytes_response(201, view.out(&o)))
         }
         (&Method::PUT, Some(name), None | Some("status") | Some("finalize")) => {
-            let new = parse_body(&body)?;
+            let new = view.incoming(parse_body(&body)?);
             match new.pointer("/metadata/name").and_then(Value::as_str) {
                 Some(n) if n != name => {
                     return Err(ApiError::BadRequest(format!(
@@ -501,19 +512,21 @@ pub async fn handle(
             let status_only = sub == Some("status");
             let has_status = t.res.status_subresource;
             let is_pod = t.res.is_core("pods");
-            let o = state.store.modify(&t.res, ns_of(&t)?, name, |cur| {
+            let ns = ns_of(&t)?;
+            let o = state.store.modify(&view.store, ns, name, |cur| {
                 let next = split_status(cur, new, has_status, status_only);
                 if is_pod && !status_only {
                     check_pod_update(cur, &next, name)?;
                 }
+                validate_update(&view, cur, &next, ns)?;
                 *cur = next;
                 Ok(())
             })?;
             after_write(&state, &t.res, &o);
-            Ok(bytes_response(200, o.json.clone()))
+            Ok(bytes_response(200, view.out(&o)))
         }
         (&Method::PATCH, Some(name), None | Some("status")) => {
-            patch(&state, &t, name, &content_type, &body)
+            patch(&state, &t, &view, name, &content_type, &body)
         }
         (&Method::DELETE, Some(name), None) => {
             let opts = delete_options(
@@ -523,29 +536,37 @@ pub async fn handle(
                     .as_ref(),
                 &q,
             );
-            delete(&state, &t.res, ns_of(&t)?, name, &opts)
+            delete(&state, &view, ns_of(&t)?, name, &opts)
         }
         (&Method::DELETE, None, None) => {
-            let filter = filter_of(&t, &q)?;
-            let page = state.store.list(&t.res, &filter, None, None)?;
+            let filter = filter_of(&t, &q, &view)?;
+            let page = state.store.list(&view.store, &filter, None, None)?;
             let opts = delete_options(None, &q);
             let mut gone = Vec::new();
             for o in page.items {
                 if state
                     .store
-                    .delete(&t.res, &o.namespace, &o.name, &opts)
+                    .delete(&view.store, &o.namespace, &o.name, &opts)
                     .is_ok()
                 {
-                    gone.push(o);
+                    gone.push(view.out(&o));
                 }
             }
-            Ok(list_body(&t.res, page.rv, &gone, None, None))
+            Ok(list_body(&view.wire, page.rv, &gone, None, None))
         }
         _ => Err(ApiError::MethodNotAllowed(format!(
             "the server does not allow this method on the requested resource ({method} {})",
             t.res.qualified()
         ))),
     }
+}
+
+/// The resource-specific validation of an update (`cur` and `next` in stored form).
+fn validate_update(view: &View, cur: &Value, next: &Value, ns: &str) -> Result<(), ApiError> {
+    if events::is_core_events(&view.store) {
+        events::validate_update(next, cur, ns, view.events_api)?;
+    }
+    Ok(())
 }
 
 /// Merges a PUT/PATCH result with the current object according to the status subresource rules:
@@ -634,7 +655,7 @@ fn delete_options(body: Option<&Value>, q: &Query) -> DeleteOptions {
 fn list_body(
     res: &ResourceDef,
     rv: u64,
-    items: &[Arc<Stored>],
+    items: &[Bytes],
     cont: Option<&str>,
     remaining: Option<u64>,
 ) -> Response {
@@ -651,14 +672,14 @@ fn list_body(
         json!(res.api_version()),
         meta
     );
-    let len = head.len() + items.iter().map(|o| o.json.len() + 1).sum::<usize>() + 2;
+    let len = head.len() + items.iter().map(|o| o.len() + 1).sum::<usize>() + 2;
     let mut buf = Vec::with_capacity(len);
     buf.extend_from_slice(head.as_bytes());
     for (i, o) in items.iter().enumerate() {
         if i > 0 {
             buf.push(b',');
         }
-        buf.extend_from_slice(&o.json);
+        buf.extend_from_slice(o);
     }
     buf.extend_from_slice(b"]}");
     bytes_response(200, Bytes::from(buf))
@@ -668,19 +689,20 @@ fn list(
     state: &AppState,
     t: &Target,
     q: &Query,
-    headers: &HeaderMap,
+    view: &View,
+    rendering: Render,
 ) -> Result<Response, ApiError> {
-    let filter = filter_of(t, q)?;
+    let filter = filter_of(t, q, view)?;
     let limit = q.get("limit").and_then(|l| l.parse().ok());
     let page = state
         .store
-        .list(&t.res, &filter, limit, q.get("continue"))?;
-    match render(headers) {
+        .list(&view.store, &filter, limit, q.get("continue"))?;
+    match rendering {
         Render::Table => {
             let objs: Vec<Value> = page.items.iter().map(|o| o.value()).collect();
             return Ok(json_response(
                 200,
-                &table(&t.res, &objs, page.rv, page.continue_token.as_deref()),
+                &table(&view.store, &objs, page.rv, page.continue_token.as_deref()),
             ));
         }
         Render::Metadata => {
@@ -701,10 +723,11 @@ fn list(
         }
         Render::Full => {}
     }
+    let items: Vec<Bytes> = page.items.iter().map(|o| view.out(o)).collect();
     Ok(list_body(
-        &t.res,
+        &view.wire,
         page.rv,
-        &page.items,
+        &items,
         page.continue_token.as_deref(),
         page.remaining,
     ))
@@ -714,9 +737,10 @@ fn watch(
     state: Arc<AppState>,
     t: &Target,
     q: &Query,
-    headers: &HeaderMap,
+    view: &View,
+    rendering: Render,
 ) -> Result<Response, ApiError> {
-    let mut filter = filter_of(t, q)?;
+    let mut filter = filter_of(t, q, view)?;
     if let Some(name) = &t.name {
         filter.fields.reqs.push(crate::selector::FieldReq {
             path: "metadata.name".into(),
@@ -739,9 +763,17 @@ fn watch(
         bookmarks: q.flag("allowWatchBookmarks"),
         send_initial: q.flag("sendInitialEvents"),
         timeout,
-        render: render(headers),
+        render: rendering,
+        events_api: view.events_api,
     };
-    Ok(watch_response(state, t.res.clone(), filter, from, opts))
+    Ok(watch_response(
+        state,
+        view.wire.clone(),
+        view.store.clone(),
+        filter,
+        from,
+        opts,
+    ))
 }
 
 /// Applies defaults and lifecycle rules, then stores a new object.
@@ -759,6 +791,8 @@ pub fn create(
     }
     if res.is_core("pods") {
         default_pod(&mut obj);
+    } else if events::is_core_events(res) {
+        events::validate_create(&obj, ns, false)?;
     } else if res.is_core("namespaces") {
         let name = obj
             .pointer("/metadata/name")
@@ -963,6 +997,7 @@ pub fn set_condition(obj: &mut Value, kind: &str, status: &str, reason: Option<&
 fn patch(
     state: &AppState,
     t: &Target,
+    view: &View,
     name: &str,
     content_type: &str,
     body: &Bytes,
@@ -990,17 +1025,22 @@ fn patch(
     };
     if kind == "apply" && t.sub.is_none() {
         // Server-side apply of a missing object creates it.
-        if let Err(ApiError::NotFound { .. }) = state.store.get(&t.res, ns, name) {
+        if let Err(ApiError::NotFound { .. }) = state.store.get(&view.store, ns, name) {
             let mut obj = p.clone();
             obj_mut(&mut obj, "metadata").insert("name".into(), json!(name));
-            let o = create(state, &t.res, ns, obj)?;
-            return Ok(bytes_response(201, o.json.clone()));
+            let obj = view.incoming(obj);
+            if view.events_api {
+                events::validate_create(&obj, ns, true)?;
+            }
+            let o = create(state, &view.store, ns, obj)?;
+            return Ok(bytes_response(201, view.out(&o)));
         }
     }
     let status_only = t.sub.as_deref() == Some("status");
     let has_status = t.res.status_subresource;
-    let o = state.store.modify(&t.res, ns, name, |cur| {
-        let mut target = cur.clone();
+    let o = state.store.modify(&view.store, ns, name, |cur| {
+        // The patch applies to the object as the client sees it.
+        let mut target = view.outgoing(cur.clone());
         let res = match kind {
             "merge" => {
                 merge_patch(&mut target, &p);
@@ -1026,24 +1066,26 @@ fn patch(
             },
             crate::patch::PatchError::Malformed(m) => ApiError::BadRequest(m),
         })?;
-        let next = split_status(cur, target, has_status, status_only);
+        let next = split_status(cur, view.incoming(target), has_status, status_only);
         if t.res.is_core("pods") && !status_only {
             check_pod_update(cur, &next, name)?;
         }
+        validate_update(view, cur, &next, ns)?;
         *cur = next;
         Ok(())
     })?;
     after_write(state, &t.res, &o);
-    Ok(bytes_response(200, o.json.clone()))
+    Ok(bytes_response(200, view.out(&o)))
 }
 
 fn delete(
     state: &AppState,
-    res: &Arc<ResourceDef>,
+    view: &View,
     ns: &str,
     name: &str,
     opts: &DeleteOptions,
 ) -> Result<Response, ApiError> {
+    let res = &view.store;
     if res.is_core("namespaces") {
         state.store.get(res, "", name)?;
         state.store.purge_namespace(name);
@@ -1065,17 +1107,18 @@ fn delete(
         state.store.unregister(g, p);
     }
     match outcome {
-        Deletion::Pending(o) => Ok(bytes_response(200, o.json.clone())),
-        Deletion::Gone(o) if res.is_core("pods") => Ok(bytes_response(200, o.json.clone())),
+        Deletion::Pending(o) => Ok(bytes_response(200, view.out(&o))),
+        Deletion::Gone(o) if res.is_core("pods") => Ok(bytes_response(200, view.out(&o))),
         Deletion::Gone(o) => {
             let uid = o
                 .value()
                 .pointer("/metadata/uid")
                 .cloned()
                 .unwrap_or(Value::Null);
-            let mut d = json!({"name": name, "kind": res.plural, "uid": uid});
-            if !res.group.is_empty() {
-                d["group"] = json!(res.group);
+            let wire = &view.wire;
+            let mut d = json!({"name": name, "kind": wire.plural, "uid": uid});
+            if !wire.group.is_empty() {
+                d["group"] = json!(wire.group);
             }
             Ok(json_response(200, &success(200, Some(d))))
         }

@@ -15,6 +15,7 @@ use crate::client::{ClientError, host_port, server_from_kubeconfig};
 use crate::faults::{FaultConfig, FaultError, parse_verb_value};
 use crate::kubelet::KubeletConfig;
 use crate::load::{Flavor, LoadError, LoadOptions, LoadReport, read_jobs};
+use crate::podgc::PodGcConfig;
 use crate::server::{EmulatorConfig, NodeShape, ServerError, set_node_ready, start};
 use crate::store::StoreConfig;
 
@@ -126,6 +127,18 @@ pub struct ServeArgs {
     /// toleration is 300); negative never evicts.
     #[arg(long, default_value_t = 300, allow_negative_numbers = true)]
     pub not_ready_eviction_s: i64,
+    /// Seconds a node name must stay missing before the pods still bound to it are deleted, as
+    /// kube-controller-manager's PodGC does (its quarantine is 40 s); 0 never deletes them.
+    #[arg(long, default_value_t = 40)]
+    pub pod_gc_orphan_after_s: u64,
+    /// Terminated pods kept before PodGC deletes the oldest (kube-controller-manager's
+    /// `--terminated-pod-gc-threshold`); 0 keeps them all.
+    #[arg(long, default_value_t = 12_500)]
+    pub terminated_pod_gc_threshold: usize,
+    /// Milliseconds between PodGC passes (kube-controller-manager's is 20 s); an orphaned pod is
+    /// deleted within one pass after its quarantine.
+    #[arg(long, default_value_t = 20_000)]
+    pub pod_gc_period_ms: u64,
 }
 
 /// A scheduled NotReady period of a node.
@@ -237,6 +250,12 @@ impl ServeArgs {
             not_ready_eviction: u64::try_from(self.not_ready_eviction_s)
                 .ok()
                 .map(Duration::from_secs),
+            pod_gc: PodGcConfig {
+                period: Duration::from_millis(self.pod_gc_period_ms.max(10)),
+                orphan_quarantine: (self.pod_gc_orphan_after_s > 0)
+                    .then(|| Duration::from_secs(self.pod_gc_orphan_after_s)),
+                terminated_threshold: self.terminated_pod_gc_threshold,
+            },
             ..EmulatorConfig::default()
         })
     }
@@ -373,6 +392,41 @@ mod tests {
         );
         assert_eq!(NodeFlap::parse("n@0.5").unwrap().duration, None);
         assert!(NodeFlap::parse("n").is_err());
+    }
+
+    #[test]
+    fn pod_gc_flags_configure_the_collector() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let cfg = |args: &[&str]| {
+            let argv = std::iter::once("emulator").chain(args.iter().copied());
+            Cli::try_parse_from(argv)
+                .unwrap()
+                .serve
+                .config()
+                .unwrap()
+                .pod_gc
+        };
+        assert_eq!(cfg(&[]), PodGcConfig::default());
+        let short = cfg(&[
+            "--pod-gc-orphan-after-s",
+            "2",
+            "--pod-gc-period-ms",
+            "100",
+            "--terminated-pod-gc-threshold",
+            "0",
+        ]);
+        assert_eq!(short.orphan_quarantine, Some(Duration::from_secs(2)));
+        assert_eq!(short.period, Duration::from_millis(100));
+        assert_eq!(short.terminated_threshold, 0);
+        assert_eq!(
+            cfg(&["--pod-gc-orphan-after-s", "0"]).orphan_quarantine,
+            None
+        );
     }
 
     #[test]

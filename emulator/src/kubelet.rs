@@ -14,6 +14,12 @@
 //!
 //! Admission checks only what is already admitted on the node, in the order pods were bound,
 //! exactly as a real kubelet does; so a double-booking by two schedulers shows up as a Failed pod.
+//!
+//! A kubelet is keyed by node name, not by Node object: deleting a Node leaves its pods bound and
+//! counted (their timers wait, as on a NotReady node), and a Node re-created under the same name
+//! re-registers with every non-terminated pod bound to that name still counted, so a pod bound
+//! there that does not fit what is already there is rejected with `OutOf<resource>`. Pods bound
+//! to a name before its Node exists are admitted, in binding order, once it does.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -58,6 +64,10 @@ type PodKey = (String, String);
 
 #[derive(Debug, Default)]
 struct NodeState {
+    /// A Node object of this name exists. A kubelet's accounting outlives its Node object: pods
+    /// stay bound to the name when the object is deleted, and a node re-created under that name
+    /// re-registers with them still counted, as a real kubelet re-admits the pods bound to it.
+    registered: bool,
     labels: BTreeMap<String, String>,
     allocatable: ResourceMilli,
     used: ResourceMilli,
@@ -253,7 +263,18 @@ impl Kubelets {
     fn on_node(&mut self, ev: &WatchEvent) {
         let name = ev.object.name.clone();
         if ev.kind == EventType::Deleted {
-            self.nodes.remove(&name);
+            // The pods bound here stay bound (until PodGC deletes them); they keep their
+            // resources and their timers wait, as with a kubelet that stopped reporting.
+            let in_use = self.pods.values().any(|p| p.node == name);
+            match self.nodes.get_mut(&name) {
+                Some(n) if in_use => {
+                    n.registered = false;
+                    n.ready = false;
+                }
+                _ => {
+                    self.nodes.remove(&name);
+                }
+            }
             return;
         }
         let v = ev.object.value();
@@ -270,6 +291,7 @@ impl Kubelets {
             .unwrap_or("")
             .to_string();
         let n = self.nodes.entry(name).or_default();
+        n.registered = true;
         n.allocatable = allocatable;
         n.labels = string_map(&v, "/metadata/labels");
         n.ip = ip;
@@ -290,7 +312,7 @@ impl Kubelets {
             return;
         }
         let node = ev.object.field("spec.nodeName");
-        if node.is_empty() || !self.nodes.contains_key(&node) {
+        if node.is_empty() {
             return;
         }
         let uid = ev.object.field("metadata.uid");
@@ -328,6 +350,9 @@ impl Kubelets {
         if terminal {
             return;
         }
+        // A pod bound to a name with no Node object (deleted, or not created yet) waits for a
+        // kubelet to register under that name, which then admits it in binding order.
+        self.nodes.entry(node.clone()).or_default();
         let pod = ev.object.value();
         let state = PodState {
             node: node.clone(),
@@ -452,7 +477,10 @@ impl Kubelets {
     fn fire(&mut self, t: Timer) {
         let key = t.key().clone();
         let Some(p) = self.pods.get(&key) else { return };
-        let node_ready = self.nodes.get(&p.node).is_some_and(|n| n.ready);
+        let node_ready = self
+            .nodes
+            .get(&p.node)
+            .is_some_and(|n| n.registered && n.ready);
         if !node_ready {
             if let Some(n) = self.nodes.get_mut(&p.node) {
                 n.deferred.push(t);

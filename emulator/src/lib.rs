@@ -5,7 +5,8 @@
 //! the Kubernetes REST protocol on loopback (discovery, CRUD, list/watch, patch, binding, CRDs,
 //! leases) well enough for kubectl and kube-rs, and its kubelets run bound pods for the duration
 //! in their `phalanx.dev/duration` annotation. It is *not* a Kubernetes: no etcd, no admission
-//! webhooks, no RBAC, no controllers, and no scheduling of its own (see the crate README).
+//! webhooks, no RBAC, no controllers beyond pod garbage collection and NotReady-node eviction,
+//! and no scheduling of its own (see the crate README).
 //!
 //! Modules, one job each:
 //! - [`server`]: HTTP serving, startup, admin endpoints, fault injection in front of the API.
@@ -14,10 +15,13 @@
 //! - [`store`]: objects, resourceVersions, event history.
 //! - [`resources`]: the served resources and CRD parsing.
 //! - [`kubelet`]: simulated kubelets.
+//! - [`events`]: `events.k8s.io/v1` as a view of core Events, and Event validation.
+//! - [`podgc`]: kube-controller-manager's pod garbage collector (orphaned and terminated pods).
 //! - [`faults`]: fault injection.
 //! - [`patch`]: merge, strategic merge and JSON patch.
 //! - [`selector`]: label and field selectors.
 //! - [`table`]: server-side table output for kubectl.
+//! - [`openapi`]: the OpenAPI v2 and v3 documents kubectl reads.
 //! - [`quantity`]: resource quantities.
 //! - [`status`]: Kubernetes `Status` errors.
 //! - [`meta`]: timestamps, uids, JSON paths.
@@ -28,11 +32,14 @@
 pub mod api;
 pub mod cli;
 pub mod client;
+pub mod events;
 pub mod faults;
 pub mod kubelet;
 pub mod load;
 pub mod meta;
+pub mod openapi;
 pub mod patch;
+pub mod podgc;
 pub mod quantity;
 pub mod resources;
 pub mod selector;

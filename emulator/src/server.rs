@@ -1,5 +1,6 @@
 //! The HTTP server: routing to discovery, the REST verbs and the emulator's own admin endpoints,
-//! fault injection in front of them, and startup (namespaces, shipped CRDs, fake nodes, kubelets).
+//! fault injection in front of them, and startup (namespaces, shipped CRDs, fake nodes, kubelets,
+//! pod garbage collection).
 //!
 //! Admin endpoints (not Kubernetes API, under `/emulator/`):
 //! `GET|PUT /emulator/faults` (a [`FaultConfig`] as JSON), `POST /emulator/compact` (forces 410
@@ -25,6 +26,7 @@ use crate::api::{self, Query, Route, error_response, json_response};
 use crate::faults::{FaultConfig, Faults};
 use crate::kubelet::{self, KubeletConfig};
 use crate::meta::{now_rfc3339, obj_mut};
+use crate::podgc::PodGcConfig;
 use crate::quantity::parse_milli;
 use crate::resources::{builtins, shipped_crds};
 use crate::status::ApiError;
@@ -106,6 +108,9 @@ pub struct EmulatorConfig {
     /// How long pods stay on a NotReady node before they are evicted (the taint manager's
     /// default toleration of `node.kubernetes.io/unreachable` is 300 s); `None` never evicts.
     pub not_ready_eviction: Option<Duration>,
+    /// Pod garbage collection (orphaned pods after 40 s, terminated pods over 12500), as
+    /// kube-controller-manager's PodGC does.
+    pub pod_gc: PodGcConfig,
 }
 
 impl Default for EmulatorConfig {
@@ -122,6 +127,7 @@ impl Default for EmulatorConfig {
             bookmark_interval: Duration::from_secs(10),
             default_watch_timeout: Duration::from_secs(1800),
             not_ready_eviction: Some(Duration::from_secs(300)),
+            pod_gc: PodGcConfig::default(),
         }
     }
 }
@@ -153,6 +159,7 @@ pub struct RunningEmulator {
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<()>,
     kubelets: JoinHandle<()>,
+    pod_gc: Option<JoinHandle<()>>,
 }
 
 impl RunningEmulator {
@@ -168,6 +175,9 @@ impl RunningEmulator {
         }
         self.state.faults.drop_all_watches();
         self.kubelets.abort();
+        if let Some(gc) = &self.pod_gc {
+            gc.abort();
+        }
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.server).await;
         self.server.abort();
     }
@@ -243,6 +253,7 @@ pub async fn start(cfg: EmulatorConfig) -> Result<RunningEmulator, ServerError> 
         not_ready_eviction: cfg.not_ready_eviction,
     });
     seed(&state, &cfg)?;
+    let pod_gc = crate::podgc::spawn(store.clone(), cfg.pod_gc.clone());
     let app = Router::new().fallback(dispatch).with_state(state.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -267,6 +278,7 @@ pub async fn start(cfg: EmulatorConfig) -> Result<RunningEmulator, ServerError> 
         stop: Some(stop),
         server,
         kubelets,
+        pod_gc,
     })
 }
 
@@ -455,7 +467,15 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
         return r;
     }
     if parts.method == axum::http::Method::GET
-        && let Some(r) = api::openapi(&state, &path)
+        && let Some(r) = crate::openapi::serve(
+            &state,
+            &path,
+            parts
+                .headers
+                .get(axum::http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(""),
+        )
     {
         return r;
     }

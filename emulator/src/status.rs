@@ -44,6 +44,17 @@ pub enum ApiError {
         /// Which field and why.
         message: String,
     },
+    /// 422 Invalid with per-field causes, as kube-apiserver's validation reports them:
+    /// `Event "e1" is invalid: message: Invalid value: "": can have at most 1024 characters`.
+    #[error("{kind} \"{name}\" is invalid: {}", FieldError::aggregate(.errors))]
+    FieldsInvalid {
+        /// The kind, qualified by its group unless core (`Event`, `Lease.coordination.k8s.io`).
+        kind: String,
+        /// Object name.
+        name: String,
+        /// What is wrong, one entry per field.
+        errors: Vec<FieldError>,
+    },
     /// 400: malformed request (bad JSON, bad selector, mismatched namespace).
     #[error("{0}")]
     BadRequest(String),
@@ -56,6 +67,9 @@ pub enum ApiError {
     /// 410 Expired: a watch or continue token older than the kept history window.
     #[error("{0}")]
     Gone(String),
+    /// 406: no media type in `Accept` that the emulator can produce (it produces JSON only).
+    #[error("only the following media types are accepted: application/json")]
+    NotAcceptable,
     /// 415: a body in an encoding the emulator does not speak (protobuf, CBOR).
     #[error(
         "the body of the request was in an unknown format - accepted media types include: application/json, application/merge-patch+json, application/strategic-merge-patch+json, application/json-patch+json, application/apply-patch+yaml"
@@ -78,10 +92,11 @@ impl ApiError {
         match self {
             Self::NotFound { .. } | Self::NoSuchPath => 404,
             Self::AlreadyExists { .. } | Self::Conflict { .. } => 409,
-            Self::Invalid { .. } => 422,
+            Self::Invalid { .. } | Self::FieldsInvalid { .. } => 422,
             Self::BadRequest(_) => 400,
             Self::MethodNotAllowed(_) => 405,
             Self::Gone(_) => 410,
+            Self::NotAcceptable => 406,
             Self::UnsupportedMediaType => 415,
             Self::TooManyRequests => 429,
             Self::Internal(_) => 500,
@@ -95,10 +110,11 @@ impl ApiError {
             Self::NotFound { .. } | Self::NoSuchPath => "NotFound",
             Self::AlreadyExists { .. } => "AlreadyExists",
             Self::Conflict { .. } => "Conflict",
-            Self::Invalid { .. } => "Invalid",
+            Self::Invalid { .. } | Self::FieldsInvalid { .. } => "Invalid",
             Self::BadRequest(_) => "BadRequest",
             Self::MethodNotAllowed(_) => "MethodNotAllowed",
             Self::Gone(_) => "Expired",
+            Self::NotAcceptable => "NotAcceptable",
             Self::UnsupportedMediaType => "UnsupportedMediaType",
             Self::TooManyRequests => "TooManyRequests",
             Self::Internal(_) => "InternalError",
@@ -134,6 +150,18 @@ impl ApiError {
                 }
                 Some(d)
             }
+            Self::FieldsInvalid { kind, name, errors } => {
+                let (kind, group) = kind.split_once('.').unwrap_or((kind, ""));
+                let causes: Vec<Value> = errors
+                    .iter()
+                    .map(|e| json!({"reason": e.kind.reason(), "message": e.body(), "field": e.field}))
+                    .collect();
+                let mut d = json!({ "name": name, "kind": kind, "causes": causes });
+                if !group.is_empty() {
+                    d["group"] = json!(group);
+                }
+                Some(d)
+            }
             Self::TooManyRequests => Some(json!({ "retryAfterSeconds": 1 })),
             _ => None,
         };
@@ -141,6 +169,89 @@ impl ApiError {
             status["details"] = d;
         }
         status
+    }
+}
+
+/// What is wrong with one field, as in apimachinery's `field.Error`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field path, e.g. `message` or `series.count`.
+    pub field: String,
+    /// Which kind of problem.
+    pub kind: FieldErrorKind,
+    /// The offending value, already rendered (`""` for a string, JSON otherwise); empty for
+    /// `Required`.
+    pub value: String,
+    /// Explanation, e.g. `can have at most 1024 characters`.
+    pub detail: String,
+}
+
+/// The kinds of field errors the emulator reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldErrorKind {
+    /// `FieldValueRequired`.
+    Required,
+    /// `FieldValueInvalid`.
+    Invalid,
+}
+
+impl FieldErrorKind {
+    /// The `reason` of a Status cause.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Required => "FieldValueRequired",
+            Self::Invalid => "FieldValueInvalid",
+        }
+    }
+}
+
+impl FieldError {
+    /// A missing required field.
+    pub fn required(field: &str) -> Self {
+        Self {
+            field: field.to_string(),
+            kind: FieldErrorKind::Required,
+            value: String::new(),
+            detail: String::new(),
+        }
+    }
+
+    /// An invalid value; `value` is rendered as JSON (a string in quotes).
+    pub fn invalid(field: &str, value: &Value, detail: impl Into<String>) -> Self {
+        Self {
+            field: field.to_string(),
+            kind: FieldErrorKind::Invalid,
+            value: value.to_string(),
+            detail: detail.into(),
+        }
+    }
+
+    /// The error without its field: `Invalid value: "": can have at most 1024 characters`.
+    pub fn body(&self) -> String {
+        let mut s = match self.kind {
+            FieldErrorKind::Required => "Required value".to_string(),
+            FieldErrorKind::Invalid => format!("Invalid value: {}", self.value),
+        };
+        if !self.detail.is_empty() {
+            s.push_str(": ");
+            s.push_str(&self.detail);
+        }
+        s
+    }
+
+    /// One error as `field: body`, several as `[a: ..., b: ...]`, as apimachinery aggregates them.
+    pub fn aggregate(errors: &[FieldError]) -> String {
+        let each: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        match each.as_slice() {
+            [one] => one.clone(),
+            _ => format!("[{}]", each.join(", ")),
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.body())
     }
 }
 
@@ -162,6 +273,44 @@ pub fn success(code: u16, details: Option<Value>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn field_errors_render_like_apimachinery() {
+        let e = ApiError::FieldsInvalid {
+            kind: "Event".into(),
+            name: "e1".into(),
+            errors: vec![FieldError::invalid(
+                "message",
+                &json!(""),
+                "can have at most 1024 characters",
+            )],
+        };
+        let s = e.to_status();
+        assert_eq!(s["code"], 422);
+        assert_eq!(s["reason"], "Invalid");
+        assert_eq!(
+            s["message"],
+            "Event \"e1\" is invalid: message: Invalid value: \"\": can have at most 1024 characters"
+        );
+        assert_eq!(s["details"]["kind"], "Event");
+        assert_eq!(
+            s["details"]["causes"][0],
+            json!({"reason": "FieldValueInvalid", "field": "message",
+                   "message": "Invalid value: \"\": can have at most 1024 characters"})
+        );
+        let two = ApiError::FieldsInvalid {
+            kind: "Event".into(),
+            name: "e2".into(),
+            errors: vec![
+                FieldError::required("action"),
+                FieldError::required("reason"),
+            ],
+        };
+        assert_eq!(
+            two.to_string(),
+            "Event \"e2\" is invalid: [action: Required value, reason: Required value]"
+        );
+    }
 
     #[test]
     fn not_found_body_matches_kube_apiserver() {

@@ -40,7 +40,8 @@ pub struct Stored {
     pub rv: u64,
     /// `metadata.labels`.
     pub labels: Vec<(String, String)>,
-    /// Indexed fields (pods: `spec.nodeName`, `spec.schedulerName`, `status.phase`).
+    /// Indexed fields (pods: `spec.nodeName`, `spec.schedulerName`, `status.phase`; events: the
+    /// `source` selector field).
     pub fields: Vec<(&'static str, String)>,
     /// The object, serialized.
     pub json: Bytes,
@@ -79,10 +80,14 @@ impl Stored {
                     .collect()
             })
             .unwrap_or_default();
-        let fields = indexed_paths(key)
+        let mut fields: Vec<(&'static str, String)> = indexed_paths(key)
             .iter()
             .map(|p| (*p, field_string(path(obj, p))))
             .collect();
+        if key.0.is_empty() && key.1 == "events" {
+            // kube-apiserver's selectable `source` of an event is not a JSON path.
+            fields.push(("source", crate::events::selectable_source(obj)));
+        }
         Self {
             namespace: namespace.to_string(),
             name: name.to_string(),

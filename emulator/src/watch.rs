@@ -43,11 +43,17 @@ pub struct WatchOptions {
     pub timeout: Option<Duration>,
     /// How objects are rendered: one-row Tables (`kubectl get -w`), metadata only, or in full.
     pub render: Render,
+    /// The watch is of `events.k8s.io` Events: stored core Events are sent converted.
+    pub events_api: bool,
 }
 
 struct Encoder {
+    /// The resource as the client addressed it (bookmarks name its kind).
     res: Arc<ResourceDef>,
+    /// The resource whose storage is watched (tables render its columns).
+    stored: Arc<ResourceDef>,
     render: Render,
+    events_api: bool,
 }
 
 impl Encoder {
@@ -63,6 +69,11 @@ impl Encoder {
         buf.extend_from_slice(kind.as_bytes());
         buf.extend_from_slice(b"\",\"object\":");
         match self.render {
+            Render::Full if self.events_api => {
+                let v: Value = serde_json::from_slice(json).unwrap_or(Value::Null);
+                let v = crate::events::from_core(v);
+                buf.extend_from_slice(&serde_json::to_vec(&v).expect("a Value serializes"));
+            }
             Render::Full => buf.extend_from_slice(json),
             Render::Table => {
                 let v: Value = serde_json::from_slice(json).unwrap_or(Value::Null);
@@ -71,7 +82,7 @@ impl Encoder {
                     .and_then(Value::as_str)
                     .and_then(|r| r.parse().ok())
                     .unwrap_or(0);
-                let t = table(&self.res, &[v], rv, None);
+                let t = table(&self.stored, &[v], rv, None);
                 buf.extend_from_slice(&serde_json::to_vec(&t).expect("a Value serializes"));
             }
             Render::Metadata => {
@@ -142,19 +153,24 @@ fn streaming(rx: mpsc::Receiver<Bytes>) -> Response {
         .expect("static response parts are valid")
 }
 
-/// Starts a watch and returns its streaming response. Errors that kube-apiserver reports inside
-/// the stream (410 Expired) are sent as an `ERROR` event, as it does.
+/// Starts a watch of `stored`'s objects, served as `res` (the same resource, except for
+/// `events.k8s.io` Events, stored as core Events), and returns its streaming response. Errors
+/// that kube-apiserver reports inside the stream (410 Expired) are sent as an `ERROR` event, as
+/// it does.
 pub fn watch_response(
     state: Arc<AppState>,
     res: Arc<ResourceDef>,
+    stored: Arc<ResourceDef>,
     filter: Filter,
     from: Option<u64>,
     opts: WatchOptions,
 ) -> Response {
     let (tx, rx) = mpsc::channel::<Bytes>(1024);
     let enc = Encoder {
-        res: res.clone(),
+        res,
+        stored: stored.clone(),
         render: opts.render,
+        events_api: opts.events_api,
     };
     let injected_gone = from.is_some_and(|r| r > 0) && state.faults.watch_gone();
     let start = if injected_gone {
@@ -163,7 +179,7 @@ pub fn watch_response(
             from.unwrap_or(0)
         )))
     } else {
-        state.store.watch(&res, &filter, from, opts.send_initial)
+        state.store.watch(&stored, &filter, from, opts.send_initial)
     };
     let start = match start {
         Ok(s) => s,

@@ -131,6 +131,72 @@ assert any(t == "MODIFIED" and n == "conf-1" and p == "Running" for t, n, p in s
 assert any(t == "DELETED" and n == "conf-1" for t, n, _ in seen), seen
 PY
 
+cat >"$work/list.yaml" <<'YAML'
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: list-a}
+  data: {k: "1"}
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: list-b}
+YAML
+check "apply -f of a kind: List file (kubectl validates it from /openapi/v2)" k apply -f "$work/list.yaml"
+sed -i 's/k: "1"/k: "2"/' "$work/list.yaml"
+check "apply -f of a List updates its items" sh -c "
+  '$kubectl' apply -f '$work/list.yaml' && [ \$('$kubectl' get configmap list-a -o jsonpath='{.data.k}') = 2 ]"
+
+# An events.k8s.io/v1 Event, as the scheduler writes them, about the rejected pod conf-2.
+new_event() { # new_event NAME NOTE-BYTES
+  python3 - "$1" "$2" "$(k get pod conf-2 -o jsonpath='{.metadata.uid}')" >"$work/event.json" <<'PY'
+import json, sys
+name, size, uid = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+note = ("phalanx-conformance-note " + "x" * size)[:size]
+print(json.dumps({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+    "metadata": {"name": name, "namespace": "default"},
+    "eventTime": "2026-01-01T00:00:00.000000Z", "type": "Warning",
+    "reportingController": "phalanx-scheduler", "reportingInstance": "phalanx-0",
+    "action": "Scheduling", "reason": "FailedScheduling", "note": note,
+    "regarding": {"apiVersion": "v1", "kind": "Pod", "namespace": "default", "name": "conf-2", "uid": uid}}))
+PY
+  k create --raw /apis/events.k8s.io/v1/namespaces/default/events -f "$work/event.json"
+}
+check "an events.k8s.io/v1 Event is created" new_event conf-2.note 1024
+check "get events (core v1) lists the events.k8s.io Event" sh -c "
+  '$kubectl' get events --field-selector involvedObject.name=conf-2,reason=FailedScheduling | grep -q phalanx-conformance-note"
+check "describe pod shows it, from its reporting controller" sh -c "
+  '$kubectl' describe pod conf-2 | grep FailedScheduling | grep -q 'phalanx-scheduler.*phalanx-conformance-note'"
+check "get events.events.k8s.io shows the kubelet's core Event too" sh -c "
+  '$kubectl' get events.v1.events.k8s.io -o json | grep -q '\"reason\": \"OutOfcpu\"'"
+note_too_long_is_invalid() {
+  if new_event conf-2.long 1025 >"$work/out" 2>&1; then return 1; fi
+  grep -q 'is invalid: message: Invalid value: "": can have at most 1024 characters' "$work/out"
+}
+check "a note over 1024 bytes is 422 Invalid naming the field" note_too_long_is_invalid
+
+# A node deleted and re-created under its name: the kubelet still counts the pod bound there.
+recreated_node_counts_bound_pods() {
+  sed 's/conf-1/conf-3/' "$work/pod.yaml" | k create -f - &&
+  binding conf-3 node-00003 &&
+  k wait --for=jsonpath='{.status.phase}'=Running pod/conf-3 --timeout=20s &&
+  k get node node-00003 -o json | python3 -c '
+import json, sys
+n = json.load(sys.stdin)
+for k in ("uid", "resourceVersion", "creationTimestamp"):
+    n["metadata"].pop(k, None)
+print(json.dumps(n))' >"$work/node3.json" &&
+  k delete node node-00003 &&
+  k create -f "$work/node3.json" &&
+  sed 's/conf-1/conf-4/' "$work/pod.yaml" | k create -f - &&
+  binding conf-4 node-00003 &&
+  k wait --for=jsonpath='{.status.phase}'=Failed pod/conf-4 --timeout=20s &&
+  [ "$(k get pod conf-4 -o jsonpath='{.status.reason}')" = OutOfcpu ] &&
+  [ "$(k get pod conf-3 -o jsonpath='{.spec.nodeName}/{.status.phase}')" = node-00003/Running ]
+}
+check "a re-created node's kubelet counts the pods still bound to it: OutOfcpu" recreated_node_counts_bound_pods
+
 manifests=$root/../shared/manifests
 if [ -d "$manifests" ]; then
   check "apply an upstream CRD (scheduler-plugins ElasticQuota)" k apply -f "$manifests/scheduler-plugins/crd__scheduling.x-k8s.io_elasticquotas.yaml"
