@@ -20,6 +20,13 @@ pub enum QueueOrdering {
     StrictFifo,
 }
 
+impl QueueOrdering {
+    /// Whether it is the default (written records leave it out).
+    pub fn is_default(&self) -> bool {
+        *self == QueueOrdering::default()
+    }
+}
+
 /// One queue of the tree, by dotted path under `root`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueSpec {
@@ -59,8 +66,9 @@ impl QueueSpec {
     }
 }
 
-/// An amount as written: a Kubernetes quantity string or a plain number. Parsed by
-/// [`QueueRecord::to_spec`], so a bad one is reported with its queue and field.
+/// An amount as written: a Kubernetes quantity string or a plain number, in queue records and
+/// everywhere the trace format takes one. Parsed by [`QueueRecord::to_spec`] (or
+/// [`Amount::quantity`]), so a bad one is reported with its object and field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Amount {
@@ -74,8 +82,25 @@ pub enum Amount {
 
 impl Eq for Amount {}
 
+impl From<i64> for Amount {
+    fn from(v: i64) -> Self {
+        match u64::try_from(v) {
+            Ok(u) => Amount::Int(u),
+            // Kept as written, so that parsing it names the negative value.
+            Err(_) => Amount::Float(v as f64),
+        }
+    }
+}
+
+impl From<&str> for Amount {
+    fn from(v: &str) -> Self {
+        Amount::Text(v.to_string())
+    }
+}
+
 impl Amount {
-    fn quantity(&self) -> Result<Quantity, crate::quantity::QuantityError> {
+    /// The amount as a Kubernetes quantity.
+    pub fn quantity(&self) -> Result<Quantity, crate::quantity::QuantityError> {
         match self {
             Amount::Int(v) => Quantity::parse(&v.to_string()),
             Amount::Float(v) if v.is_finite() => Quantity::parse(&v.to_string()),
@@ -104,32 +129,32 @@ fn parse_amounts(
 
 /// A queue as admins write it: exactly the fields of the trace format's `queue` record, plus
 /// `ordering` and `preemption`. Every field but `name` is optional.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueueRecord {
     /// Dotted path under `root`.
     pub name: String,
     /// Relative weight among siblings; 1 when absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u64>,
     /// Always available to this queue.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub guarantee: BTreeMap<String, Amount>,
     /// Its fair share.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deserved: Option<BTreeMap<String, Amount>>,
     /// Hard cap.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capability: Option<BTreeMap<String, Amount>>,
     /// Whether resources beyond `deserved` may be reclaimed; true when absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reclaimable: Option<bool>,
     /// `best-effort` (default) or `strict-fifo`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "QueueOrdering::is_default")]
     pub ordering: QueueOrdering,
     /// Whether higher-priority jobs may preempt lower-priority ones inside the queue; true when
     /// absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preemption: Option<bool>,
 }
 

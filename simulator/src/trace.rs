@@ -12,79 +12,18 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 
 use phalanx_model::{
-    DEFAULT_QUEUE, Job, Node, NodeAffinity, PodSpec, Quantity, QueueOrdering, QueueSpec,
-    ResourceId, ResourceTable, Resources, Span, Taint, Task, Time, Toleration,
+    DEFAULT_QUEUE, Job, Node, NodeAffinity, PodSpec, QueueSpec, ResourceError, ResourceId,
+    ResourceTable, Resources, Span, Taint, Task, Time, Toleration,
 };
 use serde::{Deserialize, Serialize};
 
-/// A quantity as a trace writes it: a JSON number or a Kubernetes quantity string.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Amount {
-    /// A whole number (`8`).
-    Int(i64),
-    /// A fractional number (`0.5`).
-    Float(f64),
-    /// A Kubernetes quantity (`"500m"`, `"64Gi"`).
-    Text(String),
-}
-
-impl Amount {
-    fn quantity(&self) -> Result<Quantity, String> {
-        let text = match self {
-            Amount::Int(i) => i.to_string(),
-            Amount::Float(f) if f.is_finite() => format!("{f}"),
-            Amount::Float(f) => return Err(format!("{f} is not a quantity")),
-            Amount::Text(s) => s.clone(),
-        };
-        Quantity::parse(&text).map_err(|e| e.to_string())
-    }
-}
-
-impl From<i64> for Amount {
-    fn from(v: i64) -> Self {
-        Amount::Int(v)
-    }
-}
-
-impl From<&str> for Amount {
-    fn from(v: &str) -> Self {
-        Amount::Text(v.to_string())
-    }
-}
+/// A quantity as a trace writes it (a JSON number or a Kubernetes quantity string), and a
+/// `queue` record: the model's own types, so a queue means the same in a trace as in a queue
+/// file or a Volcano Queue.
+pub use phalanx_model::{Amount, QueueRecord};
 
 /// A resource map: Kubernetes resource names to amounts.
 pub type ResourceMap = BTreeMap<String, Amount>;
-
-/// `{"kind":"queue"}`: one queue of the tree.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QueueRecord {
-    /// Dotted path under `root`.
-    pub name: String,
-    /// Weight among siblings, default 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weight: Option<u32>,
-    /// Always available to the queue.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub guarantee: Option<ResourceMap>,
-    /// Its fair share; absent means weight-proportional.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deserved: Option<ResourceMap>,
-    /// Hard cap; absent means unlimited.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capability: Option<ResourceMap>,
-    /// Whether what it holds beyond `deserved` may be reclaimed (default true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reclaimable: Option<bool>,
-    /// `best-effort` (default) or `strict-fifo`: an extension of the contract's record.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ordering: Option<QueueOrdering>,
-    /// Whether higher priority preempts lower inside the queue (default true): an extension
-    /// of the contract's record.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preemption: Option<bool>,
-}
 
 /// `{"kind":"node"}`: a node, present from `time` (default 0).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -413,7 +352,7 @@ fn resources(
     let mut out = Resources::ZERO;
     for (name, amount) in map {
         let f = format!("{field}.{name}");
-        let q = amount.quantity().map_err(|m| (f.clone(), m))?;
+        let q = amount.quantity().map_err(|m| (f.clone(), m.to_string()))?;
         let id = table.intern(name).map_err(|e| (f.clone(), e.to_string()))?;
         let v = if id == ResourceId::CPU {
             q.milli_value()
@@ -485,20 +424,14 @@ fn build(
         if !(1..=65535).contains(&weight) {
             return Err(err(line, "weight", format!("{weight} is not in 1..=65535")));
         }
-        let mut spec = QueueSpec::new(name.clone());
-        spec.weight = weight;
-        spec.reclaimable = rec.reclaimable.unwrap_or(true);
-        spec.ordering = rec.ordering.unwrap_or_default();
-        spec.preemption = rec.preemption.unwrap_or(true);
-        if let Some(m) = &rec.guarantee {
-            spec.guarantee = resources(&mut sc.table, m, "guarantee").map_err(at(line))?;
-        }
-        if let Some(m) = &rec.deserved {
-            spec.deserved = Some(resources(&mut sc.table, m, "deserved").map_err(at(line))?);
-        }
-        if let Some(m) = &rec.capability {
-            spec.capability = Some(resources(&mut sc.table, m, "capability").map_err(at(line))?);
-        }
+        // The one rule for what a queue record means (`QueueRecord::to_spec`).
+        let spec = rec.to_spec(&mut sc.table).map_err(|e| {
+            let field = match &e.source {
+                ResourceError::Quantity { resource, .. } => format!("{}.{resource}", e.field),
+                _ => e.field.to_string(),
+            };
+            err(line, &field, e.source.to_string())
+        })?;
         known_queues.extend(prefixes(name).map(str::to_string));
         sc.queues.push(spec);
     }
@@ -770,12 +703,12 @@ pub fn write_records<'a>(
 pub fn amount(id: ResourceId, v: i64) -> Amount {
     if id == ResourceId::CPU {
         if v % 1000 == 0 {
-            Amount::Int(v / 1000)
+            Amount::from(v / 1000)
         } else {
             Amount::Text(format!("{v}m"))
         }
     } else {
-        Amount::Int(v)
+        Amount::from(v)
     }
 }
 
@@ -794,12 +727,12 @@ pub fn to_records(sc: &Scenario) -> Vec<Record> {
         .map(|q| {
             Record::Queue(QueueRecord {
                 name: q.name.clone(),
-                weight: Some(q.weight),
-                guarantee: (!q.guarantee.is_zero()).then(|| resource_map(&sc.table, &q.guarantee)),
+                weight: Some(u64::from(q.weight)),
+                guarantee: resource_map(&sc.table, &q.guarantee),
                 deserved: q.deserved.map(|d| resource_map(&sc.table, &d)),
                 capability: q.capability.map(|d| resource_map(&sc.table, &d)),
                 reclaimable: Some(q.reclaimable),
-                ordering: (q.ordering != QueueOrdering::default()).then_some(q.ordering),
+                ordering: q.ordering,
                 preemption: (!q.preemption).then_some(false),
             })
         })

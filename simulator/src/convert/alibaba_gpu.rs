@@ -99,8 +99,8 @@ pub fn convert(path: &Path, pods: Option<&Path>) -> Result<Converted, ConvertErr
         ]);
         let mut labels = BTreeMap::new();
         if gpu > 0 {
-            resources.insert("nvidia.com/gpu".into(), Amount::Int(gpu));
-            resources.insert(GPU_MILLI.into(), Amount::Int(gpu * 1000));
+            resources.insert("nvidia.com/gpu".into(), Amount::from(gpu));
+            resources.insert(GPU_MILLI.into(), Amount::from(gpu * 1000));
         }
         if !model.is_empty() {
             labels.insert(MODEL_LABEL.to_string(), model.to_string());
@@ -176,10 +176,10 @@ pub fn convert(path: &Path, pods: Option<&Path>) -> Result<Converted, ConvertErr
         ]);
         if gpus == 1 && milli > 0 && milli < 1000 {
             shared += 1;
-            requests.insert(GPU_MILLI.into(), Amount::Int(milli));
+            requests.insert(GPU_MILLI.into(), Amount::from(milli));
         } else if gpus > 0 {
-            requests.insert("nvidia.com/gpu".into(), Amount::Int(gpus));
-            requests.insert(GPU_MILLI.into(), Amount::Int(gpus * 1000));
+            requests.insert("nvidia.com/gpu".into(), Amount::from(gpus));
+            requests.insert(GPU_MILLI.into(), Amount::from(gpus * 1000));
         }
         let models: Vec<String> = c_spec
             .and_then(|c| row.get(c))

@@ -61,8 +61,8 @@ pub fn convert(path: &Path, day: Option<&str>) -> Result<Converted, ConvertError
         }
         out.records.push(Record::Queue(QueueRecord {
             name: format!("root.{vc}"),
-            weight: Some(gpus.clamp(1, 65535) as u32),
-            deserved: Some([("nvidia.com/gpu".to_string(), Amount::Int(gpus))].into()),
+            weight: Some(gpus.clamp(1, 65535) as u64),
+            deserved: Some([("nvidia.com/gpu".to_string(), Amount::from(gpus))].into()),
             ..Default::default()
         }));
     }

@@ -29,7 +29,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{Node as K8sNode, Pod, Toleration as K8sToleration};
-use phalanx_model::queue_names::{Link, ParentChainError, resolve_parent_chains};
 use phalanx_model::{ResourceId, ResourceTable, queue_path};
 use phalanx_translate::TranslateError;
 use serde_json::Value;
@@ -85,7 +84,7 @@ fn int(v: &Value, path: &[&str]) -> Option<i64> {
 fn amount(v: &Value) -> Option<Amount> {
     match v {
         Value::Number(n) => Some(match n.as_i64() {
-            Some(i) => Amount::Int(i),
+            Some(i) => Amount::from(i),
             None => Amount::Float(n.as_f64()?),
         }),
         Value::String(t) => Some(Amount::Text(t.trim().to_string())),
@@ -126,12 +125,7 @@ fn add_maps(a: &ResourceMap, b: &ResourceMap, times: i64) -> ResourceMap {
     let mut out: BTreeMap<String, i64> = BTreeMap::new();
     let mut push = |m: &ResourceMap, k: i64| {
         for (name, amt) in m {
-            let q = match amt {
-                Amount::Int(i) => phalanx_model::Quantity::parse(&i.to_string()),
-                Amount::Float(f) => phalanx_model::Quantity::parse(&format!("{f}")),
-                Amount::Text(t) => phalanx_model::Quantity::parse(t),
-            };
-            if let Ok(q) = q {
+            if let Ok(q) = amt.quantity() {
                 // Milli units for every resource keep fractions exact enough to add.
                 if let Ok(m) = q.milli_value() {
                     *out.entry(name.clone()).or_default() += m * k;
@@ -144,7 +138,7 @@ fn add_maps(a: &ResourceMap, b: &ResourceMap, times: i64) -> ResourceMap {
     out.into_iter()
         .map(|(k, m)| {
             let a = if m % 1000 == 0 {
-                Amount::Int(m / 1000)
+                Amount::from(m / 1000)
             } else {
                 Amount::Text(format!("{m}m"))
             };
@@ -251,7 +245,13 @@ struct Ctx {
     volcano_queues: BTreeMap<String, String>,
     /// Volcano Queue objects read but not yet placed: where each goes (`spec.parent` may name
     /// a Queue further on), its own record, and the document it came from.
-    volcano_pending: BTreeMap<String, (Link, QueueRecord, (String, usize))>,
+    volcano_pending: BTreeMap<
+        String,
+        (
+            Result<phalanx_translate::VolcanoQueue, TranslateError>,
+            String,
+        ),
+    >,
     /// Kueue LocalQueue `ns/name` -> ClusterQueue name; ClusterQueue name -> path.
     local_queues: BTreeMap<String, String>,
     cluster_queues: BTreeMap<String, String>,
@@ -367,7 +367,7 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
                     .invalid
                     .push(format!("{} (document {}): {e}", d.file, d.index)),
             },
-            ("Queue", "scheduling.volcano.sh") => cx.volcano_queue(d)?,
+            ("Queue", "scheduling.volcano.sh") => cx.volcano_queue(d),
             ("ClusterQueue", "kueue.x-k8s.io") => cx.cluster_queue(&d.v),
             ("ElasticQuota", _) => cx.elastic_quota(&d.v),
             ("PriorityClass", _) => {
@@ -378,7 +378,7 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
             _ => {}
         }
     }
-    cx.place_volcano_queues()?;
+    cx.place_volcano_queues();
     for d in &docs {
         if kind(d) == "LocalQueue" {
             let (ns, name) = meta(&d.v);
@@ -672,7 +672,7 @@ fn node(v: &Value, table: &mut ResourceTable) -> Result<NodeRecord, TranslateErr
     // format's default.
     let pods = node.allocatable.get(ResourceId::PODS);
     if pods > 0 {
-        resources.insert("pods".into(), Amount::Int(pods));
+        resources.insert("pods".into(), Amount::from(pods));
     }
     Ok(NodeRecord {
         time: None,
@@ -705,123 +705,70 @@ impl Ctx {
         self.queues.insert(q.name.clone(), q);
     }
 
-    /// Reads a Volcano Queue. The parents its `volcano.sh/hierarchy` annotation implies are
-    /// added now; the queue itself once every Queue is read, as its `spec.parent` may name one
-    /// further on (see [`Ctx::place_volcano_queues`]).
-    fn volcano_queue(&mut self, d: &Doc) -> Result<(), ConvertError> {
-        let v = &d.v;
-        let (_, name) = meta(v);
-        let ann = strings(s(v, &["metadata", "annotations"]));
-        let link = match ann.get("volcano.sh/hierarchy") {
-            Some(h) => {
-                let parts: Vec<&str> = h.split('/').filter(|p| !p.is_empty()).collect();
-                let weights: Vec<u32> = ann
-                    .get("volcano.sh/hierarchy-weights")
-                    .map(|w| w.split('/').filter_map(|x| x.trim().parse().ok()).collect())
-                    .unwrap_or_default();
-                let mut path = String::new();
-                for (i, p) in parts.iter().enumerate() {
-                    if i == 0 {
-                        path = if *p == "root" {
-                            "root".into()
-                        } else {
-                            format!("root.{p}")
-                        };
-                        continue;
-                    }
-                    path.push('.');
-                    path.push_str(p);
-                    let w = weights.get(i).copied();
-                    if i + 1 < parts.len() {
-                        match self.queues.get(&path) {
-                            Some(q) if q.weight != w && w.is_some() => self.out.warnings.push(format!(
-                                "queue {path}: hierarchy weights disagree ({:?} and {:?}); the first is kept",
-                                q.weight, w
-                            )),
-                            Some(_) => {}
-                            None => self.add_queue(QueueRecord {
-                                name: path.clone(),
-                                weight: w,
-                                ..Default::default()
-                            }),
-                        }
-                    }
-                }
-                Link::Top(path)
-            }
-            None => match s(v, &["spec", "parent"]) {
-                None | Some(Value::Null) => Link::of(&name, None),
-                Some(Value::String(p)) => Link::of(&name, Some(p)),
-                Some(other) => {
-                    return Err(ConvertError::Bad {
-                        file: d.file.clone(),
-                        line: d.index,
-                        message: format!("Queue {name}: spec.parent: {other} is not a string"),
-                    });
-                }
-            },
-        };
-        let weights_from_hierarchy = ann.contains_key("volcano.sh/hierarchy-weights");
-        let weight = if weights_from_hierarchy {
-            ann.get("volcano.sh/hierarchy-weights")
-                .and_then(|w| w.rsplit('/').next())
-                .and_then(|w| w.trim().parse().ok())
-        } else {
-            self.weight(
-                &format!("Queue {name}"),
-                "spec.weight",
-                s(v, &["spec", "weight"]),
-            )
-        };
-        let guarantee = s(v, &["spec", "guarantee", "resource"]).map(|m| resource_map(Some(m)));
-        let own = QueueRecord {
-            // Set when the queue is placed.
-            name: String::new(),
-            weight,
-            guarantee,
-            deserved: s(v, &["spec", "deserved"]).map(|m| resource_map(Some(m))),
-            capability: s(v, &["spec", "capability"]).map(|m| resource_map(Some(m))),
-            reclaimable: s(v, &["spec", "reclaimable"]).and_then(Value::as_bool),
-            ..Default::default()
-        };
-        self.volcano_pending
-            .insert(name, (link, own, (d.file.clone(), d.index)));
-        Ok(())
+    /// Reads a Volcano Queue as `phalanx serve` does ([`phalanx_translate::volcano_queue`]);
+    /// it is placed once every Queue is read, since `spec.parent` may name one further on.
+    fn volcano_queue(&mut self, d: &Doc) {
+        let (_, name) = meta(&d.v);
+        let parsed = serde_json::from_value::<kube_core::DynamicObject>(d.v.clone())
+            .map_err(|e| TranslateError::new("Queue", &name, "(object)", e.to_string()))
+            .and_then(|o| phalanx_translate::volcano_queue(&o));
+        let at = format!("{} (document {})", d.file, d.index);
+        self.volcano_pending.insert(name, (parsed, at));
     }
 
-    /// Places every Volcano Queue read, following `spec.parent` chains however deep, as
-    /// `phalanx serve` does. A chain that names a Queue no manifest defines, or that loops, is
-    /// an error naming the document and the queue whose `spec.parent` breaks it.
-    fn place_volcano_queues(&mut self) -> Result<(), ConvertError> {
+    /// Places every Volcano Queue read, following `spec.parent` chains however deep, by
+    /// [`phalanx_translate::resolve_parents`], the rule `phalanx serve` applies. A Queue that
+    /// cannot be used (a bad field, a weight outside 1..=65535, a parent chain that loops or
+    /// names a Queue no manifest defines) is invalid input, named with its document; so is
+    /// every Queue below it.
+    fn place_volcano_queues(&mut self) {
         let pending = std::mem::take(&mut self.volcano_pending);
-        let links = pending
+        let objects = pending
             .iter()
-            .map(|(name, (link, _, _))| (name.clone(), Ok(link.clone())))
+            .map(|(name, (parsed, _))| (name.clone(), parsed.clone()))
             .collect();
-        let mut paths = resolve_parent_chains(&links, |e: ParentChainError| e);
-        if let Some(e) = paths.values().find_map(|p| p.as_ref().err()) {
-            // Told once, at the queue whose `spec.parent` breaks the chain.
-            let (file, line) = pending
-                .get(e.queue())
-                .map(|(_, _, at)| at.clone())
-                .unwrap_or_default();
-            return Err(ConvertError::Bad {
-                file,
-                line,
-                message: format!("Queue {}: spec.parent: {e}", e.queue()),
+        let mut told = BTreeSet::new();
+        for (name, resolved) in phalanx_translate::resolve_parents(&objects) {
+            let records = resolved.and_then(|list| {
+                match list
+                    .iter()
+                    .find(|r| !(1..=65535).contains(&r.weight.unwrap_or(1)))
+                {
+                    Some(r) => Err(TranslateError::new(
+                        "Queue",
+                        &name,
+                        "spec.weight",
+                        format!(
+                            "must be a whole number in 1..=65535, got {} (queue {})",
+                            r.weight.unwrap_or(1),
+                            r.name
+                        ),
+                    )),
+                    None => Ok(list),
+                }
             });
+            match records {
+                Ok(list) => {
+                    let Some((own, parents)) = list.split_last() else {
+                        continue;
+                    };
+                    for r in parents {
+                        self.queues
+                            .entry(r.name.clone())
+                            .or_insert_with(|| r.clone());
+                    }
+                    self.volcano_queues.insert(name, own.name.clone());
+                    self.add_queue(own.clone());
+                }
+                // Told once, at the Queue at fault, not at each Queue below it.
+                Err(e) => {
+                    if told.insert(e.object.clone()) {
+                        let at = pending.get(&e.object).map(|p| p.1.as_str()).unwrap_or("");
+                        self.invalid.push(format!("{at}: {e}"));
+                    }
+                }
+            }
         }
-        for (name, (_, mut own, _)) in pending {
-            // Every queue read has a path by now; its own name is the fallback all the same.
-            let path = paths
-                .remove(&name)
-                .and_then(Result::ok)
-                .unwrap_or_else(|| queue_path(&name));
-            own.name = path.clone();
-            self.add_queue(own);
-            self.volcano_queues.insert(name, path);
-        }
-        Ok(())
     }
 
     /// A queue weight as the trace takes it (1..=65535). A value outside that range is taken
@@ -916,7 +863,7 @@ impl Ctx {
         );
         self.add_queue(QueueRecord {
             name: path.clone(),
-            weight,
+            weight: weight.map(u64::from),
             deserved: (!nominal.is_empty()).then(|| nominal.clone()),
             capability: has_borrow.then(|| add_maps(&nominal, &borrow, 1)),
             ..Default::default()
@@ -942,7 +889,7 @@ impl Ctx {
         let path = format!("root.{}-quota", ns.replace('.', "-"));
         self.add_queue(QueueRecord {
             name: path.clone(),
-            guarantee: s(v, &["spec", "min"]).map(|m| resource_map(Some(m))),
+            guarantee: resource_map(s(v, &["spec", "min"])),
             capability: s(v, &["spec", "max"]).map(|m| resource_map(Some(m))),
             ..Default::default()
         });
@@ -1218,7 +1165,7 @@ impl Ctx {
             if let Some(g) = s(&rv, &["gpu", "name"]).and_then(Value::as_str) {
                 requests.insert(
                     g.to_string(),
-                    Amount::Int(int(&rv, &["gpu", "quantity"]).unwrap_or(1)),
+                    Amount::from(int(&rv, &["gpu", "quantity"]).unwrap_or(1)),
                 );
             }
             let annotations = strings(rv.get("annotations"));
