@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
-use phalanx_model::{ClusterEvent, Decision, PodRef, Time};
+use phalanx_model::{ClusterEvent, Decision, Time};
 use phalanx_scheduler::{Engine, EngineConfig, ScorePolicy};
 use phalanx_simulator::audit::Audit;
 use phalanx_simulator::report::peak_rss_mb;
@@ -180,22 +180,10 @@ pub fn run(args: &BenchArgs) -> BenchReport {
         }
         attempts += out.report.attempts as u64;
         scanned += out.report.nodes_scanned;
-        for d in &out.decisions {
-            if let Decision::BindGang { job, bindings } = d {
-                for b in bindings {
-                    let pod = PodRef {
-                        job: job.clone(),
-                        task: b.task,
-                        index: b.index,
-                    };
-                    engine
-                        .apply(ClusterEvent::PodBound {
-                            pod,
-                            node: b.node.clone(),
-                        })
-                        .expect("the engine accepts binds of pods it assumed");
-                }
-            }
+        for event in out.decisions.iter().flat_map(Decision::all_bound) {
+            engine
+                .apply(event)
+                .expect("the engine accepts binds of pods it assumed");
         }
         decisions.extend(out.decisions);
     }

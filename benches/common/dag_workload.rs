@@ -6,7 +6,7 @@
 //! and the outside controller.
 
 use phalanx_model::{
-    ClusterEvent, Decision, Job, Node, PodRef, PodSpec, ResourceId, Resources, Task, Time,
+    ClusterEvent, Decision, Job, Node, PodSpec, ResourceId, Resources, Task, Time,
 };
 use phalanx_scheduler::{Engine, EngineConfig};
 use rand::{RngExt, SeedableRng};
@@ -106,22 +106,11 @@ fn drive<M: Meter>(
         let out = m.time(|| e.cycle(Time(cycles as u64)));
         cycles += 1;
         let mut bound = Vec::new();
-        for d in out.decisions {
-            if let Decision::BindGang { job, bindings } = d {
-                for b in bindings {
-                    let pod = PodRef {
-                        job: job.clone(),
-                        task: b.task,
-                        index: b.index,
-                    };
-                    let event = ClusterEvent::PodBound {
-                        pod: pod.clone(),
-                        node: b.node,
-                    };
-                    m.time(|| e.apply(event)).unwrap();
-                    bound.push(pod);
-                }
+        for event in out.decisions.iter().flat_map(Decision::all_bound) {
+            if let ClusterEvent::PodBound { pod, .. } = &event {
+                bound.push(pod.clone());
             }
+            m.time(|| e.apply(event)).unwrap();
         }
         if bound.is_empty() {
             return cycles;

@@ -73,6 +73,37 @@ pub struct Binding {
     pub node: String,
 }
 
+impl Binding {
+    /// The pod of `job` this binding places.
+    pub fn pod(&self, job: &str) -> PodRef {
+        PodRef {
+            job: job.to_string(),
+            task: self.task,
+            index: self.index,
+        }
+    }
+
+    /// What a binder reports once this binding went through: the pod is bound to the node.
+    pub fn bound(&self, job: &str) -> ClusterEvent {
+        ClusterEvent::PodBound {
+            pod: self.pod(job),
+            node: self.node.clone(),
+        }
+    }
+}
+
+impl Decision {
+    /// For a `BindGang`, the `PodBound` event of each of its pods, as a binder whose binds all
+    /// go through reports them (benches, test harnesses); nothing for other decisions.
+    pub fn all_bound(&self) -> impl Iterator<Item = ClusterEvent> + '_ {
+        let (job, bindings) = match self {
+            Decision::BindGang { job, bindings } => (job.as_str(), bindings.as_slice()),
+            _ => ("", &[][..]),
+        };
+        bindings.iter().map(move |b| b.bound(job))
+    }
+}
+
 /// Why the engine asks for pods to be evicted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum EvictReason {

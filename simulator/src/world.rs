@@ -962,15 +962,7 @@ impl<'s, 'w> World<'s, 'w> {
                     };
                     let p =
                         self.jobs[ji].pod_base + self.jobs[ji].task_base[b.task as usize] + b.index;
-                    let pod = PodRef {
-                        job: job.clone(),
-                        task: b.task,
-                        index: b.index,
-                    };
-                    if !self.apply(ClusterEvent::PodBound {
-                        pod,
-                        node: b.node.clone(),
-                    }) {
+                    if !self.apply(b.bound(&job)) {
                         continue;
                     }
                     if self.pods[p as usize].node != NONE {

@@ -222,13 +222,9 @@ impl Harness {
     pub fn carry_out(&mut self, decisions: &[Decision]) {
         for d in decisions {
             match d {
-                Decision::BindGang { job, bindings } => {
-                    for b in bindings {
-                        self.apply(ClusterEvent::PodBound {
-                            pod: pod(job, b.task, b.index),
-                            node: b.node.clone(),
-                        })
-                        .unwrap();
+                Decision::BindGang { .. } => {
+                    for event in d.all_bound() {
+                        self.apply(event).unwrap();
                     }
                 }
                 Decision::Evict { pods, .. } => {
