@@ -518,7 +518,8 @@ spec:
 "#;
     let c = m.write("a.yaml", yaml).convert().unwrap();
     let js = jobs(&c);
-    let t = &js["ns/p"].tasks[0];
+    // A pod of no group is the job `ns/pod-<name>`, as `phalanx serve` names it.
+    let t = &js["ns/pod-p"].tasks[0];
     // max(init 3, apps 1 + 1) + overhead 0.25 cpu; max(1Gi, 2Gi) memory.
     assert_eq!(
         t.requests.get("cpu"),
@@ -582,7 +583,7 @@ spec:
     .unwrap();
     let js = jobs(&c);
     assert!(
-        js.contains_key("ns/ok") && !js.contains_key("ns/bad"),
+        js.contains_key("ns/pod-ok") && !js.contains_key("ns/pod-bad"),
         "{js:?}"
     );
     assert!(

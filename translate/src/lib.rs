@@ -305,14 +305,6 @@ fn add_requirements(
     parse_quantities(table, &list)
 }
 
-fn max(a: Resources, b: Resources) -> Resources {
-    let mut out = a;
-    for (x, y) in out.0.iter_mut().zip(b.0.iter()) {
-        *x = (*x).max(*y);
-    }
-    out
-}
-
 fn requirement(r: &NodeSelectorRequirement) -> Option<SelectorRequirement> {
     let operator = match r.operator.as_str() {
         "In" => SelectorOperator::In,
@@ -348,7 +340,7 @@ pub fn pod(p: &Pod, table: &mut ResourceTable) -> Result<PodInfo, TranslateError
     for c in spec.init_containers.iter().flatten() {
         let init = add_requirements(table, c.resources.as_ref())
             .map_err(|m| err("spec.initContainers.resources", m))?;
-        requests = max(requests, init);
+        requests = requests.max(&init);
     }
     if let Some(o) = &spec.overhead {
         requests += parse_quantities(table, o).map_err(|m| err("spec.overhead", m))?;

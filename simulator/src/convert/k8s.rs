@@ -4,11 +4,11 @@
 //!
 //! | kind | becomes |
 //! |---|---|
-//! | `Node` | a node (allocatable, else capacity; labels, taints, cordon) |
+//! | `Node` | a node (allocatable, else capacity; labels, taints, cordon), read by `phalanx_translate::node` |
 //! | Volcano `Queue` | queue `root.<name>` (`default` is `root.default`); with `volcano.sh/hierarchy` `root/a/b` and `volcano.sh/hierarchy-weights`, queue `root.a.b` and its parents with those weights; with `spec.parent`, under the parent Queue's path, chains of any depth, as `phalanx serve` places it (a loop or a parent no manifest defines is an error naming the document) |
 //! | Kueue `ClusterQueue` | queue `root.<cohort>.<name>` (or `root.<name>`): `deserved` = the sum of its flavors' `nominalQuota`, `capability` = nominal + `borrowingLimit`, weight from `fairSharing.weight`; `LocalQueue`s point jobs at it |
 //! | scheduler-plugins `ElasticQuota` | queue `root.<namespace>-quota` (`guarantee` = min, `capability` = max) for the namespace's jobs that name no queue |
-//! | `PodGroup` (`scheduling.volcano.sh`, `scheduling.incubator.k8s.io`, `scheduling.x-k8s.io`) | one job: `minMember`, `minResources`, `queue`, `priorityClassName`; its pods are the `Pod`s and workload templates (`ReplicaSet`, `Deployment`, `StatefulSet`, `Job`) that name it (annotation `scheduling.k8s.io/group-name` or label `scheduling.x-k8s.io/pod-group`) |
+//! | `PodGroup` (`scheduling.volcano.sh`, `scheduling.incubator.k8s.io`, `scheduling.x-k8s.io`) | one job, read by `phalanx_translate::pod_group` as `phalanx serve` reads it: `minMember`, `minTaskMember`, `minResources`, the queue (`spec.queue` or the queue-name annotation), `phalanx.dev/depends-on`, `priorityClassName`; its pods are the `Pod`s and workload templates (`ReplicaSet`, `Deployment`, `StatefulSet`, `Job`) that name it (annotation `scheduling.k8s.io/group-name` or label `scheduling.x-k8s.io/pod-group`), in tasks by the pods' own task keys and specs (`phalanx_translate::task_for`). Pods naming a PodGroup no manifest defines are invalid input: live they would never run |
 //! | Kueue pod group (label `kueue.x-k8s.io/pod-group-name`) | one job of `pod-group-total-count` pods |
 //! | Volcano `Job` | one job: its tasks (`replicas`, `minAvailable` per task), `minAvailable`, `queue`, `priorityClassName`; a task's `dependsOn` (start order inside the gang) is kept as the annotation `phalanx.dev/task-depends-on`: a gang starts all its tasks at once, so the order holds |
 //! | Volcano `JobFlow` + `JobTemplate`s | one job per flow (`<flow>-<template>`), `dependsOn.targets` as `depends_on` |
@@ -16,14 +16,20 @@
 //! | Kubeflow `PyTorchJob`, `TFJob`, `MPIJob` (any `*ReplicaSpecs`) | one job, a task per replica type; `runPolicy.schedulingPolicy` (`minAvailable`, `queue`, `minResources`, `priorityClass`); elastic `minReplicas` lowers the minimum |
 //! | `SparkApplication` | one job: task `driver` (1) and `executor` (`instances`); `min_member` 1 and `min_resources` = driver + executors (what the operator's PodGroup asks), or the PodGroup named by the executors' `scheduling.k8s.io/group-name`; queue from `batchSchedulerOptions.queue` |
 //! | `JobSet` | one job, a task per replicated job (`replicas × parallelism` pods) |
-//! | `Pod`, `ReplicaSet`, `Deployment`, `StatefulSet`, batch `Job` without a group | one job of their replicas with `min_member` 1 (batch `Job`: `parallelism` pods, all of them, as Kueue admits; `kueue.x-k8s.io/job-min-parallelism` lowers it) |
+//! | `Pod` without a group | a gang of one, the job `ns/pod-<name>` in the queue its queue-name annotation names, as `phalanx serve` makes it |
+//! | `ReplicaSet`, `Deployment`, `StatefulSet`, batch `Job` without a group | one job of their replicas with `min_member` 1 (batch `Job`: `parallelism` pods, all of them, as Kueue admits; `kueue.x-k8s.io/job-min-parallelism` lowers it) |
 //! | `PriorityClass` | priorities by name |
 //!
-//! Requests are the sum of the containers' requests (limits where a request is missing, as
-//! Kubernetes defaults them). Durations come from the annotation `phalanx.dev/duration`
-//! (`600`, `90s`, `10m`, `2h`) on the object or its pod template, else the default. Every other
-//! kind is listed in a warning, never dropped silently; so are objects Kubernetes itself would
-//! reject (a `minAvailable` above the replicas) and groups that can never start.
+//! Pod templates are read by `phalanx_translate::pod`, the rule `phalanx serve` applies to the
+//! pods made from them: requests are the containers' requests summed (limits where a request
+//! is missing, as Kubernetes defaults them), at least the largest init container, plus
+//! `overhead`; `nodeSelector`, required node affinity and tolerations are kept. Durations come
+//! from the annotation `phalanx.dev/duration` (`600`, `90s`, `10m`, `2h`) on the object or its
+//! pod template, else the default. An object the translation cannot read (a bad quantity, a
+//! Queue weight outside 1..=65535, a broken `spec.parent` chain) stops the conversion, naming
+//! file, document, object and field, unless `--skip-invalid` leaves it out with a warning.
+//! Every other kind is listed in a warning, never dropped silently; so are objects Kubernetes
+//! itself would reject (a `minAvailable` above the replicas) and groups that can never start.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -47,8 +53,8 @@ pub struct Params {
     pub skip_invalid: bool,
 }
 
-/// The annotation giving a pod's run time.
-pub const DURATION: &str = "phalanx.dev/duration";
+/// The annotation giving a pod's run time (the translation's, so both paths read one key).
+pub use phalanx_translate::DURATION;
 
 struct Doc {
     file: String,
@@ -161,6 +167,8 @@ struct PodShape {
     spec: phalanx_model::PodSpec,
     /// Its task name by the pod's own keys (`volcano.sh/task-spec`, `spark-role`, ...).
     task: String,
+    /// The Volcano queue its queue-name annotation names, if any.
+    queue: Option<String>,
     /// Why the template cannot be read, if it cannot (`FILE (document N): Pod ns/x: field: ...`).
     invalid: Option<String>,
 }
@@ -208,6 +216,7 @@ fn pod_shape(template: &Value, table: &mut ResourceTable) -> Result<PodShape, Tr
         annotations,
         spec: info.spec,
         task: info.task,
+        queue: info.queue,
         invalid: None,
     })
 }
@@ -475,8 +484,8 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
                     annotations.extend(shape.annotations.clone());
                 }
                 let pg = annotations
-                    .get("scheduling.k8s.io/group-name")
-                    .or_else(|| labels.get("scheduling.x-k8s.io/pod-group"))
+                    .get(phalanx_translate::VOLCANO_GROUP_ANNOTATION)
+                    .or_else(|| labels.get(phalanx_translate::PLUGINS_GROUP_LABEL))
                     .cloned();
                 let task = k.to_lowercase() + "-" + &name;
                 if let Some(pg) = pg {
@@ -514,9 +523,21 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
                     } else {
                         Some(1)
                     };
+                    // A pod of no group is a gang of one, named and queued as serve names and
+                    // queues it; a workload's pods are one job of its replicas.
+                    let (name, queue) = if k == "Pod" {
+                        let alone = phalanx_translate::GroupRef::Alone;
+                        let volcano = shape.queue.as_ref().map(|q| cx.volcano_path(q));
+                        (
+                            phalanx_translate::pod_job(&ns, &name, &alone),
+                            queue.or(volcano),
+                        )
+                    } else {
+                        (format!("{ns}/{name}"), queue)
+                    };
                     let queue = queue.or_else(|| cx.ns_quota.get(&ns).cloned());
                     cx.gangs.push(Gang {
-                        name: format!("{ns}/{name}"),
+                        name,
                         queue,
                         min_member: min,
                         tasks: vec![("pod".into(), replicas, shape, None)],
