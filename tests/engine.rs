@@ -4,8 +4,8 @@ mod common;
 
 use common::*;
 use phalanx_model::{
-    ClusterEvent, Decision, EvictReason, FilterReason, JobError, QueueSpec, Reason, ResourceId,
-    Resources, Span, TaintEffect, Time,
+    ClusterEvent, Decision, EvictReason, FilterReason, Job, JobError, QueueSpec, Reason,
+    ResourceId, Resources, Span, TaintEffect, Time,
 };
 use phalanx_scheduler::{EngineConfig, EventError, JobPhase, PodPhase, ScorePolicy};
 
@@ -1032,6 +1032,17 @@ fn a_job_kept_off_room_held_for_a_blocked_gang_is_told_so() {
     h.assert_safe();
 }
 
+/// A Spark driver whose PodGroup asks room for 7 cpu in all (`minMember` 1, `minResources`).
+fn spark_driver_with_room_for_executors() -> Job {
+    let room = Resources::of(ResourceId::CPU, 7000).with(ResourceId::MEMORY, 4 * GIB);
+    job("spark/pi")
+        .task("driver", 1, 1000)
+        .task("executor", 0, 2000)
+        .min_member(1)
+        .min_resources(room)
+        .build()
+}
+
 /// Issue 14, item 11: a running job's `min_resources` hold is held again on other nodes when
 /// the node under part of it goes away (it was lost for good before).
 #[test]
@@ -1040,15 +1051,7 @@ fn a_min_resources_hold_lost_with_its_node_is_held_again_elsewhere() {
     for n in ["a", "b", "c"] {
         h.node(node(n).cpu(4).build());
     }
-    let room = Resources::of(ResourceId::CPU, 7000).with(ResourceId::MEMORY, 4 * GIB);
-    h.submit(
-        job("spark/pi")
-            .task("driver", 1, 1000)
-            .task("executor", 0, 2000)
-            .min_member(1)
-            .min_resources(room)
-            .build(),
-    );
+    h.submit(spark_driver_with_room_for_executors());
     let d = h.cycle();
     h.carry_out(&d);
     let held = |h: &Harness| {
@@ -1085,15 +1088,7 @@ fn a_min_resources_hold_lost_with_its_node_is_held_again_elsewhere() {
 fn a_min_resources_hold_is_let_go_while_its_gang_backs_off() {
     let mut h = Harness::new();
     h.node(node("a").cpu(8).build());
-    let room = Resources::of(ResourceId::CPU, 7000).with(ResourceId::MEMORY, 4 * GIB);
-    h.submit(
-        job("spark/pi")
-            .task("driver", 1, 1000)
-            .task("executor", 0, 2000)
-            .min_member(1)
-            .min_resources(room)
-            .build(),
-    );
+    h.submit(spark_driver_with_room_for_executors());
     let d = h.cycle();
     assert_eq!(bind_gangs(&d), vec![("spark/pi", 1)]);
     h.apply(ClusterEvent::BindFailed {

@@ -2161,6 +2161,13 @@ mod tests {
         p
     }
 
+    /// A running pod another scheduler bound to `node`.
+    fn foreign(name: &str, cpu: &str, node: &str) -> Pod {
+        let mut p = pod(name, json!({}), cpu, Some(node), "Running");
+        p.spec.as_mut().unwrap().scheduler_name = Some("default-scheduler".into());
+        p
+    }
+
     fn owned(mut p: Pod) -> Pod {
         p.metadata.owner_references = Some(vec![
             serde_json::from_value(json!({
@@ -2272,8 +2279,7 @@ mod tests {
         // the rest; the bound pods are deleted (their controller recreates them).
         let mut c = core();
         groups(&mut c, vec![group("g", json!({"minMember": 4}), json!({}))]);
-        let mut blocker = pod("blocker", json!({}), "2", Some("n1"), "Running");
-        blocker.spec.as_mut().unwrap().scheduler_name = Some("default-scheduler".into());
+        let blocker = foreign("blocker", "2", "n1");
         pods(
             &mut c,
             vec![
@@ -2322,8 +2328,7 @@ mod tests {
         const T0: u64 = 1_700_000_000_000;
         let mut c = core();
         groups(&mut c, vec![group("g", json!({"minMember": 3}), json!({}))]);
-        let mut blocker = pod("blocker", json!({}), "2", Some("n1"), "Running");
-        blocker.spec.as_mut().unwrap().scheduler_name = Some("default-scheduler".into());
+        let blocker = foreign("blocker", "2", "n1");
         pods(
             &mut c,
             vec![

@@ -66,12 +66,21 @@ impl Manifests {
 
     /// Converts the folder: 60 s per pod without a duration, one 8-cpu node if none is given.
     fn convert(&self) -> Result<Converted, convert::ConvertError> {
+        self.convert_with(false)
+    }
+
+    /// Converts the folder as `--skip-invalid` does.
+    fn convert_skipping_invalid(&self) -> Result<Converted, convert::ConvertError> {
+        self.convert_with(true)
+    }
+
+    fn convert_with(&self, skip_invalid: bool) -> Result<Converted, convert::ConvertError> {
         convert::k8s::convert(
             &self.0,
             &convert::k8s::Params {
                 default_duration: 60.0,
                 nodes: "1:cpu=8".into(),
-                skip_invalid: false,
+                skip_invalid,
             },
         )
     }
@@ -456,15 +465,7 @@ fn k8s_bad_volcano_queue_weights_are_refused_as_serve_refuses_them() {
         assert!(e.contains(&at), "{at} in {e}");
     }
     assert!(!e.contains("Queue fine"), "{e}");
-    let c = convert::k8s::convert(
-        &m.0,
-        &convert::k8s::Params {
-            default_duration: 60.0,
-            nodes: "1:cpu=8".into(),
-            skip_invalid: true,
-        },
-    )
-    .unwrap();
+    let c = m.convert_skipping_invalid().unwrap();
     let qs = queues(&c);
     let weight = |q: &str| qs.get(q).map(|r| r.weight);
     assert_eq!(weight("root.fine"), Some(Some(3)));
@@ -572,15 +573,7 @@ spec:
         e.contains("a.yaml (document 2): Pod ns/bad: spec.containers.resources"),
         "{e}"
     );
-    let c = convert::k8s::convert(
-        &m.0,
-        &convert::k8s::Params {
-            default_duration: 60.0,
-            nodes: "1:cpu=8".into(),
-            skip_invalid: true,
-        },
-    )
-    .unwrap();
+    let c = m.convert_skipping_invalid().unwrap();
     let js = jobs(&c);
     assert!(
         js.contains_key("ns/pod-ok") && !js.contains_key("ns/pod-bad"),
