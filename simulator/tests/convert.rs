@@ -426,7 +426,13 @@ spec:
     ];
     for (broken, want) in cases {
         let e = refused(broken);
-        assert!(e.ends_with(want), "{e}");
+        assert!(e.contains(&format!("{want}\n")), "{e}");
+        // The job in the queue below the break is told why too, as live it waits.
+        assert!(
+            e.ends_with("job ml/train: queue root.team-a: no Queue manifest defines it; live the job would wait with QueueNotFound")
+                || e.ends_with(want),
+            "{e}"
+        );
     }
 }
 

@@ -1,5 +1,5 @@
 //! Golden files: what `phalanx trace convert --from k8s` makes of each example manifest in
-//! `deploy/examples/`, stored as reviewed expected output in `tests/snapshots/`. A change in
+//! `deploy/examples/` (with `queues.yaml`, which defines the queues they name), stored as reviewed expected output in `tests/snapshots/`. A change in
 //! what a manifest means shows up here as a diff to review.
 //!
 //! To re-bless after an intended change: `INSTA_UPDATE=always cargo test -p phalanx-simulator
@@ -22,7 +22,10 @@ fn converted(file: &str) -> String {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(examples.join(file), dir.join(file)).unwrap();
+    // Each example goes with the tenants' Queues, as it is applied live.
+    for f in [file, "queues.yaml"] {
+        std::fs::copy(examples.join(f), dir.join(f)).unwrap();
+    }
     let params = convert::k8s::Params {
         default_duration: 600.0,
         nodes: "2:cpu=32,memory=128Gi,nvidia.com/gpu=8".into(),

@@ -1297,16 +1297,6 @@ impl Ctx {
     }
 
     fn finish(mut self, mut nodes: Vec<NodeRecord>) -> Result<Converted, ConvertError> {
-        if !self.invalid.is_empty() {
-            if !self.params.skip_invalid {
-                return Err(ConvertError::Invalid(std::mem::take(&mut self.invalid)));
-            }
-            for i in std::mem::take(&mut self.invalid) {
-                self.out
-                    .warnings
-                    .push(format!("left out (--skip-invalid): {i}"));
-            }
-        }
         if nodes.is_empty() {
             let spec = self.params.nodes.clone();
             let (count, res) = spec.split_once(':').unwrap_or(("16", &spec));
@@ -1340,45 +1330,62 @@ impl Ctx {
                 jobs.push(j);
             }
         }
-        // Queues that jobs name but no manifest defines get a default record.
+        // A job whose queue no manifest defines, or that depends on a job that is not there,
+        // would wait live (`QueueNotFound`, `DependencyMissing`) and never run: invalid input
+        // here too, and so are the jobs that depend on it.
+        let mut left_out: BTreeSet<String> = BTreeSet::new();
         for j in &jobs {
             if let Some(q) = &j.queue
                 && q != "root.default"
-                && q != "root"
                 && !self.queues.contains_key(q)
             {
-                self.out.warnings.push(format!(
-                    "job {} names queue {q}, which no manifest defines: added with weight 1",
+                self.invalid.push(format!(
+                    "job {}: queue {q}: no Queue manifest defines it; live the job would wait \
+                     with QueueNotFound",
                     j.name
                 ));
-                self.queues.insert(
-                    q.clone(),
-                    QueueRecord {
-                        name: q.clone(),
-                        ..Default::default()
-                    },
-                );
+                left_out.insert(j.name.clone());
             }
         }
-        let known: BTreeSet<&String> = jobs.iter().map(|j| &j.name).collect();
-        let missing: Vec<(String, String)> = jobs
-            .iter()
-            .flat_map(|j| {
-                j.depends_on
-                    .iter()
-                    .filter(|d| !known.contains(d))
-                    .map(|d| (j.name.clone(), d.clone()))
-            })
-            .collect();
-        for (j, d) in &missing {
-            self.out.warnings.push(format!(
-                "job {j} depends on {d}, which was not converted: the dependency is dropped"
-            ));
+        loop {
+            let known: BTreeSet<&String> = jobs
+                .iter()
+                .map(|j| &j.name)
+                .filter(|n| !left_out.contains(*n))
+                .collect();
+            let blocked: Vec<(String, String)> = jobs
+                .iter()
+                .filter(|j| !left_out.contains(&j.name))
+                .filter_map(|j| {
+                    let d = j.depends_on.iter().find(|d| !known.contains(d))?;
+                    Some((j.name.clone(), d.clone()))
+                })
+                .collect();
+            if blocked.is_empty() {
+                break;
+            }
+            for (j, d) in blocked {
+                let why = if jobs.iter().any(|x| x.name == d) {
+                    "is left out"
+                } else {
+                    "is not in the manifests; live the job would wait with DependencyMissing"
+                };
+                self.invalid
+                    .push(format!("job {j}: phalanx.dev/depends-on: {d} {why}"));
+                left_out.insert(j);
+            }
         }
-        for j in &mut jobs {
-            j.depends_on
-                .retain(|d| !missing.iter().any(|(_, m)| m == d));
+        if !self.invalid.is_empty() {
+            if !self.params.skip_invalid {
+                return Err(ConvertError::Invalid(std::mem::take(&mut self.invalid)));
+            }
+            for i in std::mem::take(&mut self.invalid) {
+                self.out
+                    .warnings
+                    .push(format!("left out (--skip-invalid): {i}"));
+            }
         }
+        jobs.retain(|j| !left_out.contains(&j.name));
         let mut out = std::mem::take(&mut self.out);
         out.records = self
             .queues
