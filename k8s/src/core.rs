@@ -70,6 +70,8 @@ pub enum Input {
     Group(Flavor, Change<DynamicObject>),
     /// A Volcano Queue changed.
     Queue(Change<DynamicObject>),
+    /// A PriorityClass changed (it applies to jobs submitted or changed from then on).
+    PriorityClass(Change<k8s_openapi::api::scheduling::v1::PriorityClass>),
     /// A bind failed for good.
     BindFailed {
         /// The pod's place.
@@ -299,6 +301,8 @@ pub struct Core {
     queue_objects: BTreeMap<String, Result<translate::VolcanoQueue, TranslateError>>,
     static_queues: Option<Vec<QueueRecord>>,
     volcano_paths: BTreeMap<String, String>,
+    /// PriorityClasses, for job priorities.
+    priority_classes: translate::PriorityClasses,
     /// Per Queue object, the records of its last configuration the engine accepted.
     last_good: BTreeMap<String, Vec<QueueRecord>>,
     /// Per Queue object refused (left out, or held at its last good configuration): why.
@@ -343,6 +347,7 @@ impl Core {
             static_queues,
             volcano_paths: BTreeMap::new(),
             last_good: BTreeMap::new(),
+            priority_classes: translate::PriorityClasses::default(),
             queue_causes: BTreeMap::new(),
             queue_error: None,
             queues_dirty: true,
@@ -372,6 +377,20 @@ impl Core {
             Input::Pod(c) => self.pod_change(c),
             Input::Group(flavor, c) => self.group_change(flavor, c),
             Input::Queue(c) => self.queue_change(c),
+            Input::PriorityClass(c) => match c {
+                Change::Apply(pc) => self.priority_classes.apply(&pc),
+                Change::Delete(pc) => {
+                    if let Some(name) = &pc.metadata.name {
+                        self.priority_classes.remove(name);
+                    }
+                }
+                Change::Relisted(list) => {
+                    self.priority_classes = translate::PriorityClasses::default();
+                    for pc in &list {
+                        self.priority_classes.apply(pc);
+                    }
+                }
+            },
             Input::BindFailed { pod, uid, message } => {
                 if let Some(node) = self
                     .pod_at(&pod)
@@ -1196,7 +1215,13 @@ impl Core {
             .flat_map(|e| e.tasks.iter().flat_map(|t| t.slots.iter().flatten()))
             .filter_map(|u| self.pods.get(u).and_then(|p| p.info.created))
             .fold(f64::INFINITY, f64::min);
-        let priority = self.first_pod(name).map(|i| i.priority).unwrap_or_default();
+        let first = self.first_pod(name);
+        let priority = translate::job_priority(
+            spec.priority_class.as_deref(),
+            first.and_then(|i| i.priority),
+            first.and_then(|i| i.priority_class.as_deref()),
+            &self.priority_classes,
+        );
         let entry = self.jobs.get_mut(name).expect("exists");
         let job = Job {
             name: name.to_string(),

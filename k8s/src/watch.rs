@@ -30,8 +30,9 @@ pub enum Msg {
     Synced(&'static str),
 }
 
-/// How many kinds report [`Msg::Synced`] (nodes, pods, two PodGroup flavours, queues).
-pub const KINDS: usize = 5;
+/// How many kinds report [`Msg::Synced`] (nodes, pods, two PodGroup flavours, queues,
+/// priority classes).
+pub const KINDS: usize = 6;
 
 /// The ApiResource of a PodGroup flavour.
 pub fn group_resource(flavor: Flavor) -> ApiResource {
@@ -152,6 +153,12 @@ pub async fn start(
             Api::<Pod>::all(client.clone()),
             "pods",
             Input::Pod,
+            tx.clone(),
+        ),
+        watch_typed(
+            Api::<k8s_openapi::api::scheduling::v1::PriorityClass>::all(client.clone()),
+            "priorityclasses",
+            Input::PriorityClass,
             tx.clone(),
         ),
     ];

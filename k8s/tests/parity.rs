@@ -123,12 +123,19 @@ fn documents(files: &[PathBuf]) -> Vec<Value> {
 
 fn live(docs: &[Value]) -> Outcome {
     let mut c = Core::new(EngineConfig::default(), "phalanx", None);
-    let (mut nodes, mut queues, mut volcano, mut plugins, mut pods) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut nodes, mut queues, mut volcano, mut plugins, mut pods, mut classes) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     for (i, d) in docs.iter().enumerate() {
         let api = d["apiVersion"].as_str().unwrap_or_default();
         match d["kind"].as_str().unwrap_or_default() {
             "Node" => nodes.push(serde_json::from_value::<K8sNode>(d.clone()).unwrap()),
+            "PriorityClass" => classes.push(serde_json::from_value(d.clone()).unwrap()),
             "Queue" if api.starts_with("scheduling.volcano.sh") => {
                 queues.push(serde_json::from_value::<DynamicObject>(d.clone()).unwrap())
             }
@@ -152,6 +159,7 @@ fn live(docs: &[Value]) -> Outcome {
         }
     }
     c.ingest(Input::Node(Change::Relisted(nodes)));
+    c.ingest(Input::PriorityClass(Change::Relisted(classes)));
     c.ingest(Input::Queue(Change::Relisted(queues)));
     c.ingest(Input::Group(Flavor::Volcano, Change::Relisted(volcano)));
     c.ingest(Input::Group(
@@ -348,7 +356,7 @@ fn the_shared_volcano_queues_and_podgroups_mean_the_same_live_and_offline() {
 }
 
 /// Init containers, overhead, required affinity, tolerations, `minTaskMember`, a cordoned
-/// node: each rule the two paths once disagreed on, in one manifest.
+/// node, priority classes: each rule the two paths once disagreed on, in one manifest.
 #[test]
 fn every_rule_that_once_diverged_means_the_same_live_and_offline() {
     let dir = std::env::temp_dir().join(format!("phalanx-parity-rules-{}", std::process::id()));
@@ -393,6 +401,16 @@ kind: Node
 metadata: {{name: b1, labels: {{zone: b}}}}
 status: {{allocatable: {{cpu: "32", memory: 64Gi, pods: "110"}}}}
 ---
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata: {{name: high}}
+value: 1000
+---
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata: {{name: low}}
+value: 10
+---
 apiVersion: scheduling.volcano.sh/v1beta1
 kind: Queue
 metadata: {{name: research}}
@@ -401,7 +419,8 @@ spec: {{weight: 2, capability: {{cpu: "64"}}}}
 apiVersion: scheduling.volcano.sh/v1beta1
 kind: PodGroup
 metadata: {{name: mpi, namespace: ml, annotations: {{phalanx.dev/depends-on: prep}}}}
-spec: {{minMember: 3, queue: research, minTaskMember: {{launcher: 1, worker: 2}}}}
+spec: {{minMember: 3, queue: research, priorityClassName: high,
+        minTaskMember: {{launcher: 1, worker: 2}}}}
 ---
 apiVersion: scheduling.volcano.sh/v1beta1
 kind: PodGroup
@@ -415,6 +434,7 @@ metadata:
   namespace: ml
   annotations: {{scheduling.k8s.io/group-name: prep, phalanx.dev/duration: 5m}}
 spec:
+  priorityClassName: low
   containers: [{{name: c, resources: {{requests: {{cpu: "2"}}}}}}]
 {}{}{}"#,
         pod("mpi-launcher-0", "launcher"),
@@ -432,6 +452,8 @@ spec:
     assert_eq!(tasks, [("launcher", 1, 1, 4100), ("worker", 2, 2, 4100)]);
     assert!(mpi.tasks[0].affinity.is_some() && !mpi.tasks[0].tolerations.is_empty());
     assert_eq!(mpi.queue, "root.research");
+    // The PodGroup's class (Volcano's rule); prep has none, so its pod's class counts.
+    assert_eq!((mpi.priority, o.jobs["ml/prep"].priority), (1000, 10));
     // prep goes first; only b1 is open to it (a1 is cordoned, a2 tainted).
     let placed: Vec<_> = o
         .placed

@@ -194,6 +194,66 @@ fn task_base(name: &str) -> &str {
     }
 }
 
+/// PriorityClass objects by name (`scheduling.k8s.io/v1`), and the `globalDefault` one's value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PriorityClasses {
+    by_name: BTreeMap<String, i32>,
+    global_default: Option<(String, i32)>,
+}
+
+impl PriorityClasses {
+    /// Adds (or replaces) a class.
+    pub fn insert(&mut self, name: &str, value: i32, global_default: bool) {
+        self.remove(name);
+        self.by_name.insert(name.to_string(), value);
+        if global_default {
+            self.global_default = Some((name.to_string(), value));
+        }
+    }
+
+    /// Removes a class.
+    pub fn remove(&mut self, name: &str) {
+        self.by_name.remove(name);
+        if self.global_default.as_ref().is_some_and(|(n, _)| n == name) {
+            self.global_default = None;
+        }
+    }
+
+    /// Reads a PriorityClass object into the set.
+    pub fn apply(&mut self, pc: &k8s_openapi::api::scheduling::v1::PriorityClass) {
+        if let Some(name) = &pc.metadata.name {
+            self.insert(
+                name,
+                pc.value.unwrap_or(0),
+                pc.global_default.unwrap_or(false),
+            );
+        }
+    }
+
+    /// A class's value, if the class exists.
+    pub fn value(&self, name: &str) -> Option<i32> {
+        self.by_name.get(name).copied()
+    }
+}
+
+/// A job's priority, one rule for both paths: its PodGroup's `priorityClassName` (Volcano's
+/// rule), if the class exists; else its first pod's, as admission sets it (`spec.priority`, or
+/// the pod's `priorityClassName` resolved here when no admission ran, as offline); else the
+/// `globalDefault` class; else 0.
+pub fn job_priority(
+    group_class: Option<&str>,
+    pod_priority: Option<i32>,
+    pod_class: Option<&str>,
+    classes: &PriorityClasses,
+) -> i32 {
+    group_class
+        .and_then(|c| classes.value(c))
+        .or(pod_priority)
+        .or_else(|| pod_class.and_then(|c| classes.value(c)))
+        .or_else(|| classes.global_default.as_ref().map(|(_, v)| *v))
+        .unwrap_or(0)
+}
+
 /// Tolerations as the engine reads them: `Exists`, else `Equal`; an effect other than the three
 /// known ones (or none) tolerates every effect.
 pub fn tolerations(list: &[K8sToleration]) -> Vec<Toleration> {
@@ -268,8 +328,10 @@ pub struct PodInfo {
     pub spec: PodSpec,
     /// `metadata.creationTimestamp`, seconds since the epoch.
     pub created: Option<f64>,
-    /// `priorityClassName`'s resolved `priority`.
-    pub priority: i32,
+    /// `spec.priority`, as admission resolved it from `priorityClassName`; `None` when unset.
+    pub priority: Option<i32>,
+    /// `spec.priorityClassName`, if any.
+    pub priority_class: Option<String>,
     /// Annotation naming a queue (for a gang of one).
     pub queue: Option<String>,
 }
@@ -420,7 +482,8 @@ pub fn pod(p: &Pod, table: &mut ResourceTable) -> Result<PodInfo, TranslateError
             .creation_timestamp
             .as_ref()
             .map(|t| t.0.as_millisecond() as f64 / 1000.0),
-        priority: spec.priority.unwrap_or(0),
+        priority: spec.priority,
+        priority_class: spec.priority_class_name.clone().filter(|c| !c.is_empty()),
         queue: annotations.get(QUEUE_ANNOTATION).cloned(),
     })
 }

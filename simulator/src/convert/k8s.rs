@@ -18,7 +18,7 @@
 //! | `JobSet` | one job, a task per replicated job (`replicas × parallelism` pods) |
 //! | `Pod` without a group | a gang of one, the job `ns/pod-<name>` in the queue its queue-name annotation names, as `phalanx serve` makes it |
 //! | `ReplicaSet`, `Deployment`, `StatefulSet`, batch `Job` without a group | one job of their replicas with `min_member` 1 (batch `Job`: `parallelism` pods, all of them, as Kueue admits; `kueue.x-k8s.io/job-min-parallelism` lowers it) |
-//! | `PriorityClass` | priorities by name |
+//! | `PriorityClass` | priorities by name (and the `globalDefault`), for `phalanx_translate::job_priority`: the PodGroup's (or operator object's) class, else the first pod's, as `phalanx serve` decides |
 //!
 //! Pod templates are read by `phalanx_translate::pod`, the rule `phalanx serve` applies to the
 //! pods made from them: requests are the containers' requests summed (limits where a request
@@ -169,6 +169,10 @@ struct PodShape {
     task: String,
     /// The Volcano queue its queue-name annotation names, if any.
     queue: Option<String>,
+    /// `spec.priority`, if set.
+    priority: Option<i32>,
+    /// `spec.priorityClassName`, if any.
+    priority_class: Option<String>,
     /// Why the template cannot be read, if it cannot (`FILE (document N): Pod ns/x: field: ...`).
     invalid: Option<String>,
 }
@@ -217,6 +221,8 @@ fn pod_shape(template: &Value, table: &mut ResourceTable) -> Result<PodShape, Tr
         spec: info.spec,
         task: info.task,
         queue: info.queue,
+        priority: info.priority,
+        priority_class: info.priority_class,
         invalid: None,
     })
 }
@@ -265,7 +271,7 @@ struct Ctx {
     local_queues: BTreeMap<String, String>,
     cluster_queues: BTreeMap<String, String>,
     ns_quota: BTreeMap<String, String>,
-    priorities: BTreeMap<String, i64>,
+    priority_classes: phalanx_translate::PriorityClasses,
     gangs: Vec<Gang>,
     names: BTreeSet<String>,
 }
@@ -353,7 +359,7 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
         local_queues: BTreeMap::new(),
         cluster_queues: BTreeMap::new(),
         ns_quota: BTreeMap::new(),
-        priorities: BTreeMap::new(),
+        priority_classes: Default::default(),
         gangs: Vec::new(),
         names: BTreeSet::new(),
     };
@@ -380,8 +386,16 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
             ("ClusterQueue", "kueue.x-k8s.io") => cx.cluster_queue(&d.v),
             ("ElasticQuota", _) => cx.elastic_quota(&d.v),
             ("PriorityClass", _) => {
-                if let Some(v) = int(&d.v, &["value"]) {
-                    cx.priorities.insert(meta(&d.v).1, v);
+                match serde_json::from_value::<k8s_openapi::api::scheduling::v1::PriorityClass>(
+                    d.v.clone(),
+                ) {
+                    Ok(pc) => cx.priority_classes.apply(&pc),
+                    Err(e) => cx.invalid.push(format!(
+                        "{} (document {}): PriorityClass {}: {e}",
+                        d.file,
+                        d.index,
+                        meta(&d.v).1
+                    )),
                 }
             }
             _ => {}
@@ -1425,18 +1439,24 @@ impl Ctx {
             ));
             return None;
         }
-        let priority = g
-            .priority
-            .as_ref()
-            .and_then(|p| match self.priorities.get(p) {
-                Some(v) => Some(*v as i32),
-                None => {
-                    self.out.warnings.push(format!(
-                        "{name}: priority class {p} is not defined in the manifests; priority 0"
-                    ));
-                    None
-                }
-            });
+        // The one rule (`phalanx_translate::job_priority`): the group's priority class, else
+        // the first pod's, else the global default. An operator object's class stands in for
+        // its PodGroup's.
+        if let Some(p) = &g.priority
+            && self.priority_classes.value(p).is_none()
+        {
+            self.out.warnings.push(format!(
+                "{name}: priority class {p} is not defined in the manifests; it is ignored"
+            ));
+        }
+        let first = g.tasks.first().map(|t| &t.2);
+        let priority = Some(phalanx_translate::job_priority(
+            g.priority.as_deref(),
+            first.and_then(|s| s.priority),
+            first.and_then(|s| s.priority_class.as_deref()),
+            &self.priority_classes,
+        ))
+        .filter(|&p| p != 0);
         let queue = g
             .queue
             .clone()
