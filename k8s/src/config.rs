@@ -2,7 +2,7 @@
 //! fields refused (a typo is an error, not a silent default).
 //!
 //! ```yaml
-//! schedulerName: phalanx        # pods with this spec.schedulerName are scheduled
+//! schedulerNames: [phalanx]     # pods with one of these spec.schedulerNames are scheduled
 //! scorePolicy: binpack          # binpack | spread
 //! cyclePeriodMs: 1000           # a cycle at least this often, even with no changes
 //! batchWindowMs: 10             # after a change, wait this long for more before cycling
@@ -133,8 +133,14 @@ impl Default for LeaderConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct ServeConfig {
-    /// Pods with this `spec.schedulerName` are scheduled.
-    pub scheduler_name: String,
+    /// Pods with one of these `spec.schedulerName`s are scheduled (default `[phalanx]`). A
+    /// cluster that replaces Volcano adds `volcano` (mpi-operator, KubeRay and spark-operator's
+    /// `batchScheduler: volcano` force that name), and `scheduler-plugins-scheduler` where
+    /// KubeRay's coscheduling mode is used.
+    pub scheduler_names: Vec<String>,
+    /// Deprecated: one name, the same as `schedulerNames: [NAME]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduler_name: Option<String>,
     /// How to choose among nodes that fit: `binpack` or `spread`.
     pub score_policy: ScorePolicy,
     /// A cycle runs at least this often (milliseconds).
@@ -182,7 +188,8 @@ pub struct ServeConfig {
 impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
-            scheduler_name: "phalanx".into(),
+            scheduler_names: vec!["phalanx".into()],
+            scheduler_name: None,
             score_policy: ScorePolicy::Binpack,
             cycle_period_ms: 1000,
             batch_window_ms: 10,
@@ -275,6 +282,22 @@ impl ServeConfig {
                 ),
             });
         }
+        if self.scheduler_names.is_empty() || self.scheduler_names.iter().any(String::is_empty) {
+            return Err(InvalidConfig {
+                field: "schedulerNames",
+                message: "must list at least one name, none of them empty".into(),
+            });
+        }
+        if self.scheduler_name.is_some()
+            && self.scheduler_names != ServeConfig::default().scheduler_names
+        {
+            return Err(InvalidConfig {
+                field: "schedulerName",
+                message: "is deprecated and cannot be set together with schedulerNames; \
+                          list every name in schedulerNames"
+                    .into(),
+            });
+        }
         if self.queues.source == QueueSource::File && self.queues.file.is_none() {
             return Err(InvalidConfig {
                 field: "queues.file",
@@ -290,6 +313,17 @@ impl ServeConfig {
             return Ok(Self::default());
         }
         serde_norway::from_str(text)
+    }
+
+    /// The scheduler names pods may set: `schedulerNames`, or the deprecated `schedulerName`
+    /// when it alone is given.
+    pub fn scheduler_names(&self) -> Vec<String> {
+        match &self.scheduler_name {
+            Some(name) if self.scheduler_names == ServeConfig::default().scheduler_names => {
+                vec![name.clone()]
+            }
+            _ => self.scheduler_names.clone(),
+        }
     }
 
     /// The engine's configuration.
@@ -407,6 +441,23 @@ mod tests {
             Err("bindBackoffInitialMs")
         );
         assert_eq!(field("queues:\n  source: file"), Err("queues.file"));
+        assert_eq!(field("schedulerNames: []"), Err("schedulerNames"));
+        assert_eq!(
+            field("schedulerName: a\nschedulerNames: [b]"),
+            Err("schedulerName")
+        );
+    }
+
+    #[test]
+    fn several_scheduler_names_and_the_deprecated_single_one() {
+        let names = |doc: &str| ServeConfig::parse(doc).unwrap().scheduler_names();
+        assert_eq!(names(""), ["phalanx"]);
+        assert_eq!(
+            names("schedulerNames: [phalanx, volcano]"),
+            ["phalanx", "volcano"]
+        );
+        // The old field still works, as a list of one.
+        assert_eq!(names("schedulerName: volcano"), ["volcano"]);
     }
 
     #[test]

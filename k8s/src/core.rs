@@ -285,7 +285,8 @@ struct GroupEntry {
 pub struct Core {
     engine: Engine,
     table: ResourceTable,
-    scheduler: String,
+    /// The `spec.schedulerName`s it answers to.
+    schedulers: BTreeSet<String>,
     nodes: BTreeMap<String, NodeEntry>,
     /// Nodes kept as ghosts (see [`NodeEntry::gone`]).
     ghosts: BTreeSet<String>,
@@ -314,6 +315,24 @@ pub struct Core {
     notices: Vec<Notice>,
 }
 
+/// The scheduler names a [`Core`] answers to: one name, or several.
+pub trait SchedulerNames {
+    /// The names, as a set.
+    fn names(self) -> BTreeSet<String>;
+}
+
+impl SchedulerNames for &str {
+    fn names(self) -> BTreeSet<String> {
+        BTreeSet::from([self.to_string()])
+    }
+}
+
+impl SchedulerNames for Vec<String> {
+    fn names(self) -> BTreeSet<String> {
+        self.into_iter().collect()
+    }
+}
+
 fn group_ref(flavor: Flavor, job: &str) -> ObjectRef {
     let (namespace, name) = job.split_once('/').unwrap_or(("default", job));
     ObjectRef::Group {
@@ -324,17 +343,18 @@ fn group_ref(flavor: Flavor, job: &str) -> ObjectRef {
 }
 
 impl Core {
-    /// A core for pods with `spec.schedulerName: scheduler`. With `static_queues`, the queue
+    /// A core for pods whose `spec.schedulerName` is one of `schedulers` (a name, or a list:
+    /// a cluster replacing Volcano answers to `volcano` too). With `static_queues`, the queue
     /// tree comes from them and Volcano Queue objects are ignored.
     pub fn new(
         config: EngineConfig,
-        scheduler: impl Into<String>,
+        schedulers: impl SchedulerNames,
         static_queues: Option<Vec<QueueRecord>>,
     ) -> Self {
         let mut core = Core {
             engine: Engine::new(config),
             table: ResourceTable::new(),
-            scheduler: scheduler.into(),
+            schedulers: schedulers.names(),
             nodes: BTreeMap::new(),
             ghosts: BTreeSet::new(),
             by_node: HashMap::new(),
@@ -665,7 +685,7 @@ impl Core {
             }
         };
         let uid = info.uid.clone();
-        let ours = info.scheduler == self.scheduler && !info.terminating;
+        let ours = self.schedulers.contains(&info.scheduler) && !info.terminating;
         let prev_place = self.pods.get(&uid).and_then(|e| e.place.clone());
         let prev_node = self.pods.get(&uid).and_then(|e| e.info.node.clone());
         if prev_node != info.node {
@@ -2542,5 +2562,33 @@ mod tests {
             .collect();
         assert_eq!(invalid.len(), 1, "{invalid:?}");
         assert!(invalid[0].message.ends_with("; it is not configured"));
+    }
+    #[test]
+    fn every_configured_scheduler_name_is_answered_and_no_other() {
+        // Issue 16: mpi-operator and KubeRay force `schedulerName: volcano`.
+        let mut c = Core::new(
+            EngineConfig::default(),
+            vec!["phalanx".to_string(), "volcano".to_string()],
+            None,
+        );
+        c.ingest(node("n1", "4"));
+        c.ingest(Input::Queue(Change::Relisted(Vec::new())));
+        let named = |name: &str, scheduler: &str| {
+            let mut p = pod(name, json!({}), "1", None, "Pending");
+            p.spec.as_mut().unwrap().scheduler_name = Some(scheduler.into());
+            p
+        };
+        pods(
+            &mut c,
+            vec![
+                named("ours", "phalanx"),
+                named("mpi", "volcano"),
+                named("theirs", "default-scheduler"),
+            ],
+        );
+        let a = c.cycle(Time(1));
+        let mut bound: Vec<_> = a.binds.iter().map(|b| b.job.as_str()).collect();
+        bound.sort();
+        assert_eq!(bound, ["ns/pod-mpi", "ns/pod-ours"]);
     }
 }

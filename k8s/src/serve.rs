@@ -82,11 +82,7 @@ pub async fn start(
         LeaderState::always()
     };
     let shared = Arc::new(Shared::new(leader_state));
-    let core = Core::new(
-        config.engine(),
-        config.scheduler_name.clone(),
-        static_queues,
-    );
+    let core = Core::new(config.engine(), config.scheduler_names(), static_queues);
     let (tx, rx) = std::sync::mpsc::channel();
     let (actions_tx, actions_rx) = tokio::sync::mpsc::unbounded_channel();
     let (notices_tx, notices_rx) = tokio::sync::mpsc::unbounded_channel();

@@ -200,6 +200,6 @@ fn deployment_config_rbac_and_chart_are_consistent() {
     let chart = deploy().join("helm/phalanx");
     let values = &docs(&chart.join("values.yaml"))[0];
     let c: ServeConfig = serde_json::from_value(values["config"].clone()).unwrap();
-    assert_eq!(c.scheduler_name, "phalanx");
+    assert_eq!(c.scheduler_names(), ["phalanx"]);
     assert_eq!(docs(&chart.join("Chart.yaml"))[0]["name"], "phalanx");
 }
