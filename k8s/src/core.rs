@@ -304,6 +304,10 @@ pub struct Core {
     volcano_paths: BTreeMap<String, String>,
     /// PriorityClasses, for job priorities.
     priority_classes: translate::PriorityClasses,
+    /// PodGroups admitted (`Inqueue`, Volcano's enqueue), since when.
+    inqueue: BTreeMap<String, Time>,
+    /// PodGroups refused admission, with the last reason told.
+    enqueue_refused: BTreeMap<String, String>,
     /// Per Queue object, the records of its last configuration the engine accepted.
     last_good: BTreeMap<String, Vec<QueueRecord>>,
     /// Per Queue object refused (left out, or held at its last good configuration): why.
@@ -331,6 +335,15 @@ impl SchedulerNames for Vec<String> {
     fn names(self) -> BTreeSet<String> {
         self.into_iter().collect()
     }
+}
+
+/// How long a PodGroup stays admitted without pods before it is `Pending` again (Volcano's
+/// `DefaultInqueueTimeout`, 5 minutes).
+pub const INQUEUE_TIMEOUT: phalanx_model::Span = phalanx_model::Span(5 * 60 * 1000);
+
+/// A queue path and its ancestors, the queue first (`root.a.b`, `root.a`, `root`).
+fn queue_levels(path: &str) -> impl Iterator<Item = &str> {
+    std::iter::successors(Some(path), |p| p.rsplit_once('.').map(|(parent, _)| parent))
 }
 
 fn group_ref(flavor: Flavor, job: &str) -> ObjectRef {
@@ -368,6 +381,8 @@ impl Core {
             volcano_paths: BTreeMap::new(),
             last_good: BTreeMap::new(),
             priority_classes: translate::PriorityClasses::default(),
+            inqueue: BTreeMap::new(),
+            enqueue_refused: BTreeMap::new(),
             queue_causes: BTreeMap::new(),
             queue_error: None,
             queues_dirty: true,
@@ -1390,6 +1405,7 @@ impl Core {
     pub fn cycle(&mut self, now: Time) -> Actions {
         self.flush();
         let outcome = self.engine.cycle(now);
+        self.enqueue(now);
         let mut actions = Actions {
             notices: std::mem::take(&mut self.notices),
             report: outcome.report,
@@ -1499,6 +1515,110 @@ impl Core {
         actions
     }
 
+    /// Volcano's `enqueue` action (`pkg/scheduler/actions/enqueue/enqueue.go`): a PodGroup not
+    /// running yet, with or without pods, is admitted (`Inqueue`) when it asks no
+    /// `minResources`, or when they fit its queue: capability (at every level) less what is
+    /// allocated, less the `minResources` of groups admitted before it that do not run yet.
+    /// Operators (the training operator, Volcano's job controller) create pods only once their
+    /// PodGroup is `Inqueue`. Admission holds no node. A group stays admitted until it ends,
+    /// so an undone gang is `Inqueue` again, not `Pending`; one whose pods never come goes
+    /// back to `Pending` after [`INQUEUE_TIMEOUT`], as Volcano's `DefaultInqueueTimeout`,
+    /// releasing its share of the queue. A refusal is an `Unschedulable` event naming the
+    /// queue and resource.
+    fn enqueue(&mut self, now: Time) {
+        let view = self.engine.view();
+        let queues: BTreeMap<String, (Option<Resources>, Resources)> = view
+            .queues()
+            .into_iter()
+            .map(|q| {
+                (
+                    q.info.spec.name.clone(),
+                    (q.info.spec.capability, q.info.allocated),
+                )
+            })
+            .collect();
+        // What admitted groups not yet running hold of each queue, at every level.
+        let mut admitted: BTreeMap<String, Resources> = BTreeMap::new();
+        let mut candidates = Vec::new();
+        for (name, g) in &self.groups {
+            let Ok(spec) = &g.spec else { continue };
+            let phase = view
+                .job(name)
+                .filter(|_| self.jobs.get(name).is_some_and(|e| e.in_engine))
+                .map(|j| j.phase);
+            if matches!(phase, Some(JobPhase::Succeeded | JobPhase::Failed)) {
+                continue;
+            }
+            let queue =
+                translate::volcano_queue_path(spec.queue_name.as_deref(), &self.volcano_paths);
+            let holds = spec
+                .min_resources
+                .filter(|_| phase != Some(JobPhase::Running));
+            match self.inqueue.get(name) {
+                Some(&since) => {
+                    let has_pods = self.pods_of(name).next().is_some();
+                    if !has_pods && now.0.saturating_sub(since.0) > INQUEUE_TIMEOUT.0 {
+                        candidates.push((name.clone(), queue, spec.min_resources, true));
+                    } else if let Some(r) = holds {
+                        for level in queue_levels(&queue) {
+                            *admitted.entry(level.to_string()).or_default() += r;
+                        }
+                    }
+                }
+                None => candidates.push((name.clone(), queue, spec.min_resources, false)),
+            }
+        }
+        for (name, queue, min, timed_out) in candidates {
+            if timed_out {
+                self.inqueue.remove(&name);
+                tracing::info!(job = %name, "PodGroup Inqueue too long without pods; Pending again");
+                continue;
+            }
+            let short = min.and_then(|want| {
+                queue_levels(&queue).find_map(|level| {
+                    let (Some(cap), allocated) = queues.get(level).copied()? else {
+                        return None;
+                    };
+                    let held = admitted.get(level).copied().unwrap_or_default();
+                    let left = (cap - allocated - held).clamp_zero();
+                    let (id, asked) = want.iter_nonzero().find(|&(id, v)| v > left.get(id))?;
+                    Some(format!(
+                        "queue {level} has {} {} left of its capability for PodGroups (capability {}, allocated {}, held for admitted groups {}); minResources asks {}",
+                        self.table.format_amount(id, left.get(id)),
+                        self.table.name(id),
+                        self.table.format_amount(id, cap.get(id)),
+                        self.table.format_amount(id, allocated.get(id)),
+                        self.table.format_amount(id, held.get(id)),
+                        self.table.format_amount(id, asked),
+                    ))
+                })
+            });
+            match short {
+                None => {
+                    self.inqueue.insert(name.clone(), now);
+                    self.enqueue_refused.remove(&name);
+                    if let Some(r) = min {
+                        for level in queue_levels(&queue) {
+                            *admitted.entry(level.to_string()).or_default() += r;
+                        }
+                    }
+                }
+                Some(why) => {
+                    if self.enqueue_refused.get(&name) != Some(&why) {
+                        self.enqueue_refused.insert(name.clone(), why.clone());
+                        if let Some(g) = self.groups.get(&name) {
+                            self.warn(group_ref(g.flavor, &name), "Unschedulable", why);
+                        }
+                    }
+                }
+            }
+        }
+        self.inqueue
+            .retain(|name, _| self.groups.contains_key(name));
+        self.enqueue_refused
+            .retain(|name, _| self.groups.contains_key(name));
+    }
+
     /// A reason as conditions, events and the admin API show it: extended resources by name,
     /// instants (when a gang that failed to bind is tried again) as wall-clock times.
     fn describe(&self, reason: &Reason) -> String {
@@ -1550,6 +1670,16 @@ impl Core {
         })
     }
 
+    /// The phase of a job that does not run: `Inqueue` once its PodGroup is admitted (see
+    /// [`Core::enqueue`]), else `Pending`.
+    fn waiting_phase(&self, job: &str) -> &'static str {
+        if self.inqueue.contains_key(job) {
+            "Inqueue"
+        } else {
+            "Pending"
+        }
+    }
+
     /// What the API, metrics and status writer show.
     pub fn publish(&self) -> Published {
         let view = self.engine.view();
@@ -1573,9 +1703,10 @@ impl Core {
                     name,
                 });
             let info = view.job(name).filter(|_| entry.in_engine);
+            let waiting = self.waiting_phase(name);
             let (phase, pods, reason, queue) = match (&entry.problem, info) {
                 (Some((label, msg)), None) => (
-                    "Pending",
+                    waiting,
                     PodCounts::default(),
                     Some((label.to_string(), msg.clone())),
                     String::new(),
@@ -1583,7 +1714,7 @@ impl Core {
                 (_, Some(j)) => {
                     let phase = match j.phase {
                         JobPhase::Pending if j.pods.live() > 0 => "Inqueue",
-                        JobPhase::Pending => "Pending",
+                        JobPhase::Pending => waiting,
                         JobPhase::Running => "Running",
                         JobPhase::Succeeded => "Completed",
                         JobPhase::Failed => "Failed",
@@ -1595,7 +1726,7 @@ impl Core {
                         .map(|r| (self.label(r), self.describe(r)));
                     (phase, j.pods, reason, j.job.queue.clone())
                 }
-                (None, None) => ("Pending", PodCounts::default(), None, String::new()),
+                (None, None) => (waiting, PodCounts::default(), None, String::new()),
             };
             jobs.insert(
                 name.clone(),
@@ -1622,14 +1753,15 @@ impl Core {
                         translate::volcano_queue_path(s.queue_name.as_deref(), &self.volcano_paths)
                     })
                     .unwrap_or_default(),
-                phase: "Pending",
+                phase: self.waiting_phase(name),
                 pods: PodCounts::default(),
                 running: 0,
                 succeeded: 0,
                 failed: 0,
-                reason: Some(match &g.spec {
-                    Ok(_) => ("WaitingForPods".into(), "no pods of ours yet".into()),
-                    Err(e) => ("InvalidPodGroup".into(), e.to_string()),
+                reason: Some(match (&g.spec, self.enqueue_refused.get(name)) {
+                    (Err(e), _) => ("InvalidPodGroup".into(), e.to_string()),
+                    (Ok(_), Some(why)) => ("OverCapability".into(), why.clone()),
+                    (Ok(_), None) => ("WaitingForPods".into(), "no pods of ours yet".into()),
                 }),
             });
         }
@@ -1650,7 +1782,7 @@ impl Core {
                 .reason
                 .as_ref()
                 .is_none_or(|(label, _)| label == "WaitingForPods");
-            if status.phase == "Pending" && waiting {
+            if matches!(status.phase, "Pending" | "Inqueue") && waiting {
                 status.reason = Some(("InvalidPod".into(), message.clone()));
             }
         }

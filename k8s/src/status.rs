@@ -125,36 +125,96 @@ pub fn bounded(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     format!("{}...", &text[..end]).into()
 }
 
-/// The `status` a PodGroup should have (without transition times).
+/// The `status` a PodGroup should have (without transition times), legal for its flavour's
+/// CRD: Volcano's five phases and its condition types and reasons; scheduler-plugins' six
+/// phases and no conditions. Phalanx's finer reason goes in the condition's message (and the
+/// admin API), never in a field the CRD would refuse.
 pub fn desired_status(j: &JobStatus) -> Value {
-    let condition = match (&j.reason, j.phase) {
-        (Some((label, message)), "Pending" | "Inqueue") => Some(json!({
+    match &j.group {
+        Some(ObjectRef::Group {
+            flavor: Flavor::SchedulerPlugins,
+            ..
+        }) => plugins_status(j),
+        _ => volcano_status(j),
+    }
+}
+
+/// scheduler-plugins (`apis/scheduling/v1alpha1/types.go`): `Pending`, `Scheduling`,
+/// `Running`, `Finished`, `Failed`, `Unknown`, and no conditions. An admitted group that does
+/// not run yet is `Pending` there (`Scheduling` means binds in flight).
+fn plugins_status(j: &JobStatus) -> Value {
+    let phase = match j.phase {
+        "Running" => "Running",
+        "Completed" => "Finished",
+        "Failed" => "Failed",
+        _ => "Pending",
+    };
+    json!({
+        "phase": phase,
+        "running": j.running,
+        "succeeded": j.succeeded,
+        "failed": j.failed,
+    })
+}
+
+/// Volcano (`scheduling.volcano.sh/v1beta1`): phases `Pending`, `Inqueue`, `Running`,
+/// `Unknown`, `Completed` (a failed job's group is `Completed`, as Volcano's job controller
+/// leaves it); condition types `Unschedulable` and `Scheduled`, with Volcano's reasons
+/// (`NotEnoughResources`, `NotEnoughTasks`) where Phalanx's reason means the same.
+fn volcano_status(j: &JobStatus) -> Value {
+    let phase = match j.phase {
+        "Inqueue" => "Inqueue",
+        "Running" => "Running",
+        "Completed" | "Failed" => "Completed",
+        _ => "Pending",
+    };
+    let unschedulable = |label: &str, message: &str| {
+        let reason = volcano_reason(label);
+        let message = if reason == camel(label) {
+            bounded(message, MAX_CONDITION_MESSAGE_BYTES).into_owned()
+        } else {
+            let full = format!("{}: {message}", camel(label));
+            bounded(&full, MAX_CONDITION_MESSAGE_BYTES).into_owned()
+        };
+        json!({
             "type": "Unschedulable",
             "status": "True",
-            "reason": camel(label),
-            "message": bounded(message, MAX_CONDITION_MESSAGE_BYTES),
-        })),
+            "reason": reason,
+            "message": message,
+        })
+    };
+    let condition = match (&j.reason, j.phase) {
+        (Some((label, message)), "Pending" | "Inqueue") => Some(unschedulable(label, message)),
         (_, "Running" | "Completed") => Some(json!({
             "type": "Scheduled",
             "status": "True",
             "reason": "Scheduled",
             "message": "the gang is placed",
         })),
-        (Some((label, message)), "Failed") => Some(json!({
-            "type": "Unschedulable",
-            "status": "True",
-            "reason": camel(label),
-            "message": bounded(message, MAX_CONDITION_MESSAGE_BYTES),
-        })),
+        (Some((label, message)), "Failed") if label != "pod_failed" => {
+            Some(unschedulable(label, message))
+        }
         _ => None,
     };
     json!({
-        "phase": j.phase,
+        "phase": phase,
         "running": j.running,
         "succeeded": j.succeeded,
         "failed": j.failed,
         "conditions": condition.into_iter().collect::<Vec<_>>(),
     })
+}
+
+/// Volcano's condition reason for a Phalanx reason label: `NotEnoughResources` where the gang
+/// finds no room (`pkg/scheduler/api/unschedule_info.go`), `NotEnoughTasks` while it lacks
+/// pods; Phalanx's own reason (CamelCase) where Volcano has none.
+fn volcano_reason(label: &str) -> String {
+    match label {
+        "unschedulable" | "over_capability" | "OverCapability" | "queue_not_found"
+        | "queue_not_leaf" | "bind_failed" | "gang_incomplete" => "NotEnoughResources".into(),
+        "WaitingForPods" => "NotEnoughTasks".into(),
+        other => camel(other),
+    }
 }
 
 /// `waiting_for_dependencies` -> `WaitingForDependencies`; CamelCase stays.
@@ -314,5 +374,122 @@ async fn write_status(client: &kube::Client, obj: &ObjectRef, status: Value) -> 
             tracing::debug!(job = %format!("{namespace}/{name}"), error = %e, "status not written");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use phalanx_scheduler::PodCounts;
+
+    /// The `status` schema of an upstream CRD in `../shared/manifests` (None when that folder
+    /// is not beside the checkout).
+    fn upstream_status_schema(file: &str) -> Option<Value> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/manifests")
+            .join(file);
+        let text = std::fs::read_to_string(path).ok()?;
+        let crd: Value = serde_norway::from_str(&text).unwrap();
+        Some(
+            crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"].clone(),
+        )
+    }
+
+    fn status(flavor: Flavor, phase: &'static str, reason: Option<(&str, &str)>) -> JobStatus {
+        JobStatus {
+            group: Some(ObjectRef::Group {
+                flavor,
+                namespace: "ns".into(),
+                name: "g".into(),
+            }),
+            queue: "root.default".into(),
+            phase,
+            pods: PodCounts::default(),
+            running: 0,
+            succeeded: 0,
+            failed: 0,
+            reason: reason.map(|(l, m)| (l.to_string(), m.to_string())),
+        }
+    }
+
+    /// Issue 16, item 3: every status Phalanx writes is one the upstream CRD accepts: a phase
+    /// its enum (or, for scheduler-plugins, whose CRD has no enum, its Go constants in
+    /// `apis/scheduling/v1alpha1/types.go`) lists, and only fields its schema has.
+    #[test]
+    fn every_status_write_is_legal_for_the_upstream_crds() {
+        let cases: [(Flavor, &str, &[&str]); 2] = [
+            (
+                Flavor::Volcano,
+                "volcano/crd__scheduling.volcano.sh_podgroups.yaml",
+                &[],
+            ),
+            (
+                Flavor::SchedulerPlugins,
+                "scheduler-plugins/crd__scheduling.x-k8s.io_podgroups.yaml",
+                &[
+                    "Pending",
+                    "Scheduling",
+                    "Running",
+                    "Finished",
+                    "Failed",
+                    "Unknown",
+                ],
+            ),
+        ];
+        let reasons = [
+            None,
+            Some(("unschedulable", "0/3 nodes are available")),
+            Some(("WaitingForPods", "1 of minMember 2 pods exist")),
+            Some(("dependency_failed", "dependency ns/a failed")),
+            Some(("pod_failed", "pod ns/g[task 0 #0] failed")),
+        ];
+        for (flavor, file, plugins_phases) in cases {
+            let Some(schema) = upstream_status_schema(file) else {
+                return;
+            };
+            let props = schema["properties"].as_object().unwrap();
+            let phases: Vec<&str> = match schema["properties"]["phase"]["enum"].as_array() {
+                Some(e) => e.iter().filter_map(Value::as_str).collect(),
+                None => plugins_phases.to_vec(),
+            };
+            for phase in ["Pending", "Inqueue", "Running", "Completed", "Failed"] {
+                for reason in reasons {
+                    let s = desired_status(&status(flavor, phase, reason));
+                    let written = s["phase"].as_str().unwrap();
+                    assert!(
+                        phases.contains(&written),
+                        "{file}: phase {written} (from {phase}) not in {phases:?}"
+                    );
+                    for key in s.as_object().unwrap().keys() {
+                        assert!(
+                            props.contains_key(key),
+                            "{file}: status.{key} is not in the CRD"
+                        );
+                    }
+                    for c in s["conditions"].as_array().into_iter().flatten() {
+                        let items = &props["conditions"]["items"]["properties"];
+                        for key in c.as_object().unwrap().keys() {
+                            assert!(items.get(key).is_some(), "{file}: condition.{key}");
+                        }
+                        let t = c["type"].as_str().unwrap();
+                        assert!(matches!(t, "Unschedulable" | "Scheduled"), "{t}");
+                    }
+                }
+            }
+        }
+        // Volcano's reasons where they mean the same; Phalanx's finer one in the message.
+        let s = desired_status(&status(
+            Flavor::Volcano,
+            "Pending",
+            Some(("unschedulable", "0/3 nodes are available")),
+        ));
+        assert_eq!(s["conditions"][0]["reason"], "NotEnoughResources");
+        assert_eq!(
+            s["conditions"][0]["message"],
+            "Unschedulable: 0/3 nodes are available"
+        );
+        let s = desired_status(&status(Flavor::SchedulerPlugins, "Inqueue", None));
+        assert_eq!(s["phase"], "Pending");
+        assert!(s.get("conditions").is_none());
     }
 }

@@ -244,7 +244,8 @@ async fn gangs_bind_whole_and_a_pending_gang_starts_when_room_appears() {
         (code == 200 && v["reason"]["label"] == "unschedulable").then_some(v)
     })
     .await;
-    assert_eq!(why["phase"], "Pending", "{why}");
+    // Admitted (it asks no minResources: Volcano's enqueue admits it), not running.
+    assert_eq!(why["phase"], "Inqueue", "{why}");
     assert!(
         why["reason"]["message"]
             .as_str()
@@ -253,13 +254,14 @@ async fn gangs_bind_whole_and_a_pending_gang_starts_when_room_appears() {
         "{why}"
     );
     assert_eq!(nodes_of(&client, "b-").await, vec![None, None]);
-    // Its PodGroup carries the condition, and an event explains it.
+    // Its PodGroup reads Pending (a scheduler-plugins PodGroup has no Inqueue phase and no
+    // conditions: the CRD has neither), and an event explains it.
     let groups: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), "default", &plugins_group());
-    wait_for("status condition on b", || async {
+    wait_for("status phase on b", || async {
         let g = groups.get("b").await.ok()?;
-        let c = &g.data["status"]["conditions"][0];
-        (c["type"] == "Unschedulable" && c["reason"] == "Unschedulable").then_some(())
+        (g.data["status"]["phase"] == "Pending" && g.data["status"].get("conditions").is_none())
+            .then_some(())
     })
     .await;
     wait_for("FailedScheduling event on b", || async {
@@ -379,7 +381,7 @@ async fn a_restart_rebuilds_state_and_binds_nothing_twice() {
         (r.1["reason"]["label"] == "unschedulable").then_some(r)
     })
     .await;
-    assert_eq!(c["phase"], "Pending");
+    assert_eq!(c["phase"], "Inqueue");
     assert_eq!(
         nodes_of(&client, "a-").await,
         before,
@@ -817,18 +819,13 @@ async fn a_gang_whose_binds_fail_for_good_backs_off_says_so_and_is_retried() {
         (0..2).map(|i| pod(&format!("g-{i}"), Some("g"), "1", None)),
     )
     .await;
-    // The PodGroup says why the gang waits and when it is tried again; after failures in a
-    // row the wait has doubled to the maximum.
-    let groups: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), "default", &plugins_group());
-    let message = wait_for("a backoff in g's condition", || async {
-        let g = groups.get("g").await.ok()?;
-        let c = &g.data["status"]["conditions"][0];
-        let m = c["message"].as_str()?.to_string();
-        (c["type"] == "Unschedulable"
-            && c["reason"] == "BindFailed"
-            && m.contains("failed binds in a row"))
-        .then_some(m)
+    // The jobs API says why the gang waits and when it is tried again (a scheduler-plugins
+    // PodGroup has no conditions to carry it); after failures in a row the wait has doubled
+    // to the maximum.
+    let message = wait_for("a backoff in g's reason", || async {
+        let (_, v) = admin_get(&s, "/api/v1/jobs/default/g").await;
+        let m = v["reason"]["message"].as_str()?.to_string();
+        (v["reason"]["label"] == "bind_failed" && m.contains("failed binds in a row")).then_some(m)
     })
     .await;
     assert!(message.contains("gave up after 1 attempts"), "{message}");
@@ -861,6 +858,8 @@ async fn a_gang_whose_binds_fail_for_good_backs_off_says_so_and_is_retried() {
         all_bound(&nodes_of(&client, "g-").await, 2).then_some(())
     })
     .await;
+    let groups: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &plugins_group());
     wait_for("g running in status", || async {
         let g = groups.get("g").await.ok()?;
         (g.data["status"]["phase"] == "Running").then_some(())
@@ -1036,7 +1035,7 @@ async fn a_node_deleted_and_created_again_under_a_gang_is_not_overcommitted() {
         v["reason"]["label"] == "unschedulable"
     })
     .await;
-    assert_eq!(g["phase"], "Pending", "{g}");
+    assert_eq!(g["phase"], "Inqueue", "{g}");
     assert_eq!(nodes_of(&client, "g-").await, vec![None, None]);
     assert!(cpu_bound_on(&client, &target).await <= 2000);
     assert_eq!(nodes_of(&client, "h-").await, placed, "h's pods stay bound");
@@ -1126,6 +1125,64 @@ async fn a_gang_partly_bound_at_start_is_undone_not_left_partial() {
         all_bound(&nodes_of(&client, "big-").await, 10).then_some(())
     })
     .await;
+    s.stop().await.unwrap();
+    emu.shutdown().await;
+}
+
+/// Issue 16: operators (the training operator, Volcano's job controller) create pods only once
+/// their PodGroup is `Inqueue`. A PodGroup created before its pods is admitted when its queue
+/// has room for its `minResources`, and stays `Pending` with an event naming the queue when it
+/// has not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_podgroup_without_pods_goes_inqueue_when_its_queue_has_room() {
+    let (emu, client) = emulator(2, "cpu=8,memory=32Gi,pods=110").await;
+    let queues: Api<DynamicObject> = Api::all_with(client.clone(), &volcano_queue());
+    let q: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "scheduling.volcano.sh/v1beta1", "kind": "Queue",
+        "metadata": {"name": "small"}, "spec": {"weight": 1, "capability": {"cpu": "4"}}
+    }))
+    .unwrap();
+    queues.create(&PostParams::default(), &q).await.unwrap();
+    let s = scheduler(&client, false, "solo").await;
+    admin_until(&s, "/api/v1/queues", |v| {
+        v["queues"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|q| q["name"] == "root.small"))
+    })
+    .await;
+    let groups: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &volcano_group());
+    for (name, cpu) in [("fits", "3"), ("too-big", "6")] {
+        let g: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "scheduling.volcano.sh/v1beta1", "kind": "PodGroup",
+            "metadata": {"name": name},
+            "spec": {"minMember": 2, "queue": "small", "minResources": {"cpu": cpu}}
+        }))
+        .unwrap();
+        groups.create(&PostParams::default(), &g).await.unwrap();
+    }
+    let phase_of = |name: &'static str| {
+        let groups = groups.clone();
+        async move {
+            groups.get(name).await.ok()?.data["status"]["phase"]
+                .as_str()
+                .map(str::to_string)
+        }
+    };
+    wait_for("fits Inqueue", || async {
+        (phase_of("fits").await.as_deref() == Some("Inqueue")).then_some(())
+    })
+    .await;
+    let why = wait_for("an event on too-big naming the queue", || async {
+        events_for(&client, "too-big")
+            .await
+            .into_iter()
+            .find(|(r, _)| r == "Unschedulable")
+            .map(|(_, m)| m)
+    })
+    .await;
+    assert!(why.contains("queue root.small"), "{why}");
+    assert_eq!(phase_of("too-big").await.as_deref(), Some("Pending"));
     s.stop().await.unwrap();
     emu.shutdown().await;
 }
