@@ -23,7 +23,7 @@ pub mod tree;
 
 use foldhash::fast::FixedState;
 use std::cmp::Reverse;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use phalanx_model::Time;
 use priority_queue::PriorityQueue;
@@ -61,11 +61,14 @@ impl OrderKey {
     }
 }
 
-/// Pending jobs of one queue: ready ones in order, parked ones set aside.
+/// Pending jobs of one queue: ready ones in order, parked ones set aside. Parked jobs are kept
+/// in order and indexed by id, so finding, re-keying or removing one is O(log n).
 #[derive(Debug, Clone, Default)]
 pub struct JobQueue {
     ready: PriorityQueue<JobId, OrderKey, FixedState>,
     parked: BTreeSet<(Reverse<OrderKey>, JobId)>,
+    /// The key each parked job is parked under (looked up, never iterated).
+    parked_keys: HashMap<JobId, OrderKey, FixedState>,
 }
 
 impl JobQueue {
@@ -74,9 +77,16 @@ impl JobQueue {
         Self::default()
     }
 
+    /// Takes a job out of the parked set, if it is there; returns its key.
+    fn unpark(&mut self, id: JobId) -> Option<OrderKey> {
+        let key = self.parked_keys.remove(&id)?;
+        self.parked.remove(&(Reverse(key), id));
+        Some(key)
+    }
+
     /// Adds a job as ready (or updates its key).
     pub fn push(&mut self, id: JobId, key: OrderKey) {
-        self.parked.remove(&(Reverse(key), id));
+        self.unpark(id);
         self.ready.push(id, key);
     }
 
@@ -93,11 +103,14 @@ impl JobQueue {
     /// Sets a job aside until [`JobQueue::unpark_all`].
     pub fn park(&mut self, id: JobId, key: OrderKey) {
         self.ready.remove(&id);
+        self.unpark(id);
         self.parked.insert((Reverse(key), id));
+        self.parked_keys.insert(id, key);
     }
 
     /// Makes every parked job ready again (the cluster changed).
     pub fn unpark_all(&mut self) {
+        self.parked_keys.clear();
         for (Reverse(key), id) in std::mem::take(&mut self.parked) {
             self.ready.push(id, key);
         }
@@ -108,34 +121,29 @@ impl JobQueue {
         self.ready
             .get_priority(&id)
             .copied()
-            .or_else(|| self.parked.iter().find(|(_, j)| *j == id).map(|(k, _)| k.0))
+            .or_else(|| self.parked_keys.get(&id).copied())
     }
 
     /// Whether a job is parked.
     pub fn is_parked(&self, id: JobId) -> bool {
-        self.parked.iter().any(|(_, j)| *j == id)
-    }
-
-    /// Removes a job wherever it is, without its key (a parked job is found by search).
-    pub fn remove_any(&mut self, id: JobId) {
-        if self.ready.remove(&id).is_none() {
-            self.parked.retain(|(_, j)| *j != id);
-        }
+        self.parked_keys.contains_key(&id)
     }
 
     /// Changes a queued job's order key (its critical path grew), wherever it is.
-    pub fn rekey(&mut self, id: JobId, old: OrderKey, new: OrderKey) {
-        if self.parked.remove(&(Reverse(old), id)) {
+    pub fn rekey(&mut self, id: JobId, new: OrderKey) {
+        if self.unpark(id).is_some() {
             self.parked.insert((Reverse(new), id));
+            self.parked_keys.insert(id, new);
         } else {
             self.ready.change_priority(&id, new);
         }
     }
 
     /// Removes a job wherever it is.
-    pub fn remove(&mut self, id: JobId, key: OrderKey) {
-        self.ready.remove(&id);
-        self.parked.remove(&(Reverse(key), id));
+    pub fn remove(&mut self, id: JobId) {
+        if self.ready.remove(&id).is_none() {
+            self.unpark(id);
+        }
     }
 
     /// Ready jobs.
@@ -193,11 +201,19 @@ mod tests {
         assert_eq!(q.pop().map(|(id, _)| id), Some(7));
         q.park(7, k);
         let k2 = OrderKey::new(1, dag::PathLength::default(), Time(0), 7);
-        q.rekey(7, k, k2);
+        q.rekey(7, k2);
+        assert!(q.is_parked(7));
+        assert_eq!(q.key_of(7), Some(k2));
         q.unpark_all();
         assert_eq!(q.pop(), Some((7, k2)));
         q.park(7, k2);
-        q.remove(7, k2);
-        assert!(q.is_empty());
+        q.remove(7);
+        assert!(q.is_empty() && !q.is_parked(7));
+        // Parked again under a new key, it is parked once, under that key.
+        q.park(7, k);
+        q.park(7, k2);
+        assert_eq!((q.parked_len(), q.key_of(7)), (1, Some(k2)));
+        q.push(7, k);
+        assert_eq!((q.parked_len(), q.ready_len()), (0, 1));
     }
 }

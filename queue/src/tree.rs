@@ -514,7 +514,7 @@ impl QueueTree {
     /// Removes a job wherever it is, with its demand.
     pub fn remove(&mut self, job: JobId) {
         if let Some((leaf, demand)) = self.jobs.remove(&job) {
-            self.nodes[leaf as usize].jobs.remove_any(job);
+            self.nodes[leaf as usize].jobs.remove(job);
             self.add_pending(leaf, demand, false);
             self.refresh_ready(leaf);
         }
@@ -530,9 +530,9 @@ impl QueueTree {
     }
 
     /// Changes a queued job's order key.
-    pub fn rekey_job(&mut self, job: JobId, old: OrderKey, new: OrderKey) {
+    pub fn rekey_job(&mut self, job: JobId, new: OrderKey) {
         if let Some(&(leaf, _)) = self.jobs.get(&job) {
-            self.nodes[leaf as usize].jobs.rekey(job, old, new);
+            self.nodes[leaf as usize].jobs.rekey(job, new);
         }
     }
 

@@ -1502,10 +1502,10 @@ impl Engine {
             let Some(s) = self.jobs[id as usize].as_ref() else {
                 continue;
             };
-            let (old, new, queued) = (s.key, self.order_key(&s.job, s.dag_node, id), s.queued);
+            let (new, queued) = (self.order_key(&s.job, s.dag_node, id), s.queued);
             self.state_mut(id).key = new;
             if queued {
-                self.queues.rekey_job(id, old, new);
+                self.queues.rekey_job(id, new);
             }
         }
     }
