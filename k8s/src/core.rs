@@ -308,6 +308,10 @@ pub struct Core {
     inqueue: BTreeMap<String, Time>,
     /// PodGroups refused admission, with the last reason told.
     enqueue_refused: BTreeMap<String, String>,
+    /// Something changed since admission last ran (it runs then, else once a second).
+    enqueue_due: bool,
+    /// When admission last ran.
+    enqueued_at: Option<Time>,
     /// Per Queue object, the records of its last configuration the engine accepted.
     last_good: BTreeMap<String, Vec<QueueRecord>>,
     /// Per Queue object refused (left out, or held at its last good configuration): why.
@@ -383,6 +387,8 @@ impl Core {
             priority_classes: translate::PriorityClasses::default(),
             inqueue: BTreeMap::new(),
             enqueue_refused: BTreeMap::new(),
+            enqueue_due: true,
+            enqueued_at: None,
             queue_causes: BTreeMap::new(),
             queue_error: None,
             queues_dirty: true,
@@ -970,6 +976,7 @@ impl Core {
         if !std::mem::take(&mut self.queues_dirty) {
             return;
         }
+        self.enqueue_due = true;
         // Per Queue object: its records (implied parents first, itself last).
         let mut chosen: BTreeMap<String, Vec<QueueRecord>> = BTreeMap::new();
         let mut fresh: BTreeSet<String> = BTreeSet::new();
@@ -1114,6 +1121,7 @@ impl Core {
         for node in std::mem::take(&mut self.nodes_dirty) {
             self.send_node(&node);
         }
+        self.enqueue_due |= !self.dirty.is_empty();
         for job in std::mem::take(&mut self.dirty) {
             self.sync_job(&job);
         }
@@ -1405,7 +1413,16 @@ impl Core {
     pub fn cycle(&mut self, now: Time) -> Actions {
         self.flush();
         let outcome = self.engine.cycle(now);
-        self.enqueue(now);
+        // Admission walks every PodGroup: when something changed, else once a second (for
+        // room freed and the Inqueue timeout), as Volcano runs it once per session.
+        let stale = self
+            .enqueued_at
+            .is_none_or(|t| now.0 >= t.0.saturating_add(1000));
+        if self.enqueue_due || stale {
+            self.enqueue(now);
+            self.enqueue_due = false;
+            self.enqueued_at = Some(now);
+        }
         let mut actions = Actions {
             notices: std::mem::take(&mut self.notices),
             report: outcome.report,
@@ -1528,14 +1545,9 @@ impl Core {
     fn enqueue(&mut self, now: Time) {
         let view = self.engine.view();
         let queues: BTreeMap<String, (Option<Resources>, Resources)> = view
-            .queues()
+            .queue_infos()
             .into_iter()
-            .map(|q| {
-                (
-                    q.info.spec.name.clone(),
-                    (q.info.spec.capability, q.info.allocated),
-                )
-            })
+            .map(|q| (q.spec.name.clone(), (q.spec.capability, q.allocated)))
             .collect();
         // What admitted groups not yet running hold of each queue, at every level.
         let mut admitted: BTreeMap<String, Resources> = BTreeMap::new();

@@ -2522,6 +2522,12 @@ impl<'a> View<'a> {
         })
     }
 
+    /// Each queue's quotas, allocation and shares, without the per-job counts of
+    /// [`View::queues`] (which walks every job).
+    pub fn queue_infos(&self) -> Vec<QueueInfo> {
+        self.engine.queues.info()
+    }
+
     /// A node by name, live or removed (removed nodes keep their entry).
     pub fn node(&self, name: &str) -> Option<NodeInfo<'a>> {
         let snapshot = &self.engine.snapshot;
