@@ -217,21 +217,29 @@ fn all_bound(nodes: &[Option<String>], n: usize) -> bool {
     nodes.len() == n && nodes.iter().all(Option::is_some)
 }
 
+/// Creates the scheduler-plugins gang `name` of `n` pods of `cpu` (minMember `n`) and waits
+/// until it is bound whole; returns the nodes of its pods, in pod-name order.
+async fn bound_gang(client: &kube::Client, name: &str, n: usize, cpu: &str) -> Vec<Option<String>> {
+    create_group(client, name, json!({"minMember": n}), json!({})).await;
+    create_pods(
+        client,
+        (0..n).map(|i| pod(&format!("{name}-{i}"), Some(name), cpu, None)),
+    )
+    .await;
+    let prefix = format!("{name}-");
+    wait_for(&format!("gang {name} bound"), || async {
+        let nodes = nodes_of(client, &prefix).await;
+        all_bound(&nodes, n).then_some(nodes)
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gangs_bind_whole_and_a_pending_gang_starts_when_room_appears() {
     let (emu, client) = emulator(2, "cpu=4,memory=16Gi,pods=110").await;
     let s = scheduler(&client, false, "solo").await;
     // Gang a: 3 x 2 cpu fits (8 cpu in all); gang b: 2 x 2 cpu does not fit beside it.
-    create_group(&client, "a", json!({"minMember": 3}), json!({})).await;
-    create_pods(
-        &client,
-        (0..3).map(|i| pod(&format!("a-{i}"), Some("a"), "2", None)),
-    )
-    .await;
-    wait_for("gang a bound", || async {
-        all_bound(&nodes_of(&client, "a-").await, 3).then_some(())
-    })
-    .await;
+    bound_gang(&client, "a", 3, "2").await;
     create_group(&client, "b", json!({"minMember": 2}), json!({})).await;
     create_pods(
         &client,
@@ -350,17 +358,7 @@ async fn a_pod_bound_by_another_scheduler_is_never_double_booked() {
 async fn a_restart_rebuilds_state_and_binds_nothing_twice() {
     let (emu, client) = emulator(2, "cpu=4,memory=16Gi,pods=110").await;
     let first = scheduler(&client, false, "first").await;
-    create_group(&client, "a", json!({"minMember": 3}), json!({})).await;
-    create_pods(
-        &client,
-        (0..3).map(|i| pod(&format!("a-{i}"), Some("a"), "2", None)),
-    )
-    .await;
-    let before = wait_for("gang a bound", || async {
-        let n = nodes_of(&client, "a-").await;
-        all_bound(&n, 3).then_some(n)
-    })
-    .await;
+    let before = bound_gang(&client, "a", 3, "2").await;
     first.stop().await.unwrap();
     // While no scheduler runs: a gang that fits only if a is counted, and one that never fits.
     create_group(&client, "b", json!({"minMember": 1}), json!({})).await;
@@ -991,17 +989,7 @@ async fn cpu_bound_on(client: &kube::Client, node: &str) -> i64 {
 async fn a_node_deleted_and_created_again_under_a_gang_is_not_overcommitted() {
     let (emu, client) = emulator(3, "cpu=2,memory=16Gi,pods=110").await;
     let s = scheduler(&client, false, "solo").await;
-    create_group(&client, "h", json!({"minMember": 4}), json!({})).await;
-    create_pods(
-        &client,
-        (0..4).map(|i| pod(&format!("h-{i}"), Some("h"), "1", None)),
-    )
-    .await;
-    let placed = wait_for("gang h bound", || async {
-        let n = nodes_of(&client, "h-").await;
-        all_bound(&n, 4).then_some(n)
-    })
-    .await;
+    let placed = bound_gang(&client, "h", 4, "1").await;
     // A node holding two of h's pods (binpack fills nodes).
     let target = node_names(&client)
         .await
