@@ -200,6 +200,10 @@ pub struct JobStatus {
     pub failed: u32,
     /// Why it is pending (`label`, `message`), if it is.
     pub reason: Option<(String, String)>,
+    /// Its pods that wait for a node the engine found no room for (unbound, not gated, not
+    /// terminating), while the reason is that no placement exists: they get
+    /// `PodScheduled=False`, reason `Unschedulable`, which cluster autoscalers act on.
+    pub unplaced: Vec<PodTarget>,
 }
 
 /// A queue's state for the admin API and metrics.
@@ -1401,6 +1405,20 @@ impl Core {
             .filter_map(|u| self.pods.get(u).map(|p| &p.info))
     }
 
+    /// The job's pods waiting for a node: unbound, not gated, not terminating.
+    fn unplaced_pods(&self, job: &str) -> Vec<PodTarget> {
+        self.pods_of(job)
+            .filter(|i| {
+                i.node.is_none() && i.state == PodState::Pending && !i.gated && !i.terminating
+            })
+            .map(|i| PodTarget {
+                namespace: i.namespace.clone(),
+                name: i.name.clone(),
+                uid: i.uid.clone(),
+            })
+            .collect()
+    }
+
     fn first_pod(&self, job: &str) -> Option<&PodInfo> {
         self.pods_of(job).next()
     }
@@ -1740,6 +1758,10 @@ impl Core {
                 }
                 (None, None) => (waiting, PodCounts::default(), None, String::new()),
             };
+            let unplaced = match &reason {
+                Some((label, _)) if needs_room(label) => self.unplaced_pods(name),
+                _ => Vec::new(),
+            };
             jobs.insert(
                 name.clone(),
                 JobStatus {
@@ -1751,6 +1773,7 @@ impl Core {
                     succeeded,
                     failed,
                     reason,
+                    unplaced,
                 },
             );
         }
@@ -1775,6 +1798,7 @@ impl Core {
                     (Ok(_), Some(why)) => ("OverCapability".into(), why.clone()),
                     (Ok(_), None) => ("WaitingForPods".into(), "no pods of ours yet".into()),
                 }),
+                unplaced: Vec::new(),
             });
         }
         // A job with a pod that could not be read says so, rather than that it waits for pods
@@ -1789,6 +1813,7 @@ impl Core {
                 succeeded: 0,
                 failed: 0,
                 reason: None,
+                unplaced: Vec::new(),
             });
             let waiting = status
                 .reason
@@ -1820,6 +1845,14 @@ impl Core {
             queue_error: self.queue_error.clone(),
         }
     }
+}
+
+/// Whether a job waiting for this reason (label) waits for room on nodes, so that more nodes
+/// could let it start: the engine found no placement for the whole gang, or found none for the
+/// pods a partly bound gang lacked. A job waiting for its pods, its dependencies, a queue's
+/// capability or a backoff is not helped by a new node, and autoscalers are not told it is.
+pub fn needs_room(label: &str) -> bool {
+    matches!(label, "unschedulable" | "gang_incomplete")
 }
 
 /// An engine time (milliseconds since the Unix epoch, see [`crate::runner::now`]) as RFC 3339.

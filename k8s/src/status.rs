@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::Api;
 use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -26,6 +26,9 @@ use crate::watch::group_resource;
 
 /// Events posted per second at most, over all objects.
 pub const MAX_EVENTS_PER_SECOND: usize = 50;
+/// Pod `PodScheduled` conditions written per second at most, over all pods (a gang of a
+/// thousand pods is marked within seconds, and the API server is never flooded).
+pub const MAX_POD_CONDITIONS_PER_SECOND: usize = 500;
 
 /// An object reference for Events.
 pub fn reference(o: &ObjectRef) -> ObjectReference {
@@ -61,6 +64,7 @@ pub fn reference(o: &ObjectRef) -> ObjectReference {
 #[derive(Debug)]
 pub struct RateLimiter {
     per_object: usize,
+    per_second: usize,
     recent: HashMap<ObjectRef, VecDeque<(Instant, &'static str, String)>>,
     global: VecDeque<Instant>,
 }
@@ -68,8 +72,14 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// At most `per_object_per_minute` per object, [`MAX_EVENTS_PER_SECOND`] in total.
     pub fn new(per_object_per_minute: u32) -> Self {
+        Self::with_total(per_object_per_minute, MAX_EVENTS_PER_SECOND)
+    }
+
+    /// At most `per_object_per_minute` per object and `per_second` in total.
+    pub fn with_total(per_object_per_minute: u32, per_second: usize) -> Self {
         RateLimiter {
             per_object: per_object_per_minute.max(1) as usize,
+            per_second: per_second.max(1),
             recent: HashMap::new(),
             global: VecDeque::new(),
         }
@@ -85,7 +95,7 @@ impl RateLimiter {
         {
             self.global.pop_front();
         }
-        if self.global.len() >= MAX_EVENTS_PER_SECOND {
+        if self.global.len() >= self.per_second {
             return false;
         }
         let q = self.recent.entry(n.object.clone()).or_default();
@@ -257,6 +267,9 @@ pub async fn run(
     );
     let mut limiter = RateLimiter::new(events_per_object_per_minute);
     let mut written: BTreeMap<ObjectRef, Value> = BTreeMap::new();
+    let mut pod_limiter =
+        RateLimiter::with_total(events_per_object_per_minute, MAX_POD_CONDITIONS_PER_SECOND);
+    let mut pods_written: HashMap<String, String> = HashMap::new();
     let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -328,8 +341,94 @@ pub async fn run(
                 written.insert(obj, want);
             }
         }
+        write_pod_conditions(
+            client,
+            &published,
+            &mut pods_written,
+            &mut pod_limiter,
+            stamp,
+        )
+        .await;
         if let Some(err) = &published.queue_error {
             tracing::debug!(error = %err, "queue configuration error in force");
+        }
+    }
+}
+
+/// Gives every pod waiting for room (see [`JobStatus::unplaced`]) the condition
+/// `PodScheduled=False`, reason `Unschedulable`, with the engine's message, as kube-scheduler
+/// and Volcano write it and as cluster-autoscaler and Karpenter require before they add nodes.
+/// Written only when the message changes, rate-limited like events. Binding sets the condition
+/// to `True` (the API server does), so nothing here clears it; a pod no longer waiting is
+/// forgotten.
+async fn write_pod_conditions(
+    client: &kube::Client,
+    published: &crate::core::Published,
+    written: &mut HashMap<String, String>,
+    limiter: &mut RateLimiter,
+    stamp: &str,
+) {
+    let now = Instant::now();
+    let mut waiting = std::collections::HashSet::new();
+    let mut writes = Vec::new();
+    for j in published.jobs.values() {
+        let Some((_, message)) = &j.reason else {
+            continue;
+        };
+        let message = bounded(message, MAX_CONDITION_MESSAGE_BYTES);
+        for p in &j.unplaced {
+            waiting.insert(p.uid.as_str());
+            if written.get(&p.uid).map(String::as_str) == Some(&*message) {
+                continue;
+            }
+            let notice = Notice {
+                object: ObjectRef::Pod {
+                    namespace: p.namespace.clone(),
+                    name: p.name.clone(),
+                },
+                warning: true,
+                reason: "PodScheduled",
+                message: message.to_string(),
+            };
+            if limiter.allow(&notice, now) {
+                writes.push((p.clone(), message.to_string()));
+            }
+        }
+    }
+    written.retain(|uid, _| waiting.contains(uid.as_str()));
+    let done: Vec<(String, String, bool)> = futures::stream::iter(writes)
+        .map(|(p, message)| async move {
+            let api: Api<Pod> = Api::namespaced(client.clone(), &p.namespace);
+            let patch = json!({
+                "metadata": {"uid": p.uid},
+                "status": {"conditions": [{
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": message,
+                    "lastTransitionTime": stamp,
+                }]}
+            });
+            let result = api
+                .patch_status(&p.name, &PatchParams::default(), &Patch::Strategic(&patch))
+                .await;
+            let ok = match result {
+                Ok(_) => true,
+                // Gone, or another pod of that name now: nothing to write.
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => true,
+                Err(e) => {
+                    tracing::debug!(pod = %format!("{}/{}", p.namespace, p.name), error = %e, "pod condition not written");
+                    false
+                }
+            };
+            (p.uid, message, ok)
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    for (uid, message, ok) in done {
+        if ok {
+            written.insert(uid, message);
         }
     }
 }
@@ -409,6 +508,7 @@ mod tests {
             succeeded: 0,
             failed: 0,
             reason: reason.map(|(l, m)| (l.to_string(), m.to_string())),
+            unplaced: Vec::new(),
         }
     }
 

@@ -3,236 +3,9 @@
 //! appears, pods bound by another scheduler counted, restarts, two replicas, DAG order, queues,
 //! binds retried through API errors or backed off after failing for good, and bad input. Waits are bounded (generous timeouts); nothing asserts on wall time.
 
-use std::time::Duration;
+mod common;
 
-use bytes::Bytes;
-use hyper::Method;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams,
-};
-use phalanx_emulator::client::Conn;
-use phalanx_emulator::faults::FaultConfig;
-use phalanx_emulator::kubelet::KubeletConfig;
-use phalanx_emulator::{EmulatorConfig, NodeShape, RunningEmulator, start};
-use phalanx_k8s::config::{LeaderConfig, ServeConfig};
-use phalanx_k8s::serve::Running;
-use serde_json::{Value, json};
-
-const TIMEOUT: Duration = Duration::from_secs(30);
-
-async fn emulator(nodes: usize, shape: &str) -> (RunningEmulator, kube::Client) {
-    emulator_with(nodes, shape, FaultConfig::default()).await
-}
-
-async fn emulator_with(
-    nodes: usize,
-    shape: &str,
-    faults: FaultConfig,
-) -> (RunningEmulator, kube::Client) {
-    let cfg = EmulatorConfig {
-        faults,
-        nodes,
-        shapes: vec![NodeShape::parse(shape).unwrap()],
-        kubelet: KubeletConfig {
-            start_delay: Duration::from_millis(20),
-            stop_delay: Duration::from_millis(20),
-        },
-        bookmark_interval: Duration::from_millis(500),
-        ..EmulatorConfig::default()
-    };
-    let emu = start(cfg).await.expect("emulator starts");
-    let config = kube::Config::new(emu.url().parse().unwrap());
-    let client = kube::Client::try_from(config).expect("client");
-    (emu, client)
-}
-
-fn config(leader: bool) -> ServeConfig {
-    ServeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        cycle_period_ms: 100,
-        batch_window_ms: 5,
-        status_interval_ms: 100,
-        leader_election: LeaderConfig {
-            enabled: leader,
-            lease_namespace: "kube-system".into(),
-            lease_duration_seconds: 3,
-            renew_period_seconds: 1,
-            ..LeaderConfig::default()
-        },
-        ..ServeConfig::default()
-    }
-}
-
-async fn scheduler(client: &kube::Client, leader: bool, identity: &str) -> Running {
-    phalanx_k8s::serve::start(client.clone(), config(leader), identity.into())
-        .await
-        .expect("scheduler starts")
-}
-
-/// Polls `check` until it returns `Some`, for at most [`TIMEOUT`].
-async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn plugins_group() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("scheduling.x-k8s.io", "v1alpha1", "PodGroup"),
-        "podgroups",
-    )
-}
-
-fn volcano_group() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("scheduling.volcano.sh", "v1beta1", "PodGroup"),
-        "podgroups",
-    )
-}
-
-fn volcano_queue() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("scheduling.volcano.sh", "v1beta1", "Queue"),
-        "queues",
-    )
-}
-
-async fn create_group(client: &kube::Client, name: &str, spec: Value, annotations: Value) {
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &plugins_group());
-    let obj: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "scheduling.x-k8s.io/v1alpha1", "kind": "PodGroup",
-        "metadata": {"name": name, "annotations": annotations}, "spec": spec
-    }))
-    .unwrap();
-    api.create(&PostParams::default(), &obj).await.unwrap();
-}
-
-/// A pod of ours (`schedulerName: phalanx`) in scheduler-plugins group `group` (if any).
-fn pod(name: &str, group: Option<&str>, cpu: &str, duration: Option<&str>) -> Pod {
-    let mut labels = serde_json::Map::new();
-    if let Some(g) = group {
-        labels.insert("scheduling.x-k8s.io/pod-group".into(), json!(g));
-    }
-    let mut ann = serde_json::Map::new();
-    if let Some(d) = duration {
-        ann.insert("phalanx.dev/duration".into(), json!(d));
-    }
-    serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": labels, "annotations": ann},
-        "spec": {"schedulerName": "phalanx", "containers": [{"name": "main", "image": "pause",
-                 "resources": {"requests": {"cpu": cpu, "memory": "1Gi"}}}]}
-    }))
-    .unwrap()
-}
-
-async fn create_pods(client: &kube::Client, pods: impl IntoIterator<Item = Pod>) {
-    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
-    for p in pods {
-        api.create(&PostParams::default(), &p).await.unwrap();
-    }
-}
-
-/// Nodes of the pods whose name starts with `prefix` (None: not bound).
-async fn nodes_of(client: &kube::Client, prefix: &str) -> Vec<Option<String>> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let mut out: Vec<(String, Option<String>)> = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|p| p.metadata.name.as_deref().unwrap_or("").starts_with(prefix))
-        .map(|p| {
-            (
-                p.metadata.name.clone().unwrap_or_default(),
-                p.spec.and_then(|s| s.node_name),
-            )
-        })
-        .collect();
-    out.sort();
-    out.into_iter().map(|(_, n)| n).collect()
-}
-
-async fn phases_of(client: &kube::Client, prefix: &str) -> Vec<String> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
-    api.list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|p| p.metadata.name.as_deref().unwrap_or("").starts_with(prefix))
-        .map(|p| p.status.and_then(|s| s.phase).unwrap_or_default())
-        .collect()
-}
-
-async fn admin_get(running: &Running, path: &str) -> (u16, Value) {
-    let mut conn = Conn::connect(&running.addr.to_string()).await.unwrap();
-    let (code, body) = conn
-        .request(Method::GET, path, "text/plain", Bytes::new())
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&body).to_string();
-    (
-        code,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-/// Reads an admin path until `ok` holds: the engine thread publishes its view up to 100 ms
-/// after a change, and the binder counts a bind only once the API answers, so what a test
-/// sees in the cluster can be ahead of what the admin API and metrics say.
-async fn admin_until(running: &Running, path: &str, ok: impl Fn(&Value) -> bool) -> Value {
-    wait_for(&format!("{path} to agree"), || async {
-        let (code, v) = admin_get(running, path).await;
-        (code == 200 && ok(&v)).then_some(v)
-    })
-    .await
-}
-
-async fn events_for(client: &kube::Client, name: &str) -> Vec<(String, String)> {
-    let api: Api<k8s_openapi::api::events::v1::Event> = Api::all(client.clone());
-    api.list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
-        .collect()
-}
-
-fn all_bound(nodes: &[Option<String>], n: usize) -> bool {
-    nodes.len() == n && nodes.iter().all(Option::is_some)
-}
-
-/// Creates the scheduler-plugins gang `name` of `n` pods of `cpu` (minMember `n`) and waits
-/// until it is bound whole; returns the nodes of its pods, in pod-name order.
-async fn bound_gang(client: &kube::Client, name: &str, n: usize, cpu: &str) -> Vec<Option<String>> {
-    create_group(client, name, json!({"minMember": n}), json!({})).await;
-    create_pods(
-        client,
-        (0..n).map(|i| pod(&format!("{name}-{i}"), Some(name), cpu, None)),
-    )
-    .await;
-    let prefix = format!("{name}-");
-    wait_for(&format!("gang {name} bound"), || async {
-        let nodes = nodes_of(client, &prefix).await;
-        all_bound(&nodes, n).then_some(nodes)
-    })
-    .await
-}
+use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gangs_bind_whole_and_a_pending_gang_starts_when_room_appears() {
@@ -1171,6 +944,70 @@ async fn a_podgroup_without_pods_goes_inqueue_when_its_queue_has_room() {
     .await;
     assert!(why.contains("queue root.small"), "{why}");
     assert_eq!(phase_of("too-big").await.as_deref(), Some("Pending"));
+    s.stop().await.unwrap();
+    emu.shutdown().await;
+}
+
+/// The `PodScheduled` condition of pod `name`: (status, reason, message).
+async fn pod_scheduled(client: &kube::Client, name: &str) -> Option<(String, String, String)> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let p = api.get(name).await.ok()?;
+    let c = p
+        .status?
+        .conditions?
+        .into_iter()
+        .find(|c| c.type_ == "PodScheduled")?;
+    Some((
+        c.status,
+        c.reason.unwrap_or_default(),
+        c.message.unwrap_or_default(),
+    ))
+}
+
+/// Issue 16, item 4: cluster-autoscaler and Karpenter add nodes only for pods marked
+/// `PodScheduled=False`, reason `Unschedulable`. Every pending pod of a gang that finds no room
+/// carries it, with the engine's message, until the gang is bound (binding sets it `True`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_of_a_gang_without_room_are_marked_unschedulable_until_bound() {
+    let (emu, client) = emulator(1, "cpu=4,memory=16Gi,pods=110").await;
+    let s = scheduler(&client, false, "solo").await;
+    create_pods(&client, [pod("blocker", None, "3", Some("3"))]).await;
+    wait_for("blocker bound", || async {
+        all_bound(&nodes_of(&client, "blocker").await, 1).then_some(())
+    })
+    .await;
+    create_group(&client, "wide", json!({"minMember": 2}), json!({})).await;
+    create_pods(
+        &client,
+        (0..2).map(|i| pod(&format!("wide-{i}"), Some("wide"), "2", None)),
+    )
+    .await;
+    for name in ["wide-0", "wide-1"] {
+        let (status, reason, message) = wait_for("PodScheduled=False", || async {
+            pod_scheduled(&client, name)
+                .await
+                .filter(|(s, _, _)| s == "False")
+        })
+        .await;
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("False", "Unschedulable")
+        );
+        assert!(message.contains("cpu"), "{name}: {message}");
+    }
+    // A pod waiting for the rest of its gang is not one more nodes would help: no condition.
+    create_group(&client, "short", json!({"minMember": 3}), json!({})).await;
+    create_pods(&client, [pod("short-0", Some("short"), "1", None)]).await;
+    // The blocker ends; the gang binds and the condition turns True.
+    for name in ["wide-0", "wide-1"] {
+        wait_for("PodScheduled=True", || async {
+            pod_scheduled(&client, name)
+                .await
+                .filter(|(s, _, _)| s == "True")
+        })
+        .await;
+    }
+    assert_eq!(pod_scheduled(&client, "short-0").await, None);
     s.stop().await.unwrap();
     emu.shutdown().await;
 }
