@@ -176,6 +176,24 @@ pub fn builtins() -> Vec<ResourceDef> {
             false,
         )
         .short(&["pc"]),
+        // The upstream gang API (Kubernetes 1.37 serves v1beta1; v1alpha3 carries the same
+        // fields and shares the storage).
+        ResourceDef::builtin(
+            "scheduling.k8s.io",
+            "v1beta1",
+            "podgroups",
+            "PodGroup",
+            true,
+        )
+        .with_status(),
+        ResourceDef::builtin(
+            "scheduling.k8s.io",
+            "v1alpha3",
+            "podgroups",
+            "PodGroup",
+            true,
+        )
+        .with_status(),
         ResourceDef::builtin(
             "apiextensions.k8s.io",
             "v1",

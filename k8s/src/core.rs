@@ -204,6 +204,9 @@ pub struct JobStatus {
     /// terminating), while the reason is that no placement exists: they get
     /// `PodScheduled=False`, reason `Unschedulable`, which cluster autoscalers act on.
     pub unplaced: Vec<PodTarget>,
+    /// The gang was placed at least once (its upstream PodGroup says so, or pods of it ran):
+    /// an upstream PodGroup's `PodGroupInitiallyScheduled` stays `True` from then on.
+    pub initially_scheduled: bool,
 }
 
 /// A queue's state for the admin API and metrics.
@@ -1183,6 +1186,42 @@ impl Core {
                     group_name
                 ),
             )),
+            (None, false) if self.any_pod(name, |i| matches!(i.group, GroupRef::Pods { .. })) => {
+                // A gang its pods define (Kueue plain-pod group, Volcano's default group): every
+                // pod must state the same valid minimum.
+                let mut min_member: Option<Result<u32, String>> = None;
+                for i in self.pods_of(name) {
+                    let GroupRef::Pods { min_member: n, .. } = &i.group else {
+                        continue;
+                    };
+                    min_member = Some(match (min_member, n) {
+                        (None, n) | (Some(Ok(_)), n @ Err(_)) => n.clone(),
+                        (Some(Ok(m)), Ok(n)) if m != *n => Err(format!(
+                            "its pods disagree on the group's size ({m} and {n})"
+                        )),
+                        (Some(done), _) => done,
+                    });
+                }
+                let min_member = min_member.expect("checked above");
+                let pod = self.first_pod(name).cloned();
+                min_member
+                    .map(|min_member| GroupSpec {
+                        flavor: Flavor::Volcano,
+                        job: name.to_string(),
+                        min_member,
+                        min_task_member: BTreeMap::new(),
+                        min_resources: None,
+                        queue: translate::volcano_queue_path(
+                            pod.as_ref().and_then(|i| i.queue.as_deref()),
+                            &self.volcano_paths,
+                        ),
+                        queue_name: pod.as_ref().and_then(|i| i.queue.clone()),
+                        depends_on: Vec::new(),
+                        priority_class: None,
+                        initially_scheduled: false,
+                    })
+                    .map_err(|m| ("InvalidPodGroup", m))
+            }
             (None, false) => {
                 let first = self.first_pod(name).cloned();
                 Ok(GroupSpec {
@@ -1198,6 +1237,7 @@ impl Core {
                     queue_name: first.as_ref().and_then(|i| i.queue.clone()),
                     depends_on: Vec::new(),
                     priority_class: None,
+                    initially_scheduled: false,
                 })
             }
         };
@@ -1403,6 +1443,14 @@ impl Core {
             .into_iter()
             .flat_map(|e| e.tasks.iter().flat_map(|t| t.slots.iter().flatten()))
             .filter_map(|u| self.pods.get(u).map(|p| &p.info))
+    }
+
+    /// Whether the job's upstream PodGroup says its gang was placed once.
+    fn initially_scheduled(&self, job: &str) -> bool {
+        self.groups
+            .get(job)
+            .and_then(|g| g.spec.as_ref().ok())
+            .is_some_and(|s| s.initially_scheduled)
     }
 
     /// The job's pods waiting for a node: unbound, not gated, not terminating.
@@ -1762,6 +1810,9 @@ impl Core {
                 Some((label, _)) if needs_room(label) => self.unplaced_pods(name),
                 _ => Vec::new(),
             };
+            let initially_scheduled = self.initially_scheduled(name)
+                || matches!(phase, "Running" | "Completed")
+                || running + succeeded > 0;
             jobs.insert(
                 name.clone(),
                 JobStatus {
@@ -1774,6 +1825,7 @@ impl Core {
                     failed,
                     reason,
                     unplaced,
+                    initially_scheduled,
                 },
             );
         }
@@ -1799,6 +1851,7 @@ impl Core {
                     (Ok(_), None) => ("WaitingForPods".into(), "no pods of ours yet".into()),
                 }),
                 unplaced: Vec::new(),
+                initially_scheduled: self.initially_scheduled(name),
             });
         }
         // A job with a pod that could not be read says so, rather than that it waits for pods
@@ -1814,6 +1867,7 @@ impl Core {
                 failed: 0,
                 reason: None,
                 unplaced: Vec::new(),
+                initially_scheduled: false,
             });
             let waiting = status
                 .reason
@@ -2767,5 +2821,116 @@ mod tests {
         let mut bound: Vec<_> = a.binds.iter().map(|b| b.job.as_str()).collect();
         bound.sort();
         assert_eq!(bound, ["ns/pod-mpi", "ns/pod-ours"]);
+    }
+
+    fn kueue_member(name: &str, group: &str, count: &str) -> Pod {
+        let mut p = pod(
+            name,
+            json!({"kueue.x-k8s.io/pod-group-name": group}),
+            "1",
+            None,
+            "Pending",
+        );
+        p.metadata.annotations = Some(
+            [(
+                "kueue.x-k8s.io/pod-group-total-count".to_string(),
+                count.to_string(),
+            )]
+            .into(),
+        );
+        p
+    }
+
+    /// Issue 16, item 5: a Kueue plain-pod group is a gang of its total count, with no
+    /// PodGroup object; a count that is not a number is explained on its pods, naming the
+    /// field, and nothing else stops.
+    #[test]
+    fn a_kueue_plain_pod_group_is_a_gang_of_its_total_count() {
+        let mut c = core();
+        pods(
+            &mut c,
+            vec![
+                kueue_member("k-0", "k", "3"),
+                kueue_member("k-1", "k", "3"),
+                kueue_member("bad-0", "bad", "three"),
+            ],
+        );
+        assert!(c.cycle(Time(1)).binds.is_empty());
+        assert_eq!(reason(&c, "ns/k").unwrap().0, "WaitingForPods");
+        c.ingest(Input::Pod(Change::Apply(Box::new(kueue_member(
+            "k-2", "k", "3",
+        )))));
+        let a = c.cycle(Time(2));
+        assert_eq!(a.binds.len(), 1);
+        assert_eq!(
+            (a.binds[0].job.as_str(), a.binds[0].items.len()),
+            ("ns/k", 3)
+        );
+        let (label, message) = reason(&c, "ns/bad").unwrap();
+        assert_eq!(label, "InvalidPodGroup");
+        assert!(
+            message.contains(
+                "Pod ns/bad-0: metadata.annotations[kueue.x-k8s.io/pod-group-total-count]"
+            ),
+            "{message}"
+        );
+        let a = c.cycle(Time(3));
+        assert!(a.binds.is_empty());
+    }
+
+    /// Issue 16, item 6: an upstream `scheduling.k8s.io` PodGroup gangs the pods that name it
+    /// in `spec.schedulingGroup`; one without a gang policy is explained, naming the field.
+    #[test]
+    fn an_upstream_gang_binds_whole_and_a_policyless_one_is_explained() {
+        let mut c = core();
+        let upstream = |name: &str, policy: Value| -> DynamicObject {
+            serde_json::from_value(json!({
+                "apiVersion": "scheduling.k8s.io/v1beta1", "kind": "PodGroup",
+                "metadata": {"name": name, "namespace": "ns", "uid": format!("g-{name}")},
+                "spec": {"schedulingPolicy": policy}
+            }))
+            .unwrap()
+        };
+        c.ingest(Input::Group(
+            Flavor::Upstream,
+            Change::Relisted(vec![
+                upstream("u", json!({"gang": {"minCount": 2}})),
+                upstream("none", json!({})),
+            ]),
+        ));
+        let joined = |name: &str, group: &str| {
+            let mut p = pod(name, json!({}), "1", None, "Pending");
+            p.spec.as_mut().unwrap().scheduling_group =
+                Some(k8s_openapi::api::core::v1::PodSchedulingGroup {
+                    pod_group_name: Some(group.into()),
+                });
+            p
+        };
+        pods(
+            &mut c,
+            vec![
+                joined("u-0", "u"),
+                joined("u-1", "u"),
+                joined("n-0", "none"),
+            ],
+        );
+        let a = c.cycle(Time(1));
+        assert_eq!(a.binds.len(), 1);
+        assert_eq!(
+            (a.binds[0].job.as_str(), a.binds[0].items.len()),
+            ("ns/u", 2)
+        );
+        let (label, message) = reason(&c, "ns/none").unwrap();
+        assert_eq!(label, "InvalidPodGroup");
+        assert!(
+            message.contains("PodGroup ns/none: spec.schedulingPolicy"),
+            "{message}"
+        );
+        assert!(
+            a.notices
+                .iter()
+                .any(|n| n.reason == "InvalidPodGroup"
+                    && n.message.contains("spec.schedulingPolicy"))
+        );
     }
 }

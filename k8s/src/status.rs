@@ -145,7 +145,40 @@ pub fn desired_status(j: &JobStatus) -> Value {
             flavor: Flavor::SchedulerPlugins,
             ..
         }) => plugins_status(j),
+        Some(ObjectRef::Group {
+            flavor: Flavor::Upstream,
+            ..
+        }) => upstream_status(j),
         _ => volcano_status(j),
+    }
+}
+
+/// The upstream gang API (`scheduling.k8s.io` PodGroup, `status.conditions` only): condition
+/// `PodGroupInitiallyScheduled`, `False` with reason `Unschedulable` and the engine's message
+/// while the gang waits for its first placement, then `True` for good (the API documents it
+/// as terminal: it never reverts, even if the pods are evicted later).
+fn upstream_status(j: &JobStatus) -> Value {
+    let condition = if j.initially_scheduled {
+        Some(json!({
+            "type": crate::translate::INITIALLY_SCHEDULED,
+            "status": "True",
+            "reason": "Scheduled",
+            "message": "the gang was placed",
+        }))
+    } else {
+        j.reason.as_ref().map(|(label, message)| {
+            let full = format!("{}: {message}", camel(label));
+            json!({
+                "type": crate::translate::INITIALLY_SCHEDULED,
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": bounded(&full, MAX_CONDITION_MESSAGE_BYTES),
+            })
+        })
+    };
+    match condition {
+        Some(c) => json!({ "conditions": [c] }),
+        None => json!({}),
     }
 }
 
@@ -454,6 +487,8 @@ async fn write_status(client: &kube::Client, obj: &ObjectRef, status: Value) -> 
             kube::core::Status::failure("no status subresource", "NotFound").with_code(404),
         ))),
         Flavor::SchedulerPlugins => api.patch_status(name, &pp, &Patch::Merge(&patch)).await,
+        // A built-in type: strategic merge keeps other writers' conditions (DisruptionTarget).
+        Flavor::Upstream => api.patch_status(name, &pp, &Patch::Strategic(&patch)).await,
     };
     if matches!(&result, Err(kube::Error::Api(s)) if s.code == 404) {
         result = api.patch(name, &pp, &Patch::Merge(&patch)).await;
@@ -509,6 +544,7 @@ mod tests {
             failed: 0,
             reason: reason.map(|(l, m)| (l.to_string(), m.to_string())),
             unplaced: Vec::new(),
+            initially_scheduled: false,
         }
     }
 

@@ -4,8 +4,8 @@
 //! reflector discipline). The first complete list of each kind is also reported as
 //! [`Msg::Synced`]: the first cycle waits for all of them.
 //!
-//! A custom resource that is not installed (no PodGroup CRD of one flavour, no Volcano Queue
-//! CRD) counts as an empty list, with a warning: a cluster need not run Volcano to use the
+//! A resource that is not served (no PodGroup CRD of one flavour, no Volcano Queue CRD, a
+//! cluster older than the upstream gang API of Kubernetes 1.35) counts as an empty list, with a warning: a cluster need not run Volcano to use the
 //! scheduler-plugins flavour, or vice versa.
 
 use std::fmt::Debug;
@@ -30,9 +30,9 @@ pub enum Msg {
     Synced(&'static str),
 }
 
-/// How many kinds report [`Msg::Synced`] (nodes, pods, two PodGroup flavours, queues,
+/// How many kinds report [`Msg::Synced`] (nodes, pods, three PodGroup flavours, queues,
 /// priority classes).
-pub const KINDS: usize = 6;
+pub const KINDS: usize = 7;
 
 /// The ApiResource of a PodGroup flavour.
 pub fn group_resource(flavor: Flavor) -> ApiResource {
@@ -165,6 +165,7 @@ pub async fn start(
     for (flavor, kind) in [
         (Flavor::Volcano, "podgroups.scheduling.volcano.sh"),
         (Flavor::SchedulerPlugins, "podgroups.scheduling.x-k8s.io"),
+        (Flavor::Upstream, "podgroups.scheduling.k8s.io"),
     ] {
         tasks.push(
             watch_dynamic(

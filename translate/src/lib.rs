@@ -40,6 +40,18 @@ pub const DEPENDS_ON: &str = "phalanx.dev/depends-on";
 pub const DURATION: &str = "phalanx.dev/duration";
 /// Annotation (on a scheduler-plugins PodGroup or a plain pod) naming its Volcano queue.
 pub const QUEUE_ANNOTATION: &str = "scheduling.volcano.sh/queue-name";
+/// Pod label naming its Volcano queue, which Volcano reads beside [`QUEUE_ANNOTATION`] (KubeRay
+/// sets it on its pods; `pkg/controllers/podgroup/pg_controller_handler.go`).
+pub const QUEUE_LABEL: &str = "volcano.sh/queue-name";
+/// Pod label (or annotation) naming a Kueue plain-pod group: the pods carrying it are one gang,
+/// with no PodGroup object (`kueue.x-k8s.io/pod-group-name`, Kueue's `pkg/controller/jobs/pod`).
+pub const KUEUE_GROUP: &str = "kueue.x-k8s.io/pod-group-name";
+/// Pod annotation giving a Kueue plain-pod group's size: the gang's minimum.
+pub const KUEUE_TOTAL_COUNT: &str = "kueue.x-k8s.io/pod-group-total-count";
+/// Volcano's minimum for the default group of a controller's pods (Volcano reads it on the
+/// owner, a Deployment's ReplicaSet or a StatefulSet; set in the pod template it reaches the
+/// pods, where Phalanx reads it).
+pub const VOLCANO_MIN_MEMBER: &str = "scheduling.volcano.sh/group-min-member";
 /// Volcano Queue annotation placing it in a hierarchy (`root/a/b`).
 pub const HIERARCHY: &str = "volcano.sh/hierarchy";
 /// Volcano Queue annotation with the weights of the hierarchy's levels (`1/2/8`).
@@ -85,6 +97,10 @@ pub enum Flavor {
     Volcano,
     /// `scheduling.x-k8s.io/v1alpha1`, joined to pods by label `scheduling.x-k8s.io/pod-group`.
     SchedulerPlugins,
+    /// The upstream gang API, `scheduling.k8s.io/v1beta1` (Kubernetes 1.37; `v1alpha3` carries
+    /// the same fields): the gang is `spec.schedulingPolicy.gang.minCount`, pods join through
+    /// `spec.schedulingGroup.podGroupName`.
+    Upstream,
 }
 
 impl Flavor {
@@ -93,6 +109,7 @@ impl Flavor {
         match self {
             Flavor::Volcano => "scheduling.volcano.sh",
             Flavor::SchedulerPlugins => "scheduling.x-k8s.io",
+            Flavor::Upstream => "scheduling.k8s.io",
         }
     }
 
@@ -101,6 +118,17 @@ impl Flavor {
         match self {
             Flavor::Volcano => "v1beta1",
             Flavor::SchedulerPlugins => "v1alpha1",
+            Flavor::Upstream => "v1beta1",
+        }
+    }
+
+    /// The flavour of a PodGroup of this `apiVersion` (`group/version`), if it is one.
+    pub fn of_api_version(api_version: &str) -> Option<Flavor> {
+        match api_version.split_once('/')?.0 {
+            "scheduling.volcano.sh" => Some(Flavor::Volcano),
+            "scheduling.x-k8s.io" => Some(Flavor::SchedulerPlugins),
+            "scheduling.k8s.io" => Some(Flavor::Upstream),
+            _ => None,
         }
     }
 }
@@ -294,6 +322,16 @@ pub enum PodState {
 pub enum GroupRef {
     /// A PodGroup of that flavour, by name, in the pod's namespace.
     Group(Flavor, String),
+    /// A gang its pods alone define, with no PodGroup object: a Kueue plain-pod group
+    /// ([`KUEUE_GROUP`]) or Volcano's default group of a controller's pods
+    /// ([`VOLCANO_MIN_MEMBER`], named `podgroup-<owner uid>` as Volcano names it).
+    Pods {
+        /// The group's name, in the pod's namespace.
+        name: String,
+        /// The gang's minimum as this pod states it, or why it cannot be read (naming the pod
+        /// and the field).
+        min_member: Result<u32, String>,
+    },
     /// No group: the pod is a gang of one.
     Alone,
 }
@@ -484,35 +522,93 @@ pub fn pod(p: &Pod, table: &mut ResourceTable) -> Result<PodInfo, TranslateError
             .map(|t| t.0.as_millisecond() as f64 / 1000.0),
         priority: spec.priority,
         priority_class: spec.priority_class_name.clone().filter(|c| !c.is_empty()),
-        queue: annotations.get(QUEUE_ANNOTATION).cloned(),
+        queue: annotations
+            .get(QUEUE_ANNOTATION)
+            .or_else(|| labels.get(QUEUE_LABEL))
+            .cloned(),
     })
 }
 
 /// The gang a pod joins, by its group keys (read even when the rest of the pod is invalid, so
-/// the gang can say which of its pods is).
+/// the gang can say which of its pods is). In order: the upstream `spec.schedulingGroup`, a
+/// Volcano group annotation, a scheduler-plugins group label, a Kueue plain-pod group, and
+/// Volcano's default group for a controller's pods with a stated minimum.
 pub fn pod_group_ref(p: &Pod) -> GroupRef {
     let meta = &p.metadata;
-    if let Some(g) = meta
-        .annotations
+    let namespace = meta.namespace.as_deref().unwrap_or("default");
+    let name = meta.name.as_deref().unwrap_or_default();
+    let upstream = p
+        .spec
         .as_ref()
-        .and_then(|a| a.get(VOLCANO_GROUP_ANNOTATION))
-    {
-        GroupRef::Group(Flavor::Volcano, g.clone())
-    } else if let Some(g) = meta
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(PLUGINS_GROUP_LABEL))
-    {
-        GroupRef::Group(Flavor::SchedulerPlugins, g.clone())
-    } else {
-        GroupRef::Alone
+        .and_then(|s| s.scheduling_group.as_ref())
+        .and_then(|g| g.pod_group_name.as_deref());
+    let owner = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid.as_str());
+    group_keys(
+        &job_name(namespace, name),
+        meta.labels.as_ref(),
+        meta.annotations.as_ref(),
+        upstream,
+        owner,
+    )
+}
+
+/// The gang an object with these labels and annotations joins (see [`pod_group_ref`]):
+/// `object` (`namespace/name`) names it in errors, `upstream` is its
+/// `spec.schedulingGroup.podGroupName`, `owner` the UID of its controller. The simulator's
+/// converter reads pod templates with it.
+pub fn group_keys(
+    object: &str,
+    labels: Option<&BTreeMap<String, String>>,
+    annotations: Option<&BTreeMap<String, String>>,
+    upstream: Option<&str>,
+    owner: Option<&str>,
+) -> GroupRef {
+    let label = |k: &str| labels.and_then(|l| l.get(k));
+    let annotation = |k: &str| annotations.and_then(|a| a.get(k));
+    if let Some(g) = upstream {
+        return GroupRef::Group(Flavor::Upstream, g.to_string());
     }
+    if let Some(g) = annotation(VOLCANO_GROUP_ANNOTATION) {
+        return GroupRef::Group(Flavor::Volcano, g.clone());
+    }
+    if let Some(g) = label(PLUGINS_GROUP_LABEL) {
+        return GroupRef::Group(Flavor::SchedulerPlugins, g.clone());
+    }
+    let stated = |key: &'static str, where_: &str| {
+        let err = |m: String| format!("Pod {object}: metadata.{where_}[{key}]: {m}");
+        match annotation(key) {
+            None => Err(err("required beside the group's name".into())),
+            Some(t) => match count(&Value::String(t.clone())) {
+                Ok(0) => Err(err("must be at least 1".into())),
+                Ok(n) => Ok(n),
+                Err(m) => Err(err(m)),
+            },
+        }
+    };
+    if let Some(g) = label(KUEUE_GROUP).or_else(|| annotation(KUEUE_GROUP)) {
+        return GroupRef::Pods {
+            name: g.clone(),
+            min_member: stated(KUEUE_TOTAL_COUNT, "annotations"),
+        };
+    }
+    if let (Some(uid), Some(_)) = (owner, annotation(VOLCANO_MIN_MEMBER)) {
+        return GroupRef::Pods {
+            name: format!("podgroup-{uid}"),
+            min_member: stated(VOLCANO_MIN_MEMBER, "annotations"),
+        };
+    }
+    GroupRef::Alone
 }
 
 /// The job a pod belongs to: its PodGroup's, or its own (`namespace/pod-<name>`) without one.
 pub fn pod_job(namespace: &str, name: &str, group: &GroupRef) -> String {
     match group {
-        GroupRef::Group(_, g) => job_name(namespace, g),
+        GroupRef::Group(_, g) | GroupRef::Pods { name: g, .. } => job_name(namespace, g),
         GroupRef::Alone => job_name(namespace, &format!("pod-{name}")),
     }
 }
@@ -540,7 +636,13 @@ pub struct GroupSpec {
     pub depends_on: Vec<String>,
     /// `spec.priorityClassName`, if any.
     pub priority_class: Option<String>,
+    /// An upstream PodGroup's `PodGroupInitiallyScheduled` condition is `True`: a terminal
+    /// state, never turned back to `False` (always false for the other flavours).
+    pub initially_scheduled: bool,
 }
+
+/// The condition an upstream PodGroup carries once its gang was first placed.
+pub const INITIALLY_SCHEDULED: &str = "PodGroupInitiallyScheduled";
 
 fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
     let mut cur = v;
@@ -651,12 +753,20 @@ pub fn pod_group(
     let name = obj.metadata.name.clone().unwrap_or_default();
     let job = job_name(&namespace, &name);
     let err = |field, m| TranslateError::new("PodGroup", &job, field, m);
-    let min_member = match get(&obj.data, &["spec", "minMember"]) {
-        None => 1,
-        Some(v) => count(v).map_err(|m| err("spec.minMember", m))?,
+    let min_member = if flavor == Flavor::Upstream {
+        upstream_min_count(&obj.data).map_err(|(field, m)| err(field, m))?
+    } else {
+        match get(&obj.data, &["spec", "minMember"]) {
+            None => 1,
+            Some(v) => count(v).map_err(|m| err("spec.minMember", m))?,
+        }
     };
     if min_member == 0 {
-        return Err(err("spec.minMember", "must be at least 1".into()));
+        let field = match flavor {
+            Flavor::Upstream => "spec.schedulingPolicy.gang.minCount",
+            _ => "spec.minMember",
+        };
+        return Err(err(field, "must be at least 1".into()));
     }
     let mut min_task_member = BTreeMap::new();
     if let Some(v) = get(&obj.data, &["spec", "minTaskMember"]) {
@@ -710,8 +820,16 @@ pub fn pod_group(
             .map_err(|m| err("metadata.annotations[phalanx.dev/depends-on]", m))?,
         None => Vec::new(),
     };
+    let initially_scheduled = flavor == Flavor::Upstream
+        && get(&obj.data, &["status", "conditions"])
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == INITIALLY_SCHEDULED && c["status"] == "True")
+            });
     Ok(GroupSpec {
         flavor,
+        initially_scheduled,
         depends_on,
         job,
         min_member,
@@ -721,6 +839,36 @@ pub fn pod_group(
         queue_name,
         priority_class,
     })
+}
+
+/// The gang size of an upstream PodGroup (`scheduling.k8s.io`): `spec.schedulingPolicy.gang.minCount`,
+/// or 1 under the `basic` policy (pods placed one by one). A policy with neither is refused,
+/// as the API server refuses it (exactly one must be set).
+fn upstream_min_count(data: &Value) -> Result<u32, (&'static str, String)> {
+    let Some(policy) = get(data, &["spec", "schedulingPolicy"]) else {
+        return Err((
+            "spec.schedulingPolicy",
+            "required: a gang or basic policy".into(),
+        ));
+    };
+    match (policy.get("gang"), policy.get("basic")) {
+        (Some(gang), None) if !gang.is_null() => match get(gang, &["minCount"]) {
+            None => Err((
+                "spec.schedulingPolicy.gang.minCount",
+                "required: the number of pods to place together".into(),
+            )),
+            Some(v) => count(v).map_err(|m| ("spec.schedulingPolicy.gang.minCount", m)),
+        },
+        (None | Some(Value::Null), Some(basic)) if !basic.is_null() => Ok(1),
+        (Some(g), Some(b)) if !g.is_null() && !b.is_null() => Err((
+            "spec.schedulingPolicy",
+            "sets both gang and basic; exactly one is allowed".into(),
+        )),
+        _ => Err((
+            "spec.schedulingPolicy",
+            "has no gang policy (gang.minCount) and no basic policy".into(),
+        )),
+    }
 }
 
 /// The path of the Volcano queue a group or pod names (`None`: the default queue), through
@@ -1011,11 +1159,7 @@ mod tests {
             let api = v["apiVersion"].as_str().unwrap_or_default();
             match v["kind"].as_str() {
                 Some("PodGroup") => {
-                    let flavor = if api.starts_with("scheduling.x-k8s.io") {
-                        Flavor::SchedulerPlugins
-                    } else {
-                        Flavor::Volcano
-                    };
+                    let flavor = Flavor::of_api_version(api).unwrap_or(Flavor::Volcano);
                     let g = pod_group(
                         &dynamic(v.clone()),
                         flavor,
@@ -1380,5 +1524,141 @@ mod tests {
         objects.insert("bad".into(), Err(bad.clone()));
         let resolved = resolve_parents(&objects);
         assert_eq!(resolved["child"], Err(bad));
+    }
+
+    fn pod_with(meta: Value, spec: Value) -> Pod {
+        let mut m = meta;
+        m["namespace"] = json!("ns");
+        serde_json::from_value(json!({"metadata": m, "spec": spec})).unwrap()
+    }
+
+    /// Issue 16, item 5: every group key in use, in order of precedence.
+    #[test]
+    fn every_group_key_in_use_is_read() {
+        let containers = json!({"containers": [{"name": "c"}]});
+        let upstream = pod_with(
+            json!({"name": "p", "annotations": {VOLCANO_GROUP_ANNOTATION: "v"}}),
+            json!({"containers": [{"name": "c"}], "schedulingGroup": {"podGroupName": "u"}}),
+        );
+        assert_eq!(
+            pod_group_ref(&upstream),
+            GroupRef::Group(Flavor::Upstream, "u".into())
+        );
+        let kueue = |count: Option<&str>| {
+            let mut ann = serde_json::Map::new();
+            if let Some(c) = count {
+                ann.insert(KUEUE_TOTAL_COUNT.into(), json!(c));
+            }
+            pod_group_ref(&pod_with(
+                json!({"name": "p", "labels": {KUEUE_GROUP: "g"}, "annotations": ann}),
+                containers.clone(),
+            ))
+        };
+        assert_eq!(
+            kueue(Some("3")),
+            GroupRef::Pods {
+                name: "g".into(),
+                min_member: Ok(3)
+            }
+        );
+        let GroupRef::Pods {
+            min_member: Err(e), ..
+        } = kueue(Some("three"))
+        else {
+            panic!("a count that is not a number is an error");
+        };
+        assert_eq!(
+            e,
+            "Pod ns/p: metadata.annotations[kueue.x-k8s.io/pod-group-total-count]: \"three\" is not an integer"
+        );
+        assert!(
+            matches!(kueue(None), GroupRef::Pods { min_member: Err(e), .. } if e.contains("required"))
+        );
+        assert!(
+            matches!(kueue(Some("0")), GroupRef::Pods { min_member: Err(e), .. } if e.contains("at least 1"))
+        );
+        // Volcano's default group: a controller's pods with a stated minimum.
+        let owned = |ann: Value| {
+            pod_group_ref(&pod_with(
+                json!({"name": "p", "annotations": ann, "ownerReferences": [{
+                    "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs",
+                    "uid": "u-1", "controller": true}]}),
+                containers.clone(),
+            ))
+        };
+        assert_eq!(
+            owned(json!({VOLCANO_MIN_MEMBER: "2"})),
+            GroupRef::Pods {
+                name: "podgroup-u-1".into(),
+                min_member: Ok(2)
+            }
+        );
+        assert_eq!(owned(json!({})), GroupRef::Alone);
+        assert_eq!(
+            pod_job("ns", "p", &owned(json!({VOLCANO_MIN_MEMBER: "2"}))),
+            "ns/podgroup-u-1"
+        );
+        // Volcano's queue label beside its annotation.
+        let p = pod_with(
+            json!({"name": "p", "labels": {QUEUE_LABEL: "team-a"}}),
+            containers.clone(),
+        );
+        assert_eq!(
+            pod(&p, &mut ResourceTable::new()).unwrap().queue.as_deref(),
+            Some("team-a")
+        );
+    }
+
+    fn upstream_group(policy: Value) -> Result<GroupSpec, TranslateError> {
+        pod_group(
+            &dynamic(json!({
+                "apiVersion": "scheduling.k8s.io/v1beta1", "kind": "PodGroup",
+                "metadata": {"name": "pg", "namespace": "ns"},
+                "spec": {"schedulingPolicy": policy}
+            })),
+            Flavor::Upstream,
+            &mut ResourceTable::new(),
+            &BTreeMap::new(),
+        )
+    }
+
+    /// Issue 16, item 6: the upstream gang API's PodGroup.
+    #[test]
+    fn upstream_podgroups_are_gangs_of_min_count() {
+        assert_eq!(
+            upstream_group(json!({"gang": {"minCount": 4}}))
+                .unwrap()
+                .min_member,
+            4
+        );
+        assert_eq!(upstream_group(json!({"basic": {}})).unwrap().min_member, 1);
+        let err = upstream_group(json!({})).unwrap_err();
+        assert_eq!(err.field, "spec.schedulingPolicy");
+        assert_eq!(
+            err.to_string(),
+            "PodGroup ns/pg: spec.schedulingPolicy: has no gang policy (gang.minCount) and no basic policy"
+        );
+        let err = upstream_group(json!({"gang": {"minCount": 0}})).unwrap_err();
+        assert_eq!(err.field, "spec.schedulingPolicy.gang.minCount");
+        assert_eq!(
+            Flavor::of_api_version("scheduling.k8s.io/v1alpha3"),
+            Some(Flavor::Upstream)
+        );
+    }
+
+    /// Spark's Volcano feature step creates its PodGroup from a template that may be empty.
+    #[test]
+    fn a_podgroup_with_an_empty_spec_is_a_gang_of_one() {
+        let g = pod_group(
+            &dynamic(json!({
+                "apiVersion": "scheduling.volcano.sh/v1beta1", "kind": "PodGroup",
+                "metadata": {"name": "spark-1-podgroup", "namespace": "ns"}, "spec": {}
+            })),
+            Flavor::Volcano,
+            &mut ResourceTable::new(),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        assert_eq!((g.min_member, g.queue.as_str()), (1, "root.default"));
     }
 }

@@ -497,12 +497,25 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
                     labels.extend(shape.labels.clone());
                     annotations.extend(shape.annotations.clone());
                 }
-                let pg = annotations
-                    .get(phalanx_translate::VOLCANO_GROUP_ANNOTATION)
-                    .or_else(|| labels.get(phalanx_translate::PLUGINS_GROUP_LABEL))
-                    .cloned();
+                // The group keys as `phalanx serve` reads them on the pods; a workload's pods
+                // are owned by it (Volcano's default group of a controller's pods).
+                let owner = match (k.as_str(), text(&d.v, &["metadata", "uid"])) {
+                    ("Pod", _) => s(&d.v, &["metadata", "ownerReferences"])
+                        .and_then(Value::as_array)
+                        .and_then(|os| os.iter().find(|o| o["controller"] == true))
+                        .and_then(|o| o["uid"].as_str())
+                        .map(str::to_string),
+                    (_, uid) => Some(uid.unwrap_or_else(|| name.clone())),
+                };
+                let key = phalanx_translate::group_keys(
+                    &format!("{ns}/{name}"),
+                    Some(&labels),
+                    Some(&annotations),
+                    text(&template, &["spec", "schedulingGroup", "podGroupName"]).as_deref(),
+                    owner.as_deref(),
+                );
                 let task = k.to_lowercase() + "-" + &name;
-                if let Some(pg) = pg {
+                if let phalanx_translate::GroupRef::Group(_, pg) = key {
                     // Tasks as `phalanx serve` makes them: by the pods' task keys and specs.
                     let tasks = grouped.entry(format!("{ns}/{pg}")).or_default();
                     let existing = tasks.iter().map(|t| (t.0.as_str(), &t.2.spec));
@@ -510,11 +523,18 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
                         Ok(i) => tasks[i].1 += replicas,
                         Err(task) => tasks.push((task, replicas, shape)),
                     }
-                } else if let Some(kg) = labels.get("kueue.x-k8s.io/pod-group-name") {
-                    let total = annotations
-                        .get("kueue.x-k8s.io/pod-group-total-count")
-                        .and_then(|t| t.parse().ok())
-                        .unwrap_or(1);
+                } else if let phalanx_translate::GroupRef::Pods {
+                    name: kg,
+                    min_member,
+                } = key
+                {
+                    let total = match min_member {
+                        Ok(n) => i64::from(n),
+                        Err(e) => {
+                            cx.invalid.push(format!("{at}: {e}"));
+                            continue;
+                        }
+                    };
                     let q = labels.get("kueue.x-k8s.io/queue-name").cloned();
                     let e =
                         kueue_groups
@@ -663,14 +683,9 @@ fn has_replica_specs(spec: &Value) -> bool {
 /// annotation, placed among the Volcano Queues), dependencies and priority class.
 fn group_spec(v: &Value, cx: &mut Ctx) -> Result<phalanx_translate::GroupSpec, TranslateError> {
     let (ns, name) = meta(v);
-    let flavor = match text(v, &["apiVersion"])
-        .unwrap_or_default()
-        .split('/')
-        .next()
-    {
-        Some("scheduling.x-k8s.io") => phalanx_translate::Flavor::SchedulerPlugins,
-        _ => phalanx_translate::Flavor::Volcano,
-    };
+    let flavor =
+        phalanx_translate::Flavor::of_api_version(&text(v, &["apiVersion"]).unwrap_or_default())
+            .unwrap_or(phalanx_translate::Flavor::Volcano);
     let object: kube_core::DynamicObject = serde_json::from_value(v.clone()).map_err(|e| {
         TranslateError::new(
             "PodGroup",
