@@ -681,6 +681,38 @@ fn amount_list(v: &Value) -> Result<BTreeMap<String, K8sQuantity>, String> {
         .collect()
 }
 
+/// A `minResources` as the resources the gang requests. Volcano's job controller fills it with
+/// Kubernetes quota usage (`pkg/controllers/job/job_controller_actions.go`,
+/// `calcPGMinResources`): `count/pods`, `requests.cpu` and `limits.cpu` beside `cpu`. Object
+/// counts and limits are not requests and are dropped; `requests.<name>` is `<name>` (where
+/// both are given they must agree: the larger is kept, as one quantity counted once).
+fn quota_requests(
+    list: BTreeMap<String, K8sQuantity>,
+) -> Result<BTreeMap<String, K8sQuantity>, String> {
+    let mut out: BTreeMap<String, K8sQuantity> = BTreeMap::new();
+    for (name, q) in list {
+        if name.starts_with("count/") || name.starts_with("limits.") {
+            continue;
+        }
+        let name = name.strip_prefix("requests.").unwrap_or(&name).to_string();
+        let larger = match out.get(&name) {
+            Some(old) => {
+                let parse = |q: &K8sQuantity| {
+                    Quantity::parse(&q.0)
+                        .and_then(|v| v.milli_value())
+                        .map_err(|e| format!("resource {name:?}: {e}"))
+                };
+                parse(&q)? > parse(old)?
+            }
+            None => true,
+        };
+        if larger {
+            out.insert(name, q);
+        }
+    }
+    Ok(out)
+}
+
 /// The longest object name Kubernetes accepts (a DNS subdomain, RFC 1123).
 pub const MAX_NAME_LEN: usize = 253;
 /// The longest namespace name (a DNS label).
@@ -782,6 +814,7 @@ pub fn pod_group(
         None => None,
         Some(v) => {
             let list = amount_list(v).map_err(|m| err("spec.minResources", m))?;
+            let list = quota_requests(list).map_err(|m| err("spec.minResources", m))?;
             Some(parse_quantities(table, &list).map_err(|m| err("spec.minResources", m))?)
         }
     };
@@ -1660,5 +1693,34 @@ mod tests {
         )
         .unwrap();
         assert_eq!((g.min_member, g.queue.as_str()), (1, "root.default"));
+    }
+
+    /// Volcano's job controller writes quota usage into `minResources`: the requests are
+    /// read, object counts and limits are not.
+    #[test]
+    fn a_volcano_job_min_resources_is_read_as_requests() {
+        let mut table = ResourceTable::new();
+        let g = pod_group(
+            &dynamic(json!({
+                "apiVersion": "scheduling.volcano.sh/v1beta1", "kind": "PodGroup",
+                "metadata": {"name": "vj-1", "namespace": "ns"},
+                "spec": {"minMember": 3, "minResources": {
+                    "count/pods": "3", "pods": "3", "cpu": "3", "requests.cpu": "3",
+                    "limits.cpu": "6", "requests.nvidia.com/gpu": "2"}}
+            })),
+            Flavor::Volcano,
+            &mut table,
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        let r = g.min_resources.unwrap();
+        assert_eq!(
+            table.to_named(&r),
+            BTreeMap::from([
+                ("cpu".to_string(), 3000),
+                ("nvidia.com/gpu".to_string(), 2),
+                ("pods".to_string(), 3),
+            ])
+        );
     }
 }
