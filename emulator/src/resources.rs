@@ -194,6 +194,14 @@ pub fn builtins() -> Vec<ResourceDef> {
             true,
         )
         .with_status(),
+        // Workloads hold PodGroup templates; the scheduler reads only the PodGroups.
+        ResourceDef::builtin(
+            "scheduling.k8s.io",
+            "v1beta1",
+            "workloads",
+            "Workload",
+            true,
+        ),
         ResourceDef::builtin(
             "apiextensions.k8s.io",
             "v1",

@@ -43,8 +43,8 @@ pub const QUEUE_ANNOTATION: &str = "scheduling.volcano.sh/queue-name";
 /// Pod label naming its Volcano queue, which Volcano reads beside [`QUEUE_ANNOTATION`] (KubeRay
 /// sets it on its pods; `pkg/controllers/podgroup/pg_controller_handler.go`).
 pub const QUEUE_LABEL: &str = "volcano.sh/queue-name";
-/// Pod label (or annotation) naming a Kueue plain-pod group: the pods carrying it are one gang,
-/// with no PodGroup object (`kueue.x-k8s.io/pod-group-name`, Kueue's `pkg/controller/jobs/pod`).
+/// Pod annotation (or, as before Kueue 0.18, label) naming a Kueue plain-pod group: the pods
+/// carrying it are one gang, with no PodGroup object (Kueue's `pkg/controller/jobs/pod`).
 pub const KUEUE_GROUP: &str = "kueue.x-k8s.io/pod-group-name";
 /// Pod annotation giving a Kueue plain-pod group's size: the gang's minimum.
 pub const KUEUE_TOTAL_COUNT: &str = "kueue.x-k8s.io/pod-group-total-count";
@@ -590,7 +590,9 @@ pub fn group_keys(
             },
         }
     };
-    if let Some(g) = label(KUEUE_GROUP).or_else(|| annotation(KUEUE_GROUP)) {
+    // Kueue 0.18+ reads the annotation first, the label as a fallback
+    // (`WorkloadIdentifierAnnotations`, on by default).
+    if let Some(g) = annotation(KUEUE_GROUP).or_else(|| label(KUEUE_GROUP)) {
         return GroupRef::Pods {
             name: g.clone(),
             min_member: stated(KUEUE_TOTAL_COUNT, "annotations"),

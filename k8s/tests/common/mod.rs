@@ -1,7 +1,7 @@
 //! The harness the end-to-end tests share: an API emulator on loopback, `phalanx serve`
 //! against it, and helpers to create gangs and wait (bounded) for what the cluster shows.
 
-#![allow(dead_code)] // each test crate uses its own share of the helpers
+#![allow(dead_code, unused_imports)] // each test crate uses its own share of the helpers
 
 pub use std::time::Duration;
 
