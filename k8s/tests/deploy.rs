@@ -37,25 +37,68 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// The scheduler names an example's header says Phalanx needs (`# Phalanx setting: none`, or
+/// `schedulerNames: [a, b]`), and the operator version it was checked against.
+fn setting(path: &Path) -> Option<(Vec<String>, String)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let header: Vec<&str> = text.lines().take_while(|l| l.starts_with('#')).collect();
+    let line = |key: &str| {
+        header
+            .iter()
+            .find_map(|l| l.strip_prefix("# ")?.strip_prefix(key).map(str::trim))
+    };
+    let checked = line("Checked against:")?.to_string();
+    let names = match line("Phalanx setting:")? {
+        s if s.starts_with("none") => vec!["phalanx".to_string()],
+        s => {
+            let list = s.strip_prefix("schedulerNames: [")?.split(']').next()?;
+            list.split(',').map(|n| n.trim().to_string()).collect()
+        }
+    };
+    Some((names, checked))
+}
+
+/// The `schedulerName` an operator forces on the pods it creates from this object, if it does:
+/// mpi-operator (`--gang-scheduling=volcano`), KubeRay (`--batch-scheduler=volcano`), the Spark
+/// operator's webhook (`batchScheduler`).
+fn forced_scheduler(v: &Value) -> Option<String> {
+    match v["kind"].as_str()? {
+        "MPIJob" | "RayCluster" => Some("volcano".into()),
+        "SparkApplication" => v["spec"]["batchScheduler"].as_str().map(str::to_string),
+        _ => None,
+    }
+}
+
+/// Every `schedulerName` anywhere in `v`.
+fn scheduler_names(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match (k.as_str(), x) {
+                    ("schedulerName", Value::String(n)) => out.push(n.clone()),
+                    _ => scheduler_names(x, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| scheduler_names(x, out)),
+        _ => {}
+    }
+}
+
 #[test]
 fn examples_translate_through_the_adapter() {
     let mut table = ResourceTable::new();
     let mut kinds = Vec::new();
     for path in files(&deploy().join("examples")) {
+        let setting = setting(&path);
+        let mut file_names = Vec::new();
         for v in docs(&path) {
             let kind = v["kind"].as_str().unwrap_or_default().to_string();
             let at = format!("{}: {kind} {}", path.display(), v["metadata"]["name"]);
             match kind.as_str() {
                 "PodGroup" => {
-                    let flavor = if v["apiVersion"]
-                        .as_str()
-                        .unwrap()
-                        .starts_with("scheduling.x-k8s.io")
-                    {
-                        Flavor::SchedulerPlugins
-                    } else {
-                        Flavor::Volcano
-                    };
+                    let flavor = Flavor::of_api_version(v["apiVersion"].as_str().unwrap())
+                        .unwrap_or_else(|| panic!("{at}: not a PodGroup API"));
                     let o: DynamicObject = serde_json::from_value(v.clone()).unwrap();
                     translate::pod_group(&o, flavor, &mut table, &Default::default())
                         .unwrap_or_else(|e| panic!("{at}: {e}"));
@@ -74,16 +117,36 @@ fn examples_translate_through_the_adapter() {
                     let info =
                         translate::pod(&p, &mut table).unwrap_or_else(|e| panic!("{at}: {e}"));
                     assert_eq!(info.scheduler, "phalanx", "{at}");
+                    file_names.push(info.scheduler);
                 }
-                // Operators' kinds: Phalanx sees the pods and PodGroups they create; the
-                // example must hand those pods to Phalanx.
-                _ => assert!(
-                    v.to_string().contains("\"schedulerName\":\"phalanx\""),
-                    "{at}: no schedulerName: phalanx"
-                ),
+                // Operators' kinds: Phalanx sees the pods and PodGroups they create. The
+                // example says which operator version it was checked against and what Phalanx
+                // needs set, and under that setting Phalanx answers every scheduler name its
+                // pods will carry (those in the templates and those the operator forces).
+                _ => {
+                    let (names, checked) = setting.clone().unwrap_or_else(|| {
+                        panic!("{at}: no '# Checked against:' and '# Phalanx setting:' header")
+                    });
+                    assert!(!checked.is_empty(), "{at}");
+                    let mut used = Vec::new();
+                    scheduler_names(&v, &mut used);
+                    used.extend(forced_scheduler(&v));
+                    file_names.extend(used.iter().cloned());
+                    for n in used {
+                        assert!(
+                            names.contains(&n),
+                            "{at}: pods name {n:?}, not in {names:?}"
+                        );
+                    }
+                }
             }
             kinds.push(kind);
         }
+        assert!(
+            setting.is_none() || !file_names.is_empty(),
+            "{}: no pod of it names a scheduler",
+            path.display()
+        );
     }
     for k in [
         "PodGroup",
@@ -91,6 +154,11 @@ fn examples_translate_through_the_adapter() {
         "Pod",
         "SparkApplication",
         "PyTorchJob",
+        "MPIJob",
+        "TrainJob",
+        "RayCluster",
+        "JobSet",
+        "Workload",
         "Job",
     ] {
         assert!(kinds.iter().any(|x| x == k), "no {k} example");
@@ -105,11 +173,7 @@ fn input(v: &Value) -> Option<Input> {
     Some(match kind {
         "Pod" => Input::Pod(Change::Apply(Box::new(serde_json::from_value(v).ok()?))),
         "PodGroup" => {
-            let flavor = if v["apiVersion"].as_str()?.starts_with("scheduling.x-k8s.io") {
-                Flavor::SchedulerPlugins
-            } else {
-                Flavor::Volcano
-            };
+            let flavor = Flavor::of_api_version(v["apiVersion"].as_str()?)?;
             Input::Group(
                 flavor,
                 Change::Apply(Box::new(serde_json::from_value(v).ok()?)),

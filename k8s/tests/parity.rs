@@ -463,3 +463,13 @@ spec:
     assert_eq!(placed, [("ml/prep", "b1")]);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Issue 16: a Kueue plain-pod group is one gang of its total count on both paths, in the
+/// queue serve puts it (serve does not read Kueue's queue label: Kueue admits the pods itself).
+#[test]
+fn a_kueue_plain_pod_group_means_the_same_live_and_offline() {
+    let o = same_on_both_paths("kueue", &examples(&["kueue-pod-group.yaml"]));
+    let job = &o.jobs["default/sample-group"];
+    assert_eq!((job.min_member, job.queue.as_str()), (2, "root.default"));
+    assert_eq!(o.placed.values().sum::<u32>(), 2);
+}

@@ -57,3 +57,8 @@ golden!(queues, "queues.yaml");
 golden!(pytorchjob, "pytorchjob.yaml");
 golden!(spark_application, "spark-application.yaml");
 golden!(volcano_job, "volcano-job.yaml");
+golden!(mpijob, "mpijob.yaml");
+golden!(trainjob, "trainjob.yaml");
+golden!(raycluster, "raycluster.yaml");
+golden!(kueue_pod_group, "kueue-pod-group.yaml");
+golden!(upstream_gang, "upstream-gang.yaml");

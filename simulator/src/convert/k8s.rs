@@ -175,6 +175,8 @@ struct PodShape {
     priority_class: Option<String>,
     /// Why the template cannot be read, if it cannot (`FILE (document N): Pod ns/x: field: ...`).
     invalid: Option<String>,
+    /// The PodGroup its pods name (any flavour), if they name one.
+    group: Option<String>,
 }
 
 /// Reads a pod template (`metadata` and `spec`) as `phalanx serve` reads the pods made from it,
@@ -224,13 +226,28 @@ fn pod_shape(template: &Value, table: &mut ResourceTable) -> Result<PodShape, Tr
         priority: info.priority,
         priority_class: info.priority_class,
         invalid: None,
+        group: match info.group {
+            phalanx_translate::GroupRef::Group(_, g) => Some(g),
+            _ => None,
+        },
     })
 }
 
 /// Pods of one workload: (task name, replicas, template).
 type Pods = (String, i64, PodShape);
-/// A Kueue plain-pod group: (total count, pods, local queue).
-type KueueGroup = (i64, Vec<Pods>, Option<String>);
+
+/// Adds `replicas` pods of `shape` to a gang's tasks as `phalanx serve` groups its pods: into
+/// the task whose pods they match ([`phalanx_translate::task_for`]), else a new one.
+fn add_pods(tasks: &mut Vec<Pods>, replicas: i64, shape: PodShape) {
+    let existing = tasks.iter().map(|t| (t.0.as_str(), &t.2.spec));
+    match phalanx_translate::task_for(existing, &shape.task, &shape.spec) {
+        Ok(i) => tasks[i].1 += replicas,
+        Err(task) => tasks.push((task, replicas, shape)),
+    }
+}
+
+/// A gang its pods define: its size, its pods, their Kueue queue label and Volcano queue name.
+type KueueGroup = (i64, Vec<Pods>, Option<String>, Option<String>);
 
 /// A job under construction.
 #[derive(Default)]
@@ -458,7 +475,18 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
             }
             ("JobSet", _) => {
                 let gang = cx.jobset(&d.v, &ns, &name, &at);
-                cx.gangs.push(gang);
+                // Pods that name a PodGroup (the upstream gang API's schedulingGroup, or a
+                // PodGroup annotation or label) are that group's, as live; else the JobSet is
+                // one gang (as Kueue admits it).
+                match gang.tasks.first().and_then(|t| t.2.group.clone()) {
+                    Some(pg) => {
+                        let tasks = grouped.entry(format!("{ns}/{pg}")).or_default();
+                        for (_, replicas, shape, _) in gang.tasks {
+                            add_pods(tasks, replicas, shape);
+                        }
+                    }
+                    None => cx.gangs.push(gang),
+                }
             }
             (_, "kubeflow.org") if s(&d.v, &["spec"]).is_some_and(has_replica_specs) => {
                 let gang = cx.kubeflow(&d.v, &ns, &name, &k, &at);
@@ -514,15 +542,13 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
                     text(&template, &["spec", "schedulingGroup", "podGroupName"]).as_deref(),
                     owner.as_deref(),
                 );
-                let task = k.to_lowercase() + "-" + &name;
                 if let phalanx_translate::GroupRef::Group(_, pg) = key {
                     // Tasks as `phalanx serve` makes them: by the pods' task keys and specs.
-                    let tasks = grouped.entry(format!("{ns}/{pg}")).or_default();
-                    let existing = tasks.iter().map(|t| (t.0.as_str(), &t.2.spec));
-                    match phalanx_translate::task_for(existing, &shape.task, &shape.spec) {
-                        Ok(i) => tasks[i].1 += replicas,
-                        Err(task) => tasks.push((task, replicas, shape)),
-                    }
+                    add_pods(
+                        grouped.entry(format!("{ns}/{pg}")).or_default(),
+                        replicas,
+                        shape,
+                    );
                 } else if let phalanx_translate::GroupRef::Pods {
                     name: kg,
                     min_member,
@@ -536,16 +562,18 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
                         }
                     };
                     let q = labels.get("kueue.x-k8s.io/queue-name").cloned();
-                    let e =
-                        kueue_groups
-                            .entry(format!("{ns}/{kg}"))
-                            .or_insert((total, Vec::new(), q));
-                    let n = e.1.len();
-                    e.1.push((format!("{task}-{n}"), replicas, shape));
+                    let volcano = shape.queue.clone();
+                    let e = kueue_groups.entry(format!("{ns}/{kg}")).or_insert((
+                        total,
+                        Vec::new(),
+                        q,
+                        volcano,
+                    ));
+                    add_pods(&mut e.1, replicas, shape);
                 } else {
                     let queue = labels
                         .get("kueue.x-k8s.io/queue-name")
-                        .map(|q| cx.kueue_queue(&ns, q));
+                        .and_then(|q| cx.kueue_queue(&ns, q));
                     let min = if k == "Job" {
                         Some(
                             annotations
@@ -622,9 +650,11 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
             ..Default::default()
         });
     }
-    for (key, (total, pods, queue)) in kueue_groups {
+    for (key, (total, pods, kueue, volcano)) in kueue_groups {
         let ns = key.split('/').next().unwrap_or("default").to_string();
-        let queue = queue.map(|q| cx.kueue_queue(&ns, &q));
+        let queue = kueue
+            .and_then(|q| cx.kueue_queue(&ns, &q))
+            .or_else(|| volcano.map(|q| cx.volcano_path(&q)));
         cx.gangs.push(Gang {
             name: key,
             queue,
@@ -921,16 +951,20 @@ impl Ctx {
         self.cluster_queues.insert(name, path);
     }
 
-    fn kueue_queue(&mut self, ns: &str, local: &str) -> String {
-        let cq = self
-            .local_queues
-            .get(&format!("{ns}/{local}"))
-            .cloned()
-            .unwrap_or_else(|| local.to_string());
-        match self.cluster_queues.get(&cq) {
+    /// The queue a Kueue LocalQueue name stands for offline: its ClusterQueue's (Kueue's quota
+    /// emulated by a Phalanx queue). `None` when the manifests define neither: `phalanx serve`
+    /// does not read Kueue's queue label (Kueue admits the pods itself, by lifting its gate), so
+    /// the job goes where serve puts it.
+    fn kueue_queue(&mut self, ns: &str, local: &str) -> Option<String> {
+        let cq = match self.local_queues.get(&format!("{ns}/{local}")) {
+            Some(cq) => cq.clone(),
+            None if self.cluster_queues.contains_key(local) => local.to_string(),
+            None => return None,
+        };
+        Some(match self.cluster_queues.get(&cq) {
             Some(p) => p.clone(),
             None => queue_path(&cq),
-        }
+        })
     }
 
     fn elastic_quota(&mut self, v: &Value) {
@@ -1298,7 +1332,7 @@ impl Ctx {
         let queue = labels
             .get("kueue.x-k8s.io/queue-name")
             .cloned()
-            .map(|q| self.kueue_queue(ns, &q));
+            .and_then(|q| self.kueue_queue(ns, &q));
         let mut gang = Gang {
             name: format!("{ns}/{name}"),
             queue,
