@@ -567,7 +567,7 @@ async fn spark_application_with_batch_scheduler_volcano() {
     emu.shutdown().await;
 }
 
-/// Apache Spark's own `VolcanoFeatureStep` (apache/spark 3.5/4.0,
+/// Apache Spark's own `VolcanoFeatureStep` (apache/spark 3.3+, master of August 2026,
 /// `resource-managers/kubernetes/core/.../features/VolcanoFeatureStep.scala`,
 /// `KubernetesClientApplication.scala` `Client.run`): the PodGroup `<appId>-podgroup` from a
 /// template with an empty `spec`, applied before the driver pod, then re-applied owned by the
@@ -580,7 +580,7 @@ async fn spark_native_volcano_feature_step() {
     let group = format!("{app}-podgroup");
     let (driver, executors) = spark_pods(app, &group, "volcano", 2);
     StandIn {
-        follows: "Apache Spark 3.5 VolcanoFeatureStep",
+        follows: "Apache Spark 3.3+ VolcanoFeatureStep",
         before: vec![(
             volcano(),
             json!({"apiVersion": "scheduling.volcano.sh/v1beta1", "kind": "PodGroup",
@@ -763,7 +763,7 @@ async fn raycluster_in_volcano_and_in_scheduler_plugins_mode() {
     emu.shutdown().await;
 }
 
-/// A Kueue plain-pod group (kubernetes-sigs/kueue v0.14+, `pkg/controller/jobs/pod`): pods
+/// A Kueue plain-pod group (kubernetes-sigs/kueue v0.18+, `pkg/controller/jobs/pod`): pods
 /// carrying `kueue.x-k8s.io/pod-group-name` and `kueue.x-k8s.io/pod-group-total-count`, created
 /// gated by Kueue's webhook (`kueue.x-k8s.io/admission`, the `managed` label and finalizer);
 /// Kueue lifts the gate from every pod once all of them exist and its Workload is admitted.
@@ -791,7 +791,7 @@ async fn a_kueue_plain_pod_group() {
         })
         .collect();
     StandIn {
-        follows: "Kueue v0.14 plain pod group",
+        follows: "Kueue v0.18 plain pod group",
         pods,
         lifts_gate: Some("kueue.x-k8s.io/admission"),
         ..StandIn::default()
