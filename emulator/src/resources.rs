@@ -155,7 +155,7 @@ pub fn builtins() -> Vec<ResourceDef> {
         .with_status();
     pods.categories = vec!["all".into()];
     pods.extra_subresources = vec!["binding".into(), "eviction".into()];
-    vec![
+    let mut defs = vec![
         ResourceDef::builtin("", "v1", "namespaces", "Namespace", false)
             .short(&["ns"])
             .with_status(),
@@ -176,32 +176,6 @@ pub fn builtins() -> Vec<ResourceDef> {
             false,
         )
         .short(&["pc"]),
-        // The upstream gang API (Kubernetes 1.37 serves v1beta1; v1alpha3 carries the same
-        // fields and shares the storage).
-        ResourceDef::builtin(
-            "scheduling.k8s.io",
-            "v1beta1",
-            "podgroups",
-            "PodGroup",
-            true,
-        )
-        .with_status(),
-        ResourceDef::builtin(
-            "scheduling.k8s.io",
-            "v1alpha3",
-            "podgroups",
-            "PodGroup",
-            true,
-        )
-        .with_status(),
-        // Workloads hold PodGroup templates; the scheduler reads only the PodGroups.
-        ResourceDef::builtin(
-            "scheduling.k8s.io",
-            "v1beta1",
-            "workloads",
-            "Workload",
-            true,
-        ),
         ResourceDef::builtin(
             "apiextensions.k8s.io",
             "v1",
@@ -211,7 +185,20 @@ pub fn builtins() -> Vec<ResourceDef> {
         )
         .short(&["crd", "crds"])
         .with_status(),
-    ]
+    ];
+    // The upstream gang API: Kubernetes 1.37 serves v1beta1, and v1alpha3 with the same fields
+    // and storage. Workloads hold PodGroup templates; schedulers read only the PodGroups.
+    defs.extend(["v1beta1", "v1alpha3"].map(|v| {
+        ResourceDef::builtin("scheduling.k8s.io", v, "podgroups", "PodGroup", true).with_status()
+    }));
+    defs.push(ResourceDef::builtin(
+        "scheduling.k8s.io",
+        "v1beta1",
+        "workloads",
+        "Workload",
+        true,
+    ));
+    defs
 }
 
 /// A CRD object that cannot be served.

@@ -1202,44 +1202,12 @@ impl Core {
                         (Some(done), _) => done,
                     });
                 }
-                let min_member = min_member.expect("checked above");
-                let pod = self.first_pod(name).cloned();
                 min_member
-                    .map(|min_member| GroupSpec {
-                        flavor: Flavor::Volcano,
-                        job: name.to_string(),
-                        min_member,
-                        min_task_member: BTreeMap::new(),
-                        min_resources: None,
-                        queue: translate::volcano_queue_path(
-                            pod.as_ref().and_then(|i| i.queue.as_deref()),
-                            &self.volcano_paths,
-                        ),
-                        queue_name: pod.as_ref().and_then(|i| i.queue.clone()),
-                        depends_on: Vec::new(),
-                        priority_class: None,
-                        initially_scheduled: false,
-                    })
+                    .expect("checked above")
+                    .map(|min_member| self.group_of_pods(name, min_member))
                     .map_err(|m| ("InvalidPodGroup", m))
             }
-            (None, false) => {
-                let first = self.first_pod(name).cloned();
-                Ok(GroupSpec {
-                    flavor: Flavor::Volcano,
-                    job: name.to_string(),
-                    min_member: 1,
-                    min_task_member: BTreeMap::new(),
-                    min_resources: None,
-                    queue: translate::volcano_queue_path(
-                        first.as_ref().and_then(|i| i.queue.as_deref()),
-                        &self.volcano_paths,
-                    ),
-                    queue_name: first.as_ref().and_then(|i| i.queue.clone()),
-                    depends_on: Vec::new(),
-                    priority_class: None,
-                    initially_scheduled: false,
-                })
-            }
+            (None, false) => Ok(self.group_of_pods(name, 1)),
         };
         let engine_view = self.engine.view();
         let placed = engine_view.job(name).is_some_and(|j| {
@@ -1443,6 +1411,24 @@ impl Core {
             .into_iter()
             .flat_map(|e| e.tasks.iter().flat_map(|t| t.slots.iter().flatten()))
             .filter_map(|u| self.pods.get(u).map(|p| &p.info))
+    }
+
+    /// The group of a job no PodGroup object describes (a Kueue plain-pod group, Volcano's
+    /// default group, a pod alone): `min_member` of its pods, in the queue its first pod names.
+    fn group_of_pods(&self, job: &str, min_member: u32) -> GroupSpec {
+        let queue_name = self.first_pod(job).and_then(|i| i.queue.clone());
+        GroupSpec {
+            flavor: Flavor::Volcano,
+            job: job.to_string(),
+            min_member,
+            min_task_member: BTreeMap::new(),
+            min_resources: None,
+            queue: translate::volcano_queue_path(queue_name.as_deref(), &self.volcano_paths),
+            queue_name,
+            depends_on: Vec::new(),
+            priority_class: None,
+            initially_scheduled: false,
+        }
     }
 
     /// Whether the job's upstream PodGroup says its gang was placed once.

@@ -231,23 +231,34 @@ impl StandIn {
     }
 }
 
-/// `phalanx serve` answering to the names the operators force.
-async fn serve(client: &kube::Client) -> Running {
-    serve_with(client, config(false)).await
+/// Two 4-cpu nodes and `phalanx serve` answering to the names the operators force.
+struct Cluster {
+    emu: RunningEmulator,
+    client: kube::Client,
+    serve: Running,
 }
 
-async fn serve_with(client: &kube::Client, cfg: ServeConfig) -> Running {
-    let cfg = ServeConfig {
-        scheduler_names: vec![
-            "phalanx".into(),
-            "volcano".into(),
-            "scheduler-plugins-scheduler".into(),
-        ],
-        ..cfg
-    };
-    phalanx_k8s::serve::start(client.clone(), cfg, "solo".into())
-        .await
-        .expect("scheduler starts")
+impl Cluster {
+    async fn start(cfg: ServeConfig) -> Self {
+        let (emu, client) = emulator(2, "cpu=4,memory=16Gi,pods=110").await;
+        let cfg = ServeConfig {
+            scheduler_names: vec![
+                "phalanx".into(),
+                "volcano".into(),
+                "scheduler-plugins-scheduler".into(),
+            ],
+            ..cfg
+        };
+        let serve = phalanx_k8s::serve::start(client.clone(), cfg, "solo".into())
+            .await
+            .expect("scheduler starts");
+        Cluster { emu, client, serve }
+    }
+
+    async fn stop(self) {
+        self.serve.stop().await.unwrap();
+        self.emu.shutdown().await;
+    }
 }
 
 /// The final `status.phase` of a PodGroup, once it reads `want` (None: it never did).
@@ -302,17 +313,14 @@ fn pytorchjob_volcano(job: &str, seconds: f64) -> StandIn {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pytorchjob_via_volcano_waits_for_inqueue_and_survives_an_undone_gang() {
-    let (emu, client) = emulator(2, "cpu=4,memory=16Gi,pods=110").await;
-    let s = serve_with(
-        &client,
-        ServeConfig {
-            bind_retries: 1,
-            bind_backoff_initial_ms: 50,
-            bind_backoff_max_ms: 200,
-            ..config(false)
-        },
-    )
+    let c = Cluster::start(ServeConfig {
+        bind_retries: 1,
+        bind_backoff_initial_ms: 50,
+        bind_backoff_max_ms: 200,
+        ..config(false)
+    })
     .await;
+    let client = c.client.clone();
     pytorchjob_volcano("pt", 1.0).run(&client).await;
     group_reaches(&client, &volcano(), "pt", "Completed").await;
 
@@ -320,9 +328,9 @@ async fn pytorchjob_via_volcano_waits_for_inqueue_and_survives_an_undone_gang() 
     // is undone and its bound pods, owned by the job, deleted. The group must read `Inqueue`
     // (not `Pending`), or the operator would never create those pods again. Half the binds
     // fail until the operator has had to create a pod again.
-    let mut faults = emu.state.faults.config();
+    let mut faults = c.emu.state.faults.config();
     faults.error_rate.insert("bind".into(), 0.5);
-    emu.state.faults.set_config(faults.clone());
+    c.emu.state.faults.set_config(faults.clone());
     let job = pytorchjob_volcano("pt2", 1.0);
     let recreated = Arc::clone(&job.recreated);
     let run = tokio::spawn({
@@ -334,7 +342,7 @@ async fn pytorchjob_via_volcano_waits_for_inqueue_and_survives_an_undone_gang() 
     })
     .await;
     faults.error_rate.clear();
-    emu.state.faults.set_config(faults);
+    c.emu.state.faults.set_config(faults);
     run.await.unwrap();
     group_reaches(&client, &volcano(), "pt2", "Completed").await;
     let undone = events_for(&client, "pt2")
@@ -342,8 +350,7 @@ async fn pytorchjob_via_volcano_waits_for_inqueue_and_survives_an_undone_gang() 
         .into_iter()
         .any(|(r, m)| r == "FailedScheduling" && m.contains("the gang was undone"));
     assert!(undone, "the gang was undone and said so");
-    s.stop().await.unwrap();
-    emu.shutdown().await;
+    c.stop().await;
 }
 
 /// training-operator v1.9.0 PyTorchJob with `--gang-scheduler-name=scheduler-plugins`
@@ -353,8 +360,8 @@ async fn pytorchjob_via_volcano_waits_for_inqueue_and_survives_an_undone_gang() 
 /// would otherwise write the flag's value).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pytorchjob_via_scheduler_plugins() {
-    let (emu, client) = emulator(2, "cpu=4,memory=16Gi,pods=110").await;
-    let s = serve(&client).await;
+    let c = Cluster::start(config(false)).await;
+    let client = c.client.clone();
     let job = "ptc";
     let pod = |rt: &str, i: usize| {
         pod_of(
@@ -385,8 +392,7 @@ async fn pytorchjob_via_scheduler_plugins() {
     .run(&client)
     .await;
     group_reaches(&client, &plugins(), job, "Finished").await;
-    s.stop().await.unwrap();
-    emu.shutdown().await;
+    c.stop().await;
 }
 
 /// kubeflow/mpi-operator v0.8.x MPIJob v2beta1 with `--gang-scheduling=volcano`
@@ -396,8 +402,8 @@ async fn pytorchjob_via_scheduler_plugins() {
 /// it never reads the PodGroup's phase.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mpijob_v2_via_volcano() {
-    let (emu, client) = emulator(2, "cpu=4,memory=16Gi,pods=110").await;
-    let s = serve(&client).await;
+    let c = Cluster::start(config(false)).await;
+    let client = c.client.clone();
     let job = "pi";
     let meta = |role: &str, owner_ref: Value| {
         json!({
@@ -443,8 +449,7 @@ async fn mpijob_v2_via_volcano() {
     .run(&client)
     .await;
     group_reaches(&client, &volcano(), job, "Completed").await;
-    s.stop().await.unwrap();
-    emu.shutdown().await;
+    c.stop().await;
 }
 
 /// Volcano's own job controller, a `batch.volcano.sh/v1alpha1` Job (volcano-sh/volcano v1.15,
@@ -454,8 +459,8 @@ async fn mpijob_v2_via_volcano() {
 /// pods `<job>-<task>-<i>` with Volcano's annotations and labels.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_volcano_job() {
-    let (emu, client) = emulator(2, "cpu=4,memory=16Gi,pods=110").await;
-    let s = serve(&client).await;
+    let c = Cluster::start(config(false)).await;
+    let client = c.client.clone();
     let (job, uid) = ("vj", "8f0e2c1a");
     let group = format!("{job}-{uid}");
     let pod = |task: &str, i: usize| {
@@ -497,8 +502,7 @@ async fn a_volcano_job() {
     .run(&client)
     .await;
     group_reaches(&client, &volcano(), &group, "Completed").await;
-    s.stop().await.unwrap();
-    emu.shutdown().await;
+    c.stop().await;
 }
 
 /// Spark driver and executors as the Spark submission makes them: the driver first, the
@@ -541,8 +545,8 @@ fn spark_pods(app: &str, group: &str, scheduler: &str, executors: usize) -> (Val
 /// driver, which creates the executors; the webhook sets `schedulerName: volcano`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spark_application_with_batch_scheduler_volcano() {
-    let (emu, client) = emulator(2, "cpu=4,memory=16Gi,pods=110").await;
-    let s = serve(&client).await;
+    let c = Cluster::start(config(false)).await;
+    let client = c.client.clone();
     let app = "spark-pi";
     let group = format!("spark-{app}-pg");
     let (driver, executors) = spark_pods(app, &group, "volcano", 2);
@@ -563,8 +567,7 @@ async fn spark_application_with_batch_scheduler_volcano() {
     .run(&client)
     .await;
     group_reaches(&client, &volcano(), &group, "Completed").await;
-    s.stop().await.unwrap();
-    emu.shutdown().await;
+    c.stop().await;
 }
 
 /// Apache Spark's own `VolcanoFeatureStep` (apache/spark 3.3+, master of August 2026,
@@ -574,8 +577,8 @@ async fn spark_application_with_batch_scheduler_volcano() {
 /// driver pod; `spark.kubernetes.scheduler.name=volcano`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spark_native_volcano_feature_step() {
-    let (emu, client) = emulator(2, "cpu=4,memory=16Gi,pods=110").await;
-    let s = serve(&client).await;
+    let c = Cluster::start(config(false)).await;
+    let client = c.client.clone();
     let app = "spark-3f9c2a1b8e4d4a3f9b0e6a2c7d4e5f91";
     let group = format!("{app}-podgroup");
     let (driver, executors) = spark_pods(app, &group, "volcano", 2);
@@ -599,8 +602,7 @@ async fn spark_native_volcano_feature_step() {
     .run(&client)
     .await;
     group_reaches(&client, &volcano(), &group, "Completed").await;
-    s.stop().await.unwrap();
-    emu.shutdown().await;
+    c.stop().await;
 }
 
 /// Kubeflow Trainer v2.3 TrainJob (kubeflow/trainer, `pkg/runtime/framework/plugins/
@@ -668,14 +670,13 @@ fn trainjob(job: &str, volcano_flavor: bool) -> StandIn {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trainjob_with_the_coscheduling_and_the_volcano_plugin() {
-    let (emu, client) = emulator(2, "cpu=4,memory=16Gi,pods=110").await;
-    let s = serve(&client).await;
+    let c = Cluster::start(config(false)).await;
+    let client = c.client.clone();
     trainjob("train-cos", false).run(&client).await;
     group_reaches(&client, &plugins(), "train-cos", "Finished").await;
     trainjob("train-vc", true).run(&client).await;
     group_reaches(&client, &volcano(), "train-vc", "Completed").await;
-    s.stop().await.unwrap();
-    emu.shutdown().await;
+    c.stop().await;
 }
 
 /// ray-project/kuberay v1.7 RayCluster (`ray-operator/controllers/ray/batchscheduler/
@@ -748,19 +749,18 @@ fn raycluster(cluster: &str, volcano_mode: bool) -> StandIn {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raycluster_in_volcano_and_in_scheduler_plugins_mode() {
-    let (emu, client) = emulator(2, "cpu=4,memory=16Gi,pods=110").await;
-    let s = serve(&client).await;
+    let c = Cluster::start(config(false)).await;
+    let client = c.client.clone();
     raycluster("rc", true).run(&client).await;
     group_reaches(&client, &volcano(), "ray-rc-pg", "Completed").await;
-    let job = admin_until(&s, "/api/v1/jobs/default/ray-rc-pg", |j| {
+    let job = admin_until(&c.serve, "/api/v1/jobs/default/ray-rc-pg", |j| {
         j["queue"] == "root.kuberay-test-queue"
     })
     .await;
     assert_eq!(job["queue"], "root.kuberay-test-queue", "{job}");
     raycluster("rcp", false).run(&client).await;
     group_reaches(&client, &plugins(), "rcp", "Finished").await;
-    s.stop().await.unwrap();
-    emu.shutdown().await;
+    c.stop().await;
 }
 
 /// A Kueue plain-pod group (kubernetes-sigs/kueue v0.18+, `pkg/controller/jobs/pod`): pods
@@ -770,8 +770,8 @@ async fn raycluster_in_volcano_and_in_scheduler_plugins_mode() {
 /// No PodGroup object exists: the pods are the gang.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kueue_plain_pod_group() {
-    let (emu, client) = emulator(2, "cpu=4,memory=16Gi,pods=110").await;
-    let s = serve(&client).await;
+    let c = Cluster::start(config(false)).await;
+    let client = c.client.clone();
     let pods = (0..3)
         .map(|i| {
             pod_of(
@@ -799,10 +799,12 @@ async fn a_kueue_plain_pod_group() {
     .run(&client)
     .await;
     // One job of three pods, not three gangs of one.
-    let job = admin_until(&s, "/api/v1/jobs/default/kq", |j| j["phase"] == "Completed").await;
+    let job = admin_until(&c.serve, "/api/v1/jobs/default/kq", |j| {
+        j["phase"] == "Completed"
+    })
+    .await;
     assert_eq!(job["succeeded"], 3, "{job}");
-    s.stop().await.unwrap();
-    emu.shutdown().await;
+    c.stop().await;
 }
 
 /// The upstream gang API (Kubernetes 1.37, KEP-4671; the objects as JobSet's
@@ -811,8 +813,8 @@ async fn a_kueue_plain_pod_group() {
 /// `spec.schedulingGroup.podGroupName`. Phalanx writes `PodGroupInitiallyScheduled`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_gang() {
-    let (emu, client) = emulator(2, "cpu=4,memory=16Gi,pods=110").await;
-    let s = serve(&client).await;
+    let c = Cluster::start(config(false)).await;
+    let client = c.client.clone();
     let group = "js-abc-workers-def";
     let pods = (0..4)
         .map(|i| {
@@ -860,8 +862,7 @@ async fn an_upstream_gang() {
     })
     .await;
     assert_eq!(condition["reason"], "Scheduled", "{condition}");
-    s.stop().await.unwrap();
-    emu.shutdown().await;
+    c.stop().await;
 }
 
 /// Bad objects of every kind the operators bring are explained on the object, naming the
@@ -870,8 +871,8 @@ async fn an_upstream_gang() {
 /// count is not a number. A good gang beside them runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_operator_objects_are_explained_and_nothing_else_stops() {
-    let (emu, client) = emulator(2, "cpu=4,memory=16Gi,pods=110").await;
-    let s = serve(&client).await;
+    let c = Cluster::start(config(false)).await;
+    let client = c.client.clone();
     let member = |name: &str, meta: Value, spec: Value| {
         let mut spec = spec;
         spec["schedulerName"] = json!("volcano");
@@ -958,6 +959,5 @@ async fn bad_operator_objects_are_explained_and_nothing_else_stops() {
             "{name} stays unbound"
         );
     }
-    s.stop().await.unwrap();
-    emu.shutdown().await;
+    c.stop().await;
 }
