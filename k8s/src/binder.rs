@@ -12,7 +12,6 @@
 //! the pods the engine evicts for reclaim or preemption.
 
 use std::sync::Arc;
-use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -23,7 +22,7 @@ use tokio::sync::Semaphore;
 
 use crate::core::{Actions, BindItem, Input, Notice, PodTarget};
 use crate::runner::Shared;
-use crate::watch::Msg;
+use crate::watch::{EngineTx, Msg};
 
 /// Why a bind failed for good. The label is the `reason` of `phalanx_bind_failures_total`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +47,9 @@ pub enum BindError {
 }
 
 impl BindError {
+    /// Every metric label, so each failure count exists (at 0) before the first failure.
+    pub const LABELS: [&'static str; 4] = ["fenced", "not_found", "rejected", "gave_up"];
+
     /// Metric label.
     pub fn label(&self) -> &'static str {
         match self {
@@ -128,15 +130,49 @@ pub async fn bind_one(
     Err(BindError::GaveUp { attempts, last })
 }
 
+/// Counts the binds of one gang down, for the submission-to-bound latency: it is observed
+/// when the last pod of a gang none of whose binds failed is bound.
+struct GangTally {
+    left: std::sync::atomic::AtomicUsize,
+    failed: std::sync::atomic::AtomicBool,
+    /// When the gang was handed to the engine whole, seconds since the epoch.
+    submitted: Option<f64>,
+}
+
+impl GangTally {
+    fn new(pods: usize, submitted: Option<phalanx_model::Time>) -> Self {
+        GangTally {
+            left: pods.into(),
+            failed: false.into(),
+            submitted: submitted.map(|t| t.0 as f64 / 1000.0),
+        }
+    }
+
+    fn failed(&self) {
+        self.failed
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// One pod bound: the submission time once every pod is, if none failed.
+    fn bound_one(&self) -> Option<f64> {
+        let left = self.left.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        (left == 1 && !self.failed.load(std::sync::atomic::Ordering::Acquire))
+            .then_some(self.submitted)
+            .flatten()
+    }
+}
+
 async fn bind_item(
     client: kube::Client,
     item: BindItem,
     job: String,
     retries: u32,
     shared: Arc<Shared>,
-    tx: Sender<Msg>,
+    tx: EngineTx,
+    gang: Arc<GangTally>,
 ) {
     let Some(target) = item.target.clone() else {
+        gang.failed();
         shared
             .metrics
             .bind_failures
@@ -158,12 +194,12 @@ async fn bind_item(
     match result {
         Ok(()) => {
             shared.metrics.pods_bound.inc();
+            let now = crate::runner::now().0 as f64 / 1000.0;
             if let Some(created) = item.created {
-                let now = crate::runner::now().0 as f64;
-                shared
-                    .metrics
-                    .e2e_latency_ms
-                    .observe((now - created * 1000.0).max(0.0));
+                shared.metrics.pod_latency.observe((now - created).max(0.0));
+            }
+            if let Some(since) = gang.bound_one() {
+                shared.metrics.gang_latency.observe((now - since).max(0.0));
             }
             let _ = tx.send(Msg::Input(Input::Bound {
                 pod: item.pod,
@@ -172,6 +208,7 @@ async fn bind_item(
             }));
         }
         Err(BindError::Fenced) => {
+            gang.failed();
             // The replica that holds the lease now owns this gang; report nothing.
             shared
                 .metrics
@@ -180,6 +217,7 @@ async fn bind_item(
                 .inc();
         }
         Err(e) => {
+            gang.failed();
             tracing::warn!(job = %job, pod = %target.name, node = %item.node, error = %e, "bind failed");
             shared
                 .metrics
@@ -227,27 +265,36 @@ async fn delete(client: kube::Client, t: PodTarget, evict: bool, shared: Arc<Sha
 pub async fn run(
     client: kube::Client,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Actions>,
-    tx: Sender<Msg>,
+    tx: EngineTx,
     shared: Arc<Shared>,
     concurrency: usize,
     retries: u32,
     notices: tokio::sync::mpsc::UnboundedSender<Notice>,
 ) {
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    for label in BindError::LABELS {
+        shared.metrics.bind_failures.with_label_values(&[label]);
+    }
     while let Some(actions) = rx.recv().await {
         for n in actions.notices {
             let _ = notices.send(n);
         }
         for order in actions.binds {
             let job = order.job;
+            let gang = Arc::new(GangTally::new(order.items.len(), order.submitted));
             for item in order.items {
                 let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
                     return;
                 };
-                let (client, shared, tx, job) =
-                    (client.clone(), Arc::clone(&shared), tx.clone(), job.clone());
+                let (client, shared, tx, job, gang) = (
+                    client.clone(),
+                    Arc::clone(&shared),
+                    tx.clone(),
+                    job.clone(),
+                    Arc::clone(&gang),
+                );
                 tokio::spawn(async move {
-                    bind_item(client, item, job, retries, shared, tx).await;
+                    bind_item(client, item, job, retries, shared, tx, gang).await;
                     drop(permit);
                 });
             }

@@ -125,6 +125,20 @@ pub struct BindOrder {
     pub queue: String,
     /// The pods.
     pub items: Vec<BindItem>,
+    /// When the gang was handed to the engine whole (engine time: milliseconds since the
+    /// epoch), for the submission-to-bound latency.
+    pub submitted: Option<Time>,
+}
+
+/// Pods a cycle evicts from one queue for one reason (for metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eviction {
+    /// The queue of the gang evicted (its path).
+    pub queue: String,
+    /// Why (`reclaim`, `preempt`, `gang_bind_failed`, `gang_broken`, `job_failed`).
+    pub reason: &'static str,
+    /// Pods evicted.
+    pub pods: u32,
 }
 
 /// An object an event or condition is about.
@@ -177,12 +191,14 @@ pub struct Actions {
     pub evictions: Vec<PodTarget>,
     /// Events to post.
     pub notices: Vec<Notice>,
+    /// Gangs evicted, by queue and reason: one entry per gang.
+    pub evicted: Vec<Eviction>,
     /// The cycle's counters.
     pub report: CycleReport,
 }
 
 /// A job's state for the status writer, the admin API and metrics.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct JobStatus {
     /// Its PodGroup, if it has one.
     pub group: Option<ObjectRef>,
@@ -204,6 +220,8 @@ pub struct JobStatus {
     /// terminating), while the reason is that no placement exists: they get
     /// `PodScheduled=False`, reason `Unschedulable`, which cluster autoscalers act on.
     pub unplaced: Vec<PodTarget>,
+    /// The earliest creation of its pods, seconds since the epoch (how long it has waited).
+    pub created: Option<f64>,
     /// The gang was placed at least once (its upstream PodGroup says so, or pods of it ran):
     /// an upstream PodGroup's `PodGroupInitiallyScheduled` stays `True` from then on.
     pub initially_scheduled: bool,
@@ -278,6 +296,8 @@ struct JobEntry {
     problem: Option<(&'static str, String)>,
     /// The job as last submitted.
     submitted: Option<Job>,
+    /// When it was last handed to the engine after being out of it (the cycle's time).
+    submitted_at: Option<Time>,
     group: Option<(Flavor, String, String)>,
 }
 
@@ -328,6 +348,8 @@ pub struct Core {
     dirty: BTreeSet<String>,
     nodes_dirty: BTreeSet<String>,
     notices: Vec<Notice>,
+    /// The time of the cycle running (or last run): when jobs it submits were submitted.
+    clock: Time,
 }
 
 /// The scheduler names a [`Core`] answers to: one name, or several.
@@ -402,6 +424,7 @@ impl Core {
             dirty: BTreeSet::new(),
             nodes_dirty: BTreeSet::new(),
             notices: Vec::new(),
+            clock: Time::ZERO,
         };
         core.configure_queues();
         core
@@ -1307,7 +1330,11 @@ impl Core {
         }
         match self.engine.apply(ClusterEvent::JobSubmitted(job.clone())) {
             Ok(()) => {
+                let clock = self.clock;
                 let entry = self.jobs.get_mut(name).expect("exists");
+                if !entry.in_engine {
+                    entry.submitted_at = Some(clock);
+                }
                 entry.in_engine = true;
                 entry.submitted = Some(job);
                 entry.problem = None;
@@ -1463,6 +1490,7 @@ impl Core {
 
     /// Runs one cycle at `now` after bringing everything up to date, and says what to do.
     pub fn cycle(&mut self, now: Time) -> Actions {
+        self.clock = now;
         self.flush();
         let outcome = self.engine.cycle(now);
         // Admission walks every PodGroup: when something changed, else once a second (for
@@ -1513,9 +1541,27 @@ impl Core {
                         })
                         .collect();
                     tracing::debug!(job = %job, queue = %queue, "gang placed");
-                    actions.binds.push(BindOrder { job, queue, items });
+                    let submitted = self.jobs.get(&job).and_then(|e| e.submitted_at);
+                    actions.binds.push(BindOrder {
+                        job,
+                        queue,
+                        items,
+                        submitted,
+                    });
                 }
                 Decision::Evict { pods, reason } => {
+                    if let Some(first) = pods.first() {
+                        actions.evicted.push(Eviction {
+                            queue: self
+                                .engine
+                                .view()
+                                .job(&first.job)
+                                .map(|j| j.job.queue.clone())
+                                .unwrap_or_default(),
+                            reason: reason.as_str(),
+                            pods: pods.len() as u32,
+                        });
+                    }
                     for pod in pods {
                         let Some(e) = self.pod_at(&pod) else {
                             // Its pod is gone already.
@@ -1750,7 +1796,11 @@ impl Core {
         let mut jobs = BTreeMap::new();
         for (name, entry) in &self.jobs {
             let (mut running, mut succeeded, mut failed) = (0, 0, 0);
+            let mut created: Option<f64> = None;
             for p in self.pods_of(name) {
+                if let Some(c) = p.created {
+                    created = Some(created.map_or(c, |m| m.min(c)));
+                }
                 match p.state {
                     PodState::Running => running += 1,
                     PodState::Succeeded => succeeded += 1,
@@ -1811,6 +1861,7 @@ impl Core {
                     failed,
                     reason,
                     unplaced,
+                    created,
                     initially_scheduled,
                 },
             );
@@ -1837,6 +1888,7 @@ impl Core {
                     (Ok(_), None) => ("WaitingForPods".into(), "no pods of ours yet".into()),
                 }),
                 unplaced: Vec::new(),
+                created: None,
                 initially_scheduled: self.initially_scheduled(name),
             });
         }
@@ -1853,6 +1905,7 @@ impl Core {
                 failed: 0,
                 reason: None,
                 unplaced: Vec::new(),
+                created: None,
                 initially_scheduled: false,
             });
             let waiting = status
@@ -1905,7 +1958,7 @@ fn wall_time(t: Time) -> String {
 }
 
 /// The Volcano Queue object a queue path comes from (`root.a.b` -> `b`).
-fn queue_object(path: &str) -> String {
+pub(crate) fn queue_object(path: &str) -> String {
     if path == phalanx_model::DEFAULT_QUEUE {
         return "default".into();
     }

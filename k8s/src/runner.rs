@@ -102,13 +102,13 @@ pub fn run(
         match rx.recv_timeout(wait) {
             Ok(msg) => {
                 changed = true;
-                handle(&mut core, msg, &mut synced);
+                handle(&mut core, msg, &mut synced, &shared);
                 let until = Instant::now() + timing.window;
                 // Drain the burst, bounded so a flood cannot postpone cycles for ever.
                 for _ in 0..200_000 {
                     let left = until.saturating_duration_since(Instant::now());
                     match rx.recv_timeout(left) {
-                        Ok(msg) => handle(&mut core, msg, &mut synced),
+                        Ok(msg) => handle(&mut core, msg, &mut synced, &shared),
                         Err(RecvTimeoutError::Timeout) => break,
                         Err(RecvTimeoutError::Disconnected) => return,
                     }
@@ -120,6 +120,10 @@ pub fn run(
         // Woken early only to publish a deferred view: no cycle is due yet.
         let publish_only = !changed && Instant::now() < next_cycle;
         let ready = synced.len() >= KINDS;
+        shared
+            .metrics
+            .leader
+            .set(i64::from(shared.leader.is_leader()));
         let mut cycled = false;
         if !publish_only && ready && shared.leader.is_leader() {
             cycled = true;
@@ -130,18 +134,23 @@ pub fn run(
                 .report
                 .wake_at
                 .map(|t| Duration::from_millis(t.0.saturating_sub(cycle_time.0).max(1)));
-            shared
-                .metrics
-                .cycle_duration
-                .observe(started.elapsed().as_secs_f64());
+            let m = &shared.metrics;
+            let took = started.elapsed().as_secs_f64();
+            m.cycle_duration.observe(took);
+            m.cycle_latency_ms.observe(took * 1000.0);
             let r = &actions.report;
-            let placed = r.jobs_placed as u64;
-            let failed: u64 = r.unschedulable.values().map(|&v| v as u64).sum();
-            let attempts = &shared.metrics.attempts;
-            attempts.with_label_values(&["scheduled"]).inc_by(placed);
-            attempts
+            let failed: u64 = r.unschedulable.values().map(|&v| u64::from(v)).sum();
+            m.gang_attempts
+                .with_label_values(&["scheduled"])
+                .inc_by(u64::from(r.jobs_placed));
+            m.gang_attempts
                 .with_label_values(&["unschedulable"])
                 .inc_by(failed);
+            m.backfilled.inc_by(u64::from(r.backfilled));
+            m.reservations.set(i64::from(r.reservations));
+            for e in &actions.evicted {
+                m.evicted(&e.queue, e.reason, e.pods);
+            }
             if out.send(actions).is_err() {
                 return;
             }
@@ -176,7 +185,13 @@ pub fn run(
     }
 }
 
-fn handle(core: &mut Core, msg: Msg, synced: &mut std::collections::BTreeSet<&'static str>) {
+fn handle(
+    core: &mut Core,
+    msg: Msg,
+    synced: &mut std::collections::BTreeSet<&'static str>,
+    shared: &Shared,
+) {
+    shared.metrics.engine_queue_depth.dec();
     match msg {
         Msg::Input(input) => core.ingest(input),
         Msg::Synced(kind) => {

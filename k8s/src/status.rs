@@ -544,6 +544,7 @@ mod tests {
             failed: 0,
             reason: reason.map(|(l, m)| (l.to_string(), m.to_string())),
             unplaced: Vec::new(),
+            created: None,
             initially_scheduled: false,
         }
     }

@@ -9,7 +9,7 @@
 //! scheduler-plugins flavour, or vice versa.
 
 use std::fmt::Debug;
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{SendError, Sender};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -28,6 +28,27 @@ pub enum Msg {
     Input(Input),
     /// The first complete list of one watched kind was delivered.
     Synced(&'static str),
+}
+
+/// The engine thread's inbox: a channel sender that counts what waits in it
+/// (`phalanx_engine_queue_depth`; the engine thread counts down as it takes each message).
+#[derive(Clone)]
+pub struct EngineTx {
+    tx: Sender<Msg>,
+    depth: prometheus::IntGauge,
+}
+
+impl EngineTx {
+    /// Wraps `tx`, counting in `depth`.
+    pub fn new(tx: Sender<Msg>, depth: prometheus::IntGauge) -> Self {
+        EngineTx { tx, depth }
+    }
+
+    /// Sends `msg`; fails only when the engine thread is gone.
+    pub fn send(&self, msg: Msg) -> Result<(), SendError<Msg>> {
+        self.depth.inc();
+        self.tx.send(msg).inspect_err(|_| self.depth.dec())
+    }
 }
 
 /// How many kinds report [`Msg::Synced`] (nodes, pods, three PodGroup flavours, queues,
@@ -54,7 +75,7 @@ async fn pump<K>(
     kind: &'static str,
     stream: impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send,
     wrap: impl Fn(Change<K>) -> Input + Send,
-    tx: Sender<Msg>,
+    tx: EngineTx,
 ) where
     K: Debug + Send,
 {
@@ -102,7 +123,7 @@ fn watch_typed<K>(
     api: Api<K>,
     kind: &'static str,
     wrap: impl Fn(Change<K>) -> Input + Send + 'static,
-    tx: Sender<Msg>,
+    tx: EngineTx,
 ) -> tokio::task::JoinHandle<()>
 where
     K: kube::Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -117,7 +138,7 @@ async fn watch_dynamic(
     resource: ApiResource,
     kind: &'static str,
     wrap: impl Fn(Change<DynamicObject>) -> Input + Send + 'static,
-    tx: Sender<Msg>,
+    tx: EngineTx,
 ) -> tokio::task::JoinHandle<()> {
     let api: Api<DynamicObject> = Api::all_with(client, &resource);
     if let Err(kube::Error::Api(s)) = api.list(&ListParams::default().limit(1)).await
@@ -140,7 +161,7 @@ async fn watch_dynamic(
 pub async fn start(
     client: kube::Client,
     watch_queues: bool,
-    tx: Sender<Msg>,
+    tx: EngineTx,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = vec![
         watch_typed(

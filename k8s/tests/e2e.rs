@@ -74,9 +74,15 @@ async fn gangs_bind_whole_and_a_pending_gang_starts_when_room_appears() {
     let text = metrics.as_str().unwrap_or_default().to_string();
     for name in [
         "volcano_e2e_scheduling_latency_milliseconds_bucket",
-        "volcano_schedule_attempts_total{result=\"scheduled\"}",
+        "phalanx_gang_attempts_total{result=\"scheduled\"}",
+        "phalanx_gang_scheduling_latency_seconds_count",
+        "phalanx_pod_scheduling_latency_seconds_count",
         "phalanx_bind_duration_seconds_count",
-        "volcano_queue_allocated_milli_cpu{queue_name=\"root.default\"}",
+        // Volcano's label is the Queue object's name; Phalanx's own is the path.
+        "volcano_queue_allocated_milli_cpu{queue_name=\"default\"}",
+        "phalanx_queue_allocated{queue=\"root.default\",resource=\"cpu\"}",
+        "phalanx_evicted_pods_total{queue=\"root.default\",reason=\"reclaim\"} 0",
+        "phalanx_leader 1",
     ] {
         assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
     }

@@ -528,6 +528,10 @@ pub struct CycleReport {
     pub ready_left: u32,
     /// Jobs parked until the cluster changes.
     pub parked: u32,
+    /// Jobs placed in room held for blocked gangs, which they will be done before (backfill).
+    pub backfilled: u32,
+    /// Blocked gangs holding room after the cycle (reservations).
+    pub reservations: u32,
     /// When the engine next has work that time alone brings (a blocked gang's reclaim delay
     /// running out, or a gang's backoff after a failed bind ending), if any: a driver that
     /// cycles only on events should cycle then.
@@ -1492,6 +1496,7 @@ impl Engine {
             .map(|&(t, _)| t)
             .min();
         out.report.parked = self.queues.parked_len() as u32;
+        out.report.reservations = self.claims.len() as u32;
         out
     }
 
@@ -1609,6 +1614,7 @@ impl Engine {
                 self.lend(&lendable);
                 let again = self.try_place(id, &need, false);
                 if let Ok(placed) = again {
+                    out.report.backfilled += 1;
                     result = Ok(placed);
                 }
                 self.take_back(&lendable);
