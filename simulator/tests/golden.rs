@@ -36,8 +36,10 @@ fn converted(file: &str) -> String {
     let mut out = Vec::new();
     trace::write_records(&mut out, &c.records).unwrap();
     let mut text = String::from_utf8(out).unwrap();
+    // Warnings name files by their path: the scratch folder's name changes with every run.
+    let scratch = dir.display().to_string();
     for w in &c.warnings {
-        text.push_str(&format!("# warning: {w}\n"));
+        text.push_str(&format!("# warning: {}\n", w.replace(&scratch, "MANIFESTS")));
     }
     text
 }
