@@ -234,7 +234,7 @@ mod tests {
         let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
         let update = std::env::var_os("PHALANX_UPDATE_CRDS").is_some();
         // The plain manifests and the Helm chart carry the same files.
-        for (dir, (file, crd)) in [deploy.join("crds"), deploy.join("helm/phalanx/crds")]
+        for (dir, (file, crd)) in [deploy.join("crds"), deploy.join("helm/phalanx/files/crds")]
             .into_iter()
             .flat_map(|d| all().into_iter().map(move |c| (d.clone(), c)))
         {
