@@ -39,7 +39,10 @@ fn converted(file: &str) -> String {
     // Warnings name files by their path: the scratch folder's name changes with every run.
     let scratch = dir.display().to_string();
     for w in &c.warnings {
-        text.push_str(&format!("# warning: {}\n", w.replace(&scratch, "MANIFESTS")));
+        text.push_str(&format!(
+            "# warning: {}\n",
+            w.replace(&scratch, "MANIFESTS")
+        ));
     }
     text
 }
