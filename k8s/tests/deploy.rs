@@ -1,6 +1,8 @@
 //! Every YAML file under `deploy/` parses, means what it says, and the examples go through the
 //! adapter: PodGroups, Queues and Pods translate, and the gang and pipeline examples schedule.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -69,22 +71,6 @@ fn forced_scheduler(v: &Value) -> Option<String> {
     }
 }
 
-/// Every `schedulerName` anywhere in `v`.
-fn scheduler_names(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(m) => {
-            for (k, x) in m {
-                match (k.as_str(), x) {
-                    ("schedulerName", Value::String(n)) => out.push(n.clone()),
-                    _ => scheduler_names(x, out),
-                }
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|x| scheduler_names(x, out)),
-        _ => {}
-    }
-}
-
 #[test]
 fn examples_translate_through_the_adapter() {
     let mut table = ResourceTable::new();
@@ -129,7 +115,7 @@ fn examples_translate_through_the_adapter() {
                     });
                     assert!(!checked.is_empty(), "{at}");
                     let mut used = Vec::new();
-                    scheduler_names(&v, &mut used);
+                    common::strings_at(&v, "schedulerName", &mut used);
                     used.extend(forced_scheduler(&v));
                     file_names.extend(used.iter().cloned());
                     for n in used {

@@ -28,22 +28,6 @@ fn metric_names(expr: &str, out: &mut BTreeSet<String>) {
     }
 }
 
-/// Every `expr` string anywhere in `v`.
-fn exprs(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(m) => {
-            for (k, x) in m {
-                match (k.as_str(), x) {
-                    ("expr", Value::String(e)) => out.push(e.clone()),
-                    _ => exprs(x, out),
-                }
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|x| exprs(x, out)),
-        _ => {}
-    }
-}
-
 fn deploy(path: &str) -> String {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../deploy")
@@ -55,13 +39,13 @@ fn deploy(path: &str) -> String {
 async fn every_metric_the_dashboard_and_alerts_use_is_served() {
     let mut used = Vec::new();
     let dashboard: Value = serde_json::from_str(&deploy("grafana/phalanx.json")).unwrap();
-    exprs(&dashboard, &mut used);
+    strings_at(&dashboard, "expr", &mut used);
     let templating = dashboard["templating"].to_string();
     used.push(templating);
     let alerts: Value = serde_norway::from_str(&deploy("helm/phalanx/files/alerts.yaml")).unwrap();
     let rules = alerts["groups"][0]["rules"].as_array().unwrap();
     assert!(rules.len() >= 4, "alerts: {rules:?}");
-    exprs(&alerts, &mut used);
+    strings_at(&alerts, "expr", &mut used);
     let mut names = BTreeSet::new();
     for e in &used {
         metric_names(e, &mut names);

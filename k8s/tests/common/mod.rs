@@ -238,3 +238,20 @@ pub async fn bound_gang(
     })
     .await
 }
+
+/// Every string value of `key` anywhere in `v` (objects and arrays searched to any depth), in
+/// document order: the `schedulerName`s of a manifest, the `expr`s of a dashboard.
+pub fn strings_at(v: &Value, key: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match x {
+                    Value::String(s) if k == key => out.push(s.clone()),
+                    _ => strings_at(x, key, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| strings_at(x, key, out)),
+        _ => {}
+    }
+}
