@@ -131,6 +131,23 @@ impl EvictReason {
             EvictReason::JobFailed => "job_failed",
         }
     }
+
+    /// Why, in words, for people reading an eviction list.
+    pub fn describe(self) -> &'static str {
+        match self {
+            EvictReason::Reclaim => {
+                "reclaimed whole: a queue below its deserved share needed the room this queue borrowed"
+            }
+            EvictReason::Preempt => {
+                "preempted whole: a higher-priority job in the same queue needed the room"
+            }
+            EvictReason::GangBindFailed => "undone whole: another pod of the gang failed to bind",
+            EvictReason::GangBroken => {
+                "undone whole: the gang lost pods and fell below its minimum"
+            }
+            EvictReason::JobFailed => "stopped: the job failed, its other pods serve no purpose",
+        }
+    }
 }
 
 /// What the engine decided in a cycle.

@@ -128,6 +128,9 @@ pub struct QueueInfo {
     pub pending: Resources,
     /// Weighted dominant share, in units of [`SHARE_ONE`].
     pub dominant_share: u64,
+    /// The resource of which it holds the largest share of the cluster (`None` while it holds
+    /// nothing).
+    pub dominant_resource: Option<ResourceId>,
     /// Jobs ready to be tried in this queue (leaves only).
     pub ready: usize,
     /// Jobs set aside until the cluster changes (leaves only).
@@ -387,15 +390,32 @@ impl QueueTree {
     /// Weighted dominant share of a queue, in units of [`SHARE_ONE`].
     fn share(&self, q: QueueId) -> u64 {
         let n = &self.nodes[q as usize];
-        let dominant = share_lanes()
+        let dominant = self.dominant(q).map_or(0, |(_, share)| share);
+        dominant / n.spec.weight.max(1) as u64
+    }
+
+    /// A queue's dominant resource and its share of the cluster's capacity of it, in units of
+    /// [`SHARE_ONE`]; `None` when it holds nothing the cluster has.
+    fn dominant(&self, q: QueueId) -> Option<(ResourceId, u64)> {
+        let n = &self.nodes[q as usize];
+        share_lanes()
             .filter(|&r| self.capacity.get(r) > 0)
             .map(|r| {
                 let used = n.allocated.get(r).max(0) as u128;
-                (used * SHARE_ONE as u128 / self.capacity.get(r) as u128) as u64
+                (
+                    r,
+                    (used * SHARE_ONE as u128 / self.capacity.get(r) as u128) as u64,
+                )
             })
-            .max()
-            .unwrap_or(0);
-        dominant / n.spec.weight.max(1) as u64
+            // The first lane among equals, as `max_by_key` would pick the last.
+            .fold(
+                None,
+                |best: Option<(ResourceId, u64)>, (r, share)| match best {
+                    Some((_, b)) if b >= share => best,
+                    _ => Some((r, share)),
+                },
+            )
+            .filter(|&(_, share)| share > 0)
     }
 
     /// Re-keys `q` in its parent's heap (its share or guarantee status changed).
@@ -671,6 +691,7 @@ impl QueueTree {
                     deserved: deserved[q as usize],
                     pending: n.pending,
                     dominant_share: self.share(q) * n.spec.weight.max(1) as u64,
+                    dominant_resource: self.dominant(q).map(|(r, _)| r),
                     ready: n.jobs.ready_len(),
                     parked: n.jobs.parked_len(),
                     leaf: n.children.is_empty(),

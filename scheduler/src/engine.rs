@@ -1899,19 +1899,7 @@ impl Engine {
         let releases = self.releases(now);
         let s = self.state(id);
         let shapes = shapes_of(&self.snapshot, &s.job);
-        // Room that frees on nodes another blocked gang still waits on is that gang's.
-        let mut promised = BTreeSet::new();
-        for &c in &self.claims {
-            let other = self.state(c);
-            if let Some(claim) = &other.claim {
-                for (&node, want) in &claim.want {
-                    let have = other.reservations.get(&node).copied().unwrap_or_default();
-                    if !want.fits_in(&have) {
-                        promised.insert(node);
-                    }
-                }
-            }
-        }
+        let promised = self.promised();
         match reserve::plan(
             &self.snapshot,
             &shapes,
@@ -1940,6 +1928,23 @@ impl Engine {
             Planned::FitsNow => {}
             Planned::Never => self.state_mut(id).unplannable = Some(self.node_generation),
         }
+    }
+
+    /// Nodes another blocked gang still waits on: room that frees there is that gang's.
+    fn promised(&self) -> BTreeSet<NodeId> {
+        let mut promised = BTreeSet::new();
+        for &c in &self.claims {
+            let other = self.state(c);
+            if let Some(claim) = &other.claim {
+                for (&node, want) in &claim.want {
+                    let have = other.reservations.get(&node).copied().unwrap_or_default();
+                    if !want.fits_in(&have) {
+                        promised.insert(node);
+                    }
+                }
+            }
+        }
+        promised
     }
 
     /// Every placed pod's expected end (see [`Release::expected_end`]); pods being evicted end
@@ -2439,6 +2444,27 @@ pub struct JobInfo<'a> {
     pub expected_start: Option<Time>,
 }
 
+/// What an estimated start rests on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EstimateBasis {
+    /// The room held for the gang: its reservation plan (which takes a pod without a declared
+    /// duration to run as long again as it has so far).
+    Reservation,
+    /// The engine run forward over the declared durations of placed pods ([`View::forecast`]).
+    DeclaredDurations,
+}
+
+impl EstimateBasis {
+    /// How the admin API and CLI name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EstimateBasis::Reservation => "reservation",
+            EstimateBasis::DeclaredDurations => "declared durations",
+        }
+    }
+}
+
 /// One queue as the view shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueView {
@@ -2604,6 +2630,129 @@ impl<'a> View<'a> {
                 .top_reasons = top;
         }
         by_queue.into_values().collect()
+    }
+
+    /// Each pending job's place in its queue's line (1 goes first), in the order its queue
+    /// tries them (priority, then the critical path behind it, then submission). Jobs out of
+    /// their queue (waiting for dependencies, or in backoff after a failed bind) have none.
+    pub fn positions(&self) -> BTreeMap<&'a str, u32> {
+        let mut lines: BTreeMap<&'a str, Vec<(OrderKey, &'a str)>> = BTreeMap::new();
+        for s in self.engine.jobs.iter().flatten() {
+            if s.queued && s.phase == JobPhase::Pending {
+                lines
+                    .entry(s.job.queue.as_str())
+                    .or_default()
+                    .push((s.key, s.job.name.as_str()));
+            }
+        }
+        let mut out = BTreeMap::new();
+        for mut line in lines.into_values() {
+            // Greater keys go first.
+            line.sort_unstable_by_key(|(key, _)| std::cmp::Reverse(*key));
+            for (i, (_, name)) in line.into_iter().enumerate() {
+                out.insert(name, u32::try_from(i + 1).unwrap_or(u32::MAX));
+            }
+        }
+        out
+    }
+
+    /// When the pending jobs are expected to start, if nothing new arrives: the engine's own
+    /// decisions, run forward on a copy of its state over virtual time. A placed pod whose job
+    /// declares its duration ends when that says; one whose job does not never ends, so a job
+    /// that could only start after such a pod is left out (unknown), never guessed. Bound by
+    /// `max_cycles` forward cycles (one per instant at which pods end); jobs not started by then
+    /// are left out too. The copy is dropped: the engine is untouched.
+    pub fn forecast(&self, max_cycles: usize) -> BTreeMap<String, Time> {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let mut e = self.engine.clone();
+        let now = e.last_cycle;
+        let mut pending: BTreeSet<String> = BTreeSet::new();
+        // Pods expected to end, soonest first; `None` is a pod being evicted (ends now).
+        let mut ends: BinaryHeap<Reverse<(Time, PodRef, bool)>> = BinaryHeap::new();
+        for s in e.jobs.iter().flatten() {
+            if s.phase == JobPhase::Pending {
+                pending.insert(s.job.name.clone());
+            }
+            for (t, slots) in s.pods.iter().enumerate() {
+                let duration = s.job.tasks[t].pod.duration;
+                for (i, slot) in slots.iter().enumerate() {
+                    let pod = PodRef {
+                        job: s.job.name.clone(),
+                        task: t as u32,
+                        index: i as u32,
+                    };
+                    match (slot.phase, duration) {
+                        (PodPhase::Assumed | PodPhase::Bound, Some(d)) => ends.push(Reverse((
+                            Release::expected_end(slot.since, Some(d), now),
+                            pod,
+                            false,
+                        ))),
+                        (PodPhase::Releasing, _) => ends.push(Reverse((now, pod, true))),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let mut started = BTreeMap::new();
+        let mut cycles = 0;
+        while let Some(Reverse((at, _, _))) = ends.peek() {
+            if cycles == max_cycles || started.len() == pending.len() {
+                break;
+            }
+            cycles += 1;
+            // One cycle per second at most, as the live engine batches changes.
+            let t = Time(at.0.max(e.last_cycle.0.saturating_add(1000)));
+            while let Some(Reverse((at, _, _))) = ends.peek()
+                && *at <= t
+            {
+                let Some(Reverse((_, pod, evicted))) = ends.pop() else {
+                    break;
+                };
+                let event = if evicted {
+                    ClusterEvent::PodEvicted { pod }
+                } else {
+                    ClusterEvent::PodFinished {
+                        pod,
+                        succeeded: true,
+                    }
+                };
+                // A pod the copy no longer knows (its job ended) is simply gone.
+                let _ = e.apply(event);
+            }
+            let out = e.cycle(t);
+            for d in &out.decisions {
+                match d {
+                    Decision::BindGang { job, bindings } => {
+                        if pending.contains(job) {
+                            started.entry(job.clone()).or_insert(t);
+                        }
+                        let duration = |task: u32| {
+                            let id = *e.by_name.get(job.as_str())?;
+                            e.state(id).job.tasks.get(task as usize)?.pod.duration
+                        };
+                        let durations: Vec<Option<Span>> =
+                            bindings.iter().map(|b| duration(b.task)).collect();
+                        for event in d.all_bound() {
+                            let _ = e.apply(event);
+                        }
+                        for (b, d) in bindings.iter().zip(durations) {
+                            if let Some(d) = d {
+                                let end = Time(t.0.saturating_add(d.0));
+                                ends.push(Reverse((end, b.pod(job), false)));
+                            }
+                        }
+                    }
+                    Decision::Evict { pods, .. } => {
+                        for p in pods {
+                            ends.push(Reverse((t, p.clone(), true)));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        started
     }
 
     /// The queue configuration in force, in name order (implicit parents included).

@@ -30,8 +30,8 @@ pub mod reserve;
 pub mod snapshot;
 
 pub use engine::{
-    CycleOutcome, CycleReport, Engine, EngineConfig, EventError, JobInfo, JobPhase, NodeInfo,
-    PodCounts, PodPhase, View,
+    CycleOutcome, CycleReport, Engine, EngineConfig, EstimateBasis, EventError, JobInfo, JobPhase,
+    NodeInfo, PodCounts, PodPhase, View,
 };
 pub use gang::{GpuDemand, Placement, ScorePolicy, Shape, Transaction};
 pub use snapshot::{Class, NodeEntry, NodeId, Snapshot};

@@ -965,7 +965,26 @@ pub struct VolcanoQueue {
     /// The Queue object `spec.parent` names; `None` when it is absent, empty or `root`, or when
     /// the hierarchy annotation places the queue.
     pub parent: Option<String>,
+    /// Whether it admits new jobs: Volcano keeps a queue's state in `status.state`, and a
+    /// `Closed` or `Closing` queue admits none (its running jobs go on). Absent, `Open` or
+    /// `Unknown`: open.
+    pub open: bool,
+    /// Its `status.state` as written, if any.
+    pub state: Option<String>,
 }
+
+/// A Volcano Queue's `status.state` that admits new jobs (see [`VolcanoQueue::open`]).
+pub fn queue_state_open(state: Option<&str>) -> bool {
+    !matches!(state, Some(QUEUE_CLOSED | QUEUE_CLOSING))
+}
+
+/// Volcano's `status.state` of a closed queue (`QueueStateClosed` in volcano-sh/apis
+/// `pkg/apis/scheduling/v1beta1/types.go`).
+pub const QUEUE_CLOSED: &str = "Closed";
+/// Volcano's `status.state` of a queue closing while its jobs run.
+pub const QUEUE_CLOSING: &str = "Closing";
+/// Volcano's `status.state` of an open queue.
+pub const QUEUE_OPEN: &str = "Open";
 
 /// A Volcano Queue as queue records, its place in the tree aside (see [`VolcanoQueue`]).
 /// Quantities are parsed later, by [`QueueRecord::to_spec`], which names the queue and field.
@@ -1076,9 +1095,14 @@ pub fn volcano_queue(obj: &DynamicObject) -> Result<VolcanoQueue, TranslateError
         ordering,
         preemption,
     });
+    let state = get(&obj.data, &["status", "state"])
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string);
     Ok(VolcanoQueue {
         records: out,
         parent,
+        open: queue_state_open(state.as_deref()),
+        state,
     })
 }
 
