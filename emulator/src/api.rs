@@ -1,6 +1,7 @@
 //! The Kubernetes REST surface: URL routing, discovery documents, and the verbs (get, list,
 //! watch, create, update, patch, delete, deletecollection) plus the pod `binding`, `status` and
-//! `eviction` subresources.
+//! `eviction` subresources, and `create` of the review resources (TokenReview,
+//! SubjectAccessReview), answered by [`crate::auth`].
 //!
 //! Everything is generic over `serde_json::Value` so CRDs work the same as built-ins; typed
 //! semantics live only where Kubernetes has them (pod defaults, binding, namespace and CRD
@@ -454,6 +455,18 @@ pub async fn handle(
         return Err(ApiError::BadRequest(
             "dryRun is not supported by the phalanx emulator".into(),
         ));
+    }
+    if t.res.create_only {
+        return match (&method, t.name.as_deref(), sub) {
+            (&Method::POST, None, None) => {
+                let answer = state.auth.review(&t.res, parse_body(&body)?)?;
+                Ok(json_response(201, &answer))
+            }
+            _ => Err(ApiError::MethodNotAllowed(format!(
+                "the server does not allow this method on the requested resource ({method} {})",
+                t.res.qualified()
+            ))),
+        };
     }
     let view = View::of(&state, &t.res);
     match (&method, t.name.as_deref(), sub) {

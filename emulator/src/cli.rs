@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! phalanx emulator --listen 127.0.0.1:6443 --nodes 5000 --node-shape cpu=64,memory=512Gi --kubeconfig kc.yaml
+//! phalanx emulator --token s3cret=alice:admin --token peek=bob,team-a:view \
+//!     --kubeconfig kc.yaml --kubeconfig-for bob=bob.yaml
 //! phalanx emulator load --kubeconfig kc.yaml --trace jobs.jsonl --rate 20
 //! ```
 
@@ -11,12 +13,15 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use crate::client::{ClientError, host_port, server_from_kubeconfig};
+use crate::auth::{AuthError, TokenUser};
+use crate::client::{ClientError, host_port, server_from_kubeconfig, token_from_kubeconfig};
 use crate::faults::{FaultConfig, FaultError, parse_verb_value};
 use crate::kubelet::KubeletConfig;
 use crate::load::{Flavor, LoadError, LoadOptions, LoadReport, read_jobs};
 use crate::podgc::PodGcConfig;
-use crate::server::{EmulatorConfig, NodeShape, ServerError, set_node_ready, start};
+use crate::server::{
+    EmulatorConfig, NodeShape, RunningEmulator, ServerError, kubeconfig_yaml, set_node_ready, start,
+};
 use crate::store::StoreConfig;
 
 /// A command that failed.
@@ -48,6 +53,20 @@ pub enum CliError {
     /// Neither `--server` nor `--kubeconfig` was given.
     #[error("give --server http://HOST:PORT or --kubeconfig FILE")]
     NoServer,
+    /// A `--token` is malformed.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// `--kubeconfig-for` is not `USER=PATH`.
+    #[error("invalid --kubeconfig-for {0:?}: expected USER=PATH")]
+    KubeconfigFor(String),
+    /// `--kubeconfig-for` names a user no `--token` has.
+    #[error("--kubeconfig-for {0:?}: no --token belongs to that user")]
+    UnknownUser(String),
+    /// `--kubeconfig` with `--token` users of which none is `admin`.
+    #[error(
+        "--kubeconfig needs an admin user when --token is given (add --token TOKEN=USER:admin)"
+    )]
+    NoAdminToken,
 }
 
 /// `phalanx emulator [serve flags] | phalanx emulator load ...`
@@ -89,9 +108,23 @@ pub struct ServeArgs {
     /// Also create the nodes of this trace's `node` records (capacity, labels, taints).
     #[arg(long, value_name = "TRACE")]
     pub nodes_from: Option<PathBuf>,
-    /// Write a kubeconfig for kubectl and `phalanx serve` here.
+    /// Write a kubeconfig for kubectl and `phalanx serve` here. With `--token` users it carries
+    /// the first `admin` user's token (and one is required).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// A user and its bearer token: `TOKEN=USER[,GROUP...]:ROLE`, ROLE `admin` (every verb on
+    /// everything) or `view` (only get, list and watch), e.g. `s3cret=alice:admin` or
+    /// `peek=bob,team-a:view`. Repeatable. With at least one, requests to API resources need
+    /// `Authorization: Bearer TOKEN` of a user (401 otherwise) and a `view` user's writes are
+    /// 403; only `admin` users may create TokenReviews and SubjectAccessReviews, which answer
+    /// about these users. Discovery, OpenAPI, /version, health and /emulator/ stay open.
+    /// Without any, nothing is checked.
+    #[arg(long = "token", value_name = "TOKEN=USER[,GROUP...]:ROLE")]
+    pub token: Vec<String>,
+    /// Also write a kubeconfig whose user is USER (a `--token` user), with that user's token, to
+    /// PATH: `--kubeconfig-for bob=/tmp/bob.kubeconfig`. Repeatable.
+    #[arg(long = "kubeconfig-for", value_name = "USER=PATH")]
+    pub kubeconfig_for: Vec<String>,
     /// Milliseconds from binding to Running.
     #[arg(long, default_value_t = 500)]
     pub start_delay_ms: u64,
@@ -227,6 +260,11 @@ impl ServeArgs {
             .iter()
             .map(|s| NodeShape::parse(s))
             .collect::<Result<Vec<_>, _>>()?;
+        let tokens = self
+            .token
+            .iter()
+            .map(|s| TokenUser::parse(s))
+            .collect::<Result<Vec<_>, _>>()?;
         let extra_nodes = match &self.nodes_from {
             Some(p) => crate::load::trace_nodes(p)?,
             None => Vec::new(),
@@ -256,41 +294,59 @@ impl ServeArgs {
                     .then(|| Duration::from_secs(self.pod_gc_orphan_after_s)),
                 terminated_threshold: self.terminated_pod_gc_threshold,
             },
+            tokens,
             ..EmulatorConfig::default()
         })
     }
+    /// The `--kubeconfig-for` pairs: (user, path).
+    pub fn kubeconfigs_for(&self) -> Result<Vec<(String, PathBuf)>, CliError> {
+        self.kubeconfig_for
+            .iter()
+            .map(|s| match s.split_once('=') {
+                Some((user, path)) if !user.is_empty() && !path.is_empty() => {
+                    Ok((user.to_string(), PathBuf::from(path)))
+                }
+                _ => Err(CliError::KubeconfigFor(s.clone())),
+            })
+            .collect()
+    }
 }
 
-/// A kubeconfig for an insecure loopback server, readable by kubectl, client-go and kube-rs.
+/// A kubeconfig for an emulator without `--token` users (its token is a placeholder nothing
+/// checks), readable by kubectl, client-go and kube-rs; see [`RunningEmulator::kubeconfig`].
 pub fn kubeconfig_text(server: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: Config
-clusters:
-- name: phalanx-emulator
-  cluster:
-    server: {server}
-users:
-- name: phalanx-emulator
-  user:
-    token: phalanx-emulator
-contexts:
-- name: phalanx-emulator
-  context:
-    cluster: phalanx-emulator
-    user: phalanx-emulator
-    namespace: default
-current-context: phalanx-emulator
-"
-    )
+    kubeconfig_yaml(server, "phalanx-emulator", "phalanx-emulator")
+}
+
+fn write_text(path: &Path, text: &str) -> Result<(), CliError> {
+    std::fs::write(path, text).map_err(|source| CliError::Kubeconfig {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// Writes [`kubeconfig_text`] to `path`.
 pub fn write_kubeconfig(path: &Path, server: &str) -> Result<(), CliError> {
-    std::fs::write(path, kubeconfig_text(server)).map_err(|source| CliError::Kubeconfig {
-        path: path.display().to_string(),
-        source,
-    })
+    write_text(path, &kubeconfig_text(server))
+}
+
+/// Writes the `--kubeconfig` (every right) and `--kubeconfig-for` (that user's) kubeconfigs of a
+/// running emulator.
+pub fn write_kubeconfigs(
+    running: &RunningEmulator,
+    all_rights: Option<&Path>,
+    per_user: &[(String, PathBuf)],
+) -> Result<(), CliError> {
+    if let Some(path) = all_rights {
+        write_text(path, &running.kubeconfig().ok_or(CliError::NoAdminToken)?)?;
+    }
+    for (user, path) in per_user {
+        let text = running
+            .kubeconfig_for(user)
+            .ok_or_else(|| CliError::UnknownUser(user.clone()))?;
+        write_text(path, &text)?;
+    }
+    Ok(())
 }
 
 /// Runs `phalanx emulator ...`.
@@ -312,6 +368,8 @@ pub async fn run(args: EmulatorArgs) -> Result<(), CliError> {
 /// Serves until Ctrl-C, after writing the kubeconfig if asked.
 pub async fn run_serve(args: ServeArgs) -> Result<(), CliError> {
     let cfg = args.config()?;
+    let per_user = args.kubeconfigs_for()?;
+    let users = cfg.tokens.len();
     let flaps = args
         .fault_node_not_ready
         .iter()
@@ -335,12 +393,18 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CliError> {
         });
     }
     let url = running.url();
-    if let Some(path) = &args.kubeconfig {
-        write_kubeconfig(path, &url)?;
+    if let Err(e) = write_kubeconfigs(&running, args.kubeconfig.as_deref(), &per_user) {
+        running.shutdown().await;
+        return Err(e);
     }
     eprintln!(
-        "phalanx emulator serving {url} with {} nodes{}",
+        "phalanx emulator serving {url} with {} nodes{}{}",
         args.nodes,
+        if users > 0 {
+            format!("; {users} token users")
+        } else {
+            String::new()
+        },
         args.kubeconfig
             .as_ref()
             .map(|p| format!("; kubeconfig {}", p.display()))
@@ -358,6 +422,10 @@ pub async fn run_load(args: LoadArgs) -> Result<LoadReport, CliError> {
         (None, Some(k)) => server_from_kubeconfig(k)?,
         (None, None) => return Err(CliError::NoServer),
     };
+    let token = match &args.kubeconfig {
+        Some(k) => token_from_kubeconfig(k)?,
+        None => None,
+    };
     let jobs = read_jobs(&args.trace)?;
     let queues = if args.no_queues {
         Vec::new()
@@ -372,6 +440,7 @@ pub async fn run_load(args: LoadArgs) -> Result<LoadReport, CliError> {
         scheduler: args.scheduler_name.clone(),
         limit: args.limit,
         connections: args.connections,
+        token,
     };
     Ok(crate::load::run(&jobs, &queues, &opts).await?)
 }

@@ -50,27 +50,42 @@ pub fn host_port(url: &str) -> Result<String, ClientError> {
     Ok(hp.to_string())
 }
 
+/// The first `key:` value of a kubeconfig (YAML or JSON), unquoted.
+fn kubeconfig_value(text: &str, key: &str) -> Option<String> {
+    let (yaml, json) = (format!("{key}:"), format!("\"{key}\":"));
+    text.lines().find_map(|l| {
+        let l = l.trim().trim_start_matches('-').trim();
+        let v = l
+            .strip_prefix(yaml.as_str())
+            .or_else(|| l.strip_prefix(json.as_str()))?;
+        Some(
+            v.trim()
+                .trim_matches(|c| c == '"' || c == '\'' || c == ',')
+                .to_string(),
+        )
+    })
+}
+
+fn read_kubeconfig(path: &std::path::Path) -> Result<String, ClientError> {
+    std::fs::read_to_string(path).map_err(|e| ClientError::Kubeconfig {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
 /// The `server:` of the first cluster in a kubeconfig (YAML or JSON); enough for the kubeconfig
 /// the emulator writes.
 pub fn server_from_kubeconfig(path: &std::path::Path) -> Result<String, ClientError> {
-    let err = |message: String| ClientError::Kubeconfig {
+    kubeconfig_value(&read_kubeconfig(path)?, "server").ok_or_else(|| ClientError::Kubeconfig {
         path: path.display().to_string(),
-        message,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    text.lines()
-        .find_map(|l| {
-            let l = l.trim().trim_start_matches('-').trim();
-            let v = l
-                .strip_prefix("server:")
-                .or_else(|| l.strip_prefix("\"server\":"))?;
-            Some(
-                v.trim()
-                    .trim_matches(|c| c == '"' || c == '\'' || c == ',')
-                    .to_string(),
-            )
-        })
-        .ok_or_else(|| err("no clusters[].cluster.server".into()))
+        message: "no clusters[].cluster.server".into(),
+    })
+}
+
+/// The `token:` of the first user in a kubeconfig, if any (the emulator's kubeconfigs have one;
+/// it matters when the emulator has `--token` users).
+pub fn token_from_kubeconfig(path: &std::path::Path) -> Result<Option<String>, ClientError> {
+    Ok(kubeconfig_value(&read_kubeconfig(path)?, "token"))
 }
 
 /// One keep-alive HTTP/1.1 connection.
@@ -78,6 +93,7 @@ pub fn server_from_kubeconfig(path: &std::path::Path) -> Result<String, ClientEr
 pub struct Conn {
     sender: SendRequest<Full<Bytes>>,
     host: String,
+    token: Option<String>,
 }
 
 impl Conn {
@@ -99,7 +115,15 @@ impl Conn {
         Ok(Self {
             sender,
             host: host.to_string(),
+            token: None,
         })
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every request (for an emulator with `--token`
+    /// users).
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
     }
 
     /// Sends one request and reads the whole response: (status, body).
@@ -111,13 +135,16 @@ impl Conn {
         body: Bytes,
     ) -> Result<(u16, Bytes), ClientError> {
         self.sender.ready().await?;
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(path)
             .header(header::HOST, &self.host)
             .header(header::CONTENT_TYPE, content_type)
-            .header(header::ACCEPT, "application/json")
-            .body(Full::new(body))?;
+            .header(header::ACCEPT, "application/json");
+        if let Some(t) = &self.token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let req = req.body(Full::new(body))?;
         let resp = self.sender.send_request(req).await?;
         let status = resp.status().as_u16();
         let body = resp.into_body().collect().await?.to_bytes();

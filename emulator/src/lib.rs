@@ -4,13 +4,19 @@
 //! No real kube-apiserver can run on the project's machines, so this stands in for one: it speaks
 //! the Kubernetes REST protocol on loopback (discovery, CRUD, list/watch, patch, binding, CRDs,
 //! leases) well enough for kubectl and kube-rs, and its kubelets run bound pods for the duration
-//! in their `phalanx.dev/duration` annotation. It is *not* a Kubernetes: no etcd, no admission
-//! webhooks, no RBAC, no controllers beyond pod garbage collection and NotReady-node eviction,
-//! and no scheduling of its own (see the crate README).
+//! in their `phalanx.dev/duration` annotation. With `--token TOKEN=USER[,GROUP...]:ROLE` users it
+//! also authenticates bearer tokens (401 without a known one) and authorizes by two roles,
+//! `admin` (everything) and `view` (get, list, watch; other verbs 403), and answers TokenReviews
+//! and SubjectAccessReviews about those users, for delegated authentication and authorization;
+//! without users nothing is checked. It is *not* a Kubernetes: no etcd, no admission webhooks,
+//! no RBAC (just those two roles), no controllers beyond pod garbage collection and
+//! NotReady-node eviction, and no scheduling of its own (see the crate README).
 //!
 //! Modules, one job each:
 //! - [`server`]: HTTP serving, startup, admin endpoints, fault injection in front of the API.
 //! - [`api`]: URL routing, discovery, and the REST verbs and subresources.
+//! - [`auth`]: bearer-token users, the admin/view authorization rule, TokenReview and
+//!   SubjectAccessReview.
 //! - [`watch`]: streaming watch responses with bookmarks and 410 handling.
 //! - [`store`]: objects, resourceVersions, event history.
 //! - [`resources`]: the served resources and CRD parsing.
@@ -30,6 +36,7 @@
 //! - [`cli`]: the `phalanx emulator` command line.
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod events;

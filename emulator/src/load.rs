@@ -408,6 +408,8 @@ pub struct LoadOptions {
     pub limit: Option<usize>,
     /// Parallel connections for pod creation.
     pub connections: usize,
+    /// Bearer token to send (the kubeconfig's, for an emulator with `--token` users).
+    pub token: Option<String>,
 }
 
 /// Creates the jobs, pacing PodGroups at `rate` per second.
@@ -417,7 +419,9 @@ pub async fn run(
     opts: &LoadOptions,
 ) -> Result<LoadReport, LoadError> {
     let started = Instant::now();
-    let mut main = Conn::connect(&opts.host).await?;
+    let mut main = Conn::connect(&opts.host)
+        .await?
+        .with_token(opts.token.clone());
     for q in queues {
         let (code, body) = main
             .post_json("/apis/scheduling.volcano.sh/v1beta1/queues", q)
@@ -430,7 +434,9 @@ pub async fn run(
     let rx = Arc::new(Mutex::new(rx));
     let mut workers = Vec::new();
     for _ in 0..opts.connections.max(1) {
-        let mut conn = Conn::connect(&opts.host).await?;
+        let mut conn = Conn::connect(&opts.host)
+            .await?
+            .with_token(opts.token.clone());
         let rx = rx.clone();
         workers.push(tokio::spawn(async move {
             let (mut ok, mut bad) = (0usize, 0usize);

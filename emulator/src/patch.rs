@@ -19,23 +19,9 @@ pub enum PatchError {
     Failed(String),
 }
 
-/// Applies an RFC 7386 JSON merge patch in place.
+/// Applies an RFC 7386 JSON merge patch in place (the `json-patch` crate's, as kube-rs uses).
 pub fn merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(p) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(Map::new());
-    }
-    let t = target.as_object_mut().expect("made an object");
-    for (k, v) in p {
-        if v.is_null() {
-            t.remove(k);
-        } else {
-            merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
-        }
-    }
+    ::json_patch::merge(target, patch);
 }
 
 /// How a list field merges in a strategic merge patch.

@@ -47,6 +47,9 @@ pub struct ResourceDef {
     pub extra_subresources: Vec<String>,
     /// Extra table columns (CRDs).
     pub printer_columns: Vec<PrinterColumn>,
+    /// Only `create` is served: each object is a question answered at once and not stored
+    /// (TokenReview, SubjectAccessReview; see [`crate::auth`]).
+    pub create_only: bool,
 }
 
 impl ResourceDef {
@@ -64,11 +67,17 @@ impl ResourceDef {
             status_subresource: false,
             extra_subresources: vec![],
             printer_columns: vec![],
+            create_only: false,
         }
     }
 
     fn short(mut self, names: &[&str]) -> Self {
         self.short_names = names.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    fn review(mut self) -> Self {
+        self.create_only = true;
         self
     }
 
@@ -107,12 +116,26 @@ impl ResourceDef {
 
     /// This resource's entries in an `APIResourceList`.
     pub fn discovery_entries(&self) -> Vec<Value> {
+        let verbs = if self.create_only {
+            json!(["create"])
+        } else {
+            json!([
+                "create",
+                "delete",
+                "deletecollection",
+                "get",
+                "list",
+                "patch",
+                "update",
+                "watch"
+            ])
+        };
         let mut main = json!({
             "name": self.plural,
             "singularName": self.singular,
             "namespaced": self.namespaced,
             "kind": self.kind,
-            "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+            "verbs": verbs,
         });
         if !self.short_names.is_empty() {
             main["shortNames"] = json!(self.short_names);
@@ -185,6 +208,24 @@ pub fn builtins() -> Vec<ResourceDef> {
         )
         .short(&["crd", "crds"])
         .with_status(),
+        // Asked by delegated authentication and authorization (kube-scheduler's secure port,
+        // Phalanx's admin API); answered from the `--token` users.
+        ResourceDef::builtin(
+            "authentication.k8s.io",
+            "v1",
+            "tokenreviews",
+            "TokenReview",
+            false,
+        )
+        .review(),
+        ResourceDef::builtin(
+            "authorization.k8s.io",
+            "v1",
+            "subjectaccessreviews",
+            "SubjectAccessReview",
+            false,
+        )
+        .review(),
     ];
     // The upstream gang API: Kubernetes 1.37 serves v1beta1, and v1alpha3 with the same fields
     // and storage. Workloads hold PodGroup templates; schedulers read only the PodGroups.
@@ -277,6 +318,7 @@ pub fn defs_from_crd(crd: &Value) -> Result<Vec<ResourceDef>, CrdError> {
             status_subresource: v.pointer("/subresources/status").is_some(),
             extra_subresources: vec![],
             printer_columns,
+            create_only: false,
         });
     }
     Ok(defs)

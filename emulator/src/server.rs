@@ -5,7 +5,9 @@
 //! Admin endpoints (not Kubernetes API, under `/emulator/`):
 //! `GET|PUT /emulator/faults` (a [`FaultConfig`] as JSON), `POST /emulator/compact` (forces 410
 //! Gone on every older resourceVersion), `POST /emulator/drop-watches`,
-//! `POST /emulator/nodes/{name}/not-ready` and `.../ready`, `GET /emulator/stats`.
+//! `POST /emulator/nodes/{name}/not-ready` and `.../ready`, `GET /emulator/stats`. They, the
+//! health endpoints, `/version`, discovery and OpenAPI are open; requests to resource URLs are
+//! checked by [`Auth`] when users are configured ([`EmulatorConfig::tokens`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -23,6 +25,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, Query, Route, error_response, json_response};
+use crate::auth::{Auth, AuthError, TokenUser};
 use crate::faults::{FaultConfig, Faults};
 use crate::kubelet::{self, KubeletConfig};
 use crate::meta::{now_rfc3339, obj_mut};
@@ -51,6 +54,9 @@ pub enum ServerError {
     /// Creating a startup object failed.
     #[error("creating startup objects: {0}")]
     Seed(#[from] ApiError),
+    /// The users are inconsistent.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
 }
 
 /// The capacity of a fake node, as a resource list (`cpu=32,memory=256Gi,pods=110`).
@@ -111,6 +117,10 @@ pub struct EmulatorConfig {
     /// Pod garbage collection (orphaned pods after 40 s, terminated pods over 12500), as
     /// kube-controller-manager's PodGC does.
     pub pod_gc: PodGcConfig,
+    /// Users and their bearer tokens (`--token`). Empty: no request is checked. Otherwise
+    /// requests to resource URLs need a known token and a `view` user may only read (see
+    /// [`crate::auth`]).
+    pub tokens: Vec<TokenUser>,
 }
 
 impl Default for EmulatorConfig {
@@ -128,6 +138,7 @@ impl Default for EmulatorConfig {
             default_watch_timeout: Duration::from_secs(1800),
             not_ready_eviction: Some(Duration::from_secs(300)),
             pod_gc: PodGcConfig::default(),
+            tokens: Vec::new(),
         }
     }
 }
@@ -147,6 +158,8 @@ pub struct AppState {
     pub default_watch_timeout: Duration,
     /// Eviction delay for pods on NotReady nodes.
     pub not_ready_eviction: Option<Duration>,
+    /// The users, and who may do what.
+    pub auth: Auth,
 }
 
 /// A running emulator. Dropping it does not stop it; call [`RunningEmulator::shutdown`].
@@ -182,10 +195,62 @@ impl RunningEmulator {
         self.server.abort();
     }
 
+    /// A kubeconfig for this emulator with every right: the first `admin` user's token, or, with
+    /// no users configured, a placeholder token nothing checks. `None` when users are configured
+    /// but none is `admin`.
+    pub fn kubeconfig(&self) -> Option<String> {
+        let auth = &self.state.auth;
+        if !auth.enabled() {
+            return Some(kubeconfig_yaml(
+                &self.url(),
+                "phalanx-emulator",
+                "phalanx-emulator",
+            ));
+        }
+        auth.first_admin()
+            .map(|u| kubeconfig_yaml(&self.url(), &u.user, &u.token))
+    }
+
+    /// A kubeconfig whose user is `user`, with that user's first token; `None` when no token
+    /// belongs to `user`.
+    pub fn kubeconfig_for(&self, user: &str) -> Option<String> {
+        self.state
+            .auth
+            .user(user)
+            .map(|u| kubeconfig_yaml(&self.url(), &u.user, &u.token))
+    }
+
     /// Waits until the server stops (it never does on its own).
     pub async fn wait(mut self) {
         let _ = (&mut self.server).await;
     }
+}
+
+/// A kubeconfig for the insecure loopback server at `server` (`http://127.0.0.1:PORT`), whose
+/// user `user` sends the bearer token `token`; readable by kubectl, client-go and kube-rs.
+pub fn kubeconfig_yaml(server: &str, user: &str, token: &str) -> String {
+    // JSON strings are YAML strings: quoting keeps any user name or token one scalar.
+    let (user, token) = (json!(user), json!(token));
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: phalanx-emulator
+  cluster:
+    server: {server}
+users:
+- name: {user}
+  user:
+    token: {token}
+contexts:
+- name: phalanx-emulator
+  context:
+    cluster: phalanx-emulator
+    user: {user}
+    namespace: default
+current-context: phalanx-emulator
+"
+    )
 }
 
 /// A Node object as a kubelet registers it.
@@ -232,6 +297,7 @@ pub fn node_object(name: &str, shape: &NodeShape, index: usize) -> Value {
 
 /// Starts the emulator: binds, seeds namespaces, CRDs and nodes, starts the kubelets and serves.
 pub async fn start(cfg: EmulatorConfig) -> Result<RunningEmulator, ServerError> {
+    let auth = Auth::new(cfg.tokens.clone())?;
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| ServerError::Bind {
@@ -251,6 +317,7 @@ pub async fn start(cfg: EmulatorConfig) -> Result<RunningEmulator, ServerError> 
         bookmark_interval: cfg.bookmark_interval,
         default_watch_timeout: cfg.default_watch_timeout,
         not_ready_eviction: cfg.not_ready_eviction,
+        auth,
     });
     seed(&state, &cfg)?;
     let pod_gc = crate::podgc::spawn(store.clone(), cfg.pod_gc.clone());
@@ -488,6 +555,15 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     };
     let query = Query::parse(parts.uri.query());
     let (specific, general) = api::verbs(&parts.method, &target, &query);
+    // Authentication and authorization come first, as in kube-apiserver's handler chain.
+    let authz_verb = match general {
+        "other" => parts.method.as_str().to_ascii_lowercase(),
+        v => v.to_string(),
+    };
+    if let Err(e) = state.auth.check(&parts.headers, &authz_verb, &target) {
+        tracing::debug!(verb = %authz_verb, path = %path, code = e.code(), "request refused");
+        return error_response(&e);
+    }
     let (delay, fault) = state.faults.before(&[specific, general]);
     if let Some(d) = delay {
         tokio::time::sleep(d).await;

@@ -55,6 +55,21 @@ pub enum ApiError {
         /// What is wrong, one entry per field.
         errors: Vec<FieldError>,
     },
+    /// 401: no bearer token, or one the emulator does not know (only with `--token` users).
+    #[error("Unauthorized")]
+    Unauthorized,
+    /// 403: an authenticated user the authorizer does not allow, in kube-apiserver's words:
+    /// `queues.scheduling.volcano.sh "q1" is forbidden: User "viewer" cannot patch resource
+    /// "queues" in API group "scheduling.volcano.sh" at the cluster scope`.
+    #[error("{resource}{} is forbidden: {message}", quoted_name(.name))]
+    Forbidden {
+        /// Qualified resource without subresource (`pods`, `queues.scheduling.volcano.sh`).
+        resource: String,
+        /// Object name; empty for requests to a collection.
+        name: String,
+        /// Who cannot do what, where.
+        message: String,
+    },
     /// 400: malformed request (bad JSON, bad selector, mismatched namespace).
     #[error("{0}")]
     BadRequest(String),
@@ -94,6 +109,8 @@ impl ApiError {
             Self::AlreadyExists { .. } | Self::Conflict { .. } => 409,
             Self::Invalid { .. } | Self::FieldsInvalid { .. } => 422,
             Self::BadRequest(_) => 400,
+            Self::Unauthorized => 401,
+            Self::Forbidden { .. } => 403,
             Self::MethodNotAllowed(_) => 405,
             Self::Gone(_) => 410,
             Self::NotAcceptable => 406,
@@ -112,6 +129,8 @@ impl ApiError {
             Self::Conflict { .. } => "Conflict",
             Self::Invalid { .. } | Self::FieldsInvalid { .. } => "Invalid",
             Self::BadRequest(_) => "BadRequest",
+            Self::Unauthorized => "Unauthorized",
+            Self::Forbidden { .. } => "Forbidden",
             Self::MethodNotAllowed(_) => "MethodNotAllowed",
             Self::Gone(_) => "Expired",
             Self::NotAcceptable => "NotAcceptable",
@@ -162,6 +181,18 @@ impl ApiError {
                 }
                 Some(d)
             }
+            Self::Forbidden { resource, name, .. } => {
+                // apimachinery's `StatusDetails` leaves empty fields out.
+                let (kind, group) = resource.split_once('.').unwrap_or((resource, ""));
+                let mut d = json!({ "kind": kind });
+                if !name.is_empty() {
+                    d["name"] = json!(name);
+                }
+                if !group.is_empty() {
+                    d["group"] = json!(group);
+                }
+                Some(d)
+            }
             Self::TooManyRequests => Some(json!({ "retryAfterSeconds": 1 })),
             _ => None,
         };
@@ -169,6 +200,15 @@ impl ApiError {
             status["details"] = d;
         }
         status
+    }
+}
+
+/// ` "name"` for a named object, nothing for a collection, as apimachinery's `NewForbidden`.
+fn quoted_name(name: &str) -> String {
+    if name.is_empty() {
+        String::new()
+    } else {
+        format!(" {name:?}")
     }
 }
 
@@ -310,6 +350,40 @@ mod tests {
             two.to_string(),
             "Event \"e2\" is invalid: [action: Required value, reason: Required value]"
         );
+    }
+
+    #[test]
+    fn unauthorized_and_forbidden_bodies_match_kube_apiserver() {
+        let s = ApiError::Unauthorized.to_status();
+        assert_eq!(
+            s,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                   "message": "Unauthorized", "reason": "Unauthorized", "code": 401})
+        );
+        let named = ApiError::Forbidden {
+            resource: "queues.scheduling.volcano.sh".into(),
+            name: "q1".into(),
+            message: "User \"viewer\" cannot patch resource \"queues\"".into(),
+        }
+        .to_status();
+        assert_eq!(named["code"], 403);
+        assert_eq!(named["reason"], "Forbidden");
+        assert_eq!(
+            named["message"],
+            "queues.scheduling.volcano.sh \"q1\" is forbidden: User \"viewer\" cannot patch resource \"queues\""
+        );
+        assert_eq!(
+            named["details"],
+            json!({"name": "q1", "group": "scheduling.volcano.sh", "kind": "queues"})
+        );
+        let collection = ApiError::Forbidden {
+            resource: "pods".into(),
+            name: String::new(),
+            message: "m".into(),
+        }
+        .to_status();
+        assert_eq!(collection["message"], "pods is forbidden: m");
+        assert_eq!(collection["details"], json!({"kind": "pods"}));
     }
 
     #[test]
