@@ -44,7 +44,9 @@ use phalanx_model::{
     ClusterEvent, Decision, EvictReason, Job, PodRef, PodSpec, QueueRecord, QueueSpec, Reason,
     ResourceTable, Resources, Task, Time,
 };
-use phalanx_scheduler::{CycleReport, Engine, EngineConfig, JobPhase, PodCounts, PodPhase};
+use phalanx_scheduler::{
+    CycleReport, Engine, EngineConfig, EstimateBasis, JobPhase, PodCounts, PodPhase,
+};
 
 use crate::translate::{self, Flavor, GroupRef, GroupSpec, PodInfo, TranslateError};
 
@@ -133,6 +135,8 @@ pub struct BindOrder {
 /// Pods a cycle evicts from one queue for one reason (for metrics).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Eviction {
+    /// The job evicted.
+    pub job: String,
     /// The queue of the gang evicted (its path).
     pub queue: String,
     /// Why (`reclaim`, `preempt`, `gang_bind_failed`, `gang_broken`, `job_failed`).
@@ -198,7 +202,7 @@ pub struct Actions {
 }
 
 /// A job's state for the status writer, the admin API and metrics.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct JobStatus {
     /// Its PodGroup, if it has one.
     pub group: Option<ObjectRef>,
@@ -225,13 +229,68 @@ pub struct JobStatus {
     /// The gang was placed at least once (its upstream PodGroup says so, or pods of it ran):
     /// an upstream PodGroup's `PodGroupInitiallyScheduled` stays `True` from then on.
     pub initially_scheduled: bool,
+    /// Pods that must be placed together (0 while the engine does not have the job).
+    pub min_member: u32,
+    /// What all its pods request, by resource name (as [`QueueStatus::allocated`]).
+    pub requests: BTreeMap<String, i64>,
+    /// Its place in its queue's line (1 goes first), while it waits in the queue.
+    pub position: Option<u32>,
+    /// When it is expected to start and on what basis: the forecast of declared durations (see
+    /// [`phalanx_scheduler::View::forecast`]) where it reaches the job, else the plan of the
+    /// room held for it; `None` is unknown.
+    pub estimated_start: Option<(Time, EstimateBasis)>,
 }
 
-/// A queue's state for the admin API and metrics.
+/// An eviction as the admin API lists it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EvictionRecord {
+    /// When (RFC 3339).
+    pub time: String,
+    /// The job evicted.
+    pub job: String,
+    /// Its queue (path).
+    pub queue: String,
+    /// Why, as in metrics (`reclaim`, `preempt`, ...).
+    pub reason: &'static str,
+    /// Pods evicted.
+    pub pods: u32,
+    /// Why, in words.
+    pub message: String,
+}
+
+/// Evictions the admin API keeps, most recent first.
+pub const EVICTIONS_KEPT: usize = 200;
+
+/// How often the estimated starts are worked out again (engine time): the forecast runs the
+/// engine forward on a copy, so it is not redone every cycle.
+pub const FORECAST_INTERVAL: phalanx_model::Span = phalanx_model::Span(5_000);
+/// Forward cycles a forecast may take: how far ahead it looks, in instants at which pods end.
+pub const FORECAST_MAX_CYCLES: usize = 2_000;
+
+/// A queue's state for the admin API and metrics.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct QueueStatus {
     /// Dotted path.
     pub name: String,
+    /// The Volcano Queue object it comes from (`None` for `root`, for parents only implied by
+    /// a hierarchy annotation, and for queues of a queue file).
+    pub object: Option<String>,
+    /// Its parent's path (`None` for `root`).
+    pub parent: Option<String>,
+    /// `Open`, or `Closed` when it or a parent admits no new jobs (Volcano's `status.state`).
+    pub state: &'static str,
+    /// Its Queue object has a `status.state` (or cannot be read): the status writer leaves
+    /// the state to whoever set it.
+    #[serde(skip)]
+    pub state_set: bool,
+    /// Requests of its pending jobs not placed yet.
+    pub pending: BTreeMap<String, i64>,
+    /// Its dominant share of the cluster (0 to 1; DRF).
+    pub dominant_share: f64,
+    /// The resource that share is of.
+    pub dominant_resource: Option<String>,
     /// Weight.
     pub weight: u32,
     /// Allocated, by resource name (cpu in millicores, others in units).
@@ -259,6 +318,10 @@ pub struct Published {
     pub queues: Vec<QueueStatus>,
     /// The last queue configuration error, if the one in force is an older one.
     pub queue_error: Option<String>,
+    /// Recent evictions, most recent first (at most [`EVICTIONS_KEPT`]).
+    pub evictions: Vec<EvictionRecord>,
+    /// The time of the last cycle.
+    pub now: Time,
 }
 
 #[derive(Debug, Clone)]
@@ -344,6 +407,15 @@ pub struct Core {
     /// Per Queue object refused (left out, or held at its last good configuration): why.
     queue_causes: BTreeMap<String, String>,
     queue_error: Option<String>,
+    /// Recent evictions, most recent first (at most [`EVICTIONS_KEPT`]).
+    evictions: std::collections::VecDeque<EvictionRecord>,
+    /// When pending jobs are expected to start (see [`phalanx_scheduler::View::forecast`]),
+    /// as of `forecast_at`.
+    forecast: BTreeMap<String, Time>,
+    forecast_at: Option<Time>,
+    /// Paths of the queues whose Queue object is closed (`status.state` `Closed` or `Closing`):
+    /// they admit no new jobs.
+    closed: BTreeSet<String>,
     queues_dirty: bool,
     dirty: BTreeSet<String>,
     nodes_dirty: BTreeSet<String>,
@@ -420,6 +492,10 @@ impl Core {
             enqueued_at: None,
             queue_causes: BTreeMap::new(),
             queue_error: None,
+            closed: BTreeSet::new(),
+            evictions: Default::default(),
+            forecast: BTreeMap::new(),
+            forecast_at: None,
             queues_dirty: true,
             dirty: BTreeSet::new(),
             nodes_dirty: BTreeSet::new(),
@@ -1137,6 +1213,24 @@ impl Core {
             let groups: Vec<String> = self.groups.keys().cloned().collect();
             self.dirty.extend(groups);
         }
+        let closed: BTreeSet<String> = self
+            .queue_objects
+            .iter()
+            .filter(|(_, q)| q.as_ref().is_ok_and(|q| !q.open))
+            .filter_map(|(object, _)| self.volcano_paths.get(object).cloned())
+            .collect();
+        if closed != self.closed {
+            self.closed = closed;
+            // Jobs not placed yet in a queue that closed leave the engine; in one that opened
+            // they come back.
+            let jobs: Vec<String> = self.jobs.keys().cloned().collect();
+            self.dirty.extend(jobs);
+        }
+    }
+
+    /// The closed queue a job in queue `path` is in, if it or one of its parents is closed.
+    fn closed_level<'p>(&self, path: &'p str) -> Option<&'p str> {
+        queue_levels(path).find(|l| self.closed.contains(*l))
     }
 
     /// Brings queues, nodes and jobs up to date with the changes ingested so far.
@@ -1236,6 +1330,21 @@ impl Core {
         let placed = engine_view.job(name).is_some_and(|j| {
             j.pods.unfinished() != j.pods.pending || j.pods.succeeded + j.pods.failed > 0
         });
+        let spec = match spec {
+            Ok(s) if !placed => match self.closed_level(&s.queue) {
+                Some(level) => {
+                    let object = queue_object(level);
+                    Err((
+                        "QueueClosed",
+                        format!(
+                            "queue {level} is closed (Queue {object} status.state); it admits no new jobs until it is open again (phalanx queue open {object})"
+                        ),
+                    ))
+                }
+                None => Ok(s),
+            },
+            other => other,
+        };
         let entry = self.jobs.get_mut(name).expect("checked above");
         entry.group = gref.as_ref().map(|g| match g {
             ObjectRef::Group {
@@ -1503,6 +1612,13 @@ impl Core {
             self.enqueue_due = false;
             self.enqueued_at = Some(now);
         }
+        if self
+            .forecast_at
+            .is_none_or(|t| now.0 >= t.0.saturating_add(FORECAST_INTERVAL.0))
+        {
+            self.forecast = self.engine.view().forecast(FORECAST_MAX_CYCLES);
+            self.forecast_at = Some(now);
+        }
         let mut actions = Actions {
             notices: std::mem::take(&mut self.notices),
             report: outcome.report,
@@ -1551,7 +1667,8 @@ impl Core {
                 }
                 Decision::Evict { pods, reason } => {
                     if let Some(first) = pods.first() {
-                        actions.evicted.push(Eviction {
+                        let eviction = Eviction {
+                            job: first.job.clone(),
                             queue: self
                                 .engine
                                 .view()
@@ -1560,7 +1677,19 @@ impl Core {
                                 .unwrap_or_default(),
                             reason: reason.as_str(),
                             pods: pods.len() as u32,
+                        };
+                        if self.evictions.len() == EVICTIONS_KEPT {
+                            self.evictions.pop_back();
+                        }
+                        self.evictions.push_front(EvictionRecord {
+                            time: wall_time(now),
+                            job: eviction.job.clone(),
+                            queue: eviction.queue.clone(),
+                            reason: eviction.reason,
+                            pods: eviction.pods,
+                            message: reason.describe().to_string(),
                         });
+                        actions.evicted.push(eviction);
                     }
                     for pod in pods {
                         let Some(e) = self.pod_at(&pod) else {
@@ -1793,6 +1922,8 @@ impl Core {
     /// What the API, metrics and status writer show.
     pub fn publish(&self) -> Published {
         let view = self.engine.view();
+        let positions = view.positions();
+        let named = |r: &Resources| self.table.to_named(r);
         let mut jobs = BTreeMap::new();
         for (name, entry) in &self.jobs {
             let (mut running, mut succeeded, mut failed) = (0, 0, 0);
@@ -1818,6 +1949,18 @@ impl Core {
                 });
             let info = view.job(name).filter(|_| entry.in_engine);
             let waiting = self.waiting_phase(name);
+            let engine_job = info.as_ref().map(|j| j.job);
+            let position = positions.get(name.as_str()).copied();
+            // The forecast where it reaches the job; else the plan of the room held for it.
+            let estimated_start = self
+                .forecast
+                .get(name)
+                .map(|&t| (t, EstimateBasis::DeclaredDurations))
+                .or_else(|| {
+                    let t = info.as_ref()?.expected_start?;
+                    Some((t, EstimateBasis::Reservation))
+                })
+                .filter(|_| info.as_ref().is_some_and(|j| j.phase == JobPhase::Pending));
             let (phase, pods, reason, queue) = match (&entry.problem, info) {
                 (Some((label, msg)), None) => (
                     waiting,
@@ -1863,6 +2006,12 @@ impl Core {
                     unplaced,
                     created,
                     initially_scheduled,
+                    min_member: engine_job.map_or(0, |j| j.min_member),
+                    requests: engine_job
+                        .map(|j| named(&j.total_request()))
+                        .unwrap_or_default(),
+                    position,
+                    estimated_start,
                 },
             );
         }
@@ -1887,26 +2036,16 @@ impl Core {
                     (Ok(_), Some(why)) => ("OverCapability".into(), why.clone()),
                     (Ok(_), None) => ("WaitingForPods".into(), "no pods of ours yet".into()),
                 }),
-                unplaced: Vec::new(),
-                created: None,
                 initially_scheduled: self.initially_scheduled(name),
+                ..JobStatus::default()
             });
         }
         // A job with a pod that could not be read says so, rather than that it waits for pods
         // or that there is no such job.
         for (job, message) in self.invalid_pods.values() {
             let status = jobs.entry(job.clone()).or_insert_with(|| JobStatus {
-                group: None,
-                queue: String::new(),
                 phase: "Pending",
-                pods: PodCounts::default(),
-                running: 0,
-                succeeded: 0,
-                failed: 0,
-                reason: None,
-                unplaced: Vec::new(),
-                created: None,
-                initially_scheduled: false,
+                ..JobStatus::default()
             });
             let waiting = status
                 .reason
@@ -1916,11 +2055,42 @@ impl Core {
                 status.reason = Some(("InvalidPod".into(), message.clone()));
             }
         }
-        let named = |r: &Resources| self.table.to_named(r);
+        let objects: BTreeMap<&str, &str> = self
+            .volcano_paths
+            .iter()
+            .filter(|_| self.static_queues.is_none())
+            .map(|(object, path)| (path.as_str(), object.as_str()))
+            .collect();
         let queues = view
             .queues()
             .into_iter()
             .map(|q| QueueStatus {
+                object: objects
+                    .get(q.info.spec.name.as_str())
+                    .map(|o| o.to_string()),
+                parent: q
+                    .info
+                    .spec
+                    .name
+                    .rsplit_once('.')
+                    .map(|(parent, _)| parent.to_string()),
+                state: if self.closed_level(&q.info.spec.name).is_some() {
+                    translate::QUEUE_CLOSED
+                } else {
+                    translate::QUEUE_OPEN
+                },
+                state_set: objects.get(q.info.spec.name.as_str()).is_none_or(|o| {
+                    self.queue_objects
+                        .get(*o)
+                        .is_none_or(|parsed| parsed.as_ref().is_ok_and(|p| p.state.is_some()))
+                }),
+                pending: named(&q.info.pending),
+                dominant_share: q.info.dominant_share as f64
+                    / phalanx_queue::tree::SHARE_ONE as f64,
+                dominant_resource: q
+                    .info
+                    .dominant_resource
+                    .map(|r| self.table.name(r).to_string()),
                 name: q.info.spec.name.clone(),
                 weight: q.info.spec.weight,
                 allocated: named(&q.info.allocated),
@@ -1936,6 +2106,8 @@ impl Core {
             jobs,
             queues,
             queue_error: self.queue_error.clone(),
+            evictions: self.evictions.iter().cloned().collect(),
+            now: self.clock,
         }
     }
 }
@@ -2019,6 +2191,17 @@ fn compact(tasks: &mut Vec<TaskSlots>, pods: &HashMap<String, PodEntry>) {
         place_in(&mut fresh, task, spec, uid);
     }
     *tasks = fresh;
+}
+
+/// Read-only access for `phalanx queue` (`crate::queue_admin`), which checks a change to Queue
+/// objects against the same configuration step before it writes anything.
+impl Core {
+    /// Per Queue object refused by the last queue configuration (left out, or held at its last
+    /// good configuration): why, in the words of its `InvalidQueue` event (naming the object at
+    /// fault and the field, e.g. `Queue q1: spec.parent: ...`, or the queue path and quota).
+    pub fn queue_problems(&self) -> &BTreeMap<String, String> {
+        &self.queue_causes
+    }
 }
 
 #[cfg(test)]

@@ -125,6 +125,44 @@ pub mod volcano {
         pub resource: Option<Quantities>,
     }
 
+    /// What a Queue's `status` holds: the fields Volcano's queue controller writes (`state`,
+    /// PodGroup counts by phase, `allocated`; volcano-sh/apis `pkg/apis/scheduling/v1beta1/
+    /// types.go`, `QueueStatus`, v1.13), written by Phalanx, plus its `deserved` share and its
+    /// `dominantShare`. `state` is the admin's (`phalanx queue close|open`).
+    #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct QueueStatus {
+        /// `Open`, `Closed` or `Closing`: a queue not `Open` admits no new jobs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub state: Option<String>,
+        /// PodGroups pending.
+        #[serde(default)]
+        pub pending: i32,
+        /// PodGroups admitted, not running yet.
+        #[serde(default)]
+        pub inqueue: i32,
+        /// PodGroups running.
+        #[serde(default)]
+        pub running: i32,
+        /// PodGroups completed.
+        #[serde(default)]
+        pub completed: i32,
+        /// PodGroups whose phase is not known.
+        #[serde(default)]
+        pub unknown: i32,
+        /// Requests of its placed pods (with its child queues').
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(schema_with = "quantities")]
+        pub allocated: Option<Quantities>,
+        /// Its deserved share, as configured or water-filled over demand.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(schema_with = "quantities")]
+        pub deserved: Option<Quantities>,
+        /// Its dominant share of the cluster, 0 to 1 (a decimal string: the API has no floats).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub dominant_share: Option<String>,
+    }
+
     /// `scheduling.volcano.sh/v1beta1` Queue; the path in the queue tree is `root.<name>`, or
     /// the `volcano.sh/hierarchy` annotation's `root/a/b` as `root.a.b`.
     #[derive(
@@ -137,8 +175,15 @@ pub mod volcano {
         plural = "queues",
         shortname = "q",
         shortname = "queue-v1beta1",
+        status = "QueueStatus",
+        printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.state"}"#,
         printcolumn = r#"{"name":"Weight","type":"integer","jsonPath":".spec.weight"}"#,
-        printcolumn = r#"{"name":"Parent","type":"string","jsonPath":".spec.parent"}"#
+        printcolumn = r#"{"name":"Parent","type":"string","jsonPath":".spec.parent"}"#,
+        printcolumn = r#"{"name":"Pending","type":"integer","jsonPath":".status.pending"}"#,
+        printcolumn = r#"{"name":"Inqueue","type":"integer","jsonPath":".status.inqueue"}"#,
+        printcolumn = r#"{"name":"Running","type":"integer","jsonPath":".status.running"}"#,
+        printcolumn = r#"{"name":"Share","type":"string","description":"Dominant share of the cluster (DRF)","jsonPath":".status.dominantShare"}"#,
+        printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
     )]
     #[serde(rename_all = "camelCase")]
     pub struct QueueSpec {

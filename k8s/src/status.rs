@@ -19,9 +19,9 @@ use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use serde_json::{Value, json};
 
-use crate::core::{JobStatus, Notice, ObjectRef};
+use crate::core::{JobStatus, Notice, ObjectRef, QueueStatus};
 use crate::runner::Shared;
-use crate::translate::Flavor;
+use crate::translate::{self, Flavor};
 use crate::watch::group_resource;
 
 /// Events posted per second at most, over all objects.
@@ -303,6 +303,7 @@ pub async fn run(
     let mut pod_limiter =
         RateLimiter::with_total(events_per_object_per_minute, MAX_POD_CONDITIONS_PER_SECOND);
     let mut pods_written: HashMap<String, String> = HashMap::new();
+    let mut queues_written: BTreeMap<String, Value> = BTreeMap::new();
     let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -382,10 +383,105 @@ pub async fn run(
             stamp,
         )
         .await;
+        write_queue_statuses(client, &published, &mut queues_written).await;
         if let Some(err) = &published.queue_error {
             tracing::debug!(error = %err, "queue configuration error in force");
         }
     }
+}
+
+/// The `status` Phalanx gives a Volcano Queue object (see [`crate::crd::volcano::QueueStatus`]):
+/// its jobs by phase (its own, not its child queues'), what it holds and deserves with its
+/// child queues', its dominant share, and `state: Open` only while the object has no state
+/// (closing and opening are the admin's, and a write here must never undo one).
+pub fn queue_status(q: &QueueStatus, jobs: &BTreeMap<String, JobStatus>) -> Value {
+    let (mut pending, mut inqueue, mut running, mut completed) = (0, 0, 0, 0);
+    for j in jobs.values().filter(|j| j.queue == q.name) {
+        match j.phase {
+            "Pending" => pending += 1,
+            "Inqueue" => inqueue += 1,
+            "Running" => running += 1,
+            "Completed" => completed += 1,
+            _ => {}
+        }
+    }
+    let quantities = |m: &BTreeMap<String, i64>| -> Value {
+        m.iter()
+            .map(|(name, &v)| (name.clone(), Value::from(quantity(name, v))))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    let mut status = json!({
+        "pending": pending,
+        "inqueue": inqueue,
+        "running": running,
+        "completed": completed,
+        "allocated": quantities(&q.allocated),
+        "deserved": quantities(&q.deserved),
+        "dominantShare": format!("{:.3}", q.dominant_share),
+    });
+    if !q.state_set {
+        status["state"] = json!(translate::QUEUE_OPEN);
+    }
+    status
+}
+
+/// A canonical amount (cpu in millicores, bytes, counts) as a Kubernetes quantity.
+fn quantity(resource: &str, amount: i64) -> String {
+    let id = match resource {
+        "cpu" => phalanx_model::ResourceId::CPU,
+        "memory" => phalanx_model::ResourceId::MEMORY,
+        "ephemeral-storage" => phalanx_model::ResourceId::EPHEMERAL_STORAGE,
+        _ => return amount.to_string(),
+    };
+    phalanx_model::resource::format_amount(id, amount)
+}
+
+/// Writes each Volcano Queue's [`queue_status`] when it changed (merge patch on `/status`).
+/// A queue whose write failed is tried again next time.
+async fn write_queue_statuses(
+    client: &kube::Client,
+    published: &crate::core::Published,
+    written: &mut BTreeMap<String, Value>,
+) {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &crate::watch::queue_resource());
+    let api = &api;
+    let writes: Vec<(String, Value)> = published
+        .queues
+        .iter()
+        .filter_map(|q| Some((q.object.clone()?, queue_status(q, &published.jobs))))
+        .filter(|(object, want)| written.get(object) != Some(want))
+        .collect();
+    let done: Vec<(String, Value, bool)> = futures::stream::iter(writes)
+        .map(|(object, want)| async move {
+            let patch = json!({ "status": want });
+            let result = api
+                .patch_status(&object, &PatchParams::default(), &Patch::Merge(&patch))
+                .await;
+            let ok = match result {
+                Ok(_) => true,
+                Err(kube::Error::Api(s)) if s.code == 404 => true,
+                Err(e) => {
+                    tracing::debug!(queue = %object, error = %e, "queue status not written");
+                    false
+                }
+            };
+            (object, want, ok)
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    for (object, want, ok) in done {
+        if ok {
+            written.insert(object, want);
+        }
+    }
+    written.retain(|o, _| {
+        published
+            .queues
+            .iter()
+            .any(|q| q.object.as_ref() == Some(o))
+    });
 }
 
 /// Gives every pod waiting for room (see [`JobStatus::unplaced`]) the condition
@@ -543,9 +639,7 @@ mod tests {
             succeeded: 0,
             failed: 0,
             reason: reason.map(|(l, m)| (l.to_string(), m.to_string())),
-            unplaced: Vec::new(),
-            created: None,
-            initially_scheduled: false,
+            ..JobStatus::default()
         }
     }
 

@@ -505,7 +505,7 @@ async fn two_tenants_of_equal_weight_share_a_full_cluster_evenly() {
     .await;
     let a = tenant_a(&q).unwrap();
     assert_eq!(a["allocated"]["cpu"], 4000, "{a}");
-    assert_eq!(a["pending_jobs"], 4, "{a}");
+    assert_eq!(a["pendingJobs"], 4, "{a}");
     s.stop().await.unwrap();
     emu.shutdown().await;
 }
