@@ -17,7 +17,11 @@
 //!   leaseNamespace: kube-system
 //!   leaseDurationSeconds: 15
 //!   renewPeriodSeconds: 2
-//! listen: 0.0.0.0:10259         # /metrics, /healthz, /readyz, /api/v1/...
+//! listen: 0.0.0.0:10259         # /metrics, /healthz, /readyz, the page at /, /api/v1/...
+//! admin:
+//!   authentication: true        # /api/v1 asks for a Kubernetes token (TokenReview + SubjectAccessReview)
+//!   tlsCertFile: /etc/phalanx/tls/tls.crt   # serve HTTPS with this certificate (PEM) ...
+//!   tlsKeyFile: /etc/phalanx/tls/tls.key    # ... and key; both or neither
 //! eventsPerObjectPerMinute: 6   # Kubernetes Events per object, at most
 //! statusIntervalMs: 500         # PodGroup status writes are batched this often
 //! maxReservations: 16           # blocked gangs holding room at once (0: no reservation)
@@ -91,6 +95,30 @@ pub enum QueueSource {
     File,
 }
 
+/// The admin port's security (see [`crate::admin`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct AdminConfig {
+    /// The JSON API asks for a Kubernetes bearer token, checked with TokenReview, and the
+    /// right to read queues, checked with SubjectAccessReview. Turn off only for local use:
+    /// then anyone who reaches the port reads every queue and job.
+    pub authentication: bool,
+    /// A PEM certificate (chain) to serve HTTPS with; with `tls_key_file`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// The PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            authentication: true,
+            tls_cert_file: None,
+            tls_key_file: None,
+        }
+    }
+}
+
 /// Queue configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
@@ -157,6 +185,8 @@ pub struct ServeConfig {
     pub leader_election: LeaderConfig,
     /// Address of the metrics and admin API.
     pub listen: SocketAddr,
+    /// Who may read the admin API, and TLS.
+    pub admin: AdminConfig,
     /// Kubernetes Events per object per minute, at most.
     pub events_per_object_per_minute: u32,
     /// PodGroup status writes are batched this often (milliseconds).
@@ -198,6 +228,7 @@ impl Default for ServeConfig {
             queues: QueueConfig::default(),
             leader_election: LeaderConfig::default(),
             listen: SocketAddr::from(([0, 0, 0, 0], 10259)),
+            admin: AdminConfig::default(),
             events_per_object_per_minute: 6,
             status_interval_ms: 500,
             max_reservations: EngineConfig::default().max_reservations,
@@ -251,6 +282,17 @@ impl ServeConfig {
             return Err(InvalidConfig {
                 field,
                 message: "must be greater than 0".into(),
+            });
+        }
+        if self.admin.tls_cert_file.is_some() != self.admin.tls_key_file.is_some() {
+            let (field, other) = if self.admin.tls_cert_file.is_some() {
+                ("admin.tlsKeyFile", "admin.tlsCertFile")
+            } else {
+                ("admin.tlsCertFile", "admin.tlsKeyFile")
+            };
+            return Err(InvalidConfig {
+                field,
+                message: format!("is required with {other}: HTTPS needs both"),
             });
         }
         let le = &self.leader_election;

@@ -16,6 +16,9 @@
 //! - [`status`]: PodGroup status and Kubernetes Events, rate-limited.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`admin`]: the axum admin API (`/metrics`, `/healthz`, `/readyz`, `/api/v1/...`).
+//! - [`queue_admin`]: `phalanx queue set|create|close|open`, Queue changes checked as serve
+//!   would before they are written.
+//! - [`tls`]: HTTPS for the admin port.
 //! - [`serve`]: wires them together.
 
 pub mod admin;
@@ -25,9 +28,11 @@ pub mod core;
 pub mod crd;
 pub mod leader;
 pub mod metrics;
+pub mod queue_admin;
 pub mod runner;
 pub mod serve;
 pub mod status;
+pub mod tls;
 pub mod watch;
 
 pub use phalanx_translate as translate;

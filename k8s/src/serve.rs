@@ -18,6 +18,9 @@ pub enum ServeError {
     /// The configuration is unusable.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The admin port's certificate or key is unusable.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// A configuration value cannot work (given in code rather than read from a file).
     #[error("configuration: {0}")]
     InvalidConfig(#[from] InvalidConfig),
@@ -76,6 +79,10 @@ pub async fn start(
 ) -> Result<Running, ServeError> {
     config.validate()?;
     let static_queues = config.static_queues()?;
+    let tls = match (&config.admin.tls_cert_file, &config.admin.tls_key_file) {
+        (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+        _ => None,
+    };
     let leader_state = if config.leader_election.enabled {
         LeaderState::default()
     } else {
@@ -133,13 +140,38 @@ pub async fn start(
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let (admin_stop_tx, admin_stop_rx) = oneshot::channel::<()>();
     let admin = tokio::spawn({
-        let app = admin::router(Arc::clone(&shared));
+        let auth = config
+            .admin
+            .authentication
+            .then(|| Arc::new(admin::Authenticator::new(client.clone())));
+        if auth.is_none() {
+            tracing::warn!(
+                "admin API authentication is off (admin.authentication: false): anyone who reaches {addr} reads every queue and job"
+            );
+        }
+        let app = admin::router(Arc::clone(&shared), auth);
+        let stopped = async move {
+            let _ = admin_stop_rx.await;
+        };
         async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = admin_stop_rx.await;
-                })
-                .await;
+            let served = match tls {
+                Some(tls) => match crate::tls::TlsListener::new(listener, tls) {
+                    Ok(listener) => {
+                        axum::serve(listener, app)
+                            .with_graceful_shutdown(stopped)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                },
+                None => {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stopped)
+                        .await
+                }
+            };
+            if let Err(e) = served {
+                tracing::error!(error = %e, "admin port stopped");
+            }
         }
     });
     let task_shared = Arc::clone(&shared);

@@ -15,7 +15,7 @@ pub use phalanx_emulator::client::Conn;
 pub use phalanx_emulator::faults::FaultConfig;
 pub use phalanx_emulator::kubelet::KubeletConfig;
 pub use phalanx_emulator::{EmulatorConfig, NodeShape, RunningEmulator, start};
-pub use phalanx_k8s::config::{LeaderConfig, ServeConfig};
+pub use phalanx_k8s::config::{AdminConfig, LeaderConfig, ServeConfig};
 pub use phalanx_k8s::serve::Running;
 pub use serde_json::{Value, json};
 
@@ -53,6 +53,11 @@ pub fn config(leader: bool) -> ServeConfig {
         cycle_period_ms: 100,
         batch_window_ms: 5,
         status_interval_ms: 100,
+        // The admin API's own tests turn authentication on, against an emulator with tokens.
+        admin: AdminConfig {
+            authentication: false,
+            ..AdminConfig::default()
+        },
         leader_election: LeaderConfig {
             enabled: leader,
             lease_namespace: "kube-system".into(),
