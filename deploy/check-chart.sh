@@ -154,6 +154,7 @@ rbac_rules_match() {
   "$py" - "$1" deploy/rbac.yaml <<'PY'
 import sys, yaml
 def rules(path):
+    # Every (Cluster)Role's rules, by kind and name without the release's full name.
     out = {}
     for d in yaml.safe_load_all(open(path)):
         if d and d["kind"] in ("ClusterRole", "Role"):
@@ -161,7 +162,10 @@ def rules(path):
             for r in rs:
                 if "resourceNames" in r:
                     r["resourceNames"] = ["<lease>"]
-            out[d["kind"]] = rs
+            name = d["metadata"]["name"]
+            role = next((s for s in ("-queue-admin", "-queue-viewer", "-leader-election")
+                         if name.endswith(s)), "")
+            out[(d["kind"], role)] = rs
     return out
 have, want = rules(sys.argv[1]), rules(sys.argv[2])
 if have != want:

@@ -1,13 +1,15 @@
 //! The `phalanx` command line: parses arguments and hands each subcommand to the crate that
 //! does the work. No scheduling logic lives here.
 
+mod admin_cli;
 mod bench;
 mod bench_e2e;
+mod queue_cli;
 mod simulate;
 
 use std::io::Write;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 /// Phalanx: a gang-aware batch scheduler for Kubernetes, and a simulator on the same engine.
@@ -39,6 +41,9 @@ enum Command {
     /// A Kubernetes API server emulator with simulated kubelets, for end-to-end runs against
     /// something that speaks Kubernetes (serve it, or `load` a trace into it).
     Emulator(Box<phalanx_emulator::cli::EmulatorArgs>),
+    /// Change Volcano Queue objects (quotas, create, close, open) with your own kubeconfig,
+    /// checked first as `phalanx serve` checks them (see README, "Changing quotas").
+    Queue(queue_cli::QueueArgs),
     /// Schedule a Kubernetes cluster: watch it, run the engine, bind gangs (see README,
     /// "phalanx serve").
     Serve(ServeArgs),
@@ -48,6 +53,12 @@ enum Command {
     /// Work with trace files.
     #[command(subcommand)]
     Trace(simulate::TraceCommand),
+    /// List jobs from a running scheduler's admin API: queue, state, pods, requests, wait,
+    /// reason, and for pending jobs their place in line and estimated start.
+    Jobs(admin_cli::JobsArgs),
+    /// Print the queue tree from a running scheduler's admin API: weight, guarantee, deserved,
+    /// capability, allocated and pending per resource.
+    Queues(admin_cli::QueuesArgs),
 }
 
 /// `phalanx bench` runs the engine alone; `phalanx bench e2e` the whole scheduler over HTTP.
@@ -87,15 +98,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         Some(path) => phalanx_k8s::config::ServeConfig::load(path)?,
         None => phalanx_k8s::config::ServeConfig::default(),
     };
-    let kube_config = match &args.kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await?
-        }
-        None => kube::Config::infer().await?,
-    };
-    let client = kube::Client::try_from(kube_config)?;
+    let client = kube::Client::try_from(kube_config(args.kubeconfig.as_deref()).await?)?;
     let identity = args
         .identity
         .or_else(|| std::env::var("POD_NAME").ok())
@@ -113,6 +116,23 @@ async fn serve(args: ServeArgs) -> Result<()> {
         None => running.stop().await?,
     }
     Ok(())
+}
+
+/// The client configuration of a kubeconfig file; without one, the in-cluster config, else
+/// `$KUBECONFIG` or `~/.kube/config` (kube-rs `Config::infer`).
+pub(crate) async fn kube_config(path: Option<&std::path::Path>) -> Result<kube::Config> {
+    Ok(match path {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no kubeconfig: give --kubeconfig, set $KUBECONFIG, or run in a cluster")?,
+    })
 }
 
 #[cfg(unix)]
@@ -172,6 +192,12 @@ fn main() -> Result<()> {
                 .build()?;
             rt.block_on(phalanx_emulator::cli::run(*args))?;
         }
+        Command::Queue(args) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            print_out(&rt.block_on(queue_cli::run(args))?)?;
+        }
         Command::Serve(args) => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -186,6 +212,18 @@ fn main() -> Result<()> {
         }
         Command::Trace(simulate::TraceCommand::Convert(args)) => {
             print_out(&simulate::convert(&args)?)?;
+        }
+        Command::Jobs(args) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            print_out(&rt.block_on(admin_cli::jobs(&args))?)?;
+        }
+        Command::Queues(args) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            print_out(&rt.block_on(admin_cli::queues(&args))?)?;
         }
     }
     Ok(())

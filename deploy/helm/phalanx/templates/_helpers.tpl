@@ -114,6 +114,12 @@ to the release namespace.
 {{- $leader := deepCopy (default dict $config.leaderElection) }}
 {{- $_ := set $leader "leaseNamespace" (include "phalanx.leaseNamespace" .) }}
 {{- $_ := set $config "leaderElection" $leader }}
+{{- if .Values.adminTLS.secretName }}
+{{- $admin := deepCopy (default dict $config.admin) }}
+{{- $_ := set $admin "tlsCertFile" "/etc/phalanx/tls/tls.crt" }}
+{{- $_ := set $admin "tlsKeyFile" "/etc/phalanx/tls/tls.key" }}
+{{- $_ := set $config "admin" $admin }}
+{{- end }}
 {{- toYaml $config }}
 {{- end }}
 
@@ -127,4 +133,11 @@ Checks that the values make a working scheduler; fails the render otherwise.
 {{- if and .Values.serviceMonitor.enabled (not .Values.service.enabled) }}
 {{- fail "serviceMonitor.enabled needs service.enabled: the ServiceMonitor scrapes the Service" }}
 {{- end }}
+{{- end }}
+
+{{/*
+The admin port's scheme: HTTPS with adminTLS.secretName.
+*/}}
+{{- define "phalanx.adminScheme" -}}
+{{- if .Values.adminTLS.secretName }}HTTPS{{ else }}HTTP{{ end }}
 {{- end }}
