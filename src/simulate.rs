@@ -192,16 +192,115 @@ pub fn run(args: &SimulateArgs) -> Result<String> {
             "warning: the engine refused {errors} events (an engine or world bug); see engine_event_errors in summary.json"
         );
     }
-    if args.quiet || !std::io::stdout().is_terminal() {
+    // The summary and where the files went, on a terminal or not (CI logs, `| tee`); only the
+    // progress bar is for terminals.
+    if args.quiet {
         return Ok(String::new());
     }
     let files: Vec<String> = out.files.iter().map(|f| f.display().to_string()).collect();
     Ok(format!(
-        "{}\n{}\nwrote {}",
+        "{}\n{}\n\n{}\nwrote {}",
         title,
         out.summary.table(),
+        queues_table(&out.summary),
         files.join(", ")
     ))
+}
+
+/// Per queue, as `phalanx queues` prints a live cluster's: the quotas the run had (weight,
+/// guarantee, deserved, capability) beside what the queue held on average, one line per
+/// resource, with its share against its deserved share and its waits.
+fn queues_table(summary: &phalanx_simulator::report::Summary) -> String {
+    let header = [
+        "QUEUE",
+        "WEIGHT",
+        "JOBS (STARTED/SUBMITTED)",
+        "RESOURCE",
+        "MEAN ALLOCATED",
+        "GUARANTEE",
+        "DESERVED",
+        "CAPABILITY",
+        "SHARE (MEAN/DESERVED)",
+        "WAIT (MEAN/P95)",
+    ];
+    // Means are not whole quantities: three significant figures, in binary units for memory.
+    let figure = |r: &str, v: Option<f64>| {
+        let v = v.unwrap_or(0.0);
+        if v == 0.0 {
+            return "0".to_string();
+        }
+        let (v, unit) = match r {
+            "memory" | "ephemeral-storage" => ["", "Ki", "Mi", "Gi", "Ti", "Pi"]
+                .iter()
+                .enumerate()
+                .rev()
+                .map(|(i, u)| (v / 1024f64.powi(i as i32), *u))
+                .find(|(x, _)| *x >= 1.0)
+                .unwrap_or((v, "")),
+            _ => (v, ""),
+        };
+        let digits = if v >= 100.0 {
+            0
+        } else if v >= 10.0 {
+            1
+        } else {
+            2
+        };
+        format!("{v:.digits$}{unit}")
+    };
+    let mut rows = Vec::new();
+    for (name, q) in &summary.queues {
+        // `root` itself has no line offline: its children start at the left.
+        let depth = name.matches('.').count().saturating_sub(1);
+        let short = name.rsplit('.').next().unwrap_or(name);
+        let resources: std::collections::BTreeSet<&String> = q
+            .mean_allocated
+            .iter()
+            .filter(|(_, v)| **v > 0.0)
+            .map(|(k, _)| k)
+            .chain(q.guarantee.keys())
+            .chain(q.deserved.iter().flat_map(|d| d.keys()))
+            .chain(q.capability.iter().flat_map(|c| c.keys()))
+            .filter(|k| k.as_str() != "pods")
+            .collect();
+        let resources: Vec<&String> = if resources.is_empty() {
+            vec![
+                q.mean_allocated
+                    .keys()
+                    .find(|k| *k == "cpu")
+                    .unwrap_or(name),
+            ]
+        } else {
+            resources.into_iter().collect()
+        };
+        for (i, r) in resources.iter().enumerate() {
+            let first = i == 0;
+            let only_first = |v: String| if first { v } else { String::new() };
+            rows.push(vec![
+                only_first(format!("{}{short}", "  ".repeat(depth))),
+                only_first(q.weight.to_string()),
+                only_first(format!("{}/{}", q.started, q.jobs)),
+                r.to_string(),
+                figure(r, q.mean_allocated.get(*r).copied()),
+                figure(r, q.guarantee.get(*r).copied()),
+                match &q.deserved {
+                    Some(d) => figure(r, d.get(*r).copied()),
+                    None => "by weight".into(),
+                },
+                match &q.capability {
+                    Some(c) if c.contains_key(*r) => figure(r, c.get(*r).copied()),
+                    _ => "unlimited".into(),
+                },
+                only_first(format!(
+                    "{:.1}% / {:.1}%",
+                    100.0 * q.mean_allocated_share,
+                    100.0 * q.deserved_share
+                )),
+                only_first(format!("{:.0}s / {:.0}s", q.mean_wait_s, q.p95_wait_s)),
+            ]);
+        }
+    }
+    crate::admin_cli::table(&header, &rows)
 }
 
 /// Runs `phalanx trace convert`, returning the trace text.

@@ -125,7 +125,26 @@ fn simulate_writes_the_contract_outputs() {
         dir.to_str().unwrap(),
     ]);
     assert_ok(&out);
-    assert!(out.stdout.is_empty(), "quiet in pipes");
+    // In a pipe too: the summary, the per-queue table (as `phalanx queues`) and the files.
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(text.contains("jain fairness"), "{text}");
+    let header = text
+        .lines()
+        .find(|l| l.starts_with("QUEUE"))
+        .unwrap_or_else(|| panic!("no queue table:\n{text}"));
+    for column in [
+        "WEIGHT",
+        "MEAN ALLOCATED",
+        "GUARANTEE",
+        "DESERVED",
+        "CAPABILITY",
+    ] {
+        assert!(header.contains(column), "{header}");
+    }
+    assert!(
+        text.contains(&format!("wrote {}", dir.join("decisions.jsonl").display())),
+        "{text}"
+    );
     let v = summary(&dir);
     for field in [
         "nodes",
@@ -269,6 +288,15 @@ fn what_if_flags_change_the_scenario() {
             - 8.0 / 36.0)
             .abs()
             < 1e-9
+    );
+    // The queue file's quotas are the run's: the per-queue figures carry them.
+    assert_eq!(v["queues"]["root.tenant-h"]["weight"], 8);
+    assert!(v["queues"]["root.tenant-h"]["capability"].is_null());
+    assert!(
+        v["queues"]["root.tenant-h"]["mean_allocated"]["cpu"]
+            .as_f64()
+            .unwrap()
+            > 0.0
     );
     let bad = phalanx(&[
         "simulate",

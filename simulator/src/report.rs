@@ -41,6 +41,16 @@ pub struct QueueSummary {
     pub mean_allocated_share: f64,
     /// Its deserved dominant share.
     pub deserved_share: f64,
+    /// Its weight among its siblings (1 when the scenario has no record for it).
+    pub weight: u32,
+    /// Its guarantee per resource (cpu in cores, memory in bytes, others in units).
+    pub guarantee: BTreeMap<String, f64>,
+    /// Its configured deserved share per resource (absent: from the weights).
+    pub deserved: Option<BTreeMap<String, f64>>,
+    /// Its capability per resource (absent: unlimited).
+    pub capability: Option<BTreeMap<String, f64>>,
+    /// What it held per resource, averaged over the run.
+    pub mean_allocated: BTreeMap<String, f64>,
 }
 
 /// `summary.json`.
@@ -243,9 +253,29 @@ impl Summary {
             if jobs > 0 && deserved[q] > 0.0 {
                 xs.push(mean_share / deserved[q]);
             }
+            let spec = specs.iter().find(|s| &s.name == name);
+            let named = |r: &Resources| -> BTreeMap<String, f64> {
+                r.iter_nonzero()
+                    .map(|(id, v)| (table.name(id).to_string(), lane_value(id, v as f64)))
+                    .collect()
+            };
+            let mean_allocated = lanes
+                .iter()
+                .enumerate()
+                .map(|(k, id)| {
+                    let held = stats.queue_alloc_integral[q][k];
+                    let mean = if span > 0.0 { held / span } else { 0.0 };
+                    (table.name(*id).to_string(), lane_value(*id, mean))
+                })
+                .collect();
             queues.insert(
                 name.clone(),
                 QueueSummary {
+                    weight: spec.map_or(1, |s| s.weight),
+                    guarantee: spec.map(|s| named(&s.guarantee)).unwrap_or_default(),
+                    deserved: spec.and_then(|s| s.deserved.as_ref()).map(&named),
+                    capability: spec.and_then(|s| s.capability.as_ref()).map(&named),
+                    mean_allocated,
                     jobs,
                     started: w.len() as u64,
                     mean_wait_s: if w.is_empty() {

@@ -174,6 +174,8 @@ pub struct RunStats {
     pub cap_integral: Vec<f64>,
     /// Integral of each queue's dominant share over time (share-seconds).
     pub queue_share_integral: Vec<f64>,
+    /// Integral of what each queue held over time, per queue and lane (resource-seconds).
+    pub queue_alloc_integral: Vec<Vec<f64>>,
     /// Resource-seconds held by pods of gangs that had fewer than `min_member` pods running,
     /// per lane: capacity held without progress.
     pub incomplete_gang_resource_s: Vec<f64>,
@@ -427,6 +429,7 @@ impl<'s, 'w> World<'s, 'w> {
             alloc_integral: vec![0.0; nl],
             cap_integral: vec![0.0; nl],
             queue_share_integral: vec![0.0; nq],
+            queue_alloc_integral: vec![vec![0.0; nl]; nq],
             incomplete_gang_resource_s: vec![0.0; nl],
             decisions: 0,
             decision_log_sha256: String::new(),
@@ -560,6 +563,10 @@ impl<'s, 'w> World<'s, 'w> {
             }
             for q in 0..self.queue_alloc.len() {
                 self.stats.queue_share_integral[q] += self.dominant_share(q) * dt;
+                for (k, id) in self.stats.series.lanes.iter().enumerate() {
+                    self.stats.queue_alloc_integral[q][k] +=
+                        self.queue_alloc[q].get(*id) as f64 * dt;
+                }
             }
             self.last_advance = t;
         }
