@@ -46,7 +46,7 @@ use phalanx_queue::tree::{PlacementError, QueueConfigError, QueueInfo, QueueTree
 use phalanx_queue::{JobId, NameMap, OrderKey};
 use serde::{Deserialize, Serialize};
 
-use crate::gang::{GpuDemand, ScorePolicy, Shape, Transaction, diagnose};
+use crate::gang::{DiagnosisCache, GpuDemand, ScorePolicy, Shape, Transaction, diagnose};
 use crate::reserve::{self, Planned, Release};
 use crate::snapshot::{ClassId, NodeId, Snapshot};
 
@@ -560,6 +560,8 @@ pub struct Engine {
     /// Scratch for the jobs a success releases (kept to spare an allocation per success).
     released: Vec<JobId>,
     gpu_demand: GpuDemand,
+    /// Why gangs miss, worked out once per pod shape while the snapshot is unchanged.
+    diagnosis: DiagnosisCache,
     /// Decisions made while applying events, handed out by the next cycle.
     outbox: Vec<Decision>,
     classes_dirty: bool,
@@ -604,6 +606,7 @@ impl Engine {
             dag: DagGate::new(),
             released: Vec::new(),
             gpu_demand: GpuDemand::default(),
+            diagnosis: DiagnosisCache::default(),
             outbox: Vec::new(),
             classes_dirty: false,
             cluster_grew: false,
@@ -1668,6 +1671,7 @@ impl Engine {
             config,
             gpu_demand,
             queues,
+            diagnosis,
             ..
         } = self;
         let s = jobs[id as usize].as_ref().expect("live id");
@@ -1736,6 +1740,7 @@ impl Engine {
                     needed,
                     placeable,
                     &s.reservations,
+                    diagnosis,
                 ))
             }
             None => Reason::Unschedulable(reservation_shortfall(snapshot, s, &shapes)),

@@ -92,6 +92,9 @@ pub struct Transaction {
     /// What the job's queue may still be allocated (its headroom under every capability):
     /// placements and holds stop there.
     pub budget: Resources,
+    /// The snapshot's generation before the transaction's first change: a rollback restores
+    /// the snapshot exactly, and its generation with it.
+    start: Option<u64>,
 }
 
 /// A task's pod shape, with the node classes its static filters admit, best first.
@@ -158,7 +161,13 @@ impl Transaction {
             reservations,
             scanned: 0,
             budget: Resources([i64::MAX; phalanx_model::MAX_RESOURCES]),
+            start: None,
         }
+    }
+
+    /// Notes the snapshot's generation before the first change.
+    fn changing(&mut self, snap: &Snapshot) {
+        self.start.get_or_insert(snap.generation());
     }
 
     /// Limits what the transaction may place and hold to `budget` (a queue's headroom).
@@ -181,10 +190,14 @@ impl Transaction {
                 Undo::Unreserve(n, r) => snap.reserve(n, r),
             }
         }
+        if let Some(g) = self.start {
+            snap.restore_generation(g);
+        }
     }
 
     /// Places `count` pods of `shape` on `node`, using this job's reservation there first.
     fn assume(&mut self, snap: &mut Snapshot, shape: &Shape<'_>, node: NodeId, count: u32) {
+        self.changing(snap);
         let amount = shape.request.times(count as u64);
         // Capacity already held for the job is already counted against its queue.
         let mut used = Resources::ZERO;
@@ -377,6 +390,7 @@ impl Transaction {
 
     /// Gives back `amount` of the job's hold on `node`.
     pub fn unreserve(&mut self, snap: &mut Snapshot, node: NodeId, amount: Resources) {
+        self.changing(snap);
         if let Some(held) = self.reservations.get_mut(&node) {
             *held -= amount;
             if held.is_zero() {
@@ -390,6 +404,7 @@ impl Transaction {
     /// Holds `amount` for the job on nodes its shapes admit, fullest first; false (with
     /// partial holds logged for rollback) when the nodes do not have it all.
     pub fn reserve(&mut self, snap: &mut Snapshot, classes: &[ClassId], amount: Resources) -> bool {
+        self.changing(snap);
         let mut left = amount.clamp_zero();
         for &c in classes {
             let nodes: Vec<NodeId> = snap.classes()[c as usize]
@@ -421,10 +436,40 @@ impl Transaction {
     }
 }
 
+/// What [`diagnose`] learns from one pass over the nodes for a pod shape: the same for every
+/// blocked gang of that shape while the snapshot does not change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Scan {
+    /// Nodes per filter that rejected one pod.
+    filtered: BTreeMap<FilterReason, u32>,
+    /// Free room over the classes the shape may use.
+    free_total: Resources,
+}
+
+/// The scans of [`diagnose`] by pod shape (one pod's request and the static filters it meets),
+/// kept while the snapshot's generation stands: in a full cluster most gangs that miss are of
+/// a few shapes, and their reason is worked out once per shape, not once per gang over every
+/// node. Only scans without room held for the job itself are kept (those depend on the job).
+#[derive(Debug, Clone, Default)]
+pub struct DiagnosisCache {
+    generation: u64,
+    scans: Vec<(Resources, Vec<Option<FilterReason>>, Scan)>,
+    /// Scans answered from the cache, and worked out, since the engine started.
+    pub hits: u64,
+    /// Scans worked out (a pass over the nodes).
+    pub misses: u64,
+}
+
+/// Shapes kept at once; beyond, the cache starts over (a safety bound, not a tuning knob).
+const DIAGNOSIS_SHAPES: usize = 256;
+
 /// Explains why `pods` more pods of `shape` found no room: counts per filter over every live node
 /// and the resource most short over the nodes the task may use. Room held for the job itself
 /// (`own`) is free to it; a node short only because of room held for other gangs counts as
-/// [`FilterReason::Reserved`], not as short of a resource.
+/// [`FilterReason::Reserved`], not as short of a resource. The pass over the nodes is shared
+/// through `cache` by gangs of the same shape while the snapshot is unchanged; the answer is
+/// the same as without it.
+#[allow(clippy::too_many_arguments)]
 pub fn diagnose(
     snap: &Snapshot,
     shape: &Shape<'_>,
@@ -433,15 +478,79 @@ pub fn diagnose(
     needed: u32,
     placeable: u32,
     own: &BTreeMap<NodeId, Resources>,
+    cache: &mut DiagnosisCache,
 ) -> FitError {
-    let mut filtered: BTreeMap<FilterReason, u32> = BTreeMap::new();
-    let mut free_total = Resources::ZERO;
     let static_filter: Vec<Option<FilterReason>> = snap
         .classes()
         .iter()
         .map(|c| c.static_filter(shape.spec))
         .collect();
-    for (class, reason) in snap.classes().iter().zip(&static_filter) {
+    let scan = if own.is_empty() {
+        if cache.generation != snap.generation() || cache.scans.len() >= DIAGNOSIS_SHAPES {
+            cache.generation = snap.generation();
+            cache.scans.clear();
+        }
+        let found = cache
+            .scans
+            .iter()
+            .find(|(request, filter, _)| *request == shape.request && *filter == static_filter);
+        match found {
+            Some((_, _, scan)) => {
+                cache.hits += 1;
+                scan.clone()
+            }
+            None => {
+                cache.misses += 1;
+                let scan = scan_nodes(snap, shape, &static_filter, own);
+                cache
+                    .scans
+                    .push((shape.request, static_filter, scan.clone()));
+                scan
+            }
+        }
+    } else {
+        cache.misses += 1;
+        scan_nodes(snap, shape, &static_filter, own)
+    };
+    let Scan {
+        filtered,
+        free_total,
+    } = scan;
+    let requested = shape.request.times(pods as u64);
+    let shortfall = requested
+        .iter_nonzero()
+        .filter(|&(id, want)| free_total.get(id).max(0) < want)
+        .map(|(id, want)| Shortfall {
+            resource: id,
+            requested: want,
+            free: free_total.get(id).max(0),
+        })
+        // The lane most short relative to what is asked.
+        .max_by(|a, b| {
+            let ra = (a.requested - a.free) as i128 * b.requested as i128;
+            let rb = (b.requested - b.free) as i128 * a.requested as i128;
+            ra.cmp(&rb).then(b.resource.cmp(&a.resource))
+        });
+    FitError {
+        task: task_name.to_string(),
+        needed,
+        placeable,
+        nodes: snap.live_nodes(),
+        filtered,
+        shortfall,
+    }
+}
+
+/// The pass over the nodes of [`diagnose`].
+fn scan_nodes(
+    snap: &Snapshot,
+    shape: &Shape<'_>,
+    static_filter: &[Option<FilterReason>],
+    own: &BTreeMap<NodeId, Resources>,
+) -> Scan {
+    let mut filtered: BTreeMap<FilterReason, u32> = BTreeMap::new();
+    let mut free_total = Resources::ZERO;
+    for (class, reason) in snap.classes().iter().zip(static_filter) {
         match reason {
             Some(reason) if class.members > 0 => {
                 *filtered.entry(reason.clone()).or_default() += class.members
@@ -451,7 +560,7 @@ pub fn diagnose(
         }
     }
     // Every live node the static filters admit, indexed or full, once: only the lanes the pod
-    // asks for are looked at, and counted in an array (this runs for every gang that misses).
+    // asks for are looked at, and counted in an array.
     let asked: Vec<(ResourceId, i64)> = shape.request.iter_nonzero().collect();
     let mut short_in = [0u32; phalanx_model::MAX_RESOURCES];
     let mut held_for_others = 0;
@@ -497,28 +606,9 @@ pub fn diagnose(
     if held_for_others > 0 {
         filtered.insert(FilterReason::Reserved, held_for_others);
     }
-    let requested = shape.request.times(pods as u64);
-    let shortfall = requested
-        .iter_nonzero()
-        .filter(|&(id, want)| free_total.get(id).max(0) < want)
-        .map(|(id, want)| Shortfall {
-            resource: id,
-            requested: want,
-            free: free_total.get(id).max(0),
-        })
-        // The lane most short relative to what is asked.
-        .max_by(|a, b| {
-            let ra = (a.requested - a.free) as i128 * b.requested as i128;
-            let rb = (b.requested - b.free) as i128 * a.requested as i128;
-            ra.cmp(&rb).then(b.resource.cmp(&a.resource))
-        });
-    FitError {
-        task: task_name.to_string(),
-        needed,
-        placeable,
-        nodes: snap.live_nodes(),
+    Scan {
         filtered,
-        shortfall,
+        free_total,
     }
 }
 
@@ -660,7 +750,16 @@ mod tests {
         snap.upsert_node(tainted);
         let spec = spec(8000, 0);
         let shape = Shape::new(&snap, 0, &spec);
-        let fit = diagnose(&snap, &shape, "worker", 2, 2, 0, &BTreeMap::new());
+        let fit = diagnose(
+            &snap,
+            &shape,
+            "worker",
+            2,
+            2,
+            0,
+            &BTreeMap::new(),
+            &mut DiagnosisCache::default(),
+        );
         assert_eq!(
             fit.filtered[&FilterReason::Insufficient(ResourceId::CPU)],
             1
@@ -681,6 +780,72 @@ mod tests {
     }
 
     #[test]
+    fn a_diagnosis_is_shared_by_a_shape_until_the_snapshot_changes() {
+        let mut snap = Snapshot::default();
+        let a = snap.upsert_node(Node::new("a", node(4000, 0)));
+        snap.upsert_node(Node::new("b", node(2000, 0)));
+        let (big, small) = (spec(8000, 0), spec(3000, 0));
+        let mut cache = DiagnosisCache::default();
+        let fresh = |snap: &Snapshot, spec: &PodSpec, pods: u32| {
+            let shape = Shape::new(snap, 0, spec);
+            diagnose(
+                snap,
+                &shape,
+                "w",
+                pods,
+                pods,
+                0,
+                &BTreeMap::new(),
+                &mut DiagnosisCache::default(),
+            )
+        };
+        let mut cached = |snap: &Snapshot, spec: &PodSpec, pods: u32| {
+            let shape = Shape::new(snap, 0, spec);
+            diagnose(
+                snap,
+                &shape,
+                "w",
+                pods,
+                pods,
+                0,
+                &BTreeMap::new(),
+                &mut cache,
+            )
+        };
+        // Gangs of one shape and of different sizes: one pass over the nodes, the same answers.
+        assert_eq!(cached(&snap, &big, 2), fresh(&snap, &big, 2));
+        assert_eq!(cached(&snap, &big, 5), fresh(&snap, &big, 5));
+        assert_eq!(cached(&snap, &small, 1), fresh(&snap, &small, 1));
+        // A rolled-back transaction leaves the snapshot, and what was learnt from it, as it was.
+        let generation = snap.generation();
+        let shape = Shape::new(&snap, 0, &small);
+        let mut txn = Transaction::begin(BTreeMap::new());
+        assert_eq!(
+            txn.place(
+                &mut snap,
+                &shape,
+                1,
+                ScorePolicy::Binpack,
+                &GpuDemand::default()
+            ),
+            1
+        );
+        assert_ne!(snap.generation(), generation);
+        txn.rollback(&mut snap);
+        assert_eq!(snap.generation(), generation);
+        assert_eq!(cached(&snap, &small, 1), fresh(&snap, &small, 1));
+        // A change that stays is seen: node a filled, the small pod now finds no node.
+        snap.assume(a, Resources::of(ResourceId::CPU, 4000));
+        let after = cached(&snap, &small, 1);
+        assert_eq!(after, fresh(&snap, &small, 1));
+        assert_eq!(
+            after.filtered[&FilterReason::Insufficient(ResourceId::CPU)],
+            2
+        );
+        assert_eq!((cache.hits, cache.misses), (2, 3));
+    }
+
+    #[test]
     fn room_held_for_other_gangs_is_named_and_the_jobs_own_room_is_free_to_it() {
         let mut snap = Snapshot::default();
         let held = snap.upsert_node(Node::new("held", node(4000, 0)));
@@ -689,7 +854,16 @@ mod tests {
         let spec = spec(2000, 0);
         let shape = Shape::new(&snap, 0, &spec);
         // Another gang's room: 4 cpu, 3 of them held, so 1 free for this pod of 2.
-        let fit = diagnose(&snap, &shape, "worker", 1, 1, 0, &BTreeMap::new());
+        let fit = diagnose(
+            &snap,
+            &shape,
+            "worker",
+            1,
+            1,
+            0,
+            &BTreeMap::new(),
+            &mut DiagnosisCache::default(),
+        );
         assert_eq!(fit.filtered[&FilterReason::Reserved], 1, "{fit:?}");
         assert_eq!(
             fit.filtered[&FilterReason::Insufficient(ResourceId::CPU)],
@@ -702,7 +876,16 @@ mod tests {
         );
         // The room is held for this very job: it may use it.
         let own = BTreeMap::from([(held, Resources::of(ResourceId::CPU, 3000))]);
-        let fit = diagnose(&snap, &shape, "worker", 1, 1, 0, &own);
+        let fit = diagnose(
+            &snap,
+            &shape,
+            "worker",
+            1,
+            1,
+            0,
+            &own,
+            &mut DiagnosisCache::default(),
+        );
         assert!(
             !fit.filtered.contains_key(&FilterReason::Reserved),
             "{fit:?}"

@@ -144,6 +144,20 @@ pub struct Snapshot {
     live_nodes: u32,
     /// Sum of allocatable over live nodes.
     capacity: Resources,
+    /// Bumped by every change; a rolled-back transaction puts it back (the snapshot is then
+    /// exactly as it was), so equal generations mean equal snapshots.
+    generation: Generation,
+}
+
+/// A snapshot's version. Not part of what a snapshot *is*: two snapshots with the same nodes,
+/// allocations and holds compare equal whatever their histories.
+#[derive(Debug, Clone, Copy, Default, Eq)]
+struct Generation(u64);
+
+impl PartialEq for Generation {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Snapshot {
@@ -176,6 +190,17 @@ impl Snapshot {
     /// Allocatable capacity summed over live nodes.
     pub fn capacity(&self) -> Resources {
         self.capacity
+    }
+
+    /// The snapshot's version: what was computed from it at one generation holds while the
+    /// generation is the same.
+    pub fn generation(&self) -> u64 {
+        self.generation.0
+    }
+
+    /// Puts the generation back after changes undone exactly (a transaction's rollback).
+    pub(crate) fn restore_generation(&mut self, generation: u64) {
+        self.generation = Generation(generation);
     }
 
     /// Adds or updates a node. What is allocated or reserved on it stays.
@@ -222,6 +247,7 @@ impl Snapshot {
 
     /// Recomputes every node's class from scratch (after new label keys became selected).
     pub fn rebuild_classes(&mut self) {
+        self.generation.0 += 1;
         let live: Vec<NodeId> = (0..self.nodes.len() as NodeId)
             .filter(|&id| self.nodes[id as usize].live)
             .collect();
@@ -254,6 +280,7 @@ impl Snapshot {
     }
 
     fn index(&mut self, id: NodeId) {
+        self.generation.0 += 1;
         let key = self.class_key(&self.nodes[id as usize].node);
         let class = match self.class_of_key.get(&key) {
             Some(&c) => c,
@@ -286,6 +313,7 @@ impl Snapshot {
     }
 
     fn unindex(&mut self, id: NodeId) {
+        self.generation.0 += 1;
         let entry = &mut self.nodes[id as usize];
         if !entry.live {
             return;
@@ -305,6 +333,7 @@ impl Snapshot {
     /// Changes a node's allocation and reservation, keeping its class's indexes exact.
     #[inline]
     fn update(&mut self, id: NodeId, d_allocated: Resources, d_reserved: Resources, add: bool) {
+        self.generation.0 += 1;
         let entry = &mut self.nodes[id as usize];
         let before = entry.free();
         if add {
