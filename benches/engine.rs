@@ -3,6 +3,8 @@
 //!   attempted once) on a fresh engine holding 5,000 nodes and 150,000 pending pods, all in
 //!   one queue; `cycle/standard_1000_queues`: the same jobs spread round-robin over 1,000
 //!   queues, so sibling order by dominant share is at work on every pop;
+//! - `cycle/saturated_5000n_150000_waiting`: one cycle of a full cluster with 150,000 pods
+//!   waiting across four queues, after 100 pods finished;
 //! - `gang_64/commit` and `gang_64/rollback`: one 64-pod gang transaction on a 5,000-node
 //!   snapshot that is half full, kept (on a fresh copy) or undone.
 
@@ -10,7 +12,7 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use phalanx_model::{ClusterEvent, PodSpec, QueueSpec, ResourceId, Resources, Time};
+use phalanx_model::{ClusterEvent, PodRef, PodSpec, QueueSpec, ResourceId, Resources, Time};
 use phalanx_scheduler::{
     Engine, EngineConfig, GpuDemand, ScorePolicy, Shape, Snapshot, Transaction,
 };
@@ -56,6 +58,70 @@ fn cycle(c: &mut Criterion) {
             )
         });
     }
+    g.finish();
+}
+
+/// The saturated shape ([`Workload::saturated`]) with its cluster filled, and the pods running.
+fn saturated_engine(nodes: usize, waiting: usize) -> (Engine, Vec<PodRef>) {
+    let (queues, w) = Workload::saturated(nodes, waiting, 1);
+    let mut engine = Engine::new(EngineConfig::default());
+    engine
+        .apply(ClusterEvent::QueuesConfigured(queues))
+        .unwrap();
+    for n in w.nodes {
+        engine.apply(ClusterEvent::NodeUpserted(n)).unwrap();
+    }
+    for j in w.jobs {
+        engine.apply(ClusterEvent::JobSubmitted(j)).unwrap();
+    }
+    let mut running = Vec::new();
+    loop {
+        let out = engine.cycle(Time::ZERO);
+        let binds: Vec<ClusterEvent> = out.decisions.iter().flat_map(|d| d.all_bound()).collect();
+        if binds.is_empty() {
+            break;
+        }
+        for b in binds {
+            if let ClusterEvent::PodBound { pod, .. } = &b {
+                running.push(pod.clone());
+            }
+            engine.apply(b).unwrap();
+        }
+    }
+    (engine, running)
+}
+
+/// One cycle of a full 5,000-node cluster with 150,000 pods waiting, after 100 pods finished
+/// (`phalanx bench --shape saturated` runs a stream of them).
+fn saturated(c: &mut Criterion) {
+    let (engine, running) = saturated_engine(5000, 150_000);
+    let finished: Vec<ClusterEvent> = running
+        .iter()
+        .step_by((running.len() / 100).max(1))
+        .take(100)
+        .map(|pod| ClusterEvent::PodFinished {
+            pod: pod.clone(),
+            succeeded: true,
+        })
+        .collect();
+    let mut g = c.benchmark_group("cycle");
+    g.sample_size(10);
+    g.bench_function("saturated_5000n_150000_waiting", |b| {
+        b.iter_batched(
+            || {
+                let mut e = engine.clone();
+                for f in &finished {
+                    e.apply(f.clone()).unwrap();
+                }
+                e
+            },
+            |mut e| {
+                black_box(e.cycle(Time(1000)).report.attempts);
+                e
+            },
+            BatchSize::LargeInput,
+        )
+    });
     g.finish();
 }
 
@@ -112,5 +178,5 @@ fn gang(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, cycle, gang);
+criterion_group!(benches, cycle, saturated, gang);
 criterion_main!(benches);

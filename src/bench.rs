@@ -25,17 +25,27 @@ pub enum Shape {
     Standard,
     /// kube-scheduler's GangScheduling perf shape: 5,000 small nodes, 3-pod gangs.
     KubeGang,
+    /// A full cluster with `--pods` pods waiting across four queues and pods finishing
+    /// (see `bench_saturated`): cycle time at saturation.
+    Saturated,
 }
 
 /// Options of `phalanx bench`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// Nodes (standard shape).
+    /// Nodes (standard and saturated shapes).
     #[arg(long, default_value_t = 5000)]
     pub nodes: usize,
-    /// Pods over all jobs (standard shape).
+    /// Pods over all jobs (standard shape); pods submitted after the fill (saturated: most of
+    /// them, with the fill's own leftovers, wait; the report counts them).
     #[arg(long, default_value_t = 150_000)]
     pub pods: usize,
+    /// Timed cycles (saturated shape).
+    #[arg(long, default_value_t = 200)]
+    pub cycles: usize,
+    /// Pods that finish before each timed cycle (saturated shape).
+    #[arg(long, default_value_t = 100)]
+    pub finish_per_cycle: usize,
     /// Seed of the workload.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -129,6 +139,7 @@ pub fn run(args: &BenchArgs) -> BenchReport {
             }),
         ),
         Shape::KubeGang => ("kube-gang", Workload::kube_gang(args.gangs)),
+        Shape::Saturated => unreachable!("bench_saturated runs the saturated shape"),
     };
     let events: Vec<ClusterEvent> = workload
         .nodes

@@ -4,6 +4,7 @@
 mod admin_cli;
 mod bench;
 mod bench_e2e;
+mod bench_saturated;
 mod queue_cli;
 mod simulate;
 
@@ -172,6 +173,23 @@ fn main() -> Result<()> {
                 print_out(&serde_json::to_string(&report)?)?;
             } else {
                 print_out(&report.human())?;
+            }
+        }
+        Command::Bench(BenchCli { args, .. }) if args.shape == bench::Shape::Saturated => {
+            let report = bench_saturated::run(bench_saturated::SaturatedSpec {
+                nodes: args.nodes,
+                pending_pods: args.pods,
+                seed: args.seed,
+                cycles: args.cycles,
+                finished_per_cycle: args.finish_per_cycle,
+            });
+            if args.json {
+                print_out(&serde_json::to_string(&report)?)?;
+            } else {
+                print_out(&report.human())?;
+            }
+            if report.partial_gangs + report.overcommitted_nodes > 0 {
+                anyhow::bail!("the audit found safety violations (see above)");
             }
         }
         Command::Bench(BenchCli { args, .. }) => {

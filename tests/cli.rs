@@ -72,6 +72,44 @@ fn bench_kube_gang_shape_places_every_gang() {
 }
 
 #[test]
+fn bench_saturated_times_cycles_of_a_full_cluster_with_jobs_waiting() {
+    let out = phalanx(&[
+        "bench",
+        "--shape",
+        "saturated",
+        "--nodes",
+        "100",
+        "--pods",
+        "3000",
+        "--cycles",
+        "20",
+        "--finish-per-cycle",
+        "20",
+        "--json",
+    ]);
+    assert_ok(&out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["shape"], "saturated");
+    assert!(v["cpu_allocated_share"].as_f64().unwrap() > 0.8, "{v}");
+    // The fill leaves gaps that some of the 3,000 take; the rest, and the fill's leftovers, wait.
+    assert!(v["pods_pending"].as_u64().unwrap() >= 1000, "{v}");
+    assert!(v["jobs_pending"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["cycles"], 20);
+    let (p50, p99) = (
+        v["cycle_ms_p50"].as_f64().unwrap(),
+        v["cycle_ms_p99"].as_f64().unwrap(),
+    );
+    assert!(p50 > 0.0 && p99 >= p50, "{v}");
+    assert!(v["jobs_tried_per_cycle"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(
+        v["pods_bound"].as_u64().unwrap() > 0,
+        "pods finishing make room: {v}"
+    );
+    assert_eq!(v["partial_gangs"], 0);
+    assert_eq!(v["overcommitted_nodes"], 0);
+}
+
+#[test]
 fn bench_human_summary_names_the_audit() {
     let out = phalanx(&["bench", "--nodes", "50", "--pods", "1000"]);
     assert!(out.status.success());

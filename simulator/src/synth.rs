@@ -12,20 +12,25 @@
 //!   solved so the mean makes cpu demand `demand` of the CPU nodes' capacity (as far as sizes
 //!   0.5–8 allow); memory is 2 or 4 GiB per cpu, clamped to 1–32Gi.
 //!
+//! [`Workload::saturated`] is a full cluster with more jobs waiting across four tenant queues.
+//!
 //! [`Workload::kube_gang`] is kube-scheduler's `GangScheduling` perf shape: 5,000 nodes of
 //! 4 cpu / 32Gi / 110 pods and 3-pod gangs of 100m / 100Mi.
 
 use std::collections::BTreeMap;
 
 use phalanx_model::{
-    Job, Node, PodSpec, ResourceId, Resources, Span, Taint, TaintEffect, Task, Time, Toleration,
-    TolerationOperator,
+    Job, Node, PodSpec, QueueSpec, ResourceId, Resources, Span, Taint, TaintEffect, Task, Time,
+    Toleration, TolerationOperator,
 };
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// Default demand of the standard workload as a fraction of capacity.
 pub const DEMAND: f64 = 0.9;
+
+/// The tenant queues of [`Workload::saturated`] (under `root`) and their weights.
+pub const SATURATED_TENANTS: [(&str, u32); 4] = [("t0", 4), ("t1", 2), ("t2", 1), ("t3", 1)];
 
 const GIB: i64 = 1 << 30;
 const MIB: i64 = 1 << 20;
@@ -262,6 +267,52 @@ impl Workload {
             })
             .collect();
         Workload { nodes, jobs }
+    }
+
+    /// The saturated shape (`phalanx bench --shape saturated`): the standard cluster of
+    /// `nodes`, a first standard workload asking for all of it (30 pods a node, demand 1), and
+    /// `waiting` more pods in a second one (jobs named `wait/...`) that find it full; jobs
+    /// spread round-robin over [`SATURATED_TENANTS`]. Returns the queues and the workload,
+    /// jobs in submission order.
+    pub fn saturated(nodes: usize, waiting: usize, seed: u64) -> (Vec<QueueSpec>, Workload) {
+        let fill = Workload::standard(StandardSpec {
+            seed,
+            demand: 1.0,
+            ..StandardSpec::new(nodes, nodes * 30)
+        });
+        let wait = Workload::standard(StandardSpec {
+            seed: seed + 1,
+            demand: 1.0,
+            ..StandardSpec::new(nodes, waiting)
+        });
+        let queues = SATURATED_TENANTS
+            .iter()
+            .map(|(name, weight)| QueueSpec {
+                weight: *weight,
+                ..QueueSpec::new(format!("root.{name}"))
+            })
+            .collect();
+        let waiting = wait.jobs.into_iter().map(|mut j| {
+            j.name = format!("wait/{}", j.name);
+            j
+        });
+        let jobs = fill
+            .jobs
+            .into_iter()
+            .chain(waiting)
+            .enumerate()
+            .map(|(i, mut j)| {
+                j.queue = format!("root.{}", SATURATED_TENANTS[i % SATURATED_TENANTS.len()].0);
+                j
+            })
+            .collect();
+        (
+            queues,
+            Workload {
+                nodes: fill.nodes,
+                jobs,
+            },
+        )
     }
 
     /// Total pods over all jobs.
