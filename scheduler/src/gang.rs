@@ -79,8 +79,11 @@ pub struct Placement {
     pub count: u32,
 }
 
-/// A gang placement in progress: the changes made so far and how to undo them.
+/// A gang placement in progress: the changes made so far and how to undo them. It ends in a
+/// rollback, or is kept by the engine's commit (which takes its placements and holds): dropped
+/// on the floor, it would leave the snapshot changed with nobody accounting for it.
 #[derive(Debug)]
+#[must_use = "a transaction ends in Transaction::rollback or is kept by a commit"]
 pub struct Transaction {
     undo: Vec<Undo>,
     /// Pods placed so far, group by group.
