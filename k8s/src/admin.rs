@@ -43,6 +43,9 @@ use k8s_openapi::api::authorization::v1::{
 };
 use phalanx_model::Time;
 use serde_json::{Value, json};
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::core::{JobStatus, Published};
 use crate::runner::Shared;
@@ -248,7 +251,23 @@ pub fn router(shared: Arc<Shared>, auth: Option<Arc<Authenticator>>) -> Router {
         .route("/ui/style.css", get(|| asset(ui::STYLE, "text/css")))
         .merge(api)
         .with_state(state)
+        // Outermost last: at most MAX_IN_FLIGHT requests are served at once (others wait their
+        // turn), none for longer than REQUEST_TIMEOUT, and no body over MAX_BODY is read.
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(GlobalConcurrencyLimitLayer::new(MAX_IN_FLIGHT))
 }
+
+/// The longest a request is served: longer is 408 (a TokenReview or SubjectAccessReview that
+/// hangs included).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Requests served at once; more wait (the page polls four paths every 2 s per viewer).
+pub const MAX_IN_FLIGHT: usize = 256;
+/// The largest request body read (the API takes none): more is 413.
+pub const MAX_BODY: usize = 16 * 1024;
 
 /// The page and its assets, compiled in: the page works with no network beyond this port.
 mod ui {
