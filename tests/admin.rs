@@ -42,6 +42,11 @@ fn phalanx(home: &Path, args: &[&str]) -> Output {
         .expect("run phalanx")
 }
 
+/// Runs `phalanx` with the words of `line` (paths here have no spaces).
+fn cli(home: &Path, line: &str) -> Output {
+    phalanx(home, &line.split_whitespace().collect::<Vec<_>>())
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -210,7 +215,7 @@ async fn an_admin_changes_a_quota_through_kubernetes_and_a_viewer_sees_jobs_in_l
     assert_eq!((code, body["user"].as_str()), (200, Some("bob")), "{body}");
     let no_identity = refused(
         "phalanx jobs without a kubeconfig",
-        phalanx(&home, &["jobs", "--server", &server]),
+        cli(&home, &format!("jobs --server {server}")),
     );
     assert!(no_identity.contains("401"), "{no_identity}");
 
@@ -228,19 +233,9 @@ async fn an_admin_changes_a_quota_through_kubernetes_and_a_viewer_sees_jobs_in_l
     // `phalanx jobs --state pending`, as the viewer: each waiting gang first in its queue's
     // line, with an estimated start from the running gangs' declared durations.
     let json = wait_for("both waiting gangs with an estimated start", || async {
-        let o = phalanx(
+        let o = cli(
             &home,
-            &[
-                "jobs",
-                "--state",
-                "pending",
-                "-o",
-                "json",
-                "--server",
-                &server,
-                "--kubeconfig",
-                bob_kc,
-            ],
+            &format!("jobs --state pending -o json --server {server} --kubeconfig {bob_kc}"),
         );
         let v: Value = serde_json::from_slice(&o.stdout).ok()?;
         let jobs = v["jobs"].as_array()?;
@@ -258,17 +253,9 @@ async fn an_admin_changes_a_quota_through_kubernetes_and_a_viewer_sees_jobs_in_l
     }
     let table = ok(
         "phalanx jobs --state pending",
-        phalanx(
+        cli(
             &home,
-            &[
-                "jobs",
-                "--state",
-                "pending",
-                "--server",
-                &server,
-                "--kubeconfig",
-                bob_kc,
-            ],
+            &format!("jobs --state pending --server {server} --kubeconfig {bob_kc}"),
         ),
     );
     println!("$ phalanx jobs --state pending\n{table}");
@@ -314,17 +301,9 @@ async fn an_admin_changes_a_quota_through_kubernetes_and_a_viewer_sees_jobs_in_l
     // The viewer may read queues but not change them: Kubernetes says no.
     let forbidden = refused(
         "queue set as the viewer",
-        phalanx(
+        cli(
             &home,
-            &[
-                "queue",
-                "set",
-                "team-a",
-                "--weight",
-                "3",
-                "--kubeconfig",
-                bob_kc,
-            ],
+            &format!("queue set team-a --weight 3 --kubeconfig {bob_kc}"),
         ),
     );
     assert!(
@@ -337,17 +316,9 @@ async fn an_admin_changes_a_quota_through_kubernetes_and_a_viewer_sees_jobs_in_l
     let before = version(queues.get("team-a").await.unwrap());
     let invalid = refused(
         "a negative capability",
-        phalanx(
+        cli(
             &home,
-            &[
-                "queue",
-                "set",
-                "team-a",
-                "--capability",
-                "cpu=-2",
-                "--kubeconfig",
-                alice_kc,
-            ],
+            &format!("queue set team-a --capability cpu=-2 --kubeconfig {alice_kc}"),
         ),
     );
     assert!(
@@ -357,17 +328,9 @@ async fn an_admin_changes_a_quota_through_kubernetes_and_a_viewer_sees_jobs_in_l
     assert!(invalid.contains("nothing was written"), "{invalid}");
     let unreadable = refused(
         "a quantity that is not one",
-        phalanx(
+        cli(
             &home,
-            &[
-                "queue",
-                "set",
-                "team-a",
-                "--capability",
-                "cpu=lots",
-                "--kubeconfig",
-                alice_kc,
-            ],
+            &format!("queue set team-a --capability cpu=lots --kubeconfig {alice_kc}"),
         ),
     );
     assert!(unreadable.contains("--capability"), "{unreadable}");
@@ -376,18 +339,9 @@ async fn an_admin_changes_a_quota_through_kubernetes_and_a_viewer_sees_jobs_in_l
     // A dry run shows the change and writes nothing.
     let dry = ok(
         "queue set --dry-run",
-        phalanx(
+        cli(
             &home,
-            &[
-                "queue",
-                "set",
-                "team-a",
-                "--weight",
-                "3",
-                "--dry-run",
-                "--kubeconfig",
-                alice_kc,
-            ],
+            &format!("queue set team-a --weight 3 --dry-run --kubeconfig {alice_kc}"),
         ),
     );
     assert!(
@@ -399,17 +353,9 @@ async fn an_admin_changes_a_quota_through_kubernetes_and_a_viewer_sees_jobs_in_l
     // The admin's change is written, and the scheduler's shares follow it: 3:1.
     let set = ok(
         "queue set",
-        phalanx(
+        cli(
             &home,
-            &[
-                "queue",
-                "set",
-                "team-a",
-                "--weight",
-                "3",
-                "--kubeconfig",
-                alice_kc,
-            ],
+            &format!("queue set team-a --weight 3 --kubeconfig {alice_kc}"),
         ),
     );
     assert!(
@@ -428,9 +374,9 @@ async fn an_admin_changes_a_quota_through_kubernetes_and_a_viewer_sees_jobs_in_l
     assert_eq!(queue_of(&v, "team-a")["weight"], 3, "{v}");
     let tree = ok(
         "phalanx queues",
-        phalanx(
+        cli(
             &home,
-            &["queues", "--server", &server, "--kubeconfig", bob_kc],
+            &format!("queues --server {server} --kubeconfig {bob_kc}"),
         ),
     );
     println!("$ phalanx queues\n{tree}");
@@ -443,9 +389,9 @@ async fn an_admin_changes_a_quota_through_kubernetes_and_a_viewer_sees_jobs_in_l
     // Close and open go through the status subresource; serve holds a closed queue's jobs.
     ok(
         "queue close",
-        phalanx(
+        cli(
             &home,
-            &["queue", "close", "team-b", "--kubeconfig", alice_kc],
+            &format!("queue close team-b --kubeconfig {alice_kc}"),
         ),
     );
     let b = wait_for("team-b closed, b-wait held back", || async {
@@ -462,10 +408,7 @@ async fn an_admin_changes_a_quota_through_kubernetes_and_a_viewer_sees_jobs_in_l
     );
     ok(
         "queue open",
-        phalanx(
-            &home,
-            &["queue", "open", "team-b", "--kubeconfig", alice_kc],
-        ),
+        cli(&home, &format!("queue open team-b --kubeconfig {alice_kc}")),
     );
     wait_for("team-b open again", || async {
         let (_, v) = admin_get(&addr, "/api/v1/jobs/default/b-wait", Some("bob-token")).await;
@@ -552,43 +495,31 @@ async fn the_admin_port_serves_https_with_the_certificate_given() {
     let kc = alice_kc.to_str().unwrap();
     let queues = ok(
         "phalanx queues over HTTPS, trusting the certificate",
-        phalanx(
+        cli(
             &home,
-            &[
-                "queues",
-                "--server",
-                &https,
-                "--kubeconfig",
-                kc,
-                "--certificate-authority",
-                cert.to_str().unwrap(),
-            ],
+            &format!(
+                "queues --server {https} --kubeconfig {kc} --certificate-authority {}",
+                cert.display()
+            ),
         ),
     );
     assert!(queues.starts_with("QUEUE"), "{queues}");
     let untrusted = refused(
         "HTTPS with a certificate no CA vouches for",
-        phalanx(&home, &["queues", "--server", &https, "--kubeconfig", kc]),
+        cli(&home, &format!("queues --server {https} --kubeconfig {kc}")),
     );
     assert!(untrusted.contains(&https), "{untrusted}");
     ok(
         "--insecure-skip-tls-verify",
-        phalanx(
+        cli(
             &home,
-            &[
-                "queues",
-                "--server",
-                &https,
-                "--kubeconfig",
-                kc,
-                "--insecure-skip-tls-verify",
-            ],
+            &format!("queues --server {https} --kubeconfig {kc} --insecure-skip-tls-verify"),
         ),
     );
     // Plain HTTP gets no answer from a TLS port.
     refused(
         "plain HTTP to the TLS port",
-        phalanx(&home, &["queues", "--server", &http, "--kubeconfig", kc]),
+        cli(&home, &format!("queues --server {http} --kubeconfig {kc}")),
     );
 
     running.stop().await.unwrap();

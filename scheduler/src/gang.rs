@@ -740,6 +740,17 @@ mod tests {
         assert_ne!(txn.placements[0].node, gpu);
     }
 
+    /// `diagnose` of `pods` pods of task `worker`, none placeable, with a cache of its own.
+    fn why(
+        snap: &Snapshot,
+        shape: &Shape<'_>,
+        pods: u32,
+        own: &BTreeMap<NodeId, Resources>,
+    ) -> FitError {
+        let mut cache = DiagnosisCache::default();
+        diagnose(snap, shape, "worker", pods, pods, 0, own, &mut cache)
+    }
+
     #[test]
     fn diagnosis_names_filters_and_the_shortfall() {
         let mut snap = Snapshot::default();
@@ -753,16 +764,7 @@ mod tests {
         snap.upsert_node(tainted);
         let spec = spec(8000, 0);
         let shape = Shape::new(&snap, 0, &spec);
-        let fit = diagnose(
-            &snap,
-            &shape,
-            "worker",
-            2,
-            2,
-            0,
-            &BTreeMap::new(),
-            &mut DiagnosisCache::default(),
-        );
+        let fit = why(&snap, &shape, 2, &BTreeMap::new());
         assert_eq!(
             fit.filtered[&FilterReason::Insufficient(ResourceId::CPU)],
             1
@@ -790,30 +792,12 @@ mod tests {
         let (big, small) = (spec(8000, 0), spec(3000, 0));
         let mut cache = DiagnosisCache::default();
         let fresh = |snap: &Snapshot, spec: &PodSpec, pods: u32| {
-            let shape = Shape::new(snap, 0, spec);
-            diagnose(
-                snap,
-                &shape,
-                "w",
-                pods,
-                pods,
-                0,
-                &BTreeMap::new(),
-                &mut DiagnosisCache::default(),
-            )
+            why(snap, &Shape::new(snap, 0, spec), pods, &BTreeMap::new())
         };
         let mut cached = |snap: &Snapshot, spec: &PodSpec, pods: u32| {
             let shape = Shape::new(snap, 0, spec);
-            diagnose(
-                snap,
-                &shape,
-                "w",
-                pods,
-                pods,
-                0,
-                &BTreeMap::new(),
-                &mut cache,
-            )
+            let none = BTreeMap::new();
+            diagnose(snap, &shape, "worker", pods, pods, 0, &none, &mut cache)
         };
         // Gangs of one shape and of different sizes: one pass over the nodes, the same answers.
         assert_eq!(cached(&snap, &big, 2), fresh(&snap, &big, 2));
@@ -857,16 +841,7 @@ mod tests {
         let spec = spec(2000, 0);
         let shape = Shape::new(&snap, 0, &spec);
         // Another gang's room: 4 cpu, 3 of them held, so 1 free for this pod of 2.
-        let fit = diagnose(
-            &snap,
-            &shape,
-            "worker",
-            1,
-            1,
-            0,
-            &BTreeMap::new(),
-            &mut DiagnosisCache::default(),
-        );
+        let fit = why(&snap, &shape, 1, &BTreeMap::new());
         assert_eq!(fit.filtered[&FilterReason::Reserved], 1, "{fit:?}");
         assert_eq!(
             fit.filtered[&FilterReason::Insufficient(ResourceId::CPU)],
@@ -879,16 +854,7 @@ mod tests {
         );
         // The room is held for this very job: it may use it.
         let own = BTreeMap::from([(held, Resources::of(ResourceId::CPU, 3000))]);
-        let fit = diagnose(
-            &snap,
-            &shape,
-            "worker",
-            1,
-            1,
-            0,
-            &own,
-            &mut DiagnosisCache::default(),
-        );
+        let fit = why(&snap, &shape, 1, &own);
         assert!(
             !fit.filtered.contains_key(&FilterReason::Reserved),
             "{fit:?}"
