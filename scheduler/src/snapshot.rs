@@ -144,15 +144,29 @@ pub struct Snapshot {
     live_nodes: u32,
     /// Sum of allocatable over live nodes.
     capacity: Resources,
-    /// Bumped by every change; a rolled-back transaction puts it back (the snapshot is then
-    /// exactly as it was), so equal generations mean equal snapshots.
+    /// A fresh id after every change (ids are never handed out twice); a rolled-back
+    /// transaction puts back the id of the state it restored exactly, so equal generations
+    /// mean equal snapshots.
     generation: Generation,
 }
 
 /// A snapshot's version. Not part of what a snapshot *is*: two snapshots with the same nodes,
 /// allocations and holds compare equal whatever their histories.
 #[derive(Debug, Clone, Copy, Default, Eq)]
-struct Generation(u64);
+struct Generation {
+    /// The id of the current state.
+    current: u64,
+    /// The last id handed out.
+    last: u64,
+}
+
+impl Generation {
+    /// The state changed: a new id.
+    fn bump(&mut self) {
+        self.last += 1;
+        self.current = self.last;
+    }
+}
 
 impl PartialEq for Generation {
     fn eq(&self, _: &Self) -> bool {
@@ -195,12 +209,12 @@ impl Snapshot {
     /// The snapshot's version: what was computed from it at one generation holds while the
     /// generation is the same.
     pub fn generation(&self) -> u64 {
-        self.generation.0
+        self.generation.current
     }
 
     /// Puts the generation back after changes undone exactly (a transaction's rollback).
     pub(crate) fn restore_generation(&mut self, generation: u64) {
-        self.generation = Generation(generation);
+        self.generation.current = generation;
     }
 
     /// Adds or updates a node. What is allocated or reserved on it stays.
@@ -247,7 +261,7 @@ impl Snapshot {
 
     /// Recomputes every node's class from scratch (after new label keys became selected).
     pub fn rebuild_classes(&mut self) {
-        self.generation.0 += 1;
+        self.generation.bump();
         let live: Vec<NodeId> = (0..self.nodes.len() as NodeId)
             .filter(|&id| self.nodes[id as usize].live)
             .collect();
@@ -280,7 +294,7 @@ impl Snapshot {
     }
 
     fn index(&mut self, id: NodeId) {
-        self.generation.0 += 1;
+        self.generation.bump();
         let key = self.class_key(&self.nodes[id as usize].node);
         let class = match self.class_of_key.get(&key) {
             Some(&c) => c,
@@ -313,7 +327,7 @@ impl Snapshot {
     }
 
     fn unindex(&mut self, id: NodeId) {
-        self.generation.0 += 1;
+        self.generation.bump();
         let entry = &mut self.nodes[id as usize];
         if !entry.live {
             return;
@@ -333,7 +347,10 @@ impl Snapshot {
     /// Changes a node's allocation and reservation, keeping its class's indexes exact.
     #[inline]
     fn update(&mut self, id: NodeId, d_allocated: Resources, d_reserved: Resources, add: bool) {
-        self.generation.0 += 1;
+        if d_allocated.is_zero() && d_reserved.is_zero() {
+            return;
+        }
+        self.generation.bump();
         let entry = &mut self.nodes[id as usize];
         let before = entry.free();
         if add {
