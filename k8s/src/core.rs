@@ -1597,6 +1597,19 @@ impl Core {
         self.pods_of(job).any(f)
     }
 
+    /// Works the estimated starts out again when the last forecast is [`FORECAST_INTERVAL`]
+    /// old (engine time `now`). Called after a cycle's actions are on their way: the forecast
+    /// runs the engine forward on a copy and must not hold up the binds.
+    pub fn refresh_forecast(&mut self, now: Time) {
+        if self
+            .forecast_at
+            .is_none_or(|t| now.0 >= t.0.saturating_add(FORECAST_INTERVAL.0))
+        {
+            self.forecast = self.engine.view().forecast(FORECAST_MAX_CYCLES);
+            self.forecast_at = Some(now);
+        }
+    }
+
     /// Runs one cycle at `now` after bringing everything up to date, and says what to do.
     pub fn cycle(&mut self, now: Time) -> Actions {
         self.clock = now;
@@ -1611,13 +1624,6 @@ impl Core {
             self.enqueue(now);
             self.enqueue_due = false;
             self.enqueued_at = Some(now);
-        }
-        if self
-            .forecast_at
-            .is_none_or(|t| now.0 >= t.0.saturating_add(FORECAST_INTERVAL.0))
-        {
-            self.forecast = self.engine.view().forecast(FORECAST_MAX_CYCLES);
-            self.forecast_at = Some(now);
         }
         let mut actions = Actions {
             notices: std::mem::take(&mut self.notices),
@@ -2079,10 +2085,12 @@ impl Core {
                 } else {
                     translate::QUEUE_OPEN
                 },
+                // A state set by someone, or an object that cannot be read (its state is
+                // unknown): either way, not the writer's to set.
                 state_set: objects.get(q.info.spec.name.as_str()).is_none_or(|o| {
                     self.queue_objects
                         .get(*o)
-                        .is_none_or(|parsed| parsed.as_ref().is_ok_and(|p| p.state.is_some()))
+                        .is_none_or(|parsed| !matches!(parsed, Ok(p) if p.state.is_none()))
                 }),
                 pending: named(&q.info.pending),
                 dominant_share: q.info.dominant_share as f64

@@ -154,6 +154,8 @@ pub fn run(
             if out.send(actions).is_err() {
                 return;
             }
+            // The binds are on their way; now the estimated starts may be worked out again.
+            core.refresh_forecast(cycle_time);
             next_cycle = Instant::now() + timing.period;
             if let Some(wake_in) = wake_in {
                 next_cycle = next_cycle.min(started + wake_in);

@@ -2665,8 +2665,9 @@ impl<'a> View<'a> {
     /// decisions, run forward on a copy of its state over virtual time. A placed pod whose job
     /// declares its duration ends when that says; one whose job does not never ends, so a job
     /// that could only start after such a pod is left out (unknown), never guessed. Bound by
-    /// `max_cycles` forward cycles (one per instant at which pods end); jobs not started by then
-    /// are left out too. The copy is dropped: the engine is untouched.
+    /// `max_cycles` forward cycles (one per instant at which pods end or time alone brings work:
+    /// a reclaim delay or backoff ending, jobs left for the next cycle); jobs not started by
+    /// then are left out too. The copy is dropped: the engine is untouched.
     pub fn forecast(&self, max_cycles: usize) -> BTreeMap<String, Time> {
         use std::cmp::Reverse;
         use std::collections::BinaryHeap;
@@ -2701,10 +2702,17 @@ impl<'a> View<'a> {
         }
         let mut started = BTreeMap::new();
         let mut cycles = 0;
-        while let Some(Reverse((at, _, _))) = ends.peek() {
+        // When time alone brings work (a reclaim delay or a backoff ending, jobs left untried
+        // by the attempt budget), as the live engine is woken.
+        let mut wake: Option<Time> = None;
+        loop {
             if cycles == max_cycles || started.len() == pending.len() {
                 break;
             }
+            let next_end = ends.peek().map(|Reverse((at, _, _))| *at);
+            let Some(at) = [next_end, wake].into_iter().flatten().min() else {
+                break;
+            };
             cycles += 1;
             // One cycle per second at most, as the live engine batches changes.
             let t = Time(at.0.max(e.last_cycle.0.saturating_add(1000)));
@@ -2726,6 +2734,11 @@ impl<'a> View<'a> {
                 let _ = e.apply(event);
             }
             let out = e.cycle(t);
+            wake = if out.report.ready_left > 0 {
+                Some(Time(t.0.saturating_add(1000)))
+            } else {
+                out.report.wake_at
+            };
             for d in &out.decisions {
                 match d {
                     Decision::BindGang { job, bindings } => {
