@@ -263,13 +263,10 @@ fn queues_table(summary: &phalanx_simulator::report::Summary) -> String {
             .chain(q.capability.iter().flat_map(|c| c.keys()))
             .filter(|k| k.as_str() != "pods")
             .collect();
+        // Nothing configured and nothing held: one line, of cpu.
+        let cpu = "cpu".to_string();
         let resources: Vec<&String> = if resources.is_empty() {
-            vec![
-                q.mean_allocated
-                    .keys()
-                    .find(|k| *k == "cpu")
-                    .unwrap_or(name),
-            ]
+            vec![&cpu]
         } else {
             resources.into_iter().collect()
         };

@@ -57,7 +57,7 @@ pub const AUTHZ_RESOURCE: &str = "queues";
 /// How long a TokenReview or SubjectAccessReview answer is reused (kube-scheduler's
 /// `--authentication-token-webhook-cache-ttl` and authorization cache default to 10 s).
 pub const AUTH_CACHE_TTL: Duration = Duration::from_secs(10);
-/// Answers cached at most; the oldest go first beyond it.
+/// Answers cached at most; beyond it, expired answers go first, then refusals.
 const AUTH_CACHE_MAX: usize = 4096;
 
 fn json_response(status: StatusCode, v: &Value) -> Response {
@@ -124,7 +124,12 @@ impl Authenticator {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            // The scheme is case-insensitive (RFC 7235), as kube-apiserver reads it.
+            .and_then(|v| {
+                v.get(..7)
+                    .filter(|s| s.eq_ignore_ascii_case("bearer "))
+                    .map(|_| &v[7..])
+            })
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
@@ -145,7 +150,12 @@ impl Authenticator {
             && let Ok(mut cache) = self.cache.lock()
         {
             if cache.len() >= AUTH_CACHE_MAX {
+                // Expired answers go first, then refusals (a flood of made-up tokens must not
+                // push out the people who are let in), and only then everything.
                 cache.retain(|_, (at, _)| at.elapsed() < AUTH_CACHE_TTL);
+                if cache.len() >= AUTH_CACHE_MAX {
+                    cache.retain(|_, (_, answer)| answer.is_ok());
+                }
                 if cache.len() >= AUTH_CACHE_MAX {
                     cache.clear();
                 }
