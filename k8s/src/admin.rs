@@ -41,13 +41,12 @@ use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
-use phalanx_model::Time;
 use serde_json::{Value, json};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::core::{JobStatus, Published};
+use crate::core::{JobStatus, Published, queue_object, rfc3339};
 use crate::runner::Shared;
 
 /// The API group of the resource the admin API's access is checked on.
@@ -383,7 +382,7 @@ fn phases_of(state: &str) -> Option<&'static [&'static str]> {
 /// Whether a job in queue `path` is in the queue a user named: its path, or its Volcano Queue
 /// object's name (the path's last segment).
 fn in_queue(path: &str, asked: &str) -> bool {
-    path == asked || path.rsplit('.').next() == Some(asked)
+    path == asked || queue_object(path) == asked
 }
 
 async fn jobs(State(s): State<AdminState>, Query(q): Query<HashMap<String, String>>) -> Response {
@@ -453,13 +452,6 @@ async fn events(State(s): State<AdminState>, Query(q): Query<HashMap<String, Str
 }
 
 /// Engine time (milliseconds since the epoch) as RFC 3339.
-fn rfc3339(t: Time) -> Option<String> {
-    i64::try_from(t.0)
-        .ok()
-        .and_then(|ms| k8s_openapi::jiff::Timestamp::from_millisecond(ms).ok())
-        .map(|ts| ts.to_string())
-}
-
 /// One job as the API shows it.
 fn job_json(name: &str, j: &JobStatus, p: &Published) -> Value {
     let pending = matches!(j.phase, "Pending" | "Inqueue");

@@ -2130,11 +2130,15 @@ pub fn needs_room(label: &str) -> bool {
 
 /// An engine time (milliseconds since the Unix epoch, see [`crate::runner::now`]) as RFC 3339.
 fn wall_time(t: Time) -> String {
+    rfc3339(t).unwrap_or_else(|| t.to_string())
+}
+
+/// An engine time (milliseconds since the Unix epoch) as RFC 3339, if it is one.
+pub(crate) fn rfc3339(t: Time) -> Option<String> {
     i64::try_from(t.0)
         .ok()
         .and_then(|ms| k8s_openapi::jiff::Timestamp::from_millisecond(ms).ok())
         .map(|ts| ts.to_string())
-        .unwrap_or_else(|| t.to_string())
 }
 
 /// The Volcano Queue object a queue path comes from (`root.a.b` -> `b`).
