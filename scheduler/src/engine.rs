@@ -46,7 +46,7 @@ use phalanx_queue::tree::{PlacementError, QueueConfigError, QueueInfo, QueueTree
 use phalanx_queue::{JobId, NameMap, OrderKey};
 use serde::{Deserialize, Serialize};
 
-use crate::gang::{DiagnosisCache, GpuDemand, ScorePolicy, Shape, Transaction, diagnose};
+use crate::gang::{DiagnosisCache, GpuDemand, RoomMemo, ScorePolicy, Shape, Transaction, diagnose};
 use crate::reserve::{self, Planned, Release};
 use crate::snapshot::{ClassId, NodeId, Snapshot};
 
@@ -562,6 +562,8 @@ pub struct Engine {
     gpu_demand: GpuDemand,
     /// Why gangs miss, worked out once per pod shape while the snapshot is unchanged.
     diagnosis: DiagnosisCache,
+    /// Room per pod shape, kept from walks that found the nodes short.
+    rooms: RoomMemo,
     /// Decisions made while applying events, handed out by the next cycle.
     outbox: Vec<Decision>,
     classes_dirty: bool,
@@ -607,6 +609,7 @@ impl Engine {
             released: Vec::new(),
             gpu_demand: GpuDemand::default(),
             diagnosis: DiagnosisCache::default(),
+            rooms: RoomMemo::default(),
             outbox: Vec::new(),
             classes_dirty: false,
             cluster_grew: false,
@@ -1447,6 +1450,10 @@ impl Engine {
             self.classes_dirty = false;
         }
         self.queues.set_capacity(self.snapshot.capacity());
+        // Counts of room follow the changes since they were taken; past a few changes per
+        // node, walking the nodes again is as cheap.
+        let keep = (self.snapshot.live_nodes() as usize * 4).max(4096);
+        self.snapshot.trim_log(keep);
         if self.cluster_grew {
             self.queues.unpark_all();
             self.cluster_grew = false;
@@ -1672,6 +1679,7 @@ impl Engine {
             gpu_demand,
             queues,
             diagnosis,
+            rooms,
             ..
         } = self;
         let s = jobs[id as usize].as_ref().expect("live id");
@@ -1690,11 +1698,25 @@ impl Engine {
             })
             .map(|(t, _)| t);
         let mut placed_by_task = vec![0u32; shapes.len()];
+        // What the first task to change anything would have placed, when the count of room
+        // kept for its shape shows it short without a walk.
+        let mut counted: Option<u32> = None;
+        let policy = config.score;
         if failed.is_none() {
             for (t, shape) in shapes.iter().enumerate() {
-                let got = txn.place(snapshot, shape, need.task_need[t], config.score, gpu_demand);
+                let want = need.task_need[t];
+                let short = (want > 0)
+                    .then(|| txn.counted_room(snapshot, shape, policy, rooms))
+                    .flatten()
+                    .filter(|&can| can < want as u64);
+                if let Some(can) = short {
+                    counted = Some(can as u32);
+                    failed = Some(t);
+                    break;
+                }
+                let got = txn.place_counting(snapshot, shape, want, policy, gpu_demand, rooms);
                 placed_by_task[t] += got;
-                if got < need.task_need[t] {
+                if got < want {
                     failed = Some(t);
                     break;
                 }
@@ -1703,7 +1725,12 @@ impl Engine {
         if failed.is_none() {
             for (t, shape) in shapes.iter().enumerate() {
                 let want = need.pending_by_task[t].len() as u32 - placed_by_task[t];
-                placed_by_task[t] += txn.place(snapshot, shape, want, config.score, gpu_demand);
+                // A running job's further pods: none to place where the count shows no room.
+                let none = want > 0 && txn.counted_room(snapshot, shape, policy, rooms) == Some(0);
+                if !none {
+                    placed_by_task[t] +=
+                        txn.place_counting(snapshot, shape, want, policy, gpu_demand, rooms);
+                }
             }
             if txn.placed() < need.gang_need {
                 let t = (0..shapes.len())
@@ -1725,7 +1752,7 @@ impl Engine {
         if failed.is_none() && !reserve_short {
             return Ok(Placed { txn });
         }
-        let (placeable, scanned) = (txn.placed(), txn.scanned);
+        let (placeable, scanned) = (counted.unwrap_or(txn.placed()), txn.scanned);
         txn.rollback(snapshot);
         let reason = explain.then(|| match failed {
             Some(t) => {

@@ -15,7 +15,8 @@
 //! pod, pick the one where placing leaves the fewest GPUs that the cluster's common GPU requests
 //! could not use (after "Beware of Fragmentation", Weng et al., ATC '23), then the fullest.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, DefaultHasher};
 
 use phalanx_model::{FilterReason, FitError, PodSpec, ResourceId, Resources, Shortfall};
 use serde::{Deserialize, Serialize};
@@ -23,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::snapshot::{ClassId, NodeId, Snapshot};
 
 /// How to choose among nodes that fit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ScorePolicy {
     /// Fill the fullest node that fits first; keeps whole nodes free for large pods and gangs.
@@ -95,9 +96,9 @@ pub struct Transaction {
     /// What the job's queue may still be allocated (its headroom under every capability):
     /// placements and holds stop there.
     pub budget: Resources,
-    /// The snapshot's generation before the transaction's first change: a rollback restores
-    /// the snapshot exactly, and its generation with it.
-    start: Option<u64>,
+    /// The snapshot's generation and change-log position before the transaction's first
+    /// change: a rollback restores the snapshot exactly, and both with it.
+    start: Option<(u64, u64)>,
 }
 
 /// A task's pod shape, with the node classes its static filters admit, best first.
@@ -168,9 +169,15 @@ impl Transaction {
         }
     }
 
-    /// Notes the snapshot's generation before the first change.
+    /// Notes the snapshot's generation and log position before the first change.
     fn changing(&mut self, snap: &Snapshot) {
-        self.start.get_or_insert(snap.generation());
+        self.start
+            .get_or_insert((snap.generation(), snap.log_position()));
+    }
+
+    /// Whether the transaction has not changed the snapshot yet.
+    pub fn unchanged(&self) -> bool {
+        self.start.is_none()
     }
 
     /// Limits what the transaction may place and hold to `budget` (a queue's headroom).
@@ -193,8 +200,8 @@ impl Transaction {
                 Undo::Unreserve(n, r) => snap.reserve(n, r),
             }
         }
-        if let Some(g) = self.start {
-            snap.restore_generation(g);
+        if let Some((generation, position)) = self.start {
+            snap.restore(generation, position);
         }
     }
 
@@ -279,7 +286,7 @@ impl Transaction {
                     left -= m;
                 }
             }
-            ScorePolicy::Binpack => left = self.best_fit_cpu(snap, shape, left),
+            ScorePolicy::Binpack => left = self.best_fit_cpu(snap, shape, left, None),
             ScorePolicy::Spread => {
                 while left > 0 {
                     let Some(node) = self.emptiest_node(snap, shape, gpu > 0) else {
@@ -293,16 +300,80 @@ impl Transaction {
         want - left
     }
 
+    /// The pods of `shape` a walk would place now, from the count of room kept for the shape:
+    /// known only while the transaction has changed nothing and holds no room for the job.
+    pub fn counted_room(
+        &self,
+        snap: &Snapshot,
+        shape: &Shape<'_>,
+        policy: ScorePolicy,
+        rooms: &mut RoomMemo,
+    ) -> Option<u64> {
+        if !self.unchanged() || !self.reservations.is_empty() {
+            return None;
+        }
+        let room = rooms.room(snap, shape, policy)?;
+        Some(room.min(self.budget.count_fitting(&shape.request)))
+    }
+
+    /// [`Transaction::place`], keeping in `rooms` the count a walk that found the nodes short
+    /// took on the way (it visited every node the shape may use and took all there was).
+    pub fn place_counting(
+        &mut self,
+        snap: &mut Snapshot,
+        shape: &Shape<'_>,
+        want: u32,
+        policy: ScorePolicy,
+        gpus: &GpuDemand,
+        rooms: &mut RoomMemo,
+    ) -> u32 {
+        let counts = want > 0 && self.unchanged() && self.reservations.is_empty();
+        let budget_pods = self.budget.count_fitting(&shape.request);
+        let state = (snap.generation(), snap.log_position());
+        let binpack_cpu = policy == ScorePolicy::Binpack && shape.request.get(ResourceId::GPU) <= 0;
+        if counts
+            && binpack_cpu
+            && rooms.room(snap, shape, policy).is_some()
+            && let Some(nodes) = rooms.nodes(snap, shape, policy)
+        {
+            return want - self.best_fit_cpu(snap, shape, want, Some(nodes));
+        }
+        let got = self.place(snap, shape, want, policy, gpus);
+        if counts && got < want && (got as u64) < budget_pods {
+            rooms.record(shape, policy, state, got as u64);
+        }
+        got
+    }
+
     /// Binpack without GPUs: classes best first; in each, nodes in ascending free cpu from the
-    /// pod's request up, as many pods on each as fit.
-    fn best_fit_cpu(&mut self, snap: &mut Snapshot, shape: &Shape<'_>, mut left: u32) -> u32 {
+    /// pod's request up, as many pods on each as fit. With `fitting` (the nodes with room for a
+    /// pod, see [`RoomMemo`]), only those are visited, in the same order.
+    fn best_fit_cpu(
+        &mut self,
+        snap: &mut Snapshot,
+        shape: &Shape<'_>,
+        mut left: u32,
+        fitting: Option<&BTreeSet<(ClassId, i64, NodeId)>>,
+    ) -> u32 {
         let cpu = shape.request.get(ResourceId::CPU);
         let mut picks: Vec<(NodeId, u32)> = Vec::new();
         for &(_, c) in &shape.classes {
             picks.clear();
+            let nodes: Box<dyn Iterator<Item = NodeId> + '_> = match fitting {
+                Some(set) => Box::new(
+                    set.range((c, cpu, 0)..=(c, i64::MAX, NodeId::MAX))
+                        .map(|&(_, _, n)| n),
+                ),
+                None => Box::new(
+                    snap.classes()[c as usize]
+                        .by_cpu
+                        .range((cpu, 0)..)
+                        .map(|&(_, n)| n),
+                ),
+            };
             // Picks are applied after the walk, so the queue's budget is counted down here.
             let mut budget = self.budget.count_fitting(&shape.request);
-            for &(_, node) in snap.classes()[c as usize].by_cpu.range((cpu, 0)..) {
+            for node in nodes {
                 self.scanned += 1;
                 let m = self.fits_on(snap, shape, node).min(left as u64).min(budget) as u32;
                 budget -= m as u64;
@@ -436,6 +507,164 @@ impl Transaction {
             }
         }
         left.is_zero()
+    }
+}
+
+/// How many pods of one shape the nodes have room for, by shape, followed through the
+/// snapshot's change log: in a full cluster, a gang that cannot have its minimum is known to
+/// miss from this count without walking every node, and gangs of one shape share it.
+///
+/// The count is exactly what a placement walk of that shape would place with no room held for
+/// the job and no queue budget in the way ([`Transaction::place`] places `min(room, budget,
+/// want)`), so using it never changes a decision. It is only kept from a walk that found the
+/// nodes short (which visited them all) and brought forward change by change; when the log no
+/// longer reaches back to it, it is dropped and the next walk counts again.
+#[derive(Debug, Clone, Default)]
+pub struct RoomMemo {
+    rooms: HashMap<RoomKey, Room, BuildHasherDefault<DefaultHasher>>,
+    /// Placements answered from a count, since the engine started.
+    pub hits: u64,
+    /// Walks that found the nodes short (a count taken).
+    pub misses: u64,
+}
+
+/// A pod shape as placement sees it: one pod's request, the classes that admit it, the policy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RoomKey {
+    request: Resources,
+    classes: Vec<ClassId>,
+    policy: ScorePolicy,
+}
+
+/// A count of pods and the snapshot state it is true at, with the nodes that have room for
+/// one pod once a placement has asked for them.
+#[derive(Debug, Clone)]
+struct Room {
+    pods: u64,
+    position: u64,
+    generation: u64,
+    /// `(class, free cpu, node)` of every node with room for a pod: what a binpack walk visits
+    /// of the class's `by_cpu` index, less the nodes it would find short.
+    nodes: Option<BTreeSet<(ClassId, i64, NodeId)>>,
+}
+
+/// Nodes with room kept for one shape; beyond, the walk goes back to the class indexes (with
+/// that much room, most nodes it visits take pods).
+const ROOM_NODES: usize = 512;
+
+/// Shapes counted at once; beyond, the memo starts over (a safety bound, not a tuning knob).
+const ROOM_SHAPES: usize = 1024;
+
+impl RoomKey {
+    fn of(shape: &Shape<'_>, policy: ScorePolicy) -> Self {
+        let mut classes: Vec<ClassId> = shape.classes.iter().map(|&(_, c)| c).collect();
+        classes.sort_unstable();
+        RoomKey {
+            request: shape.request,
+            classes,
+            policy,
+        }
+    }
+
+    /// Pods of this shape a walk would put on a node with `free` room: as many as fit, except
+    /// that binpack without GPUs walks only nodes with at least the pod's cpu free (which, for
+    /// a pod asking no cpu, leaves out nodes whose cpu is overcommitted).
+    fn fits(&self, free: &Resources) -> u64 {
+        let skipped = self.policy == ScorePolicy::Binpack
+            && self.request.get(ResourceId::GPU) <= 0
+            && free.get(ResourceId::CPU) < self.request.get(ResourceId::CPU);
+        if skipped {
+            0
+        } else {
+            free.count_fitting(&self.request)
+        }
+    }
+}
+
+impl RoomMemo {
+    /// Pods of `shape` the nodes have room for now, if counted before and still followable.
+    pub fn room(&mut self, snap: &Snapshot, shape: &Shape<'_>, policy: ScorePolicy) -> Option<u64> {
+        let key = RoomKey::of(shape, policy);
+        let room = self.rooms.get_mut(&key)?;
+        let Some(changes) = snap.changes_since(room.position, room.generation) else {
+            self.rooms.remove(&key);
+            return None;
+        };
+        let mut pods = room.pods as i128;
+        for c in changes {
+            if key.classes.binary_search(&c.class).is_err() {
+                continue;
+            }
+            let (before, after) = (key.fits(&c.before), key.fits(&c.after));
+            pods += after as i128 - before as i128;
+            if let Some(nodes) = room.nodes.as_mut() {
+                if before > 0 {
+                    nodes.remove(&(c.class, c.before.get(ResourceId::CPU), c.node));
+                }
+                if after > 0 {
+                    nodes.insert((c.class, c.after.get(ResourceId::CPU), c.node));
+                }
+            }
+        }
+        if room.nodes.as_ref().is_some_and(|n| n.len() > ROOM_NODES) {
+            room.nodes = None;
+        }
+        room.pods = pods.max(0) as u64;
+        room.position = snap.log_position();
+        room.generation = snap.generation();
+        self.hits += 1;
+        Some(room.pods)
+    }
+
+    /// The nodes with room for a pod of `shape`, for a shape whose room [`RoomMemo::room`] has
+    /// just brought up to date: listed from the class indexes the first time, then followed.
+    fn nodes(
+        &mut self,
+        snap: &Snapshot,
+        shape: &Shape<'_>,
+        policy: ScorePolicy,
+    ) -> Option<&BTreeSet<(ClassId, i64, NodeId)>> {
+        let key = RoomKey::of(shape, policy);
+        let room = self.rooms.get_mut(&key)?;
+        if room.position != snap.log_position() || room.generation != snap.generation() {
+            return None;
+        }
+        if room.nodes.is_none() && room.pods as usize <= ROOM_NODES {
+            let mut nodes = BTreeSet::new();
+            for &c in &key.classes {
+                for &(cpu, node) in &snap.classes()[c as usize].by_cpu {
+                    if key.fits(&snap.node(node).free()) > 0 {
+                        nodes.insert((c, cpu, node));
+                    }
+                }
+            }
+            room.nodes = Some(nodes);
+        }
+        room.nodes.as_ref()
+    }
+
+    /// Notes that at the state `(generation, position)` the nodes had room for exactly `pods`
+    /// pods of `shape`.
+    pub fn record(
+        &mut self,
+        shape: &Shape<'_>,
+        policy: ScorePolicy,
+        (generation, position): (u64, u64),
+        pods: u64,
+    ) {
+        if self.rooms.len() >= ROOM_SHAPES {
+            self.rooms.clear();
+        }
+        self.misses += 1;
+        self.rooms.insert(
+            RoomKey::of(shape, policy),
+            Room {
+                pods,
+                position,
+                generation,
+                nodes: None,
+            },
+        );
     }
 }
 
@@ -860,5 +1089,147 @@ mod tests {
             "{fit:?}"
         );
         assert_eq!(fit.filtered.len(), 1, "only the small node: {fit:?}");
+    }
+
+    /// One step of [`a_count_of_room_places_exactly_as_a_walk`].
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// Place `want` pods of shape `shape` with `policy`; keep them or roll back.
+        Place {
+            shape: usize,
+            want: u32,
+            spread: bool,
+            keep: bool,
+        },
+        /// Release a kept placement.
+        Release(usize),
+        /// Hold or give back cpu on a node.
+        Hold {
+            node: usize,
+            cpu: i64,
+            give_back: bool,
+        },
+        /// Take a node out, or bring it back.
+        Toggle(usize),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (0..4usize, 1..12u32, any::<bool>(), any::<bool>()).prop_map(
+                |(shape, want, spread, keep)| Step::Place { shape, want, spread, keep }
+            ),
+            2 => (0..64usize).prop_map(Step::Release),
+            1 => (0..6usize, 1..4i64, any::<bool>()).prop_map(|(node, cpu, give_back)| {
+                Step::Hold { node, cpu: cpu * 1000, give_back }
+            }),
+            1 => (0..6usize).prop_map(Step::Toggle),
+        ]
+    }
+
+    /// Pods of `spec` a walk with `policy` would find room for, by visiting every node.
+    fn walked_room(snap: &Snapshot, spec: &PodSpec, policy: ScorePolicy) -> u64 {
+        let shape = Shape::new(snap, 0, spec);
+        let key = RoomKey::of(&shape, policy);
+        snap.nodes()
+            .iter()
+            .filter(|e| e.live && key.classes.contains(&e.class))
+            .map(|e| key.fits(&e.free()))
+            .sum()
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// The count of room kept through the change log, and the walk over the nodes it
+        /// lists, place exactly as the plain walk over the class indexes: same pods, same
+        /// nodes, same snapshot after, through placements kept and rolled back, holds, and
+        /// nodes leaving and coming back.
+        #[test]
+        fn a_count_of_room_places_exactly_as_a_walk(
+            steps in prop::collection::vec(step(), 1..60),
+        ) {
+            let mut snap = Snapshot::default();
+            let sizes = [(8000, 16), (16000, 24), (4000, 64), (32000, 32), (8000, 8), (16000, 0)];
+            for (i, &(cpu, gib)) in sizes.iter().enumerate() {
+                let mut n = Node::new(
+                    format!("n{i}"),
+                    Resources::of(ResourceId::CPU, cpu)
+                        .with(ResourceId::MEMORY, gib << 30)
+                        .with(ResourceId::PODS, 110)
+                        .with(ResourceId::GPU, if i == 5 { 4 } else { 0 }),
+                );
+                n.labels.insert("kubernetes.io/hostname".into(), n.name.clone());
+                snap.upsert_node(n);
+            }
+            let nodes: Vec<Node> = snap.nodes().iter().map(|e| e.node.clone()).collect();
+            let specs: Vec<PodSpec> = [(1000, 4, 0), (3000, 2, 0), (500, 8, 0), (2000, 1, 1)]
+                .iter()
+                .map(|&(cpu, gib, gpu)| PodSpec {
+                    requests: Resources::of(ResourceId::CPU, cpu)
+                        .with(ResourceId::MEMORY, gib << 30)
+                        .with(ResourceId::GPU, gpu),
+                    ..Default::default()
+                })
+                .collect();
+            let mut rooms = RoomMemo::default();
+            let mut kept: Vec<(NodeId, Resources)> = Vec::new();
+            for step in steps {
+                match step {
+                    Step::Place { shape, want, spread, keep } => {
+                        let policy = if spread { ScorePolicy::Spread } else { ScorePolicy::Binpack };
+                        let spec = &specs[shape];
+                        let shape = Shape::new(&snap, 0, spec);
+                        let truth = walked_room(&snap, spec, policy);
+                        let mut plain_snap = snap.clone();
+                        let mut plain = Transaction::begin(BTreeMap::new());
+                        let expected =
+                            plain.place(&mut plain_snap, &shape, want, policy, &GpuDemand::default());
+                        let mut txn = Transaction::begin(BTreeMap::new());
+                        if let Some(room) = txn.counted_room(&snap, &shape, policy, &mut rooms) {
+                            prop_assert_eq!(room, truth);
+                        }
+                        let got = txn.place_counting(
+                            &mut snap, &shape, want, policy, &GpuDemand::default(), &mut rooms,
+                        );
+                        prop_assert_eq!(got, expected);
+                        prop_assert_eq!(&txn.placements, &plain.placements);
+                        prop_assert_eq!(&snap, &plain_snap);
+                        if keep {
+                            for p in &txn.placements {
+                                let amount = shape.request.times(p.count as u64);
+                                kept.push((p.node, amount));
+                            }
+                            drop(txn.placements);
+                        } else {
+                            txn.rollback(&mut snap);
+                        }
+                    }
+                    Step::Release(i) if !kept.is_empty() => {
+                        let (node, amount) = kept.swap_remove(i % kept.len());
+                        snap.release(node, amount);
+                    }
+                    Step::Release(_) => {}
+                    Step::Hold { node, cpu, give_back } => {
+                        let amount = Resources::of(ResourceId::CPU, cpu);
+                        if give_back {
+                            if snap.node(node as NodeId).reserved.get(ResourceId::CPU) >= cpu {
+                                snap.unreserve(node as NodeId, amount);
+                            }
+                        } else {
+                            snap.reserve(node as NodeId, amount);
+                        }
+                    }
+                    Step::Toggle(node) => {
+                        let id = node as NodeId;
+                        if snap.node(id).live {
+                            snap.remove_node(id);
+                        } else {
+                            snap.upsert_node(nodes[node].clone());
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -148,7 +148,44 @@ pub struct Snapshot {
     /// transaction puts back the id of the state it restored exactly, so equal generations
     /// mean equal snapshots.
     generation: Generation,
+    /// Every change of a node's free room since the log was last trimmed.
+    log: ChangeLog,
 }
+
+/// One change of a node's free room, in the order made: what lets a count kept over the nodes
+/// (see [`crate::gang::RoomMemo`]) follow the snapshot without walking every node again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    /// The node changed.
+    pub node: NodeId,
+    /// Its class at the time.
+    pub class: ClassId,
+    /// Its free room before; zero while it was not live (a node that is not live has room for
+    /// nothing, and every pod asks for a pod slot).
+    pub before: Resources,
+    /// Its free room after; zero once it is not live.
+    pub after: Resources,
+    /// The snapshot's generation before the change.
+    generation_before: u64,
+}
+
+/// The changes since a position. Positions count changes since the snapshot was made; a
+/// rolled-back transaction takes its changes out again, so a position names one state as long
+/// as the generation at it matches. Like [`Generation`], not part of what a snapshot is.
+#[derive(Debug, Clone, Default)]
+struct ChangeLog {
+    /// The position of `changes[0]`.
+    base: u64,
+    changes: Vec<Change>,
+}
+
+impl PartialEq for ChangeLog {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for ChangeLog {}
 
 /// A snapshot's version. Not part of what a snapshot *is*: two snapshots with the same nodes,
 /// allocations and holds compare equal whatever their histories.
@@ -212,9 +249,66 @@ impl Snapshot {
         self.generation.current
     }
 
-    /// Puts the generation back after changes undone exactly (a transaction's rollback).
-    pub(crate) fn restore_generation(&mut self, generation: u64) {
+    /// Puts the generation and the change log back to a state the changes since were undone
+    /// to exactly (a transaction's rollback): the undoing and what it undid leave the log.
+    pub(crate) fn restore(&mut self, generation: u64, position: u64) {
         self.generation.current = generation;
+        let keep = position.saturating_sub(self.log.base) as usize;
+        self.log.changes.truncate(keep);
+    }
+
+    /// The position after the last change: with [`Snapshot::generation`], what names this state
+    /// in [`Snapshot::changes_since`].
+    pub fn log_position(&self) -> u64 {
+        self.log.base + self.log.changes.len() as u64
+    }
+
+    /// The changes made since the state at `position` whose generation was `generation`, or
+    /// `None` when the log no longer reaches back to it or that state was undone.
+    pub fn changes_since(&self, position: u64, generation: u64) -> Option<&[Change]> {
+        let end = self.log_position();
+        if position < self.log.base || position > end {
+            return None;
+        }
+        let at = (position - self.log.base) as usize;
+        let generation_at = match self.log.changes.get(at) {
+            Some(c) => c.generation_before,
+            None => self.generation.current,
+        };
+        (generation_at == generation).then(|| &self.log.changes[at..])
+    }
+
+    /// Forgets the change log once it is longer than `keep` changes (between cycles: what
+    /// followed it starts over from a walk of the nodes).
+    pub fn trim_log(&mut self, keep: usize) {
+        if self.log.changes.len() > keep {
+            self.log.base = self.log_position();
+            self.log.changes.clear();
+        }
+    }
+
+    /// The room a node offers placements: its free room while live, else none.
+    fn room(&self, id: NodeId) -> Resources {
+        let entry = &self.nodes[id as usize];
+        if entry.live {
+            entry.free()
+        } else {
+            Resources::ZERO
+        }
+    }
+
+    /// Moves to a new generation, noting that `id`'s room was `before` (a node keeps its class
+    /// id while it is not live, so the class is the one the room was or is counted in).
+    fn changed(&mut self, id: NodeId, before: Resources) {
+        let generation_before = self.generation.current;
+        self.generation.bump();
+        self.log.changes.push(Change {
+            node: id,
+            class: self.nodes[id as usize].class,
+            before,
+            after: self.room(id),
+            generation_before,
+        });
     }
 
     /// Adds or updates a node. What is allocated or reserved on it stays.
@@ -261,7 +355,6 @@ impl Snapshot {
 
     /// Recomputes every node's class from scratch (after new label keys became selected).
     pub fn rebuild_classes(&mut self) {
-        self.generation.bump();
         let live: Vec<NodeId> = (0..self.nodes.len() as NodeId)
             .filter(|&id| self.nodes[id as usize].live)
             .collect();
@@ -275,6 +368,9 @@ impl Snapshot {
         for id in live {
             self.index(id);
         }
+        // Class ids changed: counts kept over classes start over.
+        self.generation.bump();
+        self.trim_log(0);
     }
 
     fn class_key(&self, node: &Node) -> ClassKey {
@@ -294,7 +390,6 @@ impl Snapshot {
     }
 
     fn index(&mut self, id: NodeId) {
-        self.generation.bump();
         let key = self.class_key(&self.nodes[id as usize].node);
         let class = match self.class_of_key.get(&key) {
             Some(&c) => c,
@@ -324,12 +419,13 @@ impl Snapshot {
         c.gpu_members += has_gpu as u32;
         c.free_total += free;
         c.add_to_indexes(id, &free, has_gpu);
+        self.changed(id, Resources::ZERO);
     }
 
     fn unindex(&mut self, id: NodeId) {
-        self.generation.bump();
         let entry = &mut self.nodes[id as usize];
         if !entry.live {
+            self.generation.bump();
             return;
         }
         entry.live = false;
@@ -342,6 +438,7 @@ impl Snapshot {
         c.gpu_members -= has_gpu as u32;
         c.free_total -= free;
         c.remove_from_indexes(id, &free, has_gpu);
+        self.changed(id, free);
     }
 
     /// Changes a node's allocation and reservation, keeping its class's indexes exact.
@@ -350,9 +447,8 @@ impl Snapshot {
         if d_allocated.is_zero() && d_reserved.is_zero() {
             return;
         }
-        self.generation.bump();
+        let before = self.room(id);
         let entry = &mut self.nodes[id as usize];
-        let before = entry.free();
         if add {
             entry.allocated += d_allocated;
             entry.reserved += d_reserved;
@@ -360,16 +456,16 @@ impl Snapshot {
             entry.allocated -= d_allocated;
             entry.reserved -= d_reserved;
         }
-        if !entry.live {
-            return;
+        if entry.live {
+            let after = entry.free();
+            let has_gpu = entry.node.allocatable.get(ResourceId::GPU) > 0;
+            let c = &mut self.classes[entry.class as usize];
+            c.free_total -= before;
+            c.free_total += after;
+            c.remove_from_indexes(id, &before, has_gpu);
+            c.add_to_indexes(id, &after, has_gpu);
         }
-        let after = entry.free();
-        let has_gpu = entry.node.allocatable.get(ResourceId::GPU) > 0;
-        let c = &mut self.classes[entry.class as usize];
-        c.free_total -= before;
-        c.free_total += after;
-        c.remove_from_indexes(id, &before, has_gpu);
-        c.add_to_indexes(id, &after, has_gpu);
+        self.changed(id, before);
     }
 
     /// Counts `amount` as allocated on the node (a pod assumed or adopted there).
