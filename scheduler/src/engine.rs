@@ -1621,13 +1621,19 @@ impl Engine {
         if result.is_err() {
             let lendable = self.lendable(id);
             if !lendable.is_empty() {
+                let before = (self.snapshot.generation(), self.snapshot.log_position());
                 self.lend(&lendable);
                 let again = self.try_place(id, &need, false);
+                let backfilled = again.is_ok();
                 if let Ok(placed) = again {
                     out.report.backfilled += 1;
                     result = Ok(placed);
                 }
-                self.take_back(&lendable);
+                if self.take_back(&lendable) && !backfilled {
+                    // Everything lent was held again and nothing placed: the snapshot is as it
+                    // was, and counts of room kept over it need not follow a lend and its return.
+                    self.snapshot.restore(before.0, before.1);
+                }
             }
         }
         match result {
@@ -2149,19 +2155,23 @@ impl Engine {
         }
     }
 
-    /// Holds again for `claimants` what [`Engine::lend`] freed, less what backfill took.
-    fn take_back(&mut self, claimants: &[JobId]) {
+    /// Holds again for `claimants` what [`Engine::lend`] freed, less what backfill took. True
+    /// when all of it is held again.
+    fn take_back(&mut self, claimants: &[JobId]) -> bool {
+        let mut whole = true;
         for &c in claimants {
             let s = self.jobs[c as usize].as_mut().expect("live id");
             let snapshot = &mut self.snapshot;
             s.reservations.retain(|&node, held| {
                 let take = held.min(&snapshot.node(node).free().clamp_zero());
                 snapshot.reserve(node, take);
+                whole &= take == *held;
                 *held = take;
                 !take.is_zero()
             });
             self.account(c);
         }
+        whole
     }
 
     /// Looks for running gangs to evict for the blocked gang `id`: of other queues holding
