@@ -4,6 +4,10 @@
 //! Measured (wall clock, on whatever else the machine is doing):
 //! - `pods_per_s`: pods bound per second, from the first pod created to the last bind seen;
 //! - `e2e_p50_ms`/`e2e_p99_ms`: pod creation (the POST sent) to its bind seen on a watch;
+//! - `dependency_p50_ms`/`dependency_max_ms`: a chain of `--chain` two-pod gangs, each
+//!   depending on the one before (`phalanx.dev/depends-on`) and running one second in the
+//!   emulator: time from a link's last pod seen `Succeeded` to its dependent's first bind seen,
+//!   both on the bench's own watch (Slurm's `afterok` takes 1.5 to 2.7 s per link here);
 //! - `restart_to_first_bind_s`: the scheduler is killed with every pod resident, one more pod
 //!   is created, and a new scheduler process starts: time from its start to that pod's bind
 //!   (it must list everything and rebuild its state first).
@@ -48,6 +52,9 @@ pub struct E2eArgs {
     /// Give up after this many seconds without a new bind.
     #[arg(long, default_value_t = 120)]
     pub stall_s: u64,
+    /// Links of the dependency chain measured after the workload is bound (0: none).
+    #[arg(long, default_value_t = 5)]
+    pub chain: usize,
     /// Print one JSON object instead of the human summary.
     #[arg(long)]
     pub json: bool,
@@ -72,6 +79,13 @@ pub struct E2eReport {
     pub e2e_p50_ms: f64,
     /// 99th percentile creation-to-bind, milliseconds.
     pub e2e_p99_ms: f64,
+    /// Dependencies measured: links of the chain whose parent was seen to succeed and whose
+    /// dependent was seen bound.
+    pub dependency_links: usize,
+    /// Median time from a parent's last pod succeeding to its dependent's first bind, ms.
+    pub dependency_p50_ms: Option<f64>,
+    /// The longest such time, ms.
+    pub dependency_max_ms: Option<f64>,
     /// Seconds from a new scheduler process's start to its first bind, every pod resident.
     pub restart_to_first_bind_s: Option<f64>,
 }
@@ -83,6 +97,7 @@ impl E2eReport {
             "phalanx bench e2e: {} nodes, {} pods ({} bound)\n\
              bound {:.0} pods/s over {:.1} s (creation took {:.1} s)\n\
              creation to bind: p50 {:.0} ms, p99 {:.0} ms\n\
+             dependency (parent succeeded to dependent bound): {}\n\
              restart to first bind with every pod resident: {}",
             self.nodes,
             self.pods,
@@ -92,6 +107,13 @@ impl E2eReport {
             self.create_s,
             self.e2e_p50_ms,
             self.e2e_p99_ms,
+            match (self.dependency_p50_ms, self.dependency_max_ms) {
+                (Some(p50), Some(max)) => format!(
+                    "p50 {p50:.0} ms, max {max:.0} ms over {} links",
+                    self.dependency_links
+                ),
+                _ => "not measured".into(),
+            },
             self.restart_to_first_bind_s
                 .map(|s| format!("{s:.2} s"))
                 .unwrap_or_else(|| "not measured (the bind was not seen)".into())
@@ -188,8 +210,12 @@ pub async fn run(args: &E2eArgs) -> Result<E2eReport> {
         ),
     )?;
     let client = kube::Client::try_from(kube::Config::new(format!("http://{host}").parse()?))?;
-    let seen: Seen = Arc::default();
-    let watch = tokio::spawn(watch_binds(client.clone(), Arc::clone(&seen)));
+    let (seen, succeeded): (Seen, Seen) = (Arc::default(), Arc::default());
+    let watch = tokio::spawn(watch_binds(
+        client.clone(),
+        Arc::clone(&seen),
+        Arc::clone(&succeeded),
+    ));
     let mut scheduler = serve(&dir, &kubeconfig, &config, "serve.log")?;
     wait_ready(admin, Duration::from_secs(120)).await?;
 
@@ -230,7 +256,7 @@ pub async fn run(args: &E2eArgs) -> Result<E2eReport> {
                     let (code, body) = conn
                         .post_json(
                             "/api/v1/namespaces/default/pods",
-                            &pod_json(&pod, Some(&name)),
+                            &pod_json(&pod, Some(&name), None),
                         )
                         .await?;
                     if code >= 300 {
@@ -270,13 +296,18 @@ pub async fn run(args: &E2eArgs) -> Result<E2eReport> {
             .unwrap_or(f64::NAN)
     };
     let window = last.saturating_duration_since(start).as_secs_f64();
+    let mut dependency = chain(&host, args, &seen, &succeeded).await?;
+    dependency.sort_by(f64::total_cmp);
 
     // Restart with everything resident: kill the scheduler, add one pod, start a new one.
     drop(scheduler);
     let probe = "restart-probe";
     let mut conn = Conn::connect(&host).await?;
-    conn.post_json("/api/v1/namespaces/default/pods", &pod_json(probe, None))
-        .await?;
+    conn.post_json(
+        "/api/v1/namespaces/default/pods",
+        &pod_json(probe, None, None),
+    )
+    .await?;
     let t0 = Instant::now();
     scheduler = serve(&dir, &kubeconfig, &config, "serve-restart.log")?;
     let mut restart = None;
@@ -303,17 +334,100 @@ pub async fn run(args: &E2eArgs) -> Result<E2eReport> {
         create_s,
         e2e_p50_ms: pct(0.50),
         e2e_p99_ms: pct(0.99),
+        dependency_links: dependency.len(),
+        dependency_p50_ms: dependency
+            .get(dependency.len().saturating_sub(1) / 2)
+            .copied(),
+        dependency_max_ms: dependency.last().copied(),
         restart_to_first_bind_s: restart,
     })
 }
 
-fn pod_json(name: &str, group: Option<&str>) -> serde_json::Value {
+/// Creates the dependency chain (`dep-0` <- `dep-1` <- ...; two pods of one second each per
+/// link, all created at once) and returns, per link, milliseconds from the parent's last pod
+/// seen `Succeeded` to the dependent's first pod seen bound.
+async fn chain(host: &str, args: &E2eArgs, seen: &Seen, succeeded: &Seen) -> Result<Vec<f64>> {
+    const MEMBERS: usize = 2;
+    if args.chain == 0 {
+        return Ok(Vec::new());
+    }
+    let mut conn = Conn::connect(host).await?;
+    for k in 0..args.chain {
+        let name = format!("dep-{k}");
+        let annotations = match k {
+            0 => json!({}),
+            _ => json!({"phalanx.dev/depends-on": format!("dep-{}", k - 1)}),
+        };
+        let (code, body) = conn
+            .post_json(
+                "/apis/scheduling.x-k8s.io/v1alpha1/namespaces/default/podgroups",
+                &json!({"apiVersion": "scheduling.x-k8s.io/v1alpha1", "kind": "PodGroup",
+                        "metadata": {"name": name, "annotations": annotations},
+                        "spec": {"minMember": MEMBERS}}),
+            )
+            .await?;
+        if code >= 300 {
+            bail!(
+                "creating PodGroup {name}: {code} {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        for i in 0..MEMBERS {
+            let pod = format!("{name}-{i}");
+            let (code, body) = conn
+                .post_json(
+                    "/api/v1/namespaces/default/pods",
+                    &pod_json(&pod, Some(&name), Some("1")),
+                )
+                .await?;
+            if code >= 300 {
+                bail!(
+                    "creating pod {pod}: {code} {}",
+                    String::from_utf8_lossy(&body)
+                );
+            }
+        }
+    }
+    // Every link runs a second; allow each the stall limit.
+    let last = format!("dep-{}-0", args.chain - 1);
+    let deadline = Instant::now() + Duration::from_secs(args.stall_s);
+    while Instant::now() < deadline {
+        if succeeded.lock().is_ok_and(|s| s.contains_key(&last)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seen = seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let succeeded = succeeded.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let at = |map: &HashMap<String, Instant>, k: usize| -> Vec<Instant> {
+        (0..MEMBERS)
+            .filter_map(|i| map.get(&format!("dep-{k}-{i}")).copied())
+            .collect()
+    };
+    let mut links = Vec::new();
+    for k in 1..args.chain {
+        let (done, bound) = (at(&succeeded, k - 1), at(&seen, k));
+        if done.len() == MEMBERS
+            && let (Some(parent), Some(child)) = (done.iter().max(), bound.iter().min())
+        {
+            links.push(child.saturating_duration_since(*parent).as_secs_f64() * 1000.0);
+        }
+    }
+    Ok(links)
+}
+
+/// A 1-cpu pod of ours, in `group`, that the emulator runs for `duration` seconds if given.
+fn pod_json(name: &str, group: Option<&str>, duration: Option<&str>) -> serde_json::Value {
     let labels = match group {
         Some(g) => json!({"scheduling.x-k8s.io/pod-group": g}),
         None => json!({}),
     };
+    let annotations = match duration {
+        Some(d) => json!({"phalanx.dev/duration": d}),
+        None => json!({}),
+    };
     json!({"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": name, "labels": labels},
+           "metadata": {"name": name, "labels": labels, "annotations": annotations},
            "spec": {"schedulerName": "phalanx", "containers": [{"name": "main", "image": "pause",
                     "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]}})
 }
@@ -363,6 +477,13 @@ struct BoundPod {
     metadata: ObjectMeta,
     #[serde(default)]
     spec: BoundSpec,
+    #[serde(default)]
+    status: BoundStatus,
+}
+
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+struct BoundStatus {
+    phase: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, serde::Deserialize)]
@@ -396,8 +517,9 @@ impl kube::Resource for BoundPod {
 }
 
 /// Watches bound pods only (`fieldSelector=spec.nodeName!=`, as `kubectl get pods -w` with that
-/// selector would): a bind turns into an ADDED event, the time it is seen is the bind time.
-async fn watch_binds(client: kube::Client, seen: Seen) {
+/// selector would): a bind turns into an ADDED event, the time it is seen is the bind time;
+/// the time a pod is first seen `Succeeded` goes to `succeeded`.
+async fn watch_binds(client: kube::Client, seen: Seen, succeeded: Seen) {
     let api: kube::Api<BoundPod> = kube::Api::namespaced(client, "default");
     let config = watcher::Config::default().fields("spec.nodeName!=");
     let mut stream = std::pin::pin!(watcher::watcher(api, config));
@@ -406,8 +528,16 @@ async fn watch_binds(client: kube::Client, seen: Seen) {
             Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => p,
             _ => continue,
         };
+        let Some(name) = pod.metadata.name else {
+            continue;
+        };
+        if pod.status.phase.as_deref() == Some("Succeeded")
+            && let Ok(mut s) = succeeded.lock()
+        {
+            s.entry(name.clone()).or_insert_with(Instant::now);
+        }
         if pod.spec.node_name.as_ref().is_some_and(|n| !n.is_empty())
-            && let (Some(name), Ok(mut s)) = (pod.metadata.name, seen.lock())
+            && let Ok(mut s) = seen.lock()
         {
             s.entry(name).or_insert_with(Instant::now);
         }

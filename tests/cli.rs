@@ -72,6 +72,36 @@ fn bench_kube_gang_shape_places_every_gang() {
 }
 
 #[test]
+fn bench_e2e_measures_binds_and_each_dependency_link_through_the_emulator() {
+    let out = phalanx(&[
+        "bench",
+        "e2e",
+        "--nodes",
+        "20",
+        "--pods",
+        "200",
+        "--gang",
+        "4",
+        "--chain",
+        "3",
+        "--stall-s",
+        "30",
+        "--json",
+    ]);
+    assert_ok(&out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["bound"], 200, "{v}");
+    // Three links make two dependencies, each seen from the parent's success to the
+    // dependent's bind: positive, and well under the links' one-second run time apart.
+    assert_eq!(v["dependency_links"], 2, "{v}");
+    let (p50, max) = (
+        v["dependency_p50_ms"].as_f64().unwrap(),
+        v["dependency_max_ms"].as_f64().unwrap(),
+    );
+    assert!(p50 > 0.0 && max >= p50 && max < 30_000.0, "{v}");
+}
+
+#[test]
 fn bench_saturated_times_cycles_of_a_full_cluster_with_jobs_waiting() {
     let out = phalanx(&[
         "bench",
