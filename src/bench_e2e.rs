@@ -237,34 +237,11 @@ pub async fn run(args: &E2eArgs) -> Result<E2eReport> {
                 }
                 let members = gang.min(pods - g * gang);
                 let name = format!("g{g:06}");
-                let (code, body) = conn
-                    .post_json(
-                        "/apis/scheduling.x-k8s.io/v1alpha1/namespaces/default/podgroups",
-                        &json!({"apiVersion": "scheduling.x-k8s.io/v1alpha1", "kind": "PodGroup",
-                                "metadata": {"name": name}, "spec": {"minMember": members}}),
-                    )
-                    .await?;
-                if code >= 300 {
-                    bail!(
-                        "creating PodGroup {name}: {code} {}",
-                        String::from_utf8_lossy(&body)
-                    );
-                }
+                create_group(&mut conn, &name, members, json!({})).await?;
                 for i in 0..members {
                     let pod = format!("{name}-{i}");
                     let at = Instant::now();
-                    let (code, body) = conn
-                        .post_json(
-                            "/api/v1/namespaces/default/pods",
-                            &pod_json(&pod, Some(&name), None),
-                        )
-                        .await?;
-                    if code >= 300 {
-                        bail!(
-                            "creating pod {pod}: {code} {}",
-                            String::from_utf8_lossy(&body)
-                        );
-                    }
+                    create_pod(&mut conn, &pod_json(&pod, Some(&name), None)).await?;
                     created
                         .lock()
                         .map_err(|_| anyhow::anyhow!("poisoned"))?
@@ -358,34 +335,10 @@ async fn chain(host: &str, args: &E2eArgs, seen: &Seen, succeeded: &Seen) -> Res
             0 => json!({}),
             _ => json!({"phalanx.dev/depends-on": format!("dep-{}", k - 1)}),
         };
-        let (code, body) = conn
-            .post_json(
-                "/apis/scheduling.x-k8s.io/v1alpha1/namespaces/default/podgroups",
-                &json!({"apiVersion": "scheduling.x-k8s.io/v1alpha1", "kind": "PodGroup",
-                        "metadata": {"name": name, "annotations": annotations},
-                        "spec": {"minMember": MEMBERS}}),
-            )
-            .await?;
-        if code >= 300 {
-            bail!(
-                "creating PodGroup {name}: {code} {}",
-                String::from_utf8_lossy(&body)
-            );
-        }
+        create_group(&mut conn, &name, MEMBERS, annotations).await?;
         for i in 0..MEMBERS {
             let pod = format!("{name}-{i}");
-            let (code, body) = conn
-                .post_json(
-                    "/api/v1/namespaces/default/pods",
-                    &pod_json(&pod, Some(&name), Some("1")),
-                )
-                .await?;
-            if code >= 300 {
-                bail!(
-                    "creating pod {pod}: {code} {}",
-                    String::from_utf8_lossy(&body)
-                );
-            }
+            create_pod(&mut conn, &pod_json(&pod, Some(&name), Some("1"))).await?;
         }
     }
     // Every link runs a second; allow each the stall limit.
@@ -414,6 +367,45 @@ async fn chain(host: &str, args: &E2eArgs, seen: &Seen, succeeded: &Seen) -> Res
         }
     }
     Ok(links)
+}
+
+/// Creates scheduler-plugins PodGroup `name` of `members` in `default`.
+async fn create_group(
+    conn: &mut Conn,
+    name: &str,
+    members: usize,
+    annotations: serde_json::Value,
+) -> Result<()> {
+    let (code, body) = conn
+        .post_json(
+            "/apis/scheduling.x-k8s.io/v1alpha1/namespaces/default/podgroups",
+            &json!({"apiVersion": "scheduling.x-k8s.io/v1alpha1", "kind": "PodGroup",
+                    "metadata": {"name": name, "annotations": annotations},
+                    "spec": {"minMember": members}}),
+        )
+        .await?;
+    if code >= 300 {
+        bail!(
+            "creating PodGroup {name}: {code} {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    Ok(())
+}
+
+/// Creates a pod (see [`pod_json`]) in `default`.
+async fn create_pod(conn: &mut Conn, pod: &serde_json::Value) -> Result<()> {
+    let (code, body) = conn
+        .post_json("/api/v1/namespaces/default/pods", pod)
+        .await?;
+    if code >= 300 {
+        let name = &pod["metadata"]["name"];
+        bail!(
+            "creating pod {name}: {code} {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    Ok(())
 }
 
 /// A 1-cpu pod of ours, in `group`, that the emulator runs for `duration` seconds if given.

@@ -175,9 +175,10 @@ impl Transaction {
             .get_or_insert((snap.generation(), snap.log_position()));
     }
 
-    /// Whether the transaction has not changed the snapshot yet.
-    pub fn unchanged(&self) -> bool {
-        self.start.is_none()
+    /// Whether counts of room speak for this transaction: it has changed nothing yet (the
+    /// snapshot is the one counts are kept of) and holds no room for the job.
+    fn counts_room(&self) -> bool {
+        self.start.is_none() && self.reservations.is_empty()
     }
 
     /// Limits what the transaction may place and hold to `budget` (a queue's headroom).
@@ -309,7 +310,7 @@ impl Transaction {
         policy: ScorePolicy,
         rooms: &mut RoomMemo,
     ) -> Option<u64> {
-        if !self.unchanged() || !self.reservations.is_empty() {
+        if !self.counts_room() {
             return None;
         }
         let room = rooms.room(snap, shape, policy)?;
@@ -327,7 +328,7 @@ impl Transaction {
         gpus: &GpuDemand,
         rooms: &mut RoomMemo,
     ) -> u32 {
-        let counts = want > 0 && self.unchanged() && self.reservations.is_empty();
+        let counts = want > 0 && self.counts_room();
         let budget_pods = self.budget.count_fitting(&shape.request);
         let state = (snap.generation(), snap.log_position());
         let binpack_cpu = policy == ScorePolicy::Binpack && shape.request.get(ResourceId::GPU) <= 0;
