@@ -8,11 +8,11 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use phalanx_model::Span;
+use phalanx_simulator::compare::CompareFile;
 use phalanx_simulator::convert::{self, Converted};
 use phalanx_simulator::generator::GenSpec;
 use phalanx_simulator::simulate::{Options, Source, simulate};
 use phalanx_simulator::trace;
-use phalanx_simulator::world::Mode;
 
 /// Options of `phalanx simulate`.
 #[derive(Debug, Clone, Args)]
@@ -33,14 +33,21 @@ pub struct SimulateArgs {
     /// Output folder for decisions.jsonl, summary.json and report.html.
     #[arg(long, default_value = "phalanx-out")]
     pub out: PathBuf,
-    /// Also run a default-Kubernetes-like policy (pod by pod, no gangs, no queues, FIFO) and
-    /// compare.
-    #[arg(long, value_enum)]
-    pub compare: Option<Compare>,
+    /// Compare what-if scenarios over the workload: alone, the built-in set (Phalanx against a
+    /// plain gang FIFO and pod-by-pod placement, with spread scoring, without reservation,
+    /// without reclaim, over seeds 1-3 for a generated workload); with a YAML or JSON file,
+    /// its scenarios (see docs/compare.md); `baseline` runs pod-by-pod placement beside
+    /// Phalanx in one report, as before. Writes comparison.json and comparison.html.
+    #[arg(long, value_name = "FILE|baseline", num_args = 0..=1, default_missing_value = "")]
+    pub compare: Option<String>,
     /// Add nodes: COUNT:cpu=96,memory=768Gi,nvidia.com/gpu=8 or COUNT:NODE (copies of a node of
     /// the trace). Repeatable.
     #[arg(long = "add-nodes", value_name = "SPEC")]
     pub add_nodes: Vec<String>,
+    /// Remove nodes for the whole run: a name, a name prefix ending in '*' (rack-07-*), or
+    /// labels key=value[,key=value]. Repeatable.
+    #[arg(long = "remove-nodes", value_name = "SELECTOR")]
+    pub remove_nodes: Vec<String>,
     /// Multiply the load: every job is submitted X times (fractions keep a stable share).
     #[arg(long = "scale-load", value_name = "X")]
     pub scale_load: Option<f64>,
@@ -53,13 +60,6 @@ pub struct SimulateArgs {
     /// No progress bar and no summary table.
     #[arg(long, short)]
     pub quiet: bool,
-}
-
-/// What to compare against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Compare {
-    /// The default Kubernetes scheduler's behaviour on the same engine.
-    Baseline,
 }
 
 /// `phalanx trace ...`.
@@ -150,12 +150,16 @@ pub fn run(args: &SimulateArgs) -> Result<String> {
         ),
     };
     let mut opts = Options::new(source, args.out.clone());
-    opts.compare_baseline = args.compare == Some(Compare::Baseline);
+    opts.compare_baseline = args.compare.as_deref() == Some("baseline");
     opts.add_nodes = args.add_nodes.clone();
+    opts.remove_nodes = args.remove_nodes.clone();
     opts.scale_load = args.scale_load;
     opts.queues = args.queues.clone();
     opts.period = Span::from_secs_f64(args.period);
     let show = !args.quiet && std::io::stderr().is_terminal();
+    if let Some(file) = args.compare.as_deref().filter(|f| *f != "baseline") {
+        return compare(args, &opts, &title, file, show);
+    }
     let bar = show.then(|| {
         let b = ProgressBar::new(0);
         b.set_style(
@@ -168,10 +172,7 @@ pub fn run(args: &SimulateArgs) -> Result<String> {
     let started = std::time::Instant::now();
     let out = simulate(&opts, &title, &mut |mode, p| {
         if let Some(b) = &bar {
-            b.set_prefix(match mode {
-                Mode::Gang => "phalanx ",
-                Mode::Baseline => "baseline",
-            });
+            b.set_prefix(format!("{:<8}", mode.name()));
             let rate = p.events as f64 / started.elapsed().as_secs_f64().max(1e-6);
             b.set_length(p.jobs);
             b.set_position(p.jobs_ended);
@@ -205,6 +206,58 @@ pub fn run(args: &SimulateArgs) -> Result<String> {
         queues_table(&out.summary),
         files.join(", ")
     ))
+}
+
+/// `simulate --compare [FILE]`: every scenario over the workload, in parallel.
+fn compare(
+    args: &SimulateArgs,
+    opts: &Options,
+    title: &str,
+    file: &str,
+    show: bool,
+) -> Result<String> {
+    let set = if file.is_empty() {
+        CompareFile::builtin()
+    } else {
+        CompareFile::read(std::path::Path::new(file))?
+    };
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let bar = ProgressBar::hidden();
+    if show {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("compare [{bar:20}] {pos}/{len} runs  {msg}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+    }
+    let seeds = match &opts.source {
+        Source::Generate(_) => set.seeds.as_ref().map_or(3, Vec::len),
+        Source::Trace(_) => 1,
+    };
+    bar.set_length((set.scenarios.len() * seeds) as u64);
+    let title = format!("{title}: what-if comparison");
+    let out = phalanx_simulator::compare::compare(opts, &set, &title, &|name| {
+        bar.set_message(format!("{name} done"));
+        bar.inc(1);
+    })
+    .with_context(|| "comparison failed")?;
+    bar.finish_and_clear();
+    if args.quiet {
+        return Ok(String::new());
+    }
+    let mut text = format!("{title}\n{}\n\n", out.table());
+    for (name, sentence) in out.verdict_sentences() {
+        text.push_str(&format!("{name}: {sentence}\n"));
+    }
+    let files: Vec<String> = out.files.iter().map(|f| f.display().to_string()).collect();
+    text.push_str(&format!(
+        "\nwrote {} (and each run's summary.json and decisions.jsonl under {})",
+        files.join(", "),
+        args.out.display()
+    ));
+    Ok(text)
 }
 
 /// Per queue, as `phalanx queues` prints a live cluster's: the quotas the run had (weight,

@@ -412,3 +412,172 @@ fn trace_convert_feeds_simulate() {
     assert_ok(&sim);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn simulate_compare_alone_runs_the_builtin_scenarios_over_seeds() {
+    let dir = out_dir("compare-builtin");
+    let out = phalanx(&[
+        "simulate",
+        "--nodes",
+        "40",
+        "--pods",
+        "800",
+        "--compare",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("phalanx (reference)"), "{text}");
+    assert!(text.contains("comparison.json"), "{text}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("comparison.json")).unwrap())
+            .unwrap();
+    let names: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(
+        names,
+        [
+            "fifo",
+            "kube",
+            "no-reclaim",
+            "no-reservation",
+            "phalanx",
+            "spread"
+        ]
+    );
+    for (name, s) in v.as_object().unwrap() {
+        for key in [
+            "goodput",
+            "makespan_s",
+            "jain_fairness",
+            "wait_p95_s",
+            "large_gang_wait_p95_s",
+            "stranded_gpu_share",
+        ] {
+            assert!(s[key].is_number(), "{name}: {key} in {s}");
+            // Three seeds: an interval for every metric.
+            assert!(s["ci95"][key].is_number(), "{name}: ci95.{key}");
+        }
+        assert_eq!(s["seeds"], serde_json::json!([1, 2, 3]));
+        assert_eq!(s["reference"], "phalanx");
+        assert_eq!(s["vs_reference"].is_object(), name != "phalanx", "{name}");
+        // Each run's summary is there, and the mean is the mean of them.
+        let goodputs: Vec<f64> = s["summaries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let path = dir.join(p.as_str().unwrap());
+                let run: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+                run["goodput"].as_f64().unwrap()
+            })
+            .collect();
+        assert_eq!(goodputs.len(), 3);
+        let mean = goodputs.iter().sum::<f64>() / 3.0;
+        assert!((s["goodput"].as_f64().unwrap() - mean).abs() < 1e-12);
+    }
+    // Gangs stay whole under phalanx and fifo; the pod-by-pod policy holds partial gangs.
+    assert_eq!(v["phalanx"]["incomplete_gang_share"], 0.0);
+    assert_eq!(v["fifo"]["incomplete_gang_share"], 0.0);
+    let html = std::fs::read_to_string(dir.join("comparison.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("no-reservation"));
+    assert!(!html.contains("<script src"), "self-contained");
+    // The phalanx run of seed 1 is the plain run of seed 1, decision for decision.
+    let plain = out_dir("compare-plain");
+    assert_ok(&phalanx(&[
+        "simulate",
+        "--nodes",
+        "40",
+        "--pods",
+        "800",
+        "--seed",
+        "1",
+        "--quiet",
+        "--out",
+        plain.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        std::fs::read(plain.join("decisions.jsonl")).unwrap(),
+        std::fs::read(dir.join("phalanx/seed-1/decisions.jsonl")).unwrap()
+    );
+}
+
+#[test]
+fn simulate_compare_reads_a_scenario_file_and_names_its_errors() {
+    let dir = out_dir("compare-file");
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("t.jsonl");
+    std::fs::write(
+        &trace,
+        r#"{"kind":"node","name":"rack1-a","resources":{"cpu":8,"memory":"32Gi"},"labels":{"rack":"1"}}
+{"kind":"node","name":"rack2-a","resources":{"cpu":8,"memory":"32Gi"},"labels":{"rack":"2"}}
+{"kind":"job","time":0,"name":"a","tasks":[{"name":"w","replicas":1,"requests":{"cpu":4},"duration":100}]}
+{"kind":"job","time":0,"name":"b","tasks":[{"name":"w","replicas":1,"requests":{"cpu":4},"duration":100}]}
+{"kind":"job","time":0,"name":"c","tasks":[{"name":"w","replicas":1,"requests":{"cpu":4},"duration":100}]}
+{"kind":"job","time":0,"name":"d","tasks":[{"name":"w","replicas":1,"requests":{"cpu":4},"duration":100}]}
+"#,
+    )
+    .unwrap();
+    let file = dir.join("what-if.yaml");
+    std::fs::write(
+        &file,
+        "scenarios:\n  - name: now\n  - name: one-rack\n    remove-nodes: ['rack=2']\n  - name: more\n    add-nodes: ['2:cpu=8,memory=32Gi']\n",
+    )
+    .unwrap();
+    let out_path = dir.join("out");
+    let run = || {
+        phalanx(&[
+            "simulate",
+            "--trace",
+            trace.to_str().unwrap(),
+            "--compare",
+            file.to_str().unwrap(),
+            "--out",
+            out_path.to_str().unwrap(),
+        ])
+    };
+    let out = run();
+    assert_ok(&out);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_path.join("comparison.json")).unwrap())
+            .unwrap();
+    // A trace runs once: no seeds, no intervals. 16 CPUs run the 4 jobs of 4 CPUs in 100 s;
+    // one rack (8 CPUs) in two rounds; 32 CPUs no faster than 16.
+    assert_eq!(v["now"]["seeds"], serde_json::json!([]));
+    assert!(v["now"].get("ci95").is_none());
+    assert_eq!(v["now"]["makespan_s"], 100.0);
+    assert!(v["one-rack"]["makespan_s"].as_f64().unwrap() >= 200.0);
+    assert_eq!(v["more"]["makespan_s"], 100.0);
+    assert!(
+        v["one-rack"]["vs_reference"]["makespan_s"]["mean"]
+            .as_f64()
+            .unwrap()
+            >= 100.0
+    );
+    // Errors name the file, the line and the field.
+    std::fs::write(
+        &file,
+        "scenarios:\n  - name: a\n  - name: b\n    scale-lode: 2\n",
+    )
+    .unwrap();
+    let out = run();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains(&format!("{}:4", file.display())) && err.contains("scale-lode"),
+        "{err}"
+    );
+    std::fs::write(
+        &file,
+        "scenarios:\n  - name: a\n    remove-nodes: ['rack=9']\n",
+    )
+    .unwrap();
+    let out = run();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("scenario a") && err.contains("rack=9") && err.contains("no node"),
+        "{err}"
+    );
+}

@@ -2,11 +2,14 @@
 //! native trace format ([`trace`]) and converters from other formats ([`convert`]), seeded
 //! synthetic workloads ([`synth`], [`generator`]), what-if transformations ([`whatif`]), the
 //! virtual-time world that drives the production engine ([`world`]), reports ([`report`]), one
-//! whole `phalanx simulate` run ([`simulate`]), and the independent [`audit`] of decisions.
+//! whole `phalanx simulate` run ([`simulate`]), what-if comparisons of many runs
+//! ([`compare`]), and the independent [`audit`] of decisions.
 //!
-//! No tokio and no threads: a run is one synchronous loop over a binary heap of events.
+//! No tokio: a run is one synchronous loop over a binary heap of events. Only a comparison
+//! uses threads, to run whole runs side by side (rayon).
 
 pub mod audit;
+pub mod compare;
 pub mod convert;
 pub mod generator;
 pub mod report;

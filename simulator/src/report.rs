@@ -16,7 +16,21 @@
 //!   share): 1 when every queue got the same fraction of what it deserved;
 //! - `makespan_s`: from the first submission to the last job end;
 //! - `incomplete_gang_resource_s`: resource-seconds held by pods of gangs with fewer than
-//!   `min_member` pods running (see `world` for the baseline's barrier model).
+//!   `min_member` pods running (see `world` for the baseline's barrier model);
+//! - `goodput`: resource-seconds of work that completed (pods that succeeded, for the time their
+//!   work ran) over the allocatable resource-seconds of the run, per resource; the headline
+//!   figure is on GPUs where the cluster has any, else on CPU (`goodput_resource`);
+//! - `work_evicted_resource_s`: resource-seconds of work thrown away by evictions (reclaim,
+//!   preemption, failed nodes): what evicted pods had run;
+//! - `stranded_gpu_share`: GPUs free on nodes whose free CPU or memory is below the smallest
+//!   GPU pod's request (no GPU pod of the workload could use them), over allocatable GPUs,
+//!   averaged over time; absent when no pod asks for a GPU;
+//! - `wait_p50_s`/`wait_p95_s`/`wait_p99_s` and `waits_by_size`: the same wait, over every job
+//!   submitted, where a job still waiting at the end of the run counts with its wait so far
+//!   (so a policy cannot look better by never starting a gang); jobs that ended without
+//!   starting (a failed dependency, deleted) are left out. Size classes are by `min_member`;
+//!   large gangs are those at or above the 90th percentile of `min_member` over gangs (jobs
+//!   with `min_member` above 1), `large_gang_min_member`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -52,6 +66,37 @@ pub struct QueueSummary {
     /// What it held per resource, averaged over the run.
     pub mean_allocated: BTreeMap<String, f64>,
 }
+
+/// Waits of a class of jobs (see the module docs for what counts).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WaitSummary {
+    /// Jobs in the class.
+    pub jobs: u64,
+    /// Of those, jobs still waiting at the end (counted with their wait so far).
+    pub waiting_at_end: u64,
+    /// Median wait, seconds.
+    pub p50_s: f64,
+    /// 95th percentile, seconds.
+    pub p95_s: f64,
+    /// 99th percentile, seconds.
+    pub p99_s: f64,
+}
+
+impl WaitSummary {
+    fn of(mut waits: Vec<f64>, waiting_at_end: u64) -> WaitSummary {
+        waits.sort_by(f64::total_cmp);
+        WaitSummary {
+            jobs: waits.len() as u64,
+            waiting_at_end,
+            p50_s: percentile(&waits, 0.50),
+            p95_s: percentile(&waits, 0.95),
+            p99_s: percentile(&waits, 0.99),
+        }
+    }
+}
+
+/// The size classes of `waits_by_size`, by `min_member`: name and smallest member count.
+pub const SIZE_CLASSES: [(&str, u32); 4] = [("1", 1), ("2-8", 2), ("9-64", 9), ("65+", 65)];
 
 /// `summary.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -98,6 +143,31 @@ pub struct Summary {
     pub jain_fairness: f64,
     /// Resource-seconds held by incomplete gangs, per resource (cpu in cores).
     pub incomplete_gang_resource_s: BTreeMap<String, f64>,
+    /// Work completed over capacity, on `goodput_resource`.
+    pub goodput: f64,
+    /// The resource of `goodput`: `nvidia.com/gpu` where the cluster has GPUs, else `cpu`.
+    pub goodput_resource: String,
+    /// Work completed over capacity, per resource.
+    pub goodput_by_resource: BTreeMap<String, f64>,
+    /// Pods evicted after their work had started.
+    pub pods_evicted: u64,
+    /// Resource-seconds of work evictions threw away, per resource (cpu in cores).
+    pub work_evicted_resource_s: BTreeMap<String, f64>,
+    /// Stranded GPUs over allocatable GPUs, averaged over time; absent without GPU pods.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stranded_gpu_share: Option<f64>,
+    /// Waits over every job submitted (see the module docs).
+    pub wait_p50_s: f64,
+    /// 95th percentile of the same.
+    pub wait_p95_s: f64,
+    /// 99th percentile of the same.
+    pub wait_p99_s: f64,
+    /// The same waits per size class ([`SIZE_CLASSES`]).
+    pub waits_by_size: BTreeMap<String, WaitSummary>,
+    /// Gangs of at least this many members are large (0: the scenario has no gangs).
+    pub large_gang_min_member: u32,
+    /// Waits of the large gangs.
+    pub large_gangs: WaitSummary,
     /// Events the engine refused, by label (should be empty).
     pub engine_event_errors: BTreeMap<String, u64>,
     /// SHA-256 of `decisions.jsonl`.
@@ -184,6 +254,65 @@ pub fn waits(stats: &RunStats) -> Vec<Vec<f64>> {
         v.sort_by(f64::total_cmp);
     }
     w
+}
+
+/// Waits over every job submitted, whole and by size (see the module docs).
+struct SizeWaits {
+    all: WaitSummary,
+    by_size: BTreeMap<String, WaitSummary>,
+    large_min_member: u32,
+    large: WaitSummary,
+}
+
+impl SizeWaits {
+    fn of(stats: &RunStats) -> SizeWaits {
+        // (min_member, wait, still waiting)
+        let jobs: Vec<(u32, f64, bool)> = stats
+            .jobs
+            .iter()
+            .filter(|j| j.submitted)
+            .filter_map(|j| match (j.first_start, j.state) {
+                (Some(s), _) => Some((j.min_member, s.since(j.submit).as_secs_f64(), false)),
+                (None, JobEnd::Open) => {
+                    Some((j.min_member, stats.end.since(j.submit).as_secs_f64(), true))
+                }
+                (None, _) => None,
+            })
+            .collect();
+        let summary = |keep: &dyn Fn(u32) -> bool| {
+            let chosen: Vec<&(u32, f64, bool)> = jobs.iter().filter(|j| keep(j.0)).collect();
+            WaitSummary::of(
+                chosen.iter().map(|j| j.1).collect(),
+                chosen.iter().filter(|j| j.2).count() as u64,
+            )
+        };
+        let by_size = SIZE_CLASSES
+            .iter()
+            .enumerate()
+            .map(|(i, (name, lo))| {
+                let hi = SIZE_CLASSES.get(i + 1).map_or(u32::MAX, |c| c.1);
+                (name.to_string(), summary(&|m| m >= *lo && m < hi))
+            })
+            .filter(|(_, w)| w.jobs > 0)
+            .collect();
+        let mut gangs: Vec<u32> = jobs.iter().map(|j| j.0).filter(|m| *m > 1).collect();
+        gangs.sort_unstable();
+        let large_min_member = if gangs.is_empty() {
+            0
+        } else {
+            gangs[((gangs.len() - 1) as f64 * 0.9).round() as usize]
+        };
+        SizeWaits {
+            all: summary(&|_| true),
+            by_size,
+            large_min_member,
+            large: if large_min_member > 0 {
+                summary(&|m| m >= large_min_member)
+            } else {
+                WaitSummary::default()
+            },
+        }
+    }
 }
 
 fn lane_value(id: ResourceId, v: f64) -> f64 {
@@ -289,6 +418,36 @@ impl Summary {
                 },
             );
         }
+        let lane = |name: &str| lanes.iter().position(|id| table.name(*id) == name);
+        let per_lane = |v: &[f64]| -> BTreeMap<String, f64> {
+            lanes
+                .iter()
+                .enumerate()
+                .map(|(k, id)| (table.name(*id).to_string(), lane_value(*id, v[k])))
+                .collect()
+        };
+        let goodput_by_resource: BTreeMap<String, f64> = lanes
+            .iter()
+            .enumerate()
+            .filter(|(k, id)| **id != ResourceId::PODS && stats.cap_integral[*k] > 0.0)
+            .map(|(k, id)| {
+                (
+                    table.name(*id).to_string(),
+                    stats.work_done_s[k] / stats.cap_integral[k],
+                )
+            })
+            .collect();
+        let goodput_resource = if goodput_by_resource.contains_key(table.name(ResourceId::GPU)) {
+            table.name(ResourceId::GPU)
+        } else {
+            table.name(ResourceId::CPU)
+        }
+        .to_string();
+        let stranded_gpu_share = lane(table.name(ResourceId::GPU))
+            .filter(|k| stats.cap_integral[*k] > 0.0)
+            .filter(|_| stats.gpu_pods)
+            .map(|k| stats.stranded_gpu_s / stats.cap_integral[k]);
+        let sizes = SizeWaits::of(stats);
         let (sum, sq) = xs.iter().fold((0.0, 0.0), |(s, q), x| (s + x, q + x * x));
         let jain_fairness = if sq > 0.0 {
             sum * sum / (xs.len() as f64 * sq)
@@ -321,6 +480,21 @@ impl Summary {
             queues,
             jain_fairness,
             incomplete_gang_resource_s: incomplete,
+            goodput: goodput_by_resource
+                .get(&goodput_resource)
+                .copied()
+                .unwrap_or(0.0),
+            goodput_resource,
+            goodput_by_resource,
+            pods_evicted: stats.pods_evicted,
+            work_evicted_resource_s: per_lane(&stats.work_evicted_s),
+            stranded_gpu_share,
+            wait_p50_s: sizes.all.p50_s,
+            wait_p95_s: sizes.all.p95_s,
+            wait_p99_s: sizes.all.p99_s,
+            waits_by_size: sizes.by_size,
+            large_gang_min_member: sizes.large_min_member,
+            large_gangs: sizes.large,
             engine_event_errors: stats
                 .event_errors
                 .iter()
@@ -341,12 +515,9 @@ impl Summary {
         let mut row = |k: &str, f: &dyn Fn(&Summary) -> String| {
             rows.push((k.to_string(), cols.iter().map(|s| f(s)).collect()));
         };
-        row("policy", &|s| {
-            match s.mode {
-                Mode::Gang => "phalanx",
-                Mode::Baseline => "baseline (k8s-like)",
-            }
-            .into()
+        row("policy", &|s| match s.mode {
+            Mode::Baseline => "kube (pod by pod)".into(),
+            m => m.name().into(),
         });
         row("nodes / jobs / pods", &|s| {
             format!("{} / {} / {}", s.nodes, s.jobs, s.pods)
@@ -421,7 +592,8 @@ const COLORS: [&str; 10] = [
     "#bcbd22", "#17becf",
 ];
 
-fn esc(s: &str) -> String {
+/// Escapes text for HTML.
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -783,25 +955,31 @@ fn run_charts(stats: &RunStats, table: &ResourceTable, tag: &str, deserved: &[f6
     out
 }
 
-/// Both runs on the same axes: utilisation of the scarcest resources, and jobs pending.
-fn comparison(runs: &[(&RunStats, &Summary)], table: &ResourceTable) -> String {
+/// Named runs on the same axes: utilisation of CPU and GPUs (of `only`, if given: one line
+/// per run reads better when there are many), and jobs pending; the first run solid, the
+/// others dashed.
+pub fn overlaid_charts(
+    runs: &[(&str, &RunStats)],
+    table: &ResourceTable,
+    only: Option<ResourceId>,
+) -> String {
     let mut util = Vec::new();
     let mut pending = Vec::new();
-    for (i, (stats, _)) in runs.iter().enumerate() {
+    for (i, (name, stats)) in runs.iter().enumerate() {
         let s = &stats.series;
         let nl = s.lanes.len();
-        let name = match stats.mode {
-            Mode::Gang => "phalanx",
-            Mode::Baseline => "baseline",
-        };
         let times: Vec<f64> = s.t.iter().map(|t| t.as_secs_f64() / 3600.0).collect();
         for (k, id) in s.lanes.iter().enumerate() {
-            if !matches!(*id, ResourceId::CPU | ResourceId::GPU) {
+            if !matches!(*id, ResourceId::CPU | ResourceId::GPU) || only.is_some_and(|o| o != *id) {
                 continue;
             }
             util.push(Plot {
                 name: format!("{name} {}", table.name(*id)),
-                color: COLORS[(k + 2 * i) % COLORS.len()],
+                color: if only.is_some() {
+                    COLORS[i % COLORS.len()]
+                } else {
+                    COLORS[(k + 2 * i) % COLORS.len()]
+                },
                 dashed: i > 0,
                 points: thin(
                     times
@@ -831,8 +1009,9 @@ fn comparison(runs: &[(&RunStats, &Summary)], table: &ResourceTable) -> String {
             ),
         });
     }
+    let first = runs.first().map_or("", |r| r.0);
     let mut out = chart(
-        "utilisation: phalanx (solid) against the baseline (dashed)",
+        &format!("utilisation: {first} (solid) against the others (dashed)"),
         "virtual time (h)",
         "allocated / allocatable",
         &util,
@@ -841,7 +1020,7 @@ fn comparison(runs: &[(&RunStats, &Summary)], table: &ResourceTable) -> String {
         false,
     );
     out.push_str(&chart(
-        "jobs pending (submitted, no pod running): phalanx against the baseline",
+        &format!("jobs pending (submitted, no pod running): {first} against the others"),
         "virtual time (h)",
         "jobs",
         &pending,
@@ -873,14 +1052,12 @@ pub fn html(
     out.push_str(&esc(&summary.table()));
     out.push_str("</pre>\n");
     if runs.len() > 1 {
-        out.push_str("<h2>phalanx against the baseline</h2>\n");
-        out.push_str(&comparison(runs, table));
+        out.push_str("<h2>phalanx against pod-by-pod placement</h2>\n");
+        let named: Vec<(&str, &RunStats)> = runs.iter().map(|(r, _)| (r.mode.name(), *r)).collect();
+        out.push_str(&overlaid_charts(&named, table, None));
     }
     for (stats, s) in runs {
-        let tag = match stats.mode {
-            Mode::Gang => "phalanx",
-            Mode::Baseline => "baseline",
-        };
+        let tag = stats.mode.name();
         let deserved: Vec<f64> = stats
             .queues
             .iter()

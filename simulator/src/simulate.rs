@@ -37,6 +37,8 @@ pub struct Options {
     pub compare_baseline: bool,
     /// `--add-nodes` specs.
     pub add_nodes: Vec<String>,
+    /// `--remove-nodes` selectors.
+    pub remove_nodes: Vec<String>,
     /// `--scale-load`.
     pub scale_load: Option<f64>,
     /// `--queues`.
@@ -55,6 +57,7 @@ impl Options {
             out,
             compare_baseline: false,
             add_nodes: Vec::new(),
+            remove_nodes: Vec::new(),
             scale_load: None,
             queues: None,
             period: Span(1000),
@@ -106,6 +109,9 @@ pub fn scenario(opts: &Options) -> Result<Scenario, SimulateError> {
     for (k, spec) in opts.add_nodes.iter().enumerate() {
         whatif::add_nodes(&mut sc, spec, k)?;
     }
+    for spec in &opts.remove_nodes {
+        whatif::remove_nodes(&mut sc, spec)?;
+    }
     if let Some(x) = opts.scale_load {
         whatif::scale_load(&mut sc, x)?;
     }
@@ -115,7 +121,8 @@ pub fn scenario(opts: &Options) -> Result<Scenario, SimulateError> {
     Ok(sc)
 }
 
-fn capacity(sc: &Scenario) -> Resources {
+/// What the nodes present at the start offer, summed.
+pub fn capacity(sc: &Scenario) -> Resources {
     sc.initial_nodes()
         .fold(Resources::ZERO, |a, n| a + n.allocatable)
 }

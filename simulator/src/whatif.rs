@@ -1,6 +1,6 @@
 //! What-if transformations of a scenario for capacity planning, applied after it is read and
-//! before it is simulated: add nodes (`--add-nodes`), scale the load (`--scale-load`), replace
-//! the queue configuration (`--queues`).
+//! before it is simulated: add nodes (`--add-nodes`), remove nodes (`--remove-nodes`, a rack
+//! or a pool), scale the load (`--scale-load`), replace the queue configuration (`--queues`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -17,6 +17,16 @@ pub enum WhatIfError {
         "--add-nodes {spec:?}: {why} (expected COUNT:RESOURCES such as 200:cpu=96,memory=768Gi,nvidia.com/gpu=8, or COUNT:NODE to copy an existing node)"
     )]
     AddNodes {
+        /// The flag's value.
+        spec: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// `--remove-nodes` is malformed or matches no node.
+    #[error(
+        "--remove-nodes {spec:?}: {why} (expected a node name, a name prefix ending in '*' such as rack-07-*, or labels such as topology.kubernetes.io/zone=b,pool=gpu)"
+    )]
+    RemoveNodes {
         /// The flag's value.
         spec: String,
         /// What is wrong.
@@ -103,6 +113,62 @@ pub fn add_nodes(sc: &mut Scenario, spec: &str, k: usize) -> Result<usize, WhatI
         .unwrap_or(sc.events.len());
     sc.events.splice(at..at, added);
     Ok(count)
+}
+
+/// Removes the nodes `spec` selects from the whole run (their arrival and any later failure or
+/// return): a node name, a name prefix ending in `*`, or `key=value` labels separated by
+/// commas, all of which a node must carry. Returns how many nodes went; a selector that
+/// matches none is an error, so a typo does not pass for a what-if.
+pub fn remove_nodes(sc: &mut Scenario, spec: &str) -> Result<usize, WhatIfError> {
+    let bad = |why: &str| WhatIfError::RemoveNodes {
+        spec: spec.to_string(),
+        why: why.to_string(),
+    };
+    let spec_t = spec.trim();
+    if spec_t.is_empty() {
+        return Err(bad("empty"));
+    }
+    let labels: Vec<(&str, &str)> = if spec_t.contains('=') {
+        spec_t
+            .split(',')
+            .map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.trim(), v.trim()))
+                    .filter(|(k, _)| !k.is_empty())
+                    .ok_or_else(|| bad("a label without '=' or without a key"))
+            })
+            .collect::<Result<_, _>>()?
+    } else {
+        Vec::new()
+    };
+    let selected = |n: &Node| -> bool {
+        if !labels.is_empty() {
+            labels
+                .iter()
+                .all(|(k, v)| n.labels.get(*k).map(String::as_str) == Some(*v))
+        } else if let Some(prefix) = spec_t.strip_suffix('*') {
+            n.name.starts_with(prefix)
+        } else {
+            n.name == spec_t
+        }
+    };
+    let gone: BTreeSet<String> = sc
+        .events
+        .iter()
+        .filter_map(|(_, i)| match i {
+            Input::Node(n) if selected(n) => Some(n.name.clone()),
+            _ => None,
+        })
+        .collect();
+    if gone.is_empty() {
+        return Err(bad("no node of the workload matches"));
+    }
+    sc.events.retain(|(_, i)| match i {
+        Input::Node(n) => !gone.contains(&n.name),
+        Input::NodeDown(n) | Input::NodeUp(n) => !gone.contains(n),
+        _ => true,
+    });
+    Ok(gone.len())
 }
 
 fn unit_hash(name: &str, copy: u32) -> f64 {

@@ -53,6 +53,32 @@ pub enum Mode {
     Gang,
     /// A default-Kubernetes-like policy: pod by pod, FIFO, one queue (see the module docs).
     Baseline,
+    /// Gangs kept whole, but one queue in arrival order: no tenant queues, priorities,
+    /// reservation, backfill or reclaim (what a plain gang scheduler such as the
+    /// scheduler-plugins coscheduling plugin does). A gang that does not fit is passed.
+    Fifo,
+}
+
+impl Mode {
+    /// The policy's name in reports: `phalanx`, `kube` or `fifo`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Gang => "phalanx",
+            Mode::Baseline => "kube",
+            Mode::Fifo => "fifo",
+        }
+    }
+
+    /// The engine configuration this policy runs with, from the scenario's: FIFO turns off
+    /// what makes Phalanx more than a gang scheduler.
+    pub fn engine(self, mut cfg: EngineConfig) -> EngineConfig {
+        if self == Mode::Fifo {
+            cfg.critical_path = false;
+            cfg.max_reservations = 0;
+            cfg.reclaim = false;
+        }
+        cfg
+    }
 }
 
 /// How the world runs.
@@ -179,6 +205,21 @@ pub struct RunStats {
     /// Resource-seconds held by pods of gangs that had fewer than `min_member` pods running,
     /// per lane: capacity held without progress.
     pub incomplete_gang_resource_s: Vec<f64>,
+    /// Resource-seconds of work that completed, per lane: each pod that succeeded, its request
+    /// times the time it ran (from the start of its clock, so not the time a baseline pod
+    /// waited at its barrier).
+    pub work_done_s: Vec<f64>,
+    /// Resource-seconds of work thrown away, per lane: each pod evicted (reclaim, preemption,
+    /// a failed node) after its clock started, its request times the time it had run.
+    pub work_evicted_s: Vec<f64>,
+    /// Pods evicted after their clock started.
+    pub pods_evicted: u64,
+    /// GPU-seconds free on live nodes whose free CPU or memory is below what the smallest GPU
+    /// pod of the scenario asks for (so no GPU pod could use them): stranded GPUs, integrated
+    /// over time. 0 when no pod asks for a GPU.
+    pub stranded_gpu_s: f64,
+    /// Whether any pod of the scenario asks for a GPU.
+    pub gpu_pods: bool,
     /// Lines in the decision log.
     pub decisions: u64,
     /// SHA-256 of the decision log.
@@ -216,7 +257,11 @@ struct PodW {
     generation: u32,
     job: u32,
     task: u16,
+    /// When its clock started (`NOT_STARTED` while it is not running its work).
+    started: u64,
 }
+
+const NOT_STARTED: u64 = u64::MAX;
 
 struct JobW {
     pod_base: u32,
@@ -305,6 +350,14 @@ struct World<'s, 'w> {
     node_names: Vec<String>,
     node_live: Vec<bool>,
     node_alloc: Vec<Resources>,
+    /// Per node, what bound pods ask of it.
+    node_used: Vec<Resources>,
+    /// Per node, its stranded GPUs now (see [`RunStats::stranded_gpu_s`]).
+    node_stranded: Vec<i64>,
+    /// The least CPU and memory any GPU pod of the scenario asks for; `None` without GPU pods.
+    gpu_pod_floor: Option<(i64, i64)>,
+    /// Stranded GPUs over all nodes now.
+    stranded: i64,
     job_queue: Vec<u16>,
     stats: RunStats,
     alloc: Resources,
@@ -370,6 +423,7 @@ impl<'s, 'w> World<'s, 'w> {
                         generation: 0,
                         job: ji as u32,
                         task: ti as u16,
+                        started: NOT_STARTED,
                     },
                     t.replicas as usize,
                 ));
@@ -431,6 +485,11 @@ impl<'s, 'w> World<'s, 'w> {
             queue_share_integral: vec![0.0; nq],
             queue_alloc_integral: vec![vec![0.0; nl]; nq],
             incomplete_gang_resource_s: vec![0.0; nl],
+            work_done_s: vec![0.0; nl],
+            work_evicted_s: vec![0.0; nl],
+            pods_evicted: 0,
+            stranded_gpu_s: 0.0,
+            gpu_pods: false,
             decisions: 0,
             decision_log_sha256: String::new(),
             events: 0,
@@ -438,9 +497,19 @@ impl<'s, 'w> World<'s, 'w> {
             event_errors: HashMap::new(),
             reserves: 0,
         };
+        let gpu_pod_floor = sc
+            .jobs
+            .iter()
+            .flat_map(|j| &j.job.tasks)
+            .map(|t| &t.pod.requests)
+            .filter(|r| r.get(ResourceId::GPU) > 0)
+            .map(|r| (r.get(ResourceId::CPU), r.get(ResourceId::MEMORY)))
+            .reduce(|a, b| (a.0.min(b.0), a.1.min(b.1)));
+        let mut stats = stats;
+        stats.gpu_pods = gpu_pod_floor.is_some();
         World {
             sc,
-            engine: Engine::new(cfg.engine.clone()),
+            engine: Engine::new(cfg.mode.engine(cfg.engine.clone())),
             cfg,
             heap: BinaryHeap::new(),
             seq: 0,
@@ -458,6 +527,10 @@ impl<'s, 'w> World<'s, 'w> {
             node_names: Vec::new(),
             node_live: Vec::new(),
             node_alloc: Vec::new(),
+            node_used: Vec::new(),
+            node_stranded: Vec::new(),
+            gpu_pod_floor,
+            stranded: 0,
             job_queue,
             stats,
             alloc: Resources::ZERO,
@@ -561,6 +634,7 @@ impl<'s, 'w> World<'s, 'w> {
                 self.stats.cap_integral[k] += self.cap.get(*id) as f64 * dt;
                 self.stats.incomplete_gang_resource_s[k] += self.stalled_alloc.get(*id) as f64 * dt;
             }
+            self.stats.stranded_gpu_s += self.stranded as f64 * dt;
             for q in 0..self.queue_alloc.len() {
                 self.stats.queue_share_integral[q] += self.dominant_share(q) * dt;
                 for (k, id) in self.stats.series.lanes.iter().enumerate() {
@@ -627,6 +701,8 @@ impl<'s, 'w> World<'s, 'w> {
                         self.node_names.push(n.name.clone());
                         self.node_live.push(false);
                         self.node_alloc.push(Resources::ZERO);
+                        self.node_used.push(Resources::ZERO);
+                        self.node_stranded.push(0);
                         i
                     }
                 } as usize;
@@ -637,6 +713,7 @@ impl<'s, 'w> World<'s, 'w> {
                     self.node_live[idx] = true;
                     self.node_alloc[idx] = n.allocatable;
                     self.cap += n.allocatable;
+                    self.restrand(idx);
                     if now > Time::ZERO {
                         let mut l = Line::new(now, "node_up");
                         l.node = Some(&n.name);
@@ -665,6 +742,7 @@ impl<'s, 'w> World<'s, 'w> {
                 for p in lost {
                     self.unbind(p, "node_down")?;
                 }
+                self.restrand(idx as usize);
             }
             Input::NodeUp(name) => {
                 let Some(&idx) = self.node_by_name.get(name) else {
@@ -686,6 +764,7 @@ impl<'s, 'w> World<'s, 'w> {
                 if self.apply(ClusterEvent::NodeUpserted(node)) {
                     self.node_live[idx] = true;
                     self.cap += self.node_alloc[idx];
+                    self.restrand(idx);
                     let mut l = Line::new(now, "node_up");
                     l.node = Some(name);
                     self.log.write(&l)?;
@@ -755,6 +834,7 @@ impl<'s, 'w> World<'s, 'w> {
         let job = match self.cfg.mode {
             Mode::Gang => sj.job.clone(),
             Mode::Baseline => dissolve(&sj.job),
+            Mode::Fifo => in_arrival_order(&sj.job),
         };
         if self.apply(ClusterEvent::JobSubmitted(job)) {
             self.stats.jobs[ji].submitted = true;
@@ -800,9 +880,13 @@ impl<'s, 'w> World<'s, 'w> {
     fn release(&mut self, p: u32) {
         let req = self.request(p);
         let pod = &mut self.pods[p as usize];
+        let node = pod.node as usize;
         pod.node = NONE;
         pod.generation = pod.generation.wrapping_add(1);
+        pod.started = NOT_STARTED;
         let ji = pod.job as usize;
+        self.node_used[node] -= req;
+        self.restrand(node);
         self.alloc -= req;
         self.queue_alloc[self.job_queue[ji] as usize] -= req;
         let j = &mut self.jobs[ji];
@@ -829,6 +913,13 @@ impl<'s, 'w> World<'s, 'w> {
 
     fn unbind(&mut self, p: u32, reason: &str) -> Result<(), WorldError> {
         let node = self.pods[p as usize].node;
+        if let Some(ran) = self.ran(p) {
+            self.stats.pods_evicted += 1;
+            let req = self.request(p);
+            for (k, id) in self.stats.series.lanes.iter().enumerate() {
+                self.stats.work_evicted_s[k] += req.get(*id) as f64 * ran;
+            }
+        }
         self.release(p);
         let pod = self.pods[p as usize];
         let sj = &self.sc.jobs[pod.job as usize];
@@ -860,6 +951,11 @@ impl<'s, 'w> World<'s, 'w> {
         let node = pod.node;
         if succeeded {
             self.jobs[ji].done_ok += 1;
+            let ran = self.ran(p).unwrap_or(0.0);
+            let req = self.request(p);
+            for (k, id) in self.stats.series.lanes.iter().enumerate() {
+                self.stats.work_done_s[k] += req.get(*id) as f64 * ran;
+            }
         }
         self.release(p);
         {
@@ -978,6 +1074,8 @@ impl<'s, 'w> World<'s, 'w> {
                     }
                     let req = self.request(p);
                     self.pods[p as usize].node = node;
+                    self.node_used[node as usize] += req;
+                    self.restrand(node as usize);
                     self.alloc += req;
                     self.queue_alloc[self.job_queue[ji] as usize] += req;
                     let j = &mut self.jobs[ji];
@@ -997,7 +1095,7 @@ impl<'s, 'w> World<'s, 'w> {
                         self.log.write(&l)?;
                     }
                     match self.cfg.mode {
-                        Mode::Gang => self.start(p),
+                        Mode::Gang | Mode::Fifo => self.start(p),
                         Mode::Baseline if self.jobs[ji].barrier => self.start(p),
                         Mode::Baseline => {}
                     }
@@ -1060,12 +1158,38 @@ impl<'s, 'w> World<'s, 'w> {
     fn start(&mut self, p: u32) {
         let pod = &mut self.pods[p as usize];
         pod.generation = pod.generation.wrapping_add(1);
+        pod.started = self.now.0;
         let generation = pod.generation;
         let d = self.sc.jobs[pod.job as usize].job.tasks[pod.task as usize]
             .pod
             .duration
             .unwrap_or_default();
         self.push(self.now + d, Ev::Finish { pod: p, generation });
+    }
+
+    /// Seconds a pod has run its work, if its clock started.
+    fn ran(&self, p: u32) -> Option<f64> {
+        let started = self.pods[p as usize].started;
+        (started != NOT_STARTED).then(|| self.now.since(Time(started)).as_secs_f64())
+    }
+
+    /// Recomputes the stranded GPUs of node `n` (see [`RunStats::stranded_gpu_s`]).
+    fn restrand(&mut self, n: usize) {
+        let Some((cpu, memory)) = self.gpu_pod_floor else {
+            return;
+        };
+        let free = self.node_alloc[n] - self.node_used[n];
+        let gpus = free.get(ResourceId::GPU);
+        let now = if self.node_live[n]
+            && gpus > 0
+            && (free.get(ResourceId::CPU) < cpu || free.get(ResourceId::MEMORY) < memory)
+        {
+            gpus
+        } else {
+            0
+        };
+        self.stranded += now - self.node_stranded[n];
+        self.node_stranded[n] = now;
     }
 
     fn into_stats(mut self) -> RunStats {
@@ -1089,6 +1213,14 @@ impl<'s, 'w> World<'s, 'w> {
 
 fn reason_str(r: EvictReason) -> &'static str {
     r.as_str()
+}
+
+/// The job as the FIFO policy sees it: its gang whole, one queue, no priority.
+pub fn in_arrival_order(job: &Job) -> Job {
+    let mut j = job.clone();
+    j.queue = DEFAULT_QUEUE.to_string();
+    j.priority = 0;
+    j
 }
 
 /// The job as the baseline policy sees it: its gang dissolved, one queue, no priority.

@@ -1,0 +1,959 @@
+//! What-if comparisons (`phalanx simulate --compare`): named scenarios over one workload (a
+//! policy, engine switches, nodes added or removed, the load scaled, other quotas), each run
+//! once per seed where the workload is generated, all runs in parallel on every core, and each
+//! scenario set against a reference scenario. Writes `comparison.json` (one object per
+//! scenario name), `comparison.html` (side-by-side table, differences with 95% confidence
+//! intervals over seeds, overlaid charts) and every run's `summary.json` and decision log.
+//!
+//! Each run is the ordinary single-threaded world; the parallelism is between runs only, so a
+//! run's decisions do not depend on how many ran beside it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use phalanx_model::{ResourceId, ResourceTable};
+use phalanx_scheduler::ScorePolicy;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::report::{Summary, esc, overlaid_charts};
+use crate::simulate::{Options, SimulateError, Source, capacity, run_one, scenario};
+use crate::world::{Mode, RunStats, SimConfig};
+
+/// A scenario's scheduling policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// Phalanx: gangs, tenant queues, priorities, reservation, backfill, reclaim.
+    #[default]
+    Phalanx,
+    /// Gangs whole, one queue in arrival order (a plain gang scheduler).
+    Fifo,
+    /// Pod by pod, one queue, first come first served: the default Kubernetes scheduler.
+    Kube,
+}
+
+impl Policy {
+    fn mode(self) -> Mode {
+        match self {
+            Policy::Phalanx => Mode::Gang,
+            Policy::Fifo => Mode::Fifo,
+            Policy::Kube => Mode::Baseline,
+        }
+    }
+}
+
+/// How a scenario chooses among nodes that fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Score {
+    /// The fullest node that fits.
+    Binpack,
+    /// The emptiest node that fits.
+    Spread,
+}
+
+/// One named scenario of a comparison file. Every field but `name` is optional; what is left
+/// out is as the workload and the command line give it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ScenarioSpec {
+    /// Its name: letters, digits, `-`, `_` and `.` (it names a folder of the output).
+    pub name: String,
+    /// The scheduling policy (default `phalanx`).
+    #[serde(default)]
+    pub policy: Policy,
+    /// Node scoring (default binpack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<Score>,
+    /// Reservation and backfill for blocked gangs (default on; `fifo` and `kube` never have it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation: Option<bool>,
+    /// Reclaim between tenant queues (default on; `fifo` and `kube` never have it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reclaim: Option<bool>,
+    /// Nodes to add, as `--add-nodes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add_nodes: Vec<String>,
+    /// Nodes to remove, as `--remove-nodes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_nodes: Vec<String>,
+    /// Load factor, as `--scale-load`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_load: Option<f64>,
+    /// A queue file, as `--queues` (relative to the comparison file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queues: Option<PathBuf>,
+}
+
+/// A comparison file (YAML or JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CompareFile {
+    /// The scenario the others are set against (default: the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Seeds of a generated workload: each scenario runs once per seed and differences get
+    /// confidence intervals (default 1, 2, 3). A trace runs once per scenario.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seeds: Option<Vec<u64>>,
+    /// The scenarios.
+    pub scenarios: Vec<ScenarioSpec>,
+}
+
+impl CompareFile {
+    /// The built-in comparison: Phalanx against a plain gang FIFO and pod-by-pod placement,
+    /// and Phalanx with spread scoring, without reservation and without reclaim.
+    pub fn builtin() -> CompareFile {
+        let s = |name: &str| ScenarioSpec {
+            name: name.into(),
+            ..Default::default()
+        };
+        CompareFile {
+            reference: Some("phalanx".into()),
+            seeds: None,
+            scenarios: vec![
+                s("phalanx"),
+                ScenarioSpec {
+                    policy: Policy::Fifo,
+                    ..s("fifo")
+                },
+                ScenarioSpec {
+                    policy: Policy::Kube,
+                    ..s("kube")
+                },
+                ScenarioSpec {
+                    score: Some(Score::Spread),
+                    ..s("spread")
+                },
+                ScenarioSpec {
+                    reservation: Some(false),
+                    ..s("no-reservation")
+                },
+                ScenarioSpec {
+                    reclaim: Some(false),
+                    ..s("no-reclaim")
+                },
+            ],
+        }
+    }
+
+    /// Reads and checks a comparison file; queue file paths become relative to its folder.
+    pub fn read(path: &Path) -> Result<CompareFile, CompareError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| CompareError::Read {
+            file: file.clone(),
+            source: e,
+        })?;
+        let mut parsed = CompareFile::parse(&text).map_err(|e| e.in_file(&file))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        for s in &mut parsed.scenarios {
+            if let Some(q) = &mut s.queues
+                && q.is_relative()
+            {
+                *q = dir.join(&*q);
+            }
+        }
+        Ok(parsed)
+    }
+
+    /// Parses and checks the text of a comparison file.
+    pub fn parse(text: &str) -> Result<CompareFile, CompareError> {
+        let de = serde_norway::Deserializer::from_str(text);
+        let parsed: CompareFile = serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            let line = inner.location().map(|l| l.line());
+            // The YAML error repeats the place (`scenarios[1]: ... at line 4 column 5`); the
+            // file, line and field are said once, in front.
+            let mut message = inner.to_string();
+            if let Some(l) = inner.location() {
+                let tail = format!(" at line {} column {}", l.line(), l.column());
+                if let Some(m) = message.strip_suffix(&tail) {
+                    message = m.to_string();
+                }
+            }
+            if let Some((place, rest)) = message.split_once(": ")
+                && !place.contains(' ')
+                && field.starts_with(place)
+            {
+                message = rest.to_string();
+            }
+            CompareError::Invalid {
+                file: String::new(),
+                line,
+                field: if field == "." { String::new() } else { field },
+                message,
+            }
+        })?;
+        parsed.check()?;
+        Ok(parsed)
+    }
+
+    fn check(&self) -> Result<(), CompareError> {
+        let invalid = |field: String, message: String| CompareError::Invalid {
+            file: String::new(),
+            line: None,
+            field,
+            message,
+        };
+        if self.scenarios.is_empty() {
+            return Err(invalid("scenarios".into(), "lists no scenario".into()));
+        }
+        let mut seen = BTreeSet::new();
+        for (i, s) in self.scenarios.iter().enumerate() {
+            let field = |f: &str| format!("scenarios[{i}].{f}");
+            if s.name.is_empty()
+                || !s
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                || s.name.starts_with('.')
+            {
+                return Err(invalid(
+                    field("name"),
+                    format!(
+                        "{:?}: use letters, digits, '-', '_' and '.' (not first); it names a folder",
+                        s.name
+                    ),
+                ));
+            }
+            if !seen.insert(s.name.as_str()) {
+                return Err(invalid(
+                    field("name"),
+                    format!("{:?} names two scenarios", s.name),
+                ));
+            }
+            if let Some(x) = s.scale_load
+                && !(x.is_finite() && x > 0.0)
+            {
+                return Err(invalid(
+                    field("scale-load"),
+                    format!("{x}: must be a number above 0"),
+                ));
+            }
+            if s.policy != Policy::Phalanx {
+                for (name, set) in [
+                    ("reservation", s.reservation == Some(true)),
+                    ("reclaim", s.reclaim == Some(true)),
+                ] {
+                    if set {
+                        return Err(invalid(
+                            field(name),
+                            format!(
+                                "policy {} has no {name}; only phalanx does",
+                                s.policy.mode().name()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(r) = &self.reference
+            && !seen.contains(r.as_str())
+        {
+            return Err(invalid(
+                "reference".into(),
+                format!("{r:?} is not the name of a scenario"),
+            ));
+        }
+        if let Some(seeds) = &self.seeds {
+            if seeds.is_empty() {
+                return Err(invalid("seeds".into(), "lists no seed".into()));
+            }
+            if seeds.iter().collect::<BTreeSet<_>>().len() != seeds.len() {
+                return Err(invalid("seeds".into(), "lists a seed twice".into()));
+            }
+        }
+        Ok(())
+    }
+
+    fn reference(&self) -> &str {
+        self.reference
+            .as_deref()
+            .unwrap_or(self.scenarios[0].name.as_str())
+    }
+}
+
+/// Why a comparison could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    /// The comparison file could not be read.
+    #[error("{file}: {source}")]
+    Read {
+        /// The file.
+        file: String,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The comparison file is not valid.
+    #[error("{file}{}{}: {message}", line.map_or(String::new(), |l| format!(":{l}")), if field.is_empty() { String::new() } else { format!(": {field}") })]
+    Invalid {
+        /// The file (empty when parsed from text).
+        file: String,
+        /// The line, where known.
+        line: Option<usize>,
+        /// The field, dotted (`scenarios[2].scale-load`).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A scenario could not be built or run.
+    #[error("scenario {scenario}: {source}")]
+    Run {
+        /// The scenario.
+        scenario: String,
+        /// Why.
+        source: Box<SimulateError>,
+    },
+}
+
+impl CompareError {
+    fn in_file(self, name: &str) -> CompareError {
+        match self {
+            CompareError::Invalid {
+                line,
+                field,
+                message,
+                ..
+            } => CompareError::Invalid {
+                file: name.to_string(),
+                line,
+                field,
+                message,
+            },
+            other => other,
+        }
+    }
+}
+
+/// The metrics a comparison reports, in table order: key, label, whether higher is better.
+pub const METRICS: [(&str, &str, bool); 12] = [
+    ("goodput", "goodput (completed work / capacity)", true),
+    ("utilization", "utilisation (allocated / capacity)", true),
+    ("makespan_s", "makespan, s", false),
+    ("wait_p50_s", "wait p50, s", false),
+    ("wait_p95_s", "wait p95, s", false),
+    ("large_gang_wait_p95_s", "large gangs' wait p95, s", false),
+    ("jain_fairness", "Jain fairness", true),
+    (
+        "incomplete_gang_share",
+        "held by incomplete gangs / capacity",
+        false,
+    ),
+    (
+        "work_evicted_share",
+        "work thrown away by evictions / capacity",
+        false,
+    ),
+    ("stranded_gpu_share", "stranded GPUs / GPUs", false),
+    ("jobs_never_started", "jobs never started", false),
+    ("wall_s", "wall time of a run, s", false),
+];
+
+/// The comparison metrics of one run's summary (`stranded_gpu_share` only where pods ask for
+/// GPUs). Shares of capacity are on the summary's `goodput_resource`.
+pub fn metrics(s: &Summary, stats: &RunStats, table: &ResourceTable) -> BTreeMap<String, f64> {
+    let r = s.goodput_resource.as_str();
+    let lane = stats
+        .series
+        .lanes
+        .iter()
+        .position(|id| table.name(*id) == r);
+    let of_capacity = |v: &[f64]| {
+        lane.filter(|k| stats.cap_integral[*k] > 0.0)
+            .map_or(0.0, |k| v[k] / stats.cap_integral[k])
+    };
+    let mut m = BTreeMap::from([
+        ("goodput".to_string(), s.goodput),
+        (
+            "utilization".into(),
+            s.utilization.get(r).copied().unwrap_or(0.0),
+        ),
+        ("makespan_s".into(), s.makespan_s),
+        ("wait_p50_s".into(), s.wait_p50_s),
+        ("wait_p95_s".into(), s.wait_p95_s),
+        ("large_gang_wait_p95_s".into(), s.large_gangs.p95_s),
+        ("jain_fairness".into(), s.jain_fairness),
+        (
+            "incomplete_gang_share".into(),
+            of_capacity(&stats.incomplete_gang_resource_s),
+        ),
+        (
+            "work_evicted_share".into(),
+            of_capacity(&stats.work_evicted_s),
+        ),
+        ("jobs_never_started".into(), s.jobs_never_started as f64),
+        ("wall_s".into(), s.wall_s),
+    ]);
+    if let Some(x) = s.stranded_gpu_share {
+        m.insert("stranded_gpu_share".into(), x);
+    }
+    m
+}
+
+/// A difference against the reference: the mean of the per-seed differences and the
+/// half-width of its 95% confidence interval (Student's t; absent with one seed).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Difference {
+    /// Mean of scenario − reference over seeds.
+    pub mean: f64,
+    /// Half-width of the 95% confidence interval, over seeds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ci95: Option<f64>,
+}
+
+/// One scenario's results in `comparison.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioResult {
+    /// How the scenario was defined.
+    pub scenario: ScenarioSpec,
+    /// The reference scenario's name (this one's, for the reference).
+    pub reference: String,
+    /// Seeds run (empty for a trace: one run).
+    pub seeds: Vec<u64>,
+    /// Each metric's mean over seeds, flattened into this object.
+    #[serde(flatten)]
+    pub mean: BTreeMap<String, f64>,
+    /// Half-width of each metric's 95% confidence interval over seeds (with two seeds or more).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ci95: BTreeMap<String, f64>,
+    /// Per metric, this scenario minus the reference, paired by seed (absent for the
+    /// reference itself).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub vs_reference: BTreeMap<String, Difference>,
+    /// The runs' `summary.json` files, relative to the output folder.
+    pub summaries: Vec<String>,
+}
+
+/// What a comparison produced.
+pub struct Comparison {
+    /// Per scenario, in file order.
+    pub results: Vec<(String, ScenarioResult)>,
+    /// The reference's name.
+    pub reference: String,
+    /// Files written.
+    pub files: Vec<PathBuf>,
+}
+
+/// Two-sided 95% Student's t quantiles for 1..=30 degrees of freedom; 1.96 beyond.
+fn t95(df: usize) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    T.get(df.wrapping_sub(1)).copied().unwrap_or(1.96)
+}
+
+/// Mean and the half-width of its 95% confidence interval (`None` below two values).
+pub fn mean_ci(xs: &[f64]) -> (f64, Option<f64>) {
+    let n = xs.len();
+    if n == 0 {
+        return (0.0, None);
+    }
+    let mean = xs.iter().sum::<f64>() / n as f64;
+    if n < 2 {
+        return (mean, None);
+    }
+    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    (mean, Some(t95(n - 1) * (var / n as f64).sqrt()))
+}
+
+/// One run of one scenario.
+struct Run {
+    scenario: usize,
+    seed: Option<u64>,
+}
+
+struct Done {
+    metrics: BTreeMap<String, f64>,
+    stats: RunStats,
+    summary_file: String,
+}
+
+/// Runs every scenario of `file` over the workload of `base` (whose what-if options apply to
+/// all scenarios first), in parallel, writing under `base.out`. `done` is called as each run
+/// ends (from the worker threads), with the scenario's name.
+pub fn compare(
+    base: &Options,
+    file: &CompareFile,
+    title: &str,
+    done: &(dyn Fn(&str) + Sync),
+) -> Result<Comparison, CompareError> {
+    let seeds: Vec<Option<u64>> = match &base.source {
+        Source::Generate(_) => file
+            .seeds
+            .clone()
+            .unwrap_or_else(|| vec![1, 2, 3])
+            .into_iter()
+            .map(Some)
+            .collect(),
+        Source::Trace(_) => vec![None],
+    };
+    let runs: Vec<Run> = (0..file.scenarios.len())
+        .flat_map(|scenario| seeds.iter().map(move |&seed| Run { scenario, seed }))
+        .collect();
+    let outcomes: Vec<Result<Done, CompareError>> = runs
+        .par_iter()
+        .map(|run| {
+            let spec = &file.scenarios[run.scenario];
+            let out = run_scenario(base, spec, run.seed, seeds.len() > 1);
+            done(&spec.name);
+            out.map_err(|e| CompareError::Run {
+                scenario: spec.name.clone(),
+                source: Box::new(e),
+            })
+        })
+        .collect();
+    let mut by_scenario: Vec<Vec<Done>> = (0..file.scenarios.len()).map(|_| Vec::new()).collect();
+    for (run, outcome) in runs.iter().zip(outcomes) {
+        by_scenario[run.scenario].push(outcome?);
+    }
+    let reference = file.reference().to_string();
+    let ri = file
+        .scenarios
+        .iter()
+        .position(|s| s.name == reference)
+        .expect("checked: the reference names a scenario");
+    let mut results = Vec::new();
+    for (i, spec) in file.scenarios.iter().enumerate() {
+        let runs = &by_scenario[i];
+        let keys: BTreeSet<&String> = runs.iter().flat_map(|d| d.metrics.keys()).collect();
+        let mut mean = BTreeMap::new();
+        let mut ci95 = BTreeMap::new();
+        let mut vs_reference = BTreeMap::new();
+        for k in keys {
+            let xs: Vec<f64> = runs
+                .iter()
+                .filter_map(|d| d.metrics.get(k))
+                .copied()
+                .collect();
+            let (m, ci) = mean_ci(&xs);
+            mean.insert(k.clone(), m);
+            if let Some(ci) = ci {
+                ci95.insert(k.clone(), ci);
+            }
+            if i != ri {
+                let diffs: Vec<f64> = runs
+                    .iter()
+                    .zip(&by_scenario[ri])
+                    .filter_map(|(a, b)| Some(a.metrics.get(k)? - b.metrics.get(k)?))
+                    .collect();
+                if !diffs.is_empty() {
+                    let (m, ci) = mean_ci(&diffs);
+                    vs_reference.insert(k.clone(), Difference { mean: m, ci95: ci });
+                }
+            }
+        }
+        results.push((
+            spec.name.clone(),
+            ScenarioResult {
+                scenario: spec.clone(),
+                reference: reference.clone(),
+                seeds: seeds.iter().flatten().copied().collect(),
+                mean,
+                ci95,
+                vs_reference,
+                summaries: runs.iter().map(|d| d.summary_file.clone()).collect(),
+            },
+        ));
+    }
+    let mut files = Vec::new();
+    let json: BTreeMap<&str, &ScenarioResult> =
+        results.iter().map(|(n, r)| (n.as_str(), r)).collect();
+    let path = base.out.join("comparison.json");
+    write(
+        &path,
+        &(serde_json::to_string_pretty(&json).expect("results serialize") + "\n"),
+    )?;
+    files.push(path);
+    // The charts overlay each scenario's first run.
+    let table = first_table(base)?;
+    let firsts: Vec<(&str, &RunStats)> = file
+        .scenarios
+        .iter()
+        .zip(&by_scenario)
+        .filter_map(|(s, runs)| runs.first().map(|d| (s.name.as_str(), &d.stats)))
+        .collect();
+    let comparison = Comparison {
+        results,
+        reference,
+        files: Vec::new(),
+    };
+    let path = base.out.join("comparison.html");
+    write(&path, &html(title, &comparison, &firsts, &table))?;
+    files.push(path);
+    Ok(Comparison {
+        files,
+        ..comparison
+    })
+}
+
+fn write(path: &Path, text: &str) -> Result<(), CompareError> {
+    std::fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).map_err(|source| {
+        CompareError::Read {
+            file: path.display().to_string(),
+            source,
+        }
+    })?;
+    std::fs::write(path, text).map_err(|source| CompareError::Read {
+        file: path.display().to_string(),
+        source,
+    })
+}
+
+/// The resource names of the workload (the charts name lanes by it).
+fn first_table(base: &Options) -> Result<ResourceTable, CompareError> {
+    scenario(base)
+        .map(|sc| sc.table)
+        .map_err(|e| CompareError::Run {
+            scenario: "(workload)".into(),
+            source: Box::new(e),
+        })
+}
+
+/// Builds and runs one scenario for one seed, writing its decision log and summary.
+fn run_scenario(
+    base: &Options,
+    spec: &ScenarioSpec,
+    seed: Option<u64>,
+    per_seed: bool,
+) -> Result<Done, SimulateError> {
+    let mut opts = base.clone();
+    if let (Source::Generate(g), Some(seed)) = (&mut opts.source, seed) {
+        g.seed = seed;
+    }
+    opts.add_nodes.extend(spec.add_nodes.iter().cloned());
+    opts.remove_nodes.extend(spec.remove_nodes.iter().cloned());
+    if let Some(x) = spec.scale_load {
+        opts.scale_load = Some(opts.scale_load.unwrap_or(1.0) * x);
+    }
+    if spec.queues.is_some() {
+        opts.queues = spec.queues.clone();
+    }
+    if let Some(score) = spec.score {
+        opts.engine.score = match score {
+            Score::Binpack => ScorePolicy::Binpack,
+            Score::Spread => ScorePolicy::Spread,
+        };
+    }
+    if spec.reservation == Some(false) {
+        opts.engine.max_reservations = 0;
+    }
+    if let Some(r) = spec.reclaim {
+        opts.engine.reclaim = r;
+    }
+    let sc = scenario(&opts)?;
+    let dir_rel = match (seed, per_seed) {
+        (Some(s), true) => format!("{}/seed-{s}", spec.name),
+        _ => spec.name.clone(),
+    };
+    let dir = base.out.join(&dir_rel);
+    std::fs::create_dir_all(&dir).map_err(|source| SimulateError::Output {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let cfg = SimConfig {
+        engine: opts.engine.clone(),
+        period: opts.period,
+        mode: spec.policy.mode(),
+    };
+    let (stats, wall) = run_one(&sc, &cfg, &dir.join("decisions.jsonl"), &mut |_| {})?;
+    let summary = Summary::new(&stats, &sc.queues, &sc.table, &capacity(&sc), wall);
+    let path = dir.join("summary.json");
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&summary).expect("summaries serialize") + "\n",
+    )
+    .map_err(|source| SimulateError::Output {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(Done {
+        metrics: metrics(&summary, &stats, &sc.table),
+        stats,
+        summary_file: format!("{dir_rel}/summary.json"),
+    })
+}
+
+fn fmt_value(key: &str, v: f64) -> String {
+    if key.ends_with("_s") || key == "jobs_never_started" {
+        if v.abs() >= 100.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.2}")
+        }
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+impl Comparison {
+    /// Whether `name` beats the reference on `key` beyond the noise: `Some(true)` better,
+    /// `Some(false)` worse, `None` even (the difference is zero or inside its interval).
+    pub fn verdict(&self, name: &str, key: &str) -> Option<bool> {
+        if key == "wall_s" {
+            // The simulator's own speed, not the policy's.
+            return None;
+        }
+        let higher_better = METRICS.iter().find(|m| m.0 == key)?.2;
+        let (_, r) = self.results.iter().find(|(n, _)| n == name)?;
+        let d = r.vs_reference.get(key)?;
+        let noise = d.ci95.unwrap_or(0.0);
+        let eps = 1e-9 * (1.0 + r.mean.get(key).copied().unwrap_or(0.0).abs());
+        if d.mean.abs() <= noise.max(eps) {
+            return None;
+        }
+        Some((d.mean > 0.0) == higher_better)
+    }
+
+    /// The side-by-side table for terminals: one row per metric, one column per scenario,
+    /// `mean ±ci` and, beside other scenarios, `+` where they beat the reference beyond the
+    /// noise and `-` where they lose.
+    pub fn table(&self) -> String {
+        let mut header = vec!["METRIC".to_string()];
+        header.extend(self.results.iter().map(|(n, _)| {
+            if *n == self.reference {
+                format!("{n} (reference)")
+            } else {
+                n.clone()
+            }
+        }));
+        let mut rows = Vec::new();
+        for (key, label, _) in METRICS {
+            if !self.results.iter().any(|(_, r)| r.mean.contains_key(key)) {
+                continue;
+            }
+            let mut row = vec![label.to_string()];
+            for (name, r) in &self.results {
+                let Some(v) = r.mean.get(key) else {
+                    row.push("-".into());
+                    continue;
+                };
+                let mut cell = fmt_value(key, *v);
+                if let Some(ci) = r.ci95.get(key) {
+                    let _ = write!(cell, " ±{}", fmt_value(key, *ci));
+                }
+                match self.verdict(name, key) {
+                    Some(true) => cell.push_str(" +"),
+                    Some(false) => cell.push_str(" -"),
+                    None => {}
+                }
+                row.push(cell);
+            }
+            rows.push(row);
+        }
+        let widths: Vec<usize> = (0..header.len())
+            .map(|c| {
+                rows.iter()
+                    .map(|r: &Vec<String>| r[c].chars().count())
+                    .chain([header[c].chars().count()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut out = String::new();
+        for r in std::iter::once(&header).chain(&rows) {
+            let line: Vec<String> = r
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            out.push_str(line.join("   ").trim_end());
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "(mean over seeds ±95% interval; + better, - worse than {} beyond the noise)",
+            self.reference
+        ));
+        out
+    }
+
+    /// Per scenario, one sentence: where it beats the reference and where it loses.
+    pub fn verdict_sentences(&self) -> Vec<(String, String)> {
+        let list = |v: &[&str]| {
+            if v.is_empty() {
+                "nothing".to_string()
+            } else {
+                v.join("; ")
+            }
+        };
+        self.verdicts()
+            .into_iter()
+            .map(|(name, wins, losses)| {
+                let sentence = format!(
+                    "better than {} on {}; worse on {}",
+                    self.reference,
+                    list(&wins),
+                    list(&losses)
+                );
+                (name, sentence)
+            })
+            .collect()
+    }
+
+    /// Per scenario, the metrics where it beats the reference and where it loses.
+    pub fn verdicts(&self) -> Vec<(String, Vec<&'static str>, Vec<&'static str>)> {
+        self.results
+            .iter()
+            .filter(|(n, _)| *n != self.reference)
+            .map(|(n, _)| {
+                let (mut wins, mut losses) = (Vec::new(), Vec::new());
+                for (key, label, _) in METRICS {
+                    match self.verdict(n, key) {
+                        Some(true) => wins.push(label),
+                        Some(false) => losses.push(label),
+                        None => {}
+                    }
+                }
+                (n.clone(), wins, losses)
+            })
+            .collect()
+    }
+}
+
+/// `comparison.html`: the table with each cell marked better or worse than the reference, what
+/// each scenario wins and loses, and the overlaid charts. Self-contained, works offline.
+fn html(
+    title: &str,
+    c: &Comparison,
+    firsts: &[(&str, &RunStats)],
+    table: &ResourceTable,
+) -> String {
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\
+         <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}\
+         table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}\
+         td:first-child,th:first-child{{text-align:left}}.better{{background:#d9f2d9}}.worse{{background:#f7d4d4}}\
+         figure{{margin:1em 0}}</style></head><body>\n<h1>{t}</h1>\n\
+         <p>Each scenario against <b>{r}</b>: means over seeds with 95% intervals; green where it is \
+         better than {r} beyond the noise (paired over seeds), red where it is worse.</p>\n<table><tr><th>metric</th>",
+        t = esc(title),
+        r = esc(&c.reference)
+    );
+    for (n, _) in &c.results {
+        let _ = write!(out, "<th>{}</th>", esc(n));
+    }
+    out.push_str("</tr>\n");
+    for (key, label, _) in METRICS {
+        if !c.results.iter().any(|(_, r)| r.mean.contains_key(key)) {
+            continue;
+        }
+        let _ = write!(out, "<tr><td>{}</td>", esc(label));
+        for (name, r) in &c.results {
+            let Some(v) = r.mean.get(key) else {
+                out.push_str("<td>-</td>");
+                continue;
+            };
+            let class = match c.verdict(name, key) {
+                Some(true) => " class=\"better\"",
+                Some(false) => " class=\"worse\"",
+                None => "",
+            };
+            let mut cell = fmt_value(key, *v);
+            if let Some(ci) = r.ci95.get(key) {
+                let _ = write!(cell, " ±{}", fmt_value(key, *ci));
+            }
+            if let Some(d) = r.vs_reference.get(key) {
+                let _ = write!(cell, "<br><small>{:+}", fmt_value(key, d.mean));
+                if let Some(ci) = d.ci95 {
+                    let _ = write!(cell, " ±{}", fmt_value(key, ci));
+                }
+                cell.push_str("</small>");
+            }
+            let _ = write!(out, "<td{class}>{cell}</td>");
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n<h2>Where each scenario wins and pays</h2>\n<ul>\n");
+    for (name, sentence) in c.verdict_sentences() {
+        let _ = writeln!(out, "<li><b>{}</b> is {}.</li>", esc(&name), esc(&sentence));
+    }
+    out.push_str("</ul>\n<h2>Over time (first seed of each scenario)</h2>\n");
+    // One line per scenario: the resource goodput is measured on.
+    let gpus = firsts.iter().any(|(_, st)| {
+        st.series
+            .lanes
+            .iter()
+            .position(|id| *id == ResourceId::GPU)
+            .is_some_and(|k| st.cap_integral[k] > 0.0)
+    });
+    let lane = if gpus {
+        ResourceId::GPU
+    } else {
+        ResourceId::CPU
+    };
+    out.push_str(&overlaid_charts(firsts, table, Some(lane)));
+    out.push_str("<h2>comparison.json</h2>\n<pre>");
+    let json: BTreeMap<&str, &ScenarioResult> =
+        c.results.iter().map(|(n, r)| (n.as_str(), r)).collect();
+    out.push_str(&esc(
+        &serde_json::to_string_pretty(&json).unwrap_or_default()
+    ));
+    out.push_str("</pre>\n</body></html>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_reads_with_defaults_and_rejects_what_is_wrong_by_line_and_field() {
+        let f = CompareFile::parse(
+            "reference: plus\nseeds: [4, 5]\nscenarios:\n  - name: base\n  - name: plus\n    add-nodes: ['10:cpu=8']\n    scale-load: 1.5\n",
+        )
+        .unwrap();
+        assert_eq!(f.reference(), "plus");
+        assert_eq!(f.scenarios[1].add_nodes, vec!["10:cpu=8".to_string()]);
+        assert_eq!(f.scenarios[0].policy, Policy::Phalanx);
+        let err = |text: &str| CompareFile::parse(text).unwrap_err().to_string();
+        let e = err("scenarios:\n  - name: a\n    polcy: fifo\n");
+        assert!(e.contains(":3") && e.contains("polcy"), "{e}");
+        let e = err("scenarios:\n  - name: a\n  - name: b\n    policy: slurm\n");
+        assert!(
+            e.contains("scenarios[1].policy") && e.contains("slurm"),
+            "{e}"
+        );
+        let e = err("scenarios:\n  - name: a\n  - name: a\n");
+        assert!(
+            e.contains("scenarios[1].name") && e.contains("two scenarios"),
+            "{e}"
+        );
+        let e = err("scenarios:\n  - name: a/b\n");
+        assert!(e.contains("scenarios[0].name"), "{e}");
+        let e = err("reference: c\nscenarios:\n  - name: a\n");
+        assert!(e.contains("reference") && e.contains("\"c\""), "{e}");
+        let e = err("scenarios:\n  - name: a\n    scale-load: 0\n");
+        assert!(e.contains("scenarios[0].scale-load"), "{e}");
+        let e = err("scenarios:\n  - name: a\n    policy: kube\n    reclaim: true\n");
+        assert!(e.contains("scenarios[0].reclaim"), "{e}");
+        let e = err("scenarios: []\n");
+        assert!(e.contains("no scenario"), "{e}");
+        let e = err("seeds: [1, 1]\nscenarios:\n  - name: a\n");
+        assert!(e.contains("seeds"), "{e}");
+    }
+
+    #[test]
+    fn the_builtin_file_is_valid_and_round_trips() {
+        let f = CompareFile::builtin();
+        f.check().unwrap();
+        let text = serde_norway::to_string(&f).unwrap();
+        assert_eq!(CompareFile::parse(&text).unwrap(), f);
+    }
+
+    #[test]
+    fn intervals_follow_student() {
+        assert_eq!(mean_ci(&[]), (0.0, None));
+        assert_eq!(mean_ci(&[2.0]), (2.0, None));
+        let (m, ci) = mean_ci(&[1.0, 2.0, 3.0]);
+        assert_eq!(m, 2.0);
+        // sd 1, n 3, t(2) 4.303: 4.303 / sqrt(3).
+        assert!((ci.unwrap() - 4.303 / 3f64.sqrt()).abs() < 1e-9);
+        assert_eq!(t95(40), 1.96);
+    }
+}
