@@ -329,13 +329,18 @@ impl CompareError {
 }
 
 /// The metrics a comparison reports, in table order: key, label, whether higher is better.
-pub const METRICS: [(&str, &str, bool); 12] = [
+pub const METRICS: [(&str, &str, bool); 13] = [
     ("goodput", "goodput (completed work / capacity)", true),
     ("utilization", "utilisation (allocated / capacity)", true),
     ("makespan_s", "makespan, s", false),
     ("wait_p50_s", "wait p50, s", false),
     ("wait_p95_s", "wait p95, s", false),
     ("large_gang_wait_p95_s", "large gangs' wait p95, s", false),
+    (
+        "top_priority_wait_p95_s",
+        "highest priority's wait p95, s",
+        false,
+    ),
     ("jain_fairness", "Jain fairness", true),
     (
         "incomplete_gang_share",
@@ -375,6 +380,7 @@ pub fn metrics(s: &Summary, stats: &RunStats, table: &ResourceTable) -> BTreeMap
         ("wait_p50_s".into(), s.wait_p50_s),
         ("wait_p95_s".into(), s.wait_p95_s),
         ("large_gang_wait_p95_s".into(), s.large_gangs.p95_s),
+        ("top_priority_wait_p95_s".into(), s.top_priority.p95_s),
         ("jain_fairness".into(), s.jain_fairness),
         (
             "incomplete_gang_share".into(),

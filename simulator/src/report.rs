@@ -95,6 +95,16 @@ impl WaitSummary {
     }
 }
 
+/// The waits of one class of jobs (a size class, a priority).
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassWaits {
+    /// The class: `1`, `2-8`, `9-64`, `65+` by `min_member`, or a priority.
+    pub class: String,
+    /// Its waits.
+    #[serde(flatten)]
+    pub waits: WaitSummary,
+}
+
 /// The size classes of `waits_by_size`, by `min_member`: name and smallest member count.
 pub const SIZE_CLASSES: [(&str, u32); 4] = [("1", 1), ("2-8", 2), ("9-64", 9), ("65+", 65)];
 
@@ -162,8 +172,12 @@ pub struct Summary {
     pub wait_p95_s: f64,
     /// 99th percentile of the same.
     pub wait_p99_s: f64,
-    /// The same waits per size class ([`SIZE_CLASSES`]).
-    pub waits_by_size: BTreeMap<String, WaitSummary>,
+    /// The same waits per size class ([`SIZE_CLASSES`]), smallest first.
+    pub waits_by_size: Vec<ClassWaits>,
+    /// The same waits per priority of the trace, lowest first.
+    pub waits_by_priority: Vec<ClassWaits>,
+    /// Waits of the jobs of the trace's highest priority.
+    pub top_priority: WaitSummary,
     /// Gangs of at least this many members are large (0: the scenario has no gangs).
     pub large_gang_min_member: u32,
     /// Waits of the large gangs.
@@ -256,34 +270,48 @@ pub fn waits(stats: &RunStats) -> Vec<Vec<f64>> {
     w
 }
 
-/// Waits over every job submitted, whole and by size (see the module docs).
+/// Waits over every job submitted, whole, by size and by priority (see the module docs).
 struct SizeWaits {
     all: WaitSummary,
-    by_size: BTreeMap<String, WaitSummary>,
+    by_size: Vec<ClassWaits>,
+    by_priority: Vec<ClassWaits>,
     large_min_member: u32,
     large: WaitSummary,
 }
 
+/// One job's wait as the summaries count it.
+struct Waited {
+    min_member: u32,
+    priority: i32,
+    wait_s: f64,
+    waiting_at_end: bool,
+}
+
 impl SizeWaits {
     fn of(stats: &RunStats) -> SizeWaits {
-        // (min_member, wait, still waiting)
-        let jobs: Vec<(u32, f64, bool)> = stats
+        let jobs: Vec<Waited> = stats
             .jobs
             .iter()
             .filter(|j| j.submitted)
-            .filter_map(|j| match (j.first_start, j.state) {
-                (Some(s), _) => Some((j.min_member, s.since(j.submit).as_secs_f64(), false)),
-                (None, JobEnd::Open) => {
-                    Some((j.min_member, stats.end.since(j.submit).as_secs_f64(), true))
-                }
-                (None, _) => None,
+            .filter_map(|j| {
+                let (until, waiting_at_end) = match (j.first_start, j.state) {
+                    (Some(s), _) => (s, false),
+                    (None, JobEnd::Open) => (stats.end, true),
+                    (None, _) => return None,
+                };
+                Some(Waited {
+                    min_member: j.min_member,
+                    priority: j.priority,
+                    wait_s: until.since(j.submit).as_secs_f64(),
+                    waiting_at_end,
+                })
             })
             .collect();
-        let summary = |keep: &dyn Fn(u32) -> bool| {
-            let chosen: Vec<&(u32, f64, bool)> = jobs.iter().filter(|j| keep(j.0)).collect();
+        let summary = |keep: &dyn Fn(&Waited) -> bool| {
+            let chosen: Vec<&Waited> = jobs.iter().filter(|j| keep(j)).collect();
             WaitSummary::of(
-                chosen.iter().map(|j| j.1).collect(),
-                chosen.iter().filter(|j| j.2).count() as u64,
+                chosen.iter().map(|j| j.wait_s).collect(),
+                chosen.iter().filter(|j| j.waiting_at_end).count() as u64,
             )
         };
         let by_size = SIZE_CLASSES
@@ -291,11 +319,26 @@ impl SizeWaits {
             .enumerate()
             .map(|(i, (name, lo))| {
                 let hi = SIZE_CLASSES.get(i + 1).map_or(u32::MAX, |c| c.1);
-                (name.to_string(), summary(&|m| m >= *lo && m < hi))
+                ClassWaits {
+                    class: name.to_string(),
+                    waits: summary(&|j| j.min_member >= *lo && j.min_member < hi),
+                }
             })
-            .filter(|(_, w)| w.jobs > 0)
+            .filter(|c| c.waits.jobs > 0)
             .collect();
-        let mut gangs: Vec<u32> = jobs.iter().map(|j| j.0).filter(|m| *m > 1).collect();
+        let priorities: BTreeSet<i32> = jobs.iter().map(|j| j.priority).collect();
+        let by_priority = priorities
+            .into_iter()
+            .map(|p| ClassWaits {
+                class: p.to_string(),
+                waits: summary(&|j| j.priority == p),
+            })
+            .collect();
+        let mut gangs: Vec<u32> = jobs
+            .iter()
+            .map(|j| j.min_member)
+            .filter(|m| *m > 1)
+            .collect();
         gangs.sort_unstable();
         let large_min_member = if gangs.is_empty() {
             0
@@ -305,9 +348,10 @@ impl SizeWaits {
         SizeWaits {
             all: summary(&|_| true),
             by_size,
+            by_priority,
             large_min_member,
             large: if large_min_member > 0 {
-                summary(&|m| m >= large_min_member)
+                summary(&|j| j.min_member >= large_min_member)
             } else {
                 WaitSummary::default()
             },
@@ -492,7 +536,13 @@ impl Summary {
             wait_p50_s: sizes.all.p50_s,
             wait_p95_s: sizes.all.p95_s,
             wait_p99_s: sizes.all.p99_s,
+            top_priority: sizes
+                .by_priority
+                .last()
+                .map(|c| c.waits.clone())
+                .unwrap_or_default(),
             waits_by_size: sizes.by_size,
+            waits_by_priority: sizes.by_priority,
             large_gang_min_member: sizes.large_min_member,
             large_gangs: sizes.large,
             engine_event_errors: stats

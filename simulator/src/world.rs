@@ -139,6 +139,8 @@ pub struct JobStat {
     pub state: JobEnd,
     /// Its gang size (original `min_member`).
     pub min_member: u32,
+    /// Its priority in the trace (whatever the policy made of it).
+    pub priority: i32,
     /// Whether it was submitted (a job deleted before it arrived never is).
     pub submitted: bool,
     /// Whether pods of it were running when the trace ran out.
@@ -446,6 +448,7 @@ impl<'s, 'w> World<'s, 'w> {
                 end: None,
                 state: JobEnd::Open,
                 min_member: j.min_member,
+                priority: j.priority,
                 submitted: false,
                 running_at_end: false,
             });
