@@ -556,26 +556,18 @@ fn simulate_compare_reads_a_scenario_file_and_names_its_errors() {
             >= 100.0
     );
     // Errors name the file, the line and the field.
-    std::fs::write(
-        &file,
-        "scenarios:\n  - name: a\n  - name: b\n    scale-lode: 2\n",
-    )
-    .unwrap();
-    let out = run();
-    assert!(!out.status.success());
-    let err = String::from_utf8(out.stderr).unwrap();
+    let fails_with = |text: &str| {
+        std::fs::write(&file, text).unwrap();
+        let out = run();
+        assert!(!out.status.success());
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let err = fails_with("scenarios:\n  - name: a\n  - name: b\n    scale-lode: 2\n");
     assert!(
         err.contains(&format!("{}:4", file.display())) && err.contains("scale-lode"),
         "{err}"
     );
-    std::fs::write(
-        &file,
-        "scenarios:\n  - name: a\n    remove-nodes: ['rack=9']\n",
-    )
-    .unwrap();
-    let out = run();
-    assert!(!out.status.success());
-    let err = String::from_utf8(out.stderr).unwrap();
+    let err = fails_with("scenarios:\n  - name: a\n    remove-nodes: ['rack=9']\n");
     assert!(
         err.contains("scenario a") && err.contains("rack=9") && err.contains("no node"),
         "{err}"

@@ -299,6 +299,14 @@ pub enum CompareError {
         /// What is wrong.
         message: String,
     },
+    /// An output could not be written.
+    #[error("{file}: {source}")]
+    Output {
+        /// The file.
+        file: String,
+        /// What the system said.
+        source: std::io::Error,
+    },
     /// A scenario could not be built or run.
     #[error("scenario {scenario}: {source}")]
     Run {
@@ -477,6 +485,8 @@ struct Done {
     metrics: BTreeMap<String, f64>,
     stats: RunStats,
     summary_file: String,
+    /// The run's resource names (the charts name lanes by them).
+    table: ResourceTable,
 }
 
 /// Runs every scenario of `file` over the workload of `base` (whose what-if options apply to
@@ -575,8 +585,11 @@ pub fn compare(
         &(serde_json::to_string_pretty(&json).expect("results serialize") + "\n"),
     )?;
     files.push(path);
-    // The charts overlay each scenario's first run.
-    let table = first_table(base)?;
+    // The charts overlay each scenario's first run; lanes are named by the reference's table.
+    let table = by_scenario[ri]
+        .first()
+        .map(|d| d.table.clone())
+        .unwrap_or_default();
     let firsts: Vec<(&str, &RunStats)> = file
         .scenarios
         .iter()
@@ -598,26 +611,10 @@ pub fn compare(
 }
 
 fn write(path: &Path, text: &str) -> Result<(), CompareError> {
-    std::fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).map_err(|source| {
-        CompareError::Read {
-            file: path.display().to_string(),
-            source,
-        }
-    })?;
-    std::fs::write(path, text).map_err(|source| CompareError::Read {
+    std::fs::write(path, text).map_err(|source| CompareError::Output {
         file: path.display().to_string(),
         source,
     })
-}
-
-/// The resource names of the workload (the charts name lanes by it).
-fn first_table(base: &Options) -> Result<ResourceTable, CompareError> {
-    scenario(base)
-        .map(|sc| sc.table)
-        .map_err(|e| CompareError::Run {
-            scenario: "(workload)".into(),
-            source: Box::new(e),
-        })
 }
 
 /// Builds and runs one scenario for one seed, writing its decision log and summary.
@@ -681,6 +678,7 @@ fn run_scenario(
         metrics: metrics(&summary, &stats, &sc.table),
         stats,
         summary_file: format!("{dir_rel}/summary.json"),
+        table: sc.table,
     })
 }
 
