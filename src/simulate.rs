@@ -51,6 +51,11 @@ pub struct SimulateArgs {
     /// Multiply the load: every job is submitted X times (fractions keep a stable share).
     #[arg(long = "scale-load", value_name = "X")]
     pub scale_load: Option<f64>,
+    /// Fill the cluster as the FGD paper does: jobs drawn from the workload (with --seed) until
+    /// they ask for X times the cluster's GPUs, one arriving per second, none ever ending; the
+    /// summary reads the GPUs allocated, unallocated and stranded at the end.
+    #[arg(long, value_name = "X")]
+    pub fill: Option<f64>,
     /// Replace the queues with the queue records of this file.
     #[arg(long, value_name = "FILE")]
     pub queues: Option<PathBuf>,
@@ -154,6 +159,7 @@ pub fn run(args: &SimulateArgs) -> Result<String> {
     opts.add_nodes = args.add_nodes.clone();
     opts.remove_nodes = args.remove_nodes.clone();
     opts.scale_load = args.scale_load;
+    opts.fill = args.fill.map(|x| (x, args.seed));
     opts.queues = args.queues.clone();
     opts.period = Span::from_secs_f64(args.period);
     let show = !args.quiet && std::io::stderr().is_terminal();
@@ -216,11 +222,14 @@ fn compare(
     file: &str,
     show: bool,
 ) -> Result<String> {
-    let set = if file.is_empty() {
+    let mut set = if file.is_empty() {
         CompareFile::builtin()
     } else {
         CompareFile::read(std::path::Path::new(file))?
     };
+    if set.fill.is_none() {
+        set.fill = args.fill;
+    }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let bar = ProgressBar::hidden();
@@ -233,8 +242,8 @@ fn compare(
         );
     }
     let seeds = match &opts.source {
-        Source::Generate(_) => set.seeds.as_ref().map_or(3, Vec::len),
-        Source::Trace(_) => 1,
+        Source::Trace(_) if set.fill.is_none() => 1,
+        _ => set.seeds.as_ref().map_or(3, Vec::len),
     };
     bar.set_length((set.scenarios.len() * seeds) as u64);
     let title = format!("{title}: what-if comparison");

@@ -573,3 +573,78 @@ fn simulate_compare_reads_a_scenario_file_and_names_its_errors() {
         "{err}"
     );
 }
+
+/// The FGD paper's experiment over the Alibaba GPU 2023 trace: a fill to 1.3 times the
+/// cluster's 6,212 GPUs, two draws, packing against spreading; and `docs/fgd.yaml`, the full
+/// experiment, is a valid scenario file.
+#[test]
+fn simulate_compare_fills_the_alibaba_2023_cluster_as_the_fgd_paper() {
+    let dir = out_dir("fgd");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/traces/alibaba-gpu-v2023"
+    );
+    let conv = phalanx(&["trace", "convert", "--from", "alibaba-gpu-2023", src]);
+    assert_ok(&conv);
+    let trace = dir.join("a23.jsonl");
+    std::fs::write(&trace, &conv.stdout).unwrap();
+    let file = dir.join("fgd.yaml");
+    std::fs::write(
+        &file,
+        "fill: 1.3\nseeds: [42, 43]\nscenarios:\n  - name: binpack\n  - name: spread\n    score: spread\n",
+    )
+    .unwrap();
+    let out_path = dir.join("out");
+    let out = phalanx(&[
+        "simulate",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--compare",
+        file.to_str().unwrap(),
+        "--out",
+        out_path.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_path.join("comparison.json")).unwrap())
+            .unwrap();
+    for name in ["binpack", "spread"] {
+        let s = &v[name];
+        assert_eq!(s["seeds"], serde_json::json!([42, 43]), "{name}");
+        for p in s["summaries"].as_array().unwrap() {
+            let sum: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(out_path.join(p.as_str().unwrap())).unwrap(),
+            )
+            .unwrap();
+            let end = &sum["gpus_at_end"];
+            assert_eq!(end["gpus"], 6212.0, "{name}: {end}");
+            let (alloc, unalloc) = (
+                end["allocated_gpus"].as_f64().unwrap(),
+                end["unallocated_gpus"].as_f64().unwrap(),
+            );
+            assert!((alloc + unalloc - 6212.0).abs() < 1e-6, "{name}: {end}");
+            // Asked for 1.3 times the GPUs: the cluster is full to within its fragments, and
+            // jobs are left waiting.
+            assert!(alloc / 6212.0 > 0.9, "{name}: {end}");
+            assert!(end["jobs_pending"].as_u64().unwrap() > 0, "{name}: {end}");
+            assert!(
+                end["stranded_gpus"].as_f64().unwrap() <= unalloc,
+                "{name}: {end}"
+            );
+        }
+        let share = s["gpu_allocated_share_end"].as_f64().unwrap();
+        assert!(share > 0.9 && share <= 1.0, "{name}: {share}");
+    }
+    // Different draws: not the same runs.
+    let binpack = &v["binpack"]["summaries"];
+    let a = std::fs::read(out_path.join(binpack[0].as_str().unwrap())).unwrap();
+    let b = std::fs::read(out_path.join(binpack[1].as_str().unwrap())).unwrap();
+    assert_ne!(a, b);
+    // The documented full experiment parses and validates.
+    let docs = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/fgd.yaml");
+    let file = phalanx_simulator::compare::CompareFile::read(std::path::Path::new(docs)).unwrap();
+    assert_eq!(file.fill, Some(1.3));
+    assert_eq!(file.seeds.as_deref().map(<[u64]>::len), Some(10));
+    let _ = std::fs::remove_dir_all(&dir);
+}

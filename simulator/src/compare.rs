@@ -94,10 +94,15 @@ pub struct CompareFile {
     /// The scenario the others are set against (default: the first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
-    /// Seeds of a generated workload: each scenario runs once per seed and differences get
-    /// confidence intervals (default 1, 2, 3). A trace runs once per scenario.
+    /// Seeds of a generated workload or of a fill's draw: each scenario runs once per seed and
+    /// differences get confidence intervals (default 1, 2, 3). A trace without `fill` runs
+    /// once per scenario.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seeds: Option<Vec<u64>>,
+    /// Fill the cluster for every scenario, as `--fill`: jobs drawn from the workload until
+    /// they ask for this many times the cluster's GPUs, never ending (the FGD paper's method).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fill: Option<f64>,
     /// The scenarios.
     pub scenarios: Vec<ScenarioSpec>,
 }
@@ -113,6 +118,7 @@ impl CompareFile {
         CompareFile {
             reference: Some("phalanx".into()),
             seeds: None,
+            fill: None,
             scenarios: vec![
                 s("phalanx"),
                 ScenarioSpec {
@@ -258,6 +264,14 @@ impl CompareFile {
                 format!("{r:?} is not the name of a scenario"),
             ));
         }
+        if let Some(x) = self.fill
+            && !(x.is_finite() && x > 0.0)
+        {
+            return Err(invalid(
+                "fill".into(),
+                format!("{x}: must be a number above 0"),
+            ));
+        }
         if let Some(seeds) = &self.seeds {
             if seeds.is_empty() {
                 return Err(invalid("seeds".into(), "lists no seed".into()));
@@ -337,7 +351,7 @@ impl CompareError {
 }
 
 /// The metrics a comparison reports, in table order: key, label, whether higher is better.
-pub const METRICS: [(&str, &str, bool); 13] = [
+pub const METRICS: [(&str, &str, bool); 16] = [
     ("goodput", "goodput (completed work / capacity)", true),
     ("utilization", "utilisation (allocated / capacity)", true),
     ("makespan_s", "makespan, s", false),
@@ -361,12 +375,28 @@ pub const METRICS: [(&str, &str, bool); 13] = [
         false,
     ),
     ("stranded_gpu_share", "stranded GPUs / GPUs", false),
+    (
+        "gpu_allocated_share_end",
+        "GPUs allocated / GPUs, at the end of a fill",
+        true,
+    ),
+    (
+        "unallocated_gpus_end",
+        "GPUs unallocated, at the end of a fill",
+        false,
+    ),
+    (
+        "stranded_gpus_end",
+        "of them stranded, at the end of a fill",
+        false,
+    ),
     ("jobs_never_started", "jobs never started", false),
     ("wall_s", "wall time of a run, s", false),
 ];
 
 /// The comparison metrics of one run's summary (`stranded_gpu_share` only where pods ask for
-/// GPUs). Shares of capacity are on the summary's `goodput_resource`.
+/// GPUs, the `*_end` ones only after a fill). Shares of capacity are on the summary's
+/// `goodput_resource`.
 pub fn metrics(s: &Summary, stats: &RunStats, table: &ResourceTable) -> BTreeMap<String, f64> {
     let r = s.goodput_resource.as_str();
     let lane = stats
@@ -403,6 +433,11 @@ pub fn metrics(s: &Summary, stats: &RunStats, table: &ResourceTable) -> BTreeMap
     ]);
     if let Some(x) = s.stranded_gpu_share {
         m.insert("stranded_gpu_share".into(), x);
+    }
+    if let Some(g) = &s.gpus_at_end {
+        m.insert("gpu_allocated_share_end".into(), g.allocated_share);
+        m.insert("unallocated_gpus_end".into(), g.unallocated_gpus);
+        m.insert("stranded_gpus_end".into(), g.stranded_gpus);
     }
     m
 }
@@ -499,14 +534,14 @@ pub fn compare(
     done: &(dyn Fn(&str) + Sync),
 ) -> Result<Comparison, CompareError> {
     let seeds: Vec<Option<u64>> = match &base.source {
-        Source::Generate(_) => file
+        Source::Trace(_) if file.fill.is_none() => vec![None],
+        _ => file
             .seeds
             .clone()
             .unwrap_or_else(|| vec![1, 2, 3])
             .into_iter()
             .map(Some)
             .collect(),
-        Source::Trace(_) => vec![None],
     };
     let runs: Vec<Run> = (0..file.scenarios.len())
         .flat_map(|scenario| seeds.iter().map(move |&seed| Run { scenario, seed }))
@@ -515,7 +550,7 @@ pub fn compare(
         .par_iter()
         .map(|run| {
             let spec = &file.scenarios[run.scenario];
-            let out = run_scenario(base, spec, run.seed, seeds.len() > 1);
+            let out = run_scenario(base, spec, file.fill, run.seed, seeds.len() > 1);
             done(&spec.name);
             out.map_err(|e| CompareError::Run {
                 scenario: spec.name.clone(),
@@ -621,12 +656,16 @@ fn write(path: &Path, text: &str) -> Result<(), CompareError> {
 fn run_scenario(
     base: &Options,
     spec: &ScenarioSpec,
+    file_fill: Option<f64>,
     seed: Option<u64>,
     per_seed: bool,
 ) -> Result<Done, SimulateError> {
     let mut opts = base.clone();
     if let (Source::Generate(g), Some(seed)) = (&mut opts.source, seed) {
         g.seed = seed;
+    }
+    if let Some(ratio) = file_fill {
+        opts.fill = Some((ratio, seed.unwrap_or(1)));
     }
     opts.add_nodes.extend(spec.add_nodes.iter().cloned());
     opts.remove_nodes.extend(spec.remove_nodes.iter().cloned());
@@ -683,7 +722,7 @@ fn run_scenario(
 }
 
 fn fmt_value(key: &str, v: f64) -> String {
-    if key.ends_with("_s") || key == "jobs_never_started" {
+    if key.ends_with("_s") || key.ends_with("gpus_end") || key == "jobs_never_started" {
         if v.abs() >= 100.0 {
             format!("{v:.0}")
         } else {

@@ -24,7 +24,11 @@
 //!   preemption, failed nodes): what evicted pods had run;
 //! - `stranded_gpu_share`: GPUs free on nodes whose free CPU or memory is below the smallest
 //!   GPU pod's request (no GPU pod of the workload could use them), over allocatable GPUs,
-//!   averaged over time; absent when no pod asks for a GPU;
+//!   averaged over time; absent when no pod asks for a GPU. GPUs are counted in the
+//!   scenario's GPU lane (`Scenario::gpu_lane`: milli-GPUs where nodes offer them);
+//! - `gpus_at_end`: where the run stopped with pods still held (`--fill`), the GPUs allocated,
+//!   unallocated and stranded at that moment: the FGD paper's allocation rate and unallocated
+//!   GPUs;
 //! - `wait_p50_s`/`wait_p95_s`/`wait_p99_s` and `waits_by_size`: the same wait, over every job
 //!   submitted, where a job still waiting at the end of the run counts with its wait so far
 //!   (so a policy cannot look better by never starting a gang); jobs that ended without
@@ -38,6 +42,7 @@ use std::fmt::Write as _;
 use phalanx_model::{QueueSpec, ResourceId, ResourceTable, Resources};
 use serde::Serialize;
 
+use crate::trace::GpuLane;
 use crate::world::{JobEnd, Mode, RunStats};
 
 /// Per-queue figures.
@@ -166,6 +171,9 @@ pub struct Summary {
     /// Stranded GPUs over allocatable GPUs, averaged over time; absent without GPU pods.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stranded_gpu_share: Option<f64>,
+    /// The GPUs when the run stopped with pods still held (a `--fill`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpus_at_end: Option<GpusAtEnd>,
     /// Waits over every job submitted (see the module docs).
     pub wait_p50_s: f64,
     /// 95th percentile of the same.
@@ -363,6 +371,49 @@ fn lane_value(id: ResourceId, v: f64) -> f64 {
     if id == ResourceId::CPU { v / 1000.0 } else { v }
 }
 
+/// The GPUs when a run stopped with pods still held: what a fill left (see [`Summary`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GpusAtEnd {
+    /// Virtual time of the stop, seconds.
+    pub time_s: f64,
+    /// GPUs of the live nodes.
+    pub gpus: f64,
+    /// GPUs bound pods hold (fractions of shared GPUs summed).
+    pub allocated_gpus: f64,
+    /// `allocated_gpus / gpus`: the FGD paper's GPU allocation rate.
+    pub allocated_share: f64,
+    /// `gpus - allocated_gpus`: the paper's unallocated GPUs.
+    pub unallocated_gpus: f64,
+    /// Of them, GPUs on nodes whose free CPU or memory is below the smallest GPU pod's request.
+    pub stranded_gpus: f64,
+    /// `stranded_gpus / gpus`.
+    pub stranded_share: f64,
+    /// Jobs still pending then.
+    pub jobs_pending: u64,
+}
+
+impl GpusAtEnd {
+    fn of(stats: &RunStats, lane: GpuLane) -> GpusAtEnd {
+        let per = lane.per_gpu as f64;
+        let cap = stats.cap_end.get(lane.id) as f64;
+        let alloc = stats.alloc_end.get(lane.id) as f64;
+        GpusAtEnd {
+            time_s: stats.end.as_secs_f64(),
+            gpus: cap / per,
+            allocated_gpus: alloc / per,
+            allocated_share: alloc / cap,
+            unallocated_gpus: (cap - alloc) / per,
+            stranded_gpus: stats.stranded_end as f64 / per,
+            stranded_share: stats.stranded_end as f64 / cap,
+            jobs_pending: stats
+                .jobs
+                .iter()
+                .filter(|j| j.submitted && !j.running_at_end && j.end.is_none())
+                .count() as u64,
+        }
+    }
+}
+
 impl Summary {
     /// Computes the summary of a run.
     pub fn new(
@@ -481,16 +532,20 @@ impl Summary {
                 )
             })
             .collect();
-        let goodput_resource = if goodput_by_resource.contains_key(table.name(ResourceId::GPU)) {
-            table.name(ResourceId::GPU)
-        } else {
-            table.name(ResourceId::CPU)
-        }
-        .to_string();
-        let stranded_gpu_share = lane(table.name(ResourceId::GPU))
+        let gpu_name = stats.gpu_lane.map(|g| table.name(g.id));
+        let goodput_resource = gpu_name
+            .filter(|n| goodput_by_resource.contains_key(*n))
+            .unwrap_or(table.name(ResourceId::CPU))
+            .to_string();
+        let stranded_gpu_share = gpu_name
+            .and_then(lane)
             .filter(|k| stats.cap_integral[*k] > 0.0)
             .filter(|_| stats.gpu_pods)
             .map(|k| stats.stranded_gpu_s / stats.cap_integral[k]);
+        let gpus_at_end = stats
+            .gpu_lane
+            .filter(|g| stats.stopped && stats.cap_end.get(g.id) > 0)
+            .map(|g| GpusAtEnd::of(stats, g));
         let sizes = SizeWaits::of(stats);
         let (sum, sq) = xs.iter().fold((0.0, 0.0), |(s, q), x| (s + x, q + x * x));
         let jain_fairness = if sq > 0.0 {
@@ -533,6 +588,7 @@ impl Summary {
             pods_evicted: stats.pods_evicted,
             work_evicted_resource_s: per_lane(&stats.work_evicted_s),
             stranded_gpu_share,
+            gpus_at_end,
             wait_p50_s: sizes.all.p50_s,
             wait_p95_s: sizes.all.p95_s,
             wait_p99_s: sizes.all.p99_s,
@@ -616,6 +672,23 @@ impl Summary {
             });
         }
         row("jain fairness", &|s| format!("{:.3}", s.jain_fairness));
+        if self.gpus_at_end.is_some() {
+            row("GPUs allocated at end", &|s| {
+                s.gpus_at_end.as_ref().map_or("-".into(), |g| {
+                    format!(
+                        "{:.1}% ({:.0} of {:.0})",
+                        100.0 * g.allocated_share,
+                        g.allocated_gpus,
+                        g.gpus
+                    )
+                })
+            });
+            row("GPUs unallocated / stranded at end", &|s| {
+                s.gpus_at_end.as_ref().map_or("-".into(), |g| {
+                    format!("{:.0} / {:.0}", g.unallocated_gpus, g.stranded_gpus)
+                })
+            });
+        }
         row("wall / events/s", &|s| {
             format!("{:.2} s / {:.0}", s.wall_s, s.events_per_s)
         });

@@ -41,6 +41,8 @@ pub struct Options {
     pub remove_nodes: Vec<String>,
     /// `--scale-load`.
     pub scale_load: Option<f64>,
+    /// `--fill`: the GPUs to ask for, over the cluster's, and the seed of the draw.
+    pub fill: Option<(f64, u64)>,
     /// `--queues`.
     pub queues: Option<PathBuf>,
     /// Cycle period.
@@ -59,6 +61,7 @@ impl Options {
             add_nodes: Vec::new(),
             remove_nodes: Vec::new(),
             scale_load: None,
+            fill: None,
             queues: None,
             period: Span(1000),
             engine: EngineConfig::default(),
@@ -114,6 +117,9 @@ pub fn scenario(opts: &Options) -> Result<Scenario, SimulateError> {
     }
     if let Some(x) = opts.scale_load {
         whatif::scale_load(&mut sc, x)?;
+    }
+    if let Some((ratio, seed)) = opts.fill {
+        whatif::fill(&mut sc, ratio, seed)?;
     }
     if let Some(q) = &opts.queues {
         whatif::replace_queues(&mut sc, q)?;

@@ -218,9 +218,38 @@ pub struct Scenario {
     pub jobs: Vec<SimJob>,
     /// Everything that happens, ordered by time then by trace line.
     pub events: Vec<(Time, Input)>,
+    /// Where the run stops with whatever is still running or pending, if not when nothing is
+    /// left to happen (a `--fill` stops after its last arrival; its pods never end).
+    pub end: Option<Time>,
+}
+
+/// The lane GPUs are counted in, and how many of its units make one GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GpuLane {
+    /// The resource.
+    pub id: ResourceId,
+    /// Units per GPU: 1000 for milli-GPUs, 1 for whole devices.
+    pub per_gpu: i64,
 }
 
 impl Scenario {
+    /// The lane GPUs are counted in: the shared-GPU pool `alibaba.com/gpu-milli` where nodes
+    /// offer it (the alibaba-gpu-2023 converter's; whole-GPU pods ask for it too, so it counts
+    /// every GPU pod), else `nvidia.com/gpu`; `None` when no node at time zero has GPUs.
+    pub fn gpu_lane(&self) -> Option<GpuLane> {
+        let offered = |id: ResourceId| self.initial_nodes().any(|n| n.allocatable.get(id) > 0);
+        self.table
+            .lookup(crate::convert::alibaba_gpu::GPU_MILLI)
+            .filter(|&id| offered(id))
+            .map(|id| GpuLane { id, per_gpu: 1000 })
+            .or_else(|| {
+                offered(ResourceId::GPU).then_some(GpuLane {
+                    id: ResourceId::GPU,
+                    per_gpu: 1,
+                })
+            })
+    }
+
     /// Nodes that exist at time zero.
     pub fn initial_nodes(&self) -> impl Iterator<Item = &Node> {
         self.events.iter().filter_map(|(t, i)| match i {

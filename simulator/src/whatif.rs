@@ -1,11 +1,15 @@
 //! What-if transformations of a scenario for capacity planning, applied after it is read and
 //! before it is simulated: add nodes (`--add-nodes`), remove nodes (`--remove-nodes`, a rack
-//! or a pool), scale the load (`--scale-load`), replace the queue configuration (`--queues`).
+//! or a pool), scale the load (`--scale-load`), fill the cluster (`--fill`), replace the queue
+//! configuration (`--queues`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use phalanx_model::{DEFAULT_QUEUE, Node, Quantity, ResourceId, Time};
+use phalanx_model::{DEFAULT_QUEUE, Node, Quantity, ResourceId, Span, Time};
+use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use crate::trace::{self, Input, Scenario, SimJob, TraceError};
 
@@ -35,6 +39,14 @@ pub enum WhatIfError {
     /// `--scale-load` is not a positive number.
     #[error("--scale-load {0}: must be a number above 0")]
     Scale(f64),
+    /// `--fill` is not a positive number, or there is nothing to fill with.
+    #[error("--fill {ratio}: {why}")]
+    Fill {
+        /// The flag's value.
+        ratio: f64,
+        /// What is wrong.
+        why: String,
+    },
     /// The `--queues` file could not be read.
     #[error("--queues: {0}")]
     Queues(#[from] TraceError),
@@ -262,6 +274,129 @@ pub fn scale_load(sc: &mut Scenario, x: f64) -> Result<(), WhatIfError> {
     sc.jobs = jobs;
     sc.events = events;
     Ok(())
+}
+
+/// The most jobs [`fill`] submits.
+pub const MAX_FILL_JOBS: usize = 10_000_000;
+
+/// What [`fill`] made.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Filled {
+    /// Jobs submitted.
+    pub jobs: usize,
+    /// Of them, copies of a job drawn again.
+    pub copies: usize,
+    /// GPUs they ask for, against the cluster's.
+    pub gpus_asked: f64,
+    /// GPUs of the nodes at time zero.
+    pub gpus: f64,
+}
+
+/// Fills the cluster as the FGD paper's evaluation does (Weng et al., ATC'23, §6.1; their
+/// simulator's workload tuning, `tuneUpPods` and the pod shuffle in
+/// hkust-adsl/kubernetes-scheduler-simulator `pkg/simulator/simulator.go`): starting from the
+/// workload's jobs, jobs drawn at random (with replacement, from `seed`) are added until the
+/// next would take the GPUs asked past `ratio` × the GPUs of the nodes at time zero (dropped at
+/// random instead while above it); the list is shuffled; job `i` arrives at `i` seconds; no pod
+/// ever ends, and the run stops a minute after the last arrival, so the summary reads the
+/// cluster as the arrivals left it. GPUs are counted in [`Scenario::gpu_lane`] (milli-GPUs on
+/// the Alibaba GPU trace). Dependencies and deletions are dropped (the fill's jobs stand
+/// alone), and so are node events after time zero. Copy `k` of job `a` is named `a~fill-k`.
+pub fn fill(sc: &mut Scenario, ratio: f64, seed: u64) -> Result<Filled, WhatIfError> {
+    let bad = |why: &str| WhatIfError::Fill {
+        ratio,
+        why: why.to_string(),
+    };
+    if !(ratio.is_finite() && ratio > 0.0) {
+        return Err(bad("must be a number above 0"));
+    }
+    let lane = sc
+        .gpu_lane()
+        .ok_or_else(|| bad("no node at time zero has GPUs to fill"))?;
+    if sc.jobs.is_empty() {
+        return Err(bad("the workload has no job to draw from"));
+    }
+    let cap: i64 = sc.initial_nodes().map(|n| n.allocatable.get(lane.id)).sum();
+    let target = ratio * cap as f64;
+    let asks = |sj: &SimJob| -> i64 {
+        sj.job
+            .tasks
+            .iter()
+            .map(|t| t.pod.requests.get(lane.id) * i64::from(t.replicas))
+            .sum()
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut picked: Vec<usize> = (0..sc.jobs.len()).collect();
+    let mut asked: i64 = sc.jobs.iter().map(asks).sum();
+    while asked as f64 > target && !picked.is_empty() {
+        let i = picked.swap_remove(rng.random_range(0..picked.len()));
+        asked -= asks(&sc.jobs[i]);
+    }
+    if sc.jobs.iter().all(|j| asks(j) == 0) {
+        return Err(bad("no job of the workload asks for GPUs"));
+    }
+    let originals = picked.len();
+    loop {
+        let i = rng.random_range(0..sc.jobs.len());
+        let a = asks(&sc.jobs[i]);
+        if (asked + a) as f64 > target {
+            break;
+        }
+        asked += a;
+        picked.push(i);
+        if picked.len() > MAX_FILL_JOBS {
+            return Err(bad(&format!(
+                "would submit more than {MAX_FILL_JOBS} jobs; ask for less"
+            )));
+        }
+    }
+    if picked.iter().all(|&i| asks(&sc.jobs[i]) == 0) {
+        return Err(bad(&format!(
+            "{target} GPUs are fewer than any job of the workload asks for",
+            target = target / lane.per_gpu as f64
+        )));
+    }
+    picked.shuffle(&mut rng);
+    let mut seen = vec![0usize; sc.jobs.len()];
+    let forever = Some(Span(u64::MAX / 4));
+    let jobs: Vec<SimJob> = picked
+        .iter()
+        .enumerate()
+        .map(|(at, &i)| {
+            let mut c = sc.jobs[i].clone();
+            if seen[i] > 0 {
+                c.job.name = format!("{}~fill-{}", c.job.name, seen[i]);
+            }
+            seen[i] += 1;
+            c.job.depends_on.clear();
+            c.job.submit_time = Time::ZERO + Span::from_secs_f64(at as f64);
+            for t in &mut c.job.tasks {
+                t.pod.duration = forever;
+            }
+            c.fails.iter_mut().for_each(|f| *f = false);
+            c
+        })
+        .collect();
+    let mut events: Vec<(Time, Input)> = std::mem::take(&mut sc.events)
+        .into_iter()
+        .filter(|(t, i)| matches!(i, Input::Node(_)) && *t == Time::ZERO)
+        .collect();
+    events.extend(
+        jobs.iter()
+            .enumerate()
+            .map(|(i, j)| (j.job.submit_time, Input::Submit(i))),
+    );
+    let last = jobs.last().map_or(Time::ZERO, |j| j.job.submit_time);
+    let filled = Filled {
+        jobs: jobs.len(),
+        copies: jobs.len() - originals,
+        gpus_asked: asked as f64 / lane.per_gpu as f64,
+        gpus: cap as f64 / lane.per_gpu as f64,
+    };
+    sc.jobs = jobs;
+    sc.events = events;
+    sc.end = Some(last + Span::from_secs_f64(60.0));
+    Ok(filled)
 }
 
 /// Replaces the queue configuration with the queue records of `path` (a trace file, usually of

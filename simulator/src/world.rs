@@ -43,7 +43,7 @@ use phalanx_scheduler::{Engine, EngineConfig, JobPhase};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::trace::{Input, Scenario};
+use crate::trace::{GpuLane, Input, Scenario};
 
 /// Which scheduler the world drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -216,12 +216,23 @@ pub struct RunStats {
     pub work_evicted_s: Vec<f64>,
     /// Pods evicted after their clock started.
     pub pods_evicted: u64,
-    /// GPU-seconds free on live nodes whose free CPU or memory is below what the smallest GPU
-    /// pod of the scenario asks for (so no GPU pod could use them): stranded GPUs, integrated
-    /// over time. 0 when no pod asks for a GPU.
+    /// GPUs free on live nodes whose free CPU or memory is below what the smallest GPU pod of
+    /// the scenario asks for (so no GPU pod could use them): stranded GPUs, integrated over
+    /// time, in units of [`RunStats::gpu_lane`] times seconds. 0 when no pod asks for a GPU.
     pub stranded_gpu_s: f64,
     /// Whether any pod of the scenario asks for a GPU.
     pub gpu_pods: bool,
+    /// The lane GPUs are counted in ([`Scenario::gpu_lane`]).
+    pub gpu_lane: Option<GpuLane>,
+    /// Whether the run stopped at [`Scenario::end`] with pods still held, rather than when
+    /// nothing was left to happen.
+    pub stopped: bool,
+    /// What bound pods held when the run ended, over all lanes.
+    pub alloc_end: Resources,
+    /// What live nodes offered when the run ended.
+    pub cap_end: Resources,
+    /// Stranded GPUs when the run ended, in units of the GPU lane.
+    pub stranded_end: i64,
     /// Lines in the decision log.
     pub decisions: u64,
     /// SHA-256 of the decision log.
@@ -493,6 +504,11 @@ impl<'s, 'w> World<'s, 'w> {
             pods_evicted: 0,
             stranded_gpu_s: 0.0,
             gpu_pods: false,
+            gpu_lane: sc.gpu_lane(),
+            stopped: false,
+            alloc_end: Resources::ZERO,
+            cap_end: Resources::ZERO,
+            stranded_end: 0,
             decisions: 0,
             decision_log_sha256: String::new(),
             events: 0,
@@ -500,14 +516,15 @@ impl<'s, 'w> World<'s, 'w> {
             event_errors: HashMap::new(),
             reserves: 0,
         };
-        let gpu_pod_floor = sc
-            .jobs
-            .iter()
-            .flat_map(|j| &j.job.tasks)
-            .map(|t| &t.pod.requests)
-            .filter(|r| r.get(ResourceId::GPU) > 0)
-            .map(|r| (r.get(ResourceId::CPU), r.get(ResourceId::MEMORY)))
-            .reduce(|a, b| (a.0.min(b.0), a.1.min(b.1)));
+        let gpu_pod_floor = stats.gpu_lane.and_then(|lane| {
+            sc.jobs
+                .iter()
+                .flat_map(|j| &j.job.tasks)
+                .map(|t| &t.pod.requests)
+                .filter(|r| r.get(lane.id) > 0)
+                .map(|r| (r.get(ResourceId::CPU), r.get(ResourceId::MEMORY)))
+                .reduce(|a, b| (a.0.min(b.0), a.1.min(b.1)))
+        });
         let mut stats = stats;
         stats.gpu_pods = gpu_pod_floor.is_some();
         World {
@@ -582,6 +599,12 @@ impl<'s, 'w> World<'s, 'w> {
             "simulation starts"
         );
         while let Some(Reverse((t, _, ev))) = self.heap.pop() {
+            if let Some(end) = self.sc.end.filter(|end| t > *end) {
+                self.advance(end);
+                self.sample();
+                self.stats.stopped = true;
+                break;
+            }
             self.advance(t);
             self.stats.events += 1;
             match ev {
@@ -1178,11 +1201,11 @@ impl<'s, 'w> World<'s, 'w> {
 
     /// Recomputes the stranded GPUs of node `n` (see [`RunStats::stranded_gpu_s`]).
     fn restrand(&mut self, n: usize) {
-        let Some((cpu, memory)) = self.gpu_pod_floor else {
+        let (Some((cpu, memory)), Some(lane)) = (self.gpu_pod_floor, self.stats.gpu_lane) else {
             return;
         };
         let free = self.node_alloc[n] - self.node_used[n];
-        let gpus = free.get(ResourceId::GPU);
+        let gpus = free.get(lane.id);
         let now = if self.node_live[n]
             && gpus > 0
             && (free.get(ResourceId::CPU) < cpu || free.get(ResourceId::MEMORY) < memory)
@@ -1197,6 +1220,9 @@ impl<'s, 'w> World<'s, 'w> {
 
     fn into_stats(mut self) -> RunStats {
         self.stats.end = self.now;
+        self.stats.alloc_end = self.alloc;
+        self.stats.cap_end = self.cap;
+        self.stats.stranded_end = self.stranded;
         self.stats.nodes = self.node_names.len();
         for (st, j) in self.stats.jobs.iter_mut().zip(&self.jobs) {
             st.running_at_end = j.bound > 0 && !j.ended;

@@ -663,3 +663,145 @@ fn fifo_keeps_gangs_whole_in_arrival_order() {
         stats.jobs
     );
 }
+
+/// Jobs, GPU asks and the GPUs left at the end of a fill, on a cluster small enough to count
+/// by hand: two nodes of 4 GPUs; jobs asking 1 and 3 GPUs and one asking none.
+#[test]
+fn a_fill_asks_up_to_its_ratio_and_counts_the_gpus_left() {
+    use phalanx_simulator::whatif;
+    let text = r#"{"kind":"node","name":"n1","resources":{"cpu":64,"memory":"256Gi","nvidia.com/gpu":4}}
+{"kind":"node","name":"n2","resources":{"cpu":64,"memory":"256Gi","nvidia.com/gpu":4}}
+{"kind":"job","time":0,"name":"one","tasks":[{"name":"w","replicas":1,"requests":{"cpu":1,"nvidia.com/gpu":1},"duration":10}]}
+{"kind":"job","time":5,"name":"three","depends_on":["one"],"tasks":[{"name":"w","replicas":1,"requests":{"cpu":1,"nvidia.com/gpu":3},"duration":10}]}
+{"kind":"job","time":9,"name":"cpu","tasks":[{"name":"w","replicas":1,"requests":{"cpu":1},"duration":10}]}
+{"kind":"node_down","time":20,"name":"n2"}
+"#;
+    let base = trace::read(text.as_bytes(), "fill.jsonl").unwrap();
+    let gpus_of = |j: &phalanx_simulator::trace::SimJob| -> i64 {
+        j.job
+            .tasks
+            .iter()
+            .map(|t| t.pod.requests.get(ResourceId::GPU) * i64::from(t.replicas))
+            .sum()
+    };
+    let gpus = |sc: &Scenario| -> i64 { sc.jobs.iter().map(gpus_of).sum() };
+    for seed in 0..20 {
+        let mut sc = base.clone();
+        let filled = whatif::fill(&mut sc, 1.5, seed).unwrap();
+        // Asks stop short of 1.5 × 8 = 12 GPUs, at most one 3-GPU job short.
+        assert_eq!(filled.gpus, 8.0);
+        assert_eq!(filled.gpus_asked, gpus(&sc) as f64);
+        assert!((9.0..=12.0).contains(&filled.gpus_asked), "{filled:?}");
+        assert_eq!(filled.jobs, sc.jobs.len());
+        assert_eq!(filled.copies, sc.jobs.len() - 3);
+        // One per second, never ending, no dependencies; names unique; the node failure gone.
+        let mut names = BTreeSet::new();
+        for (i, j) in sc.jobs.iter().enumerate() {
+            assert_eq!(
+                j.job.submit_time,
+                Time::ZERO + Span::from_secs_f64(i as f64)
+            );
+            assert!(j.job.depends_on.is_empty());
+            assert!(
+                j.job
+                    .tasks
+                    .iter()
+                    .all(|t| t.pod.duration.unwrap() > Span::from_secs_f64(1e9))
+            );
+            assert!(names.insert(j.job.name.clone()), "{} twice", j.job.name);
+        }
+        assert!(
+            sc.events
+                .iter()
+                .all(|(_, e)| !matches!(e, Input::NodeDown(_)))
+        );
+        let last = sc.jobs.last().unwrap().job.submit_time;
+        assert_eq!(sc.end, Some(last + Span::from_secs_f64(60.0)));
+        // The same seed draws the same jobs.
+        let mut again = base.clone();
+        whatif::fill(&mut again, 1.5, seed).unwrap();
+        let names_of = |s: &Scenario| {
+            s.jobs
+                .iter()
+                .map(|j| j.job.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names_of(&sc), names_of(&again));
+
+        let (stats, _) = run(&sc, Mode::Gang);
+        assert!(stats.stopped);
+        let s = Summary::new(&stats, &sc.queues, &sc.table, &Resources::ZERO, 1.0);
+        let end = s.gpus_at_end.expect("a stopped fill reports its GPUs");
+        assert_eq!(end.gpus, 8.0);
+        assert_eq!(end.allocated_gpus + end.unallocated_gpus, 8.0);
+        // Allocated is what the started jobs ask; with a job pending, neither node has room
+        // for it, so each has at most 2 GPUs free.
+        let started: i64 = (0..sc.jobs.len())
+            .filter(|&i| stats.jobs[i].first_start.is_some())
+            .map(|i| gpus_of(&sc.jobs[i]))
+            .sum();
+        assert_eq!(end.allocated_gpus, started as f64);
+        if end.jobs_pending > 0 {
+            assert!(end.unallocated_gpus <= 4.0, "{end:?}");
+        }
+        assert_eq!(end.allocated_share, end.allocated_gpus / 8.0);
+        let pending = stats
+            .jobs
+            .iter()
+            .filter(|j| j.first_start.is_none())
+            .count();
+        assert_eq!(end.jobs_pending, pending as u64);
+        assert_eq!(end.stranded_gpus, 0.0, "CPUs are plentiful");
+    }
+}
+
+/// A GPU left beside exhausted CPUs at the end of a fill is unallocated and stranded.
+#[test]
+fn a_fill_counts_gpus_stranded_at_its_end() {
+    use phalanx_simulator::whatif;
+    let text = r#"{"kind":"node","name":"n1","resources":{"cpu":4,"memory":"16Gi","nvidia.com/gpu":2}}
+{"kind":"job","time":0,"name":"big","tasks":[{"name":"w","replicas":1,"requests":{"cpu":4,"nvidia.com/gpu":1},"duration":10}]}
+"#;
+    let mut sc = trace::read(text.as_bytes(), "fill-stranded.jsonl").unwrap();
+    // Half the cluster's 2 GPUs: exactly the one job (a copy would pass the target).
+    let filled = whatif::fill(&mut sc, 0.5, 7).unwrap();
+    assert_eq!((filled.jobs, filled.copies, filled.gpus_asked), (1, 0, 1.0));
+    let (stats, _) = run(&sc, Mode::Gang);
+    let s = Summary::new(&stats, &sc.queues, &sc.table, &Resources::ZERO, 1.0);
+    let end = s.gpus_at_end.unwrap();
+    assert_eq!(end.time_s, 60.0);
+    assert_eq!(
+        (end.allocated_gpus, end.unallocated_gpus, end.stranded_gpus),
+        (1.0, 1.0, 1.0)
+    );
+    assert_eq!((end.allocated_share, end.stranded_share), (0.5, 0.5));
+    assert_eq!(end.jobs_pending, 0);
+}
+
+/// A fill that cannot be made says why.
+#[test]
+fn a_fill_that_cannot_be_made_says_why() {
+    use phalanx_simulator::whatif;
+    let gpu = r#"{"kind":"node","name":"n1","resources":{"cpu":4,"nvidia.com/gpu":2}}
+{"kind":"job","time":0,"name":"a","tasks":[{"name":"w","replicas":1,"requests":{"cpu":1,"nvidia.com/gpu":1},"duration":10}]}
+"#;
+    let cpu_only = r#"{"kind":"node","name":"n1","resources":{"cpu":4}}
+{"kind":"job","time":0,"name":"a","tasks":[{"name":"w","replicas":1,"requests":{"cpu":1},"duration":10}]}
+"#;
+    let no_gpu_asks = r#"{"kind":"node","name":"n1","resources":{"cpu":4,"nvidia.com/gpu":2}}
+{"kind":"job","time":0,"name":"a","tasks":[{"name":"w","replicas":1,"requests":{"cpu":1},"duration":10}]}
+"#;
+    let err = |text: &str, ratio: f64| {
+        let mut sc = trace::read(text.as_bytes(), "t.jsonl").unwrap();
+        whatif::fill(&mut sc, ratio, 1).unwrap_err().to_string()
+    };
+    assert!(err(gpu, 0.0).contains("above 0"), "{}", err(gpu, 0.0));
+    assert!(err(gpu, f64::NAN).contains("above 0"));
+    assert!(
+        err(gpu, 0.1).contains("0.2 GPUs are fewer than any job"),
+        "{}",
+        err(gpu, 0.1)
+    );
+    assert!(err(cpu_only, 1.0).contains("no node at time zero has GPUs"));
+    assert!(err(no_gpu_asks, 1.0).contains("no job of the workload asks for GPUs"));
+}
