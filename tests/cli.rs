@@ -251,6 +251,47 @@ fn simulate_writes_the_contract_outputs() {
         .map(|b| format!("{b:02x}"))
         .collect();
     assert_eq!(v["decision_log_sha256"], digest.as_str());
+    // Every series, for notebooks: the time-weighted CPU use of `series.csv` is the summary's.
+    for file in ["series.csv", "series-baseline.csv"] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        let mut rows = text.lines().map(|l| l.split(',').collect::<Vec<_>>());
+        let header = rows.next().unwrap();
+        let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+        let (t, alloc, cap) = (col("time_s"), col("allocated:cpu"), col("allocatable:cpu"));
+        assert!(header.contains(&"pending_jobs") && header.contains(&"running_jobs"));
+        let shares = header
+            .iter()
+            .filter(|h| h.starts_with("dominant_share:root."))
+            .count();
+        assert_eq!(shares, 8, "{header:?}");
+        let rows: Vec<Vec<f64>> = rows
+            .map(|r| {
+                assert_eq!(r.len(), header.len());
+                r.iter().map(|x| x.parse().unwrap()).collect()
+            })
+            .collect();
+        let (mut used, mut offered) = (0.0, 0.0);
+        for w in rows.windows(2) {
+            assert!(
+                w[0][t] <= w[1][t] && w[0][alloc] <= w[0][cap],
+                "{file}: {:?}",
+                w[0]
+            );
+            let dt = w[1][t] - w[0][t];
+            used += w[0][alloc] * dt;
+            offered += w[0][cap] * dt;
+        }
+        let want = if file == "series.csv" {
+            v["utilization"]["cpu"].as_f64().unwrap()
+        } else {
+            v["baseline"]["utilization"]["cpu"].as_f64().unwrap()
+        };
+        assert!(
+            (used / offered - want).abs() < 1e-6,
+            "{file}: {} against {want}",
+            used / offered
+        );
+    }
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("baseline"));
     assert!(!html.contains("<script src"), "self-contained");

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::report::{Summary, esc, overlaid_charts};
-use crate::simulate::{Options, SimulateError, Source, capacity, run_one, scenario};
+use crate::simulate::{Options, SimulateError, Source, capacity, run_one, scenario, write_run};
 use crate::world::{Mode, RunStats, SimConfig};
 
 /// A scenario's scheduling policy.
@@ -704,15 +704,7 @@ fn run_scenario(
     };
     let (stats, wall) = run_one(&sc, &cfg, &dir.join("decisions.jsonl"), &mut |_| {})?;
     let summary = Summary::new(&stats, &sc.queues, &sc.table, &capacity(&sc), wall);
-    let path = dir.join("summary.json");
-    std::fs::write(
-        &path,
-        serde_json::to_string_pretty(&summary).expect("summaries serialize") + "\n",
-    )
-    .map_err(|source| SimulateError::Output {
-        path: path.display().to_string(),
-        source,
-    })?;
+    write_run(&dir, &summary, &[(&stats, "")], &sc.table)?;
     Ok(Done {
         metrics: metrics(&summary, &stats, &sc.table),
         stats,

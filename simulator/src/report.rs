@@ -1196,3 +1196,42 @@ pub fn html(
     out.push_str("</pre>\n</body></html>\n");
     out
 }
+
+/// Every sampled series of a run as CSV, one row per sample, for notebooks: `time_s`, then
+/// per resource `allocated:NAME` and `allocatable:NAME` (in the resource's unit: millicores,
+/// bytes, milli-GPUs, devices), `pending_jobs`, `running_jobs`, then per queue
+/// `dominant_share:QUEUE` (the queue's dominant share of the cluster then). Series are step
+/// functions: each value holds until the next row.
+pub fn series_csv(stats: &RunStats, table: &ResourceTable) -> String {
+    let s = &stats.series;
+    let (nl, nq) = (s.lanes.len(), stats.queues.len());
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["time_s".to_string()];
+    header.extend(
+        s.lanes
+            .iter()
+            .map(|id| format!("allocated:{}", table.name(*id))),
+    );
+    header.extend(
+        s.lanes
+            .iter()
+            .map(|id| format!("allocatable:{}", table.name(*id))),
+    );
+    header.extend(["pending_jobs".into(), "running_jobs".into()]);
+    header.extend(stats.queues.iter().map(|q| format!("dominant_share:{q}")));
+    w.write_record(&header).expect("CSV to memory");
+    for (i, t) in s.t.iter().enumerate() {
+        let mut row = vec![format!("{}", t.as_secs_f64())];
+        row.extend(s.alloc[i * nl..(i + 1) * nl].iter().map(i64::to_string));
+        row.extend(s.cap[i * nl..(i + 1) * nl].iter().map(i64::to_string));
+        row.push(s.pending[i].to_string());
+        row.push(s.running[i].to_string());
+        row.extend(
+            s.queue_share[i * nq..(i + 1) * nq]
+                .iter()
+                .map(f32::to_string),
+        );
+        w.write_record(&row).expect("CSV to memory");
+    }
+    String::from_utf8(w.into_inner().expect("CSV to memory")).expect("CSV of UTF-8 fields")
+}

@@ -8,7 +8,7 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use phalanx_model::{Resources, Span, Time};
+use phalanx_model::{ResourceTable, Resources, Span, Time};
 use phalanx_scheduler::EngineConfig;
 
 use crate::generator::{GenSpec, generate};
@@ -142,7 +142,29 @@ fn create(path: &Path) -> Result<BufWriter<std::fs::File>, SimulateError> {
         })
 }
 
-fn write(path: &Path, text: &str) -> Result<(), SimulateError> {
+/// Writes a run's `summary.json` and `series.csv` (named `series{suffix}.csv`) into `dir`,
+/// returning their paths.
+pub(crate) fn write_run(
+    dir: &Path,
+    summary: &Summary,
+    runs: &[(&RunStats, &str)],
+    table: &ResourceTable,
+) -> Result<Vec<PathBuf>, SimulateError> {
+    let path = dir.join("summary.json");
+    write(
+        &path,
+        &(serde_json::to_string_pretty(summary).expect("summaries serialize") + "\n"),
+    )?;
+    let mut files = vec![path];
+    for (stats, suffix) in runs {
+        let path = dir.join(format!("series{suffix}.csv"));
+        write(&path, &crate::report::series_csv(stats, table))?;
+        files.push(path);
+    }
+    Ok(files)
+}
+
+pub(crate) fn write(path: &Path, text: &str) -> Result<(), SimulateError> {
     std::fs::write(path, text).map_err(|source| SimulateError::Output {
         path: path.display().to_string(),
         source,
@@ -201,12 +223,11 @@ pub fn simulate(
         None
     };
     summary.peak_rss_mb = crate::report::peak_rss_mb();
-    let path = opts.out.join("summary.json");
-    write(
-        &path,
-        &(serde_json::to_string_pretty(&summary).expect("summaries serialize") + "\n"),
-    )?;
-    files.push(path);
+    let mut series = vec![(&stats, "")];
+    if let Some(b) = &baseline {
+        series.push((b, "-baseline"));
+    }
+    files.extend(write_run(&opts.out, &summary, &series, &sc.table)?);
     let mut runs: Vec<(&RunStats, &Summary)> = vec![(&stats, &summary)];
     if let (Some(b), Some(bs)) = (&baseline, &summary.baseline) {
         runs.push((b, bs));
