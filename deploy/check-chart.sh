@@ -7,7 +7,8 @@
 # against the Kubernetes 1.37 OpenAPI schemas (kubernetes-validate, strict), Pod Security
 # Standards "restricted" (deploy/check_pss.py), the objects' references to each other, and the
 # RBAC rules against deploy/rbac.yaml; then that the schema refuses unknown values, that the CRDs
-# match deploy/crds/, and `deploy/render.sh --check`.
+# match deploy/crds/, the sweep Jobs of deploy/sweep/ (schemas and Pod Security), and
+# `deploy/render.sh --check`.
 #
 # Installs into the virtualenv $PHALANX_CHART_VENV (default target/chart-venv, reused):
 # helm-python-sdk (Helm's v4 Go SDK as a library, driven by deploy/helm/helm.py; the package has
@@ -217,6 +218,12 @@ step "CRDs"
 check "no $chart/crds/ (Helm would install it whatever crds.install says)" no_crd_dir
 check "$chart/files/crds/ = deploy/crds/ (both generated from k8s/src/crd.rs)" crds_match
 check "crds.install=false renders no CRD" sh -c '! "$@" | grep -q "^kind: CustomResourceDefinition"' _ "${helm[@]}" template phalanx "$chart"
+
+step "deploy/sweep/: the what-if sweep's Indexed Job and merge Job"
+for f in deploy/sweep/sweep.yaml deploy/sweep/merge.yaml; do
+  check "$f: Kubernetes $kube_version schemas (strict)" kube_validate "$f"
+  check "$f: Pod Security Standards restricted (+ read-only root, non-root ids)" "$py" deploy/check_pss.py --hardening "$f"
+done
 
 step "deploy/render.sh --check"
 check "plain manifests are the chart's rendering" bash deploy/render.sh --check

@@ -54,6 +54,9 @@ enum Command {
     /// Work with trace files.
     #[command(subcommand)]
     Trace(simulate::TraceCommand),
+    /// Work with simulation reports: merge the parts of a sweep.
+    #[command(subcommand)]
+    Report(simulate::ReportCommand),
     /// List jobs from a running scheduler's admin API: queue, state, pods, requests, wait,
     /// reason, and for pending jobs their place in line and estimated start.
     Jobs(admin_cli::JobsArgs),
@@ -224,6 +227,12 @@ fn main() -> Result<()> {
         }
         Command::Simulate(args) => {
             let text = simulate::run(&args)?;
+            if !text.is_empty() {
+                print_out(&text)?;
+            }
+        }
+        Command::Report(simulate::ReportCommand::Merge(args)) => {
+            let text = simulate::merge(&args)?;
             if !text.is_empty() {
                 print_out(&text)?;
             }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use phalanx_model::Span;
-use phalanx_simulator::compare::CompareFile;
+use phalanx_simulator::compare::{CompareFile, Comparison, Part};
 use phalanx_simulator::convert::{self, Converted};
 use phalanx_simulator::generator::GenSpec;
 use phalanx_simulator::simulate::{Options, Source, simulate};
@@ -56,6 +56,12 @@ pub struct SimulateArgs {
     /// summary reads the GPUs allocated, unallocated and stranded at the end.
     #[arg(long, value_name = "X")]
     pub fill: Option<f64>,
+    /// With --compare FILE: run only part K (from 0) of N of the comparison's runs (those whose
+    /// position, scenarios in file order and seeds within each, is K modulo N), writing them and
+    /// part-K-of-N.json into --out; for sweeps over machines or a Kubernetes Indexed Job
+    /// (deploy/sweep/). `phalanx report merge` joins the parts.
+    #[arg(long, value_name = "K/N", requires = "compare")]
+    pub part: Option<Part>,
     /// Replace the queues with the queue records of this file.
     #[arg(long, value_name = "FILE")]
     pub queues: Option<PathBuf>,
@@ -65,6 +71,54 @@ pub struct SimulateArgs {
     /// No progress bar and no summary table.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// `phalanx report ...`.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Join the parts of a sweep (`simulate --compare FILE --part K/N`, every part writing
+    /// into one folder) into the comparison one `--compare` run writes: comparison.json and
+    /// comparison.html. Names any part or run that is missing.
+    Merge(MergeArgs),
+}
+
+/// `phalanx report merge`.
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// The folder every part wrote into (its part-K-of-N.json files and run folders).
+    pub dir: PathBuf,
+    /// Where to write the comparison (default: DIR).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print nothing.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `phalanx report merge`: the merged comparison, as text for the terminal.
+pub fn merge(args: &MergeArgs) -> Result<String> {
+    let out = args.out.as_deref().unwrap_or(&args.dir);
+    let merged = phalanx_simulator::compare::merge(&args.dir, out)
+        .with_context(|| format!("merging the sweep in {}", args.dir.display()))?;
+    if args.quiet {
+        return Ok(String::new());
+    }
+    Ok(comparison_text(&merged, &args.dir))
+}
+
+/// A comparison for the terminal: the table, a sentence per scenario, the files.
+fn comparison_text(c: &Comparison, runs_dir: &std::path::Path) -> String {
+    let mut text = format!("{}\n{}\n\n", c.title, c.table());
+    for (name, sentence) in c.verdict_sentences() {
+        text.push_str(&format!("{name}: {sentence}\n"));
+    }
+    let files: Vec<String> = c.files.iter().map(|f| f.display().to_string()).collect();
+    text.push_str(&format!(
+        "\nwrote {} (and each run's summary.json and decisions.jsonl under {})",
+        files.join(", "),
+        runs_dir.display()
+    ));
+    text
 }
 
 /// `phalanx trace ...`.
@@ -163,6 +217,11 @@ pub fn run(args: &SimulateArgs) -> Result<String> {
     opts.queues = args.queues.clone();
     opts.period = Span::from_secs_f64(args.period);
     let show = !args.quiet && std::io::stderr().is_terminal();
+    if args.part.is_some() && args.compare.as_deref() == Some("baseline") {
+        bail!(
+            "--part splits the runs of a comparison file (--compare FILE), not --compare baseline"
+        );
+    }
     if let Some(file) = args.compare.as_deref().filter(|f| *f != "baseline") {
         return compare(args, &opts, &title, file, show);
     }
@@ -245,8 +304,32 @@ fn compare(
         Source::Trace(_) if set.fill.is_none() => 1,
         _ => set.seeds.as_ref().map_or(3, Vec::len),
     };
-    bar.set_length((set.scenarios.len() * seeds) as u64);
     let title = format!("{title}: what-if comparison");
+    if let Some(part) = args.part {
+        bar.set_length(
+            (0..set.scenarios.len() * seeds)
+                .filter(|i| i % part.count == part.index)
+                .count() as u64,
+        );
+        let record = phalanx_simulator::compare::run_part(opts, &set, part, &title, &|name| {
+            bar.set_message(format!("{name} done"));
+            bar.inc(1);
+        })
+        .with_context(|| format!("part {} of {} failed", part.index, part.count))?;
+        bar.finish_and_clear();
+        if args.quiet {
+            return Ok(String::new());
+        }
+        return Ok(format!(
+            "part {} of {}: wrote {} and its runs under {}; once every part is done: phalanx report merge {}",
+            part.index,
+            part.count,
+            record.display(),
+            args.out.display(),
+            args.out.display()
+        ));
+    }
+    bar.set_length((set.scenarios.len() * seeds) as u64);
     let out = phalanx_simulator::compare::compare(opts, &set, &title, &|name| {
         bar.set_message(format!("{name} done"));
         bar.inc(1);
@@ -256,17 +339,7 @@ fn compare(
     if args.quiet {
         return Ok(String::new());
     }
-    let mut text = format!("{title}\n{}\n\n", out.table());
-    for (name, sentence) in out.verdict_sentences() {
-        text.push_str(&format!("{name}: {sentence}\n"));
-    }
-    let files: Vec<String> = out.files.iter().map(|f| f.display().to_string()).collect();
-    text.push_str(&format!(
-        "\nwrote {} (and each run's summary.json and decisions.jsonl under {})",
-        files.join(", "),
-        args.out.display()
-    ));
-    Ok(text)
+    Ok(comparison_text(&out, &args.out))
 }
 
 /// Per queue, as `phalanx queues` prints a live cluster's: the quotas the run had (weight,

@@ -689,3 +689,97 @@ fn simulate_compare_fills_the_alibaba_2023_cluster_as_the_fgd_paper() {
     assert_eq!(file.seeds.as_deref().map(<[u64]>::len), Some(10));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A sweep split into parts (as the Indexed Job of deploy/sweep/ runs it) and merged gives the
+/// comparison one `--compare` run gives; a missing part or a bad part number is named.
+#[test]
+fn report_merge_joins_the_parts_of_a_sweep_into_the_comparison() {
+    let dir = out_dir("sweep");
+    let whole = out_dir("sweep-whole");
+    let file = dir.join("what-if.yaml");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        &file,
+        "seeds: [1, 2]\nscenarios:\n  - name: phalanx\n  - name: fifo\n    policy: fifo\n  - name: spread\n    score: spread\n",
+    )
+    .unwrap();
+    let parts = dir.join("parts");
+    let sim = |out: &std::path::Path, part: Option<&str>| {
+        let mut args = vec![
+            "simulate",
+            "--nodes",
+            "40",
+            "--pods",
+            "800",
+            "--compare",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        if let Some(p) = part {
+            args.extend(["--part", p]);
+        }
+        phalanx(&args)
+    };
+    let merge = || phalanx(&["report", "merge", parts.to_str().unwrap()]);
+    // 6 runs in 4 parts: 2, 2, 1 and 1 runs.
+    for k in 0..3 {
+        assert_ok(&sim(&parts, Some(&format!("{k}/4"))));
+    }
+    let out = merge();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("1 of 4 parts missing (part-3-of-4.json)"),
+        "{err}"
+    );
+    let out = sim(&parts, Some("3/4"));
+    assert_ok(&out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("phalanx report merge"), "{text}");
+    let out = merge();
+    assert_ok(&out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("phalanx (reference)") && text.contains("comparison.html"),
+        "{text}"
+    );
+    assert_ok(&sim(&whole, None));
+    let read = |d: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("comparison.json")).unwrap()).unwrap()
+    };
+    let (merged, direct) = (read(&parts), read(&whole));
+    for name in ["phalanx", "fifo", "spread"] {
+        let (m, d) = (&merged[name], &direct[name]);
+        assert_eq!(m["seeds"], d["seeds"]);
+        assert_eq!(m["summaries"], d["summaries"]);
+        for (key, want) in d.as_object().unwrap() {
+            let Some(want) = want.as_f64() else { continue };
+            if key == "wall_s" {
+                continue;
+            }
+            let got = m[key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{name}: {key} missing"));
+            assert!(
+                (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+                "{name}: {key} {got} against {want}"
+            );
+        }
+        for p in m["summaries"].as_array().unwrap() {
+            assert!(parts.join(p.as_str().unwrap()).is_file(), "{p}");
+        }
+    }
+    let html = std::fs::read_to_string(parts.join("comparison.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("spread"));
+    // Bad part numbers are refused before anything runs.
+    let out = sim(&dir.join("bad"), Some("4/4"));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("below the number of parts")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&whole);
+}

@@ -6,7 +6,10 @@
 //! intervals over seeds, overlaid charts) and every run's `summary.json` and decision log.
 //!
 //! Each run is the ordinary single-threaded world; the parallelism is between runs only, so a
-//! run's decisions do not depend on how many ran beside it.
+//! run's decisions do not depend on how many ran beside it. A sweep too big for one machine
+//! runs in parts ([`run_part`], `--part K/N`: one Kubernetes Indexed Job completion each, see
+//! `deploy/sweep/`), each writing its runs and a `part-K-of-N.json` record into one folder, and
+//! [`merge`] (`phalanx report merge`) assembles the same comparison from what they wrote.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -19,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::{Summary, esc, overlaid_charts};
 use crate::simulate::{Options, SimulateError, Source, capacity, run_one, scenario, write_run};
-use crate::world::{Mode, RunStats, SimConfig};
+use crate::world::{Mode, RunStats, Series, SimConfig};
 
 /// A scenario's scheduling policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -321,6 +324,14 @@ pub enum CompareError {
         /// What the system said.
         source: std::io::Error,
     },
+    /// The parts of a sweep cannot be merged.
+    #[error("{file}: {message}")]
+    Merge {
+        /// The file or folder at fault.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A scenario could not be built or run.
     #[error("scenario {scenario}: {source}")]
     Run {
@@ -478,6 +489,8 @@ pub struct ScenarioResult {
 
 /// What a comparison produced.
 pub struct Comparison {
+    /// What was compared (the title of the page).
+    pub title: String,
     /// Per scenario, in file order.
     pub results: Vec<(String, ScenarioResult)>,
     /// The reference's name.
@@ -511,17 +524,130 @@ pub fn mean_ci(xs: &[f64]) -> (f64, Option<f64>) {
 }
 
 /// One run of one scenario.
+#[derive(Debug, Clone, Copy)]
 struct Run {
     scenario: usize,
     seed: Option<u64>,
 }
 
+/// What one run left for the comparison.
 struct Done {
     metrics: BTreeMap<String, f64>,
-    stats: RunStats,
+    /// Its sampled series (the overlaid charts draw the first run of each scenario).
+    series: Series,
     summary_file: String,
     /// The run's resource names (the charts name lanes by them).
     table: ResourceTable,
+}
+
+/// Which share of a sweep's runs one process does (`--part K/N`): the runs whose position in
+/// the sweep (scenarios in file order, seeds within each) is `index` modulo `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    /// This part, from 0 (a Kubernetes Indexed Job's `JOB_COMPLETION_INDEX`).
+    pub index: usize,
+    /// How many parts the sweep has (the Job's `completions`).
+    pub count: usize,
+}
+
+impl std::str::FromStr for Part {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Part, String> {
+        let (k, n) = text
+            .split_once('/')
+            .ok_or_else(|| format!("{text:?}: expected K/N, as 0/4"))?;
+        let num = |x: &str| {
+            x.trim()
+                .parse::<usize>()
+                .map_err(|e| format!("{text:?}: {x:?}: {e}"))
+        };
+        let (index, count) = (num(k)?, num(n)?);
+        if count == 0 || index >= count {
+            return Err(format!(
+                "{text:?}: the part must be below the number of parts (0 to {})",
+                count.saturating_sub(1)
+            ));
+        }
+        Ok(Part { index, count })
+    }
+}
+
+/// A part's record of its runs, `part-K-of-N.json` beside them: enough for [`merge`] to
+/// assemble the comparison without the workload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartRecord {
+    /// This part.
+    pub part: usize,
+    /// Parts in the sweep.
+    pub parts: usize,
+    /// The comparison's title.
+    pub title: String,
+    /// The comparison file the sweep ran (queue paths as resolved).
+    pub file: CompareFile,
+    /// The sweep's seeds (`null` alone: one run per scenario).
+    pub seeds: Vec<Option<u64>>,
+    /// The run folders this part wrote, relative to the output folder.
+    pub runs: Vec<String>,
+}
+
+impl PartRecord {
+    /// The record's file name.
+    pub fn file_name(part: usize, parts: usize) -> String {
+        format!("part-{part}-of-{parts}.json")
+    }
+}
+
+/// The sweep: its seeds, and every run, scenarios in file order and seeds within each.
+fn plan(base: &Options, file: &CompareFile) -> (Vec<Option<u64>>, Vec<Run>) {
+    let seeds: Vec<Option<u64>> = match &base.source {
+        Source::Trace(_) if file.fill.is_none() => vec![None],
+        _ => file
+            .seeds
+            .clone()
+            .unwrap_or_else(|| vec![1, 2, 3])
+            .into_iter()
+            .map(Some)
+            .collect(),
+    };
+    let runs = runs_of(file, &seeds);
+    (seeds, runs)
+}
+
+fn runs_of(file: &CompareFile, seeds: &[Option<u64>]) -> Vec<Run> {
+    (0..file.scenarios.len())
+        .flat_map(|scenario| seeds.iter().map(move |&seed| Run { scenario, seed }))
+        .collect()
+}
+
+/// A run's folder, relative to the output folder: `NAME/seed-N`, or `NAME` with one seed.
+fn run_dir(file: &CompareFile, run: Run, seeds: usize) -> String {
+    let name = &file.scenarios[run.scenario].name;
+    match (run.seed, seeds > 1) {
+        (Some(s), true) => format!("{name}/seed-{s}"),
+        _ => name.clone(),
+    }
+}
+
+/// Runs `runs` in parallel, in order.
+fn execute(
+    base: &Options,
+    file: &CompareFile,
+    runs: &[Run],
+    seeds: usize,
+    done: &(dyn Fn(&str) + Sync),
+) -> Result<Vec<Done>, CompareError> {
+    runs.par_iter()
+        .map(|&run| {
+            let spec = &file.scenarios[run.scenario];
+            let out = run_scenario(base, spec, file.fill, run.seed, &run_dir(file, run, seeds));
+            done(&spec.name);
+            out.map_err(|e| CompareError::Run {
+                scenario: spec.name.clone(),
+                source: Box::new(e),
+            })
+        })
+        .collect()
 }
 
 /// Runs every scenario of `file` over the workload of `base` (whose what-if options apply to
@@ -533,34 +659,198 @@ pub fn compare(
     title: &str,
     done: &(dyn Fn(&str) + Sync),
 ) -> Result<Comparison, CompareError> {
-    let seeds: Vec<Option<u64>> = match &base.source {
-        Source::Trace(_) if file.fill.is_none() => vec![None],
-        _ => file
-            .seeds
-            .clone()
-            .unwrap_or_else(|| vec![1, 2, 3])
-            .into_iter()
-            .map(Some)
+    let (seeds, runs) = plan(base, file);
+    let dones = execute(base, file, &runs, seeds.len(), done)?;
+    assemble(&base.out, file, &seeds, &runs, dones, title)
+}
+
+/// Runs part `part` of the sweep of [`compare`] (no comparison: [`merge`] makes it once every
+/// part is done), writing its runs and its [`PartRecord`] under `base.out`; returns the
+/// record's path.
+pub fn run_part(
+    base: &Options,
+    file: &CompareFile,
+    part: Part,
+    title: &str,
+    done: &(dyn Fn(&str) + Sync),
+) -> Result<PathBuf, CompareError> {
+    let (seeds, runs) = plan(base, file);
+    let mine: Vec<Run> = runs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % part.count == part.index)
+        .map(|(_, r)| *r)
+        .collect();
+    execute(base, file, &mine, seeds.len(), done)?;
+    let record = PartRecord {
+        part: part.index,
+        parts: part.count,
+        title: title.to_string(),
+        file: file.clone(),
+        runs: mine
+            .iter()
+            .map(|r| run_dir(file, *r, seeds.len()))
             .collect(),
+        seeds,
     };
-    let runs: Vec<Run> = (0..file.scenarios.len())
-        .flat_map(|scenario| seeds.iter().map(move |&seed| Run { scenario, seed }))
+    let path = base.out.join(PartRecord::file_name(part.index, part.count));
+    write(
+        &path,
+        &(serde_json::to_string_pretty(&record).expect("records serialize") + "\n"),
+    )?;
+    Ok(path)
+}
+
+/// Assembles the comparison of a sweep run in parts from the folder they all wrote into:
+/// checks that every part's record is there and that they describe one sweep, reads each run's
+/// `metrics.json` (and the first seed's `series.csv` for the charts), and writes
+/// `comparison.json` and `comparison.html` into `out`, as [`compare`] does.
+pub fn merge(dir: &Path, out: &Path) -> Result<Comparison, CompareError> {
+    let bad = |file: &Path, message: String| CompareError::Merge {
+        file: file.display().to_string(),
+        message,
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| bad(dir, e.to_string()))?;
+    let mut records: BTreeMap<usize, (PathBuf, PartRecord)> = BTreeMap::new();
+    for entry in entries {
+        let path = entry.map_err(|e| bad(dir, e.to_string()))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !(name.starts_with("part-") && name.ends_with(".json")) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| bad(&path, e.to_string()))?;
+        let record: PartRecord = serde_json::from_str(&text)
+            .map_err(|e| bad(&path, format!("not a part record: {e}")))?;
+        if name != PartRecord::file_name(record.part, record.parts) {
+            return Err(bad(
+                &path,
+                format!(
+                    "records part {} of {}: expected the name {}",
+                    record.part,
+                    record.parts,
+                    PartRecord::file_name(record.part, record.parts)
+                ),
+            ));
+        }
+        if let Some((other, _)) = records.get(&record.part) {
+            return Err(bad(
+                &path,
+                format!("part {} twice (also {})", record.part, other.display()),
+            ));
+        }
+        records.insert(record.part, (path, record));
+    }
+    let (first_path, first) = records
+        .values()
+        .next()
+        .ok_or_else(|| {
+            bad(
+                dir,
+                "holds no part record (part-K-of-N.json): did any part run?".into(),
+            )
+        })?
+        .clone();
+    for (path, r) in records.values() {
+        if r.parts != first.parts || r.file != first.file || r.seeds != first.seeds {
+            return Err(bad(
+                path,
+                format!("belongs to another sweep than {}", first_path.display()),
+            ));
+        }
+    }
+    let missing: Vec<String> = (0..first.parts)
+        .filter(|k| !records.contains_key(k))
+        .map(|k| PartRecord::file_name(k, first.parts))
         .collect();
-    let outcomes: Vec<Result<Done, CompareError>> = runs
-        .par_iter()
-        .map(|run| {
-            let spec = &file.scenarios[run.scenario];
-            let out = run_scenario(base, spec, file.fill, run.seed, seeds.len() > 1);
-            done(&spec.name);
-            out.map_err(|e| CompareError::Run {
-                scenario: spec.name.clone(),
-                source: Box::new(e),
-            })
-        })
-        .collect();
+    if !missing.is_empty() {
+        return Err(bad(
+            dir,
+            format!(
+                "{} of {} parts missing ({}): run them, then merge again",
+                missing.len(),
+                first.parts,
+                missing.join(", ")
+            ),
+        ));
+    }
+    let (file, seeds) = (&first.file, &first.seeds);
+    let runs = runs_of(file, seeds);
+    let written: BTreeSet<&String> = records.values().flat_map(|(_, r)| &r.runs).collect();
+    let mut table = ResourceTable::default();
+    let mut dones = Vec::with_capacity(runs.len());
+    for (i, &run) in runs.iter().enumerate() {
+        let rel = run_dir(file, run, seeds.len());
+        let part = i % first.parts;
+        if !written.contains(&rel) {
+            return Err(bad(
+                &records[&part].0,
+                format!("does not list the run {rel}, which part {part} should have run"),
+            ));
+        }
+        let run_path = dir.join(&rel);
+        let read = |name: &str| {
+            let path = run_path.join(name);
+            std::fs::read_to_string(&path)
+                .map_err(|e| bad(&path, format!("{e} (written by part {part})")))
+                .map(|text| (path, text))
+        };
+        let (path, text) = read("metrics.json")?;
+        let metrics: BTreeMap<String, f64> =
+            serde_json::from_str(&text).map_err(|e| bad(&path, e.to_string()))?;
+        let series = if run.seed == seeds[0] {
+            let (path, text) = read("series.csv")?;
+            crate::report::read_series_csv(&text, &mut table).map_err(|e| bad(&path, e))?
+        } else {
+            Series::default()
+        };
+        dones.push(Done {
+            metrics,
+            series,
+            summary_file: format!("{rel}/summary.json"),
+            table: ResourceTable::default(),
+        });
+    }
+    for d in &mut dones {
+        d.table = table.clone();
+    }
+    std::fs::create_dir_all(out).map_err(|source| CompareError::Output {
+        file: out.display().to_string(),
+        source,
+    })?;
+    let mut comparison = assemble(out, file, seeds, &runs, dones, &first.title)?;
+    if out != dir {
+        // Summaries are named relative to `out`.
+        let prefix = relative_to(dir, out);
+        for (_, r) in &mut comparison.results {
+            for f in &mut r.summaries {
+                *f = prefix.join(&*f).display().to_string();
+            }
+        }
+    }
+    Ok(comparison)
+}
+
+/// `dir` as seen from `from` where `dir` lies under it, else absolute.
+fn relative_to(dir: &Path, from: &Path) -> PathBuf {
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let dir = abs(dir);
+    dir.strip_prefix(abs(from))
+        .map(Path::to_path_buf)
+        .unwrap_or(dir)
+}
+
+/// The comparison of the runs of a sweep (`dones` in the order of `runs`), written into `out`.
+fn assemble(
+    out: &Path,
+    file: &CompareFile,
+    seeds: &[Option<u64>],
+    runs: &[Run],
+    dones: Vec<Done>,
+    title: &str,
+) -> Result<Comparison, CompareError> {
     let mut by_scenario: Vec<Vec<Done>> = (0..file.scenarios.len()).map(|_| Vec::new()).collect();
-    for (run, outcome) in runs.iter().zip(outcomes) {
-        by_scenario[run.scenario].push(outcome?);
+    for (run, d) in runs.iter().zip(dones) {
+        by_scenario[run.scenario].push(d);
     }
     let reference = file.reference().to_string();
     let ri = file
@@ -614,7 +904,7 @@ pub fn compare(
     let mut files = Vec::new();
     let json: BTreeMap<&str, &ScenarioResult> =
         results.iter().map(|(n, r)| (n.as_str(), r)).collect();
-    let path = base.out.join("comparison.json");
+    let path = out.join("comparison.json");
     write(
         &path,
         &(serde_json::to_string_pretty(&json).expect("results serialize") + "\n"),
@@ -625,18 +915,19 @@ pub fn compare(
         .first()
         .map(|d| d.table.clone())
         .unwrap_or_default();
-    let firsts: Vec<(&str, &RunStats)> = file
+    let firsts: Vec<(&str, &Series)> = file
         .scenarios
         .iter()
         .zip(&by_scenario)
-        .filter_map(|(s, runs)| runs.first().map(|d| (s.name.as_str(), &d.stats)))
+        .filter_map(|(s, runs)| runs.first().map(|d| (s.name.as_str(), &d.series)))
         .collect();
     let comparison = Comparison {
+        title: title.to_string(),
         results,
         reference,
         files: Vec::new(),
     };
-    let path = base.out.join("comparison.html");
+    let path = out.join("comparison.html");
     write(&path, &html(title, &comparison, &firsts, &table))?;
     files.push(path);
     Ok(Comparison {
@@ -658,7 +949,7 @@ fn run_scenario(
     spec: &ScenarioSpec,
     file_fill: Option<f64>,
     seed: Option<u64>,
-    per_seed: bool,
+    dir_rel: &str,
 ) -> Result<Done, SimulateError> {
     let mut opts = base.clone();
     if let (Source::Generate(g), Some(seed)) = (&mut opts.source, seed) {
@@ -688,11 +979,7 @@ fn run_scenario(
         opts.engine.reclaim = r;
     }
     let sc = scenario(&opts)?;
-    let dir_rel = match (seed, per_seed) {
-        (Some(s), true) => format!("{}/seed-{s}", spec.name),
-        _ => spec.name.clone(),
-    };
-    let dir = base.out.join(&dir_rel);
+    let dir = base.out.join(dir_rel);
     std::fs::create_dir_all(&dir).map_err(|source| SimulateError::Output {
         path: dir.display().to_string(),
         source,
@@ -705,9 +992,19 @@ fn run_scenario(
     let (stats, wall) = run_one(&sc, &cfg, &dir.join("decisions.jsonl"), &mut |_| {})?;
     let summary = Summary::new(&stats, &sc.queues, &sc.table, &capacity(&sc), wall);
     write_run(&dir, &summary, &[(&stats, "")], &sc.table)?;
+    let metrics = metrics(&summary, &stats, &sc.table);
+    let path = dir.join("metrics.json");
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&metrics).expect("metrics serialize") + "\n",
+    )
+    .map_err(|source| SimulateError::Output {
+        path: path.display().to_string(),
+        source,
+    })?;
     Ok(Done {
-        metrics: metrics(&summary, &stats, &sc.table),
-        stats,
+        metrics,
+        series: stats.series,
         summary_file: format!("{dir_rel}/summary.json"),
         table: sc.table,
     })
@@ -851,12 +1148,7 @@ impl Comparison {
 
 /// `comparison.html`: the table with each cell marked better or worse than the reference, what
 /// each scenario wins and loses, and the overlaid charts. Self-contained, works offline.
-fn html(
-    title: &str,
-    c: &Comparison,
-    firsts: &[(&str, &RunStats)],
-    table: &ResourceTable,
-) -> String {
+fn html(title: &str, c: &Comparison, firsts: &[(&str, &Series)], table: &ResourceTable) -> String {
     let mut out = String::new();
     let _ = write!(
         out,
@@ -910,12 +1202,11 @@ fn html(
     }
     out.push_str("</ul>\n<h2>Over time (first seed of each scenario)</h2>\n");
     // One line per scenario: the resource goodput is measured on.
-    let gpus = firsts.iter().any(|(_, st)| {
-        st.series
-            .lanes
+    let gpus = firsts.iter().any(|(_, s)| {
+        s.lanes
             .iter()
             .position(|id| *id == ResourceId::GPU)
-            .is_some_and(|k| st.cap_integral[k] > 0.0)
+            .is_some_and(|k| s.cap.chunks(s.lanes.len()).any(|c| c[k] > 0))
     });
     let lane = if gpus {
         ResourceId::GPU
@@ -990,5 +1281,39 @@ mod tests {
         // sd 1, n 3, t(2) 4.303: 4.303 / sqrt(3).
         assert!((ci.unwrap() - 4.303 / 3f64.sqrt()).abs() < 1e-9);
         assert_eq!(t95(40), 1.96);
+    }
+
+    /// deploy/sweep/sweep.yaml: its comparison file is valid, and the Job's completions are the
+    /// N of its `--part K/N` (else parts would be missing or run twice).
+    #[test]
+    fn the_sweep_job_runs_every_part_of_a_valid_comparison() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/sweep/sweep.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let docs: Vec<serde_norway::Value> = serde_norway::Deserializer::from_str(&text)
+            .map(|d| serde_norway::Value::deserialize(d).unwrap())
+            .collect();
+        let of_kind = |k: &str| docs.iter().find(|d| d["kind"] == k).unwrap();
+        let what_if = of_kind("ConfigMap")["data"]["what-if.yaml"]
+            .as_str()
+            .unwrap();
+        let file = CompareFile::parse(what_if).unwrap();
+        let job = &of_kind("Job")["spec"];
+        assert_eq!(job["completionMode"], "Indexed");
+        let completions = job["completions"].as_u64().unwrap() as usize;
+        let args = job["template"]["spec"]["containers"][0]["args"]
+            .as_sequence()
+            .unwrap();
+        let part = args
+            .iter()
+            .find_map(|a| a.as_str()?.strip_prefix("--part="))
+            .unwrap();
+        let n: usize = part
+            .strip_prefix("$(JOB_COMPLETION_INDEX)/")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(n, completions);
+        let runs = file.scenarios.len() * file.seeds.as_ref().map_or(3, Vec::len);
+        assert!(runs >= completions, "{runs} runs for {completions} parts");
     }
 }

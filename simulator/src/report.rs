@@ -39,11 +39,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use phalanx_model::{QueueSpec, ResourceId, ResourceTable, Resources};
+use phalanx_model::{QueueSpec, ResourceId, ResourceTable, Resources, Span, Time};
 use serde::Serialize;
 
 use crate::trace::GpuLane;
-use crate::world::{JobEnd, Mode, RunStats};
+use crate::world::{JobEnd, Mode, RunStats, Series};
 
 /// Per-queue figures.
 #[derive(Debug, Clone, Serialize)]
@@ -1082,14 +1082,13 @@ fn run_charts(stats: &RunStats, table: &ResourceTable, tag: &str, deserved: &[f6
 /// per run reads better when there are many), and jobs pending; the first run solid, the
 /// others dashed.
 pub fn overlaid_charts(
-    runs: &[(&str, &RunStats)],
+    runs: &[(&str, &Series)],
     table: &ResourceTable,
     only: Option<ResourceId>,
 ) -> String {
     let mut util = Vec::new();
     let mut pending = Vec::new();
-    for (i, (name, stats)) in runs.iter().enumerate() {
-        let s = &stats.series;
+    for (i, (name, s)) in runs.iter().enumerate() {
         let nl = s.lanes.len();
         let times: Vec<f64> = s.t.iter().map(|t| t.as_secs_f64() / 3600.0).collect();
         for (k, id) in s.lanes.iter().enumerate() {
@@ -1176,7 +1175,10 @@ pub fn html(
     out.push_str("</pre>\n");
     if runs.len() > 1 {
         out.push_str("<h2>phalanx against pod-by-pod placement</h2>\n");
-        let named: Vec<(&str, &RunStats)> = runs.iter().map(|(r, _)| (r.mode.name(), *r)).collect();
+        let named: Vec<(&str, &Series)> = runs
+            .iter()
+            .map(|(r, _)| (r.mode.name(), &r.series))
+            .collect();
         out.push_str(&overlaid_charts(&named, table, None));
     }
     for (stats, s) in runs {
@@ -1234,4 +1236,72 @@ pub fn series_csv(stats: &RunStats, table: &ResourceTable) -> String {
         w.write_record(&row).expect("CSV to memory");
     }
     String::from_utf8(w.into_inner().expect("CSV to memory")).expect("CSV of UTF-8 fields")
+}
+
+/// Reads a `series.csv` of [`series_csv`] back, interning its resources into `table` (so the
+/// series of several runs share lanes). Queue shares are read in the file's queue order.
+pub fn read_series_csv(text: &str, table: &mut ResourceTable) -> Result<Series, String> {
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    let header = r.headers().map_err(|e| e.to_string())?.clone();
+    let cols: Vec<&str> = header.iter().collect();
+    let lane_names: Vec<&str> = cols
+        .iter()
+        .filter_map(|c| c.strip_prefix("allocated:"))
+        .collect();
+    let nl = lane_names.len();
+    let expected_fixed = 1 + 2 * nl + 2;
+    if cols.first() != Some(&"time_s") || cols.len() < expected_fixed {
+        return Err(format!(
+            "not a series.csv: expected time_s, allocated:R..., allocatable:R..., pending_jobs, running_jobs, dominant_share:Q...; found {}",
+            cols.join(",")
+        ));
+    }
+    let lanes = lane_names
+        .iter()
+        .map(|n| table.intern(n).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let nq = cols.len() - expected_fixed;
+    let mut s = Series {
+        lanes,
+        ..Series::default()
+    };
+    for (i, rec) in r.records().enumerate() {
+        let rec = rec.map_err(|e| e.to_string())?;
+        let line = i + 2;
+        let field = |k: usize| -> Result<&str, String> {
+            rec.get(k).ok_or_else(|| {
+                format!("line {line}: {} fields, expected {}", rec.len(), cols.len())
+            })
+        };
+        let num = |k: usize| -> Result<f64, String> {
+            field(k)?
+                .parse::<f64>()
+                .map_err(|e| format!("line {line}: {}: {e}", cols[k]))
+        };
+        let int = |k: usize| -> Result<i64, String> {
+            field(k)?
+                .parse::<i64>()
+                .map_err(|e| format!("line {line}: {}: {e}", cols[k]))
+        };
+        let t = num(0)?;
+        if !(t.is_finite() && t >= 0.0) {
+            return Err(format!("line {line}: time_s: {t} is not a time"));
+        }
+        s.t.push(Time::ZERO + Span::from_secs_f64(t));
+        for k in 0..nl {
+            s.alloc.push(int(1 + k)?);
+        }
+        for k in 0..nl {
+            s.cap.push(int(1 + nl + k)?);
+        }
+        let count = |k: usize| -> Result<u32, String> {
+            u32::try_from(int(k)?).map_err(|e| format!("line {line}: {}: {e}", cols[k]))
+        };
+        s.pending.push(count(1 + 2 * nl)?);
+        s.running.push(count(2 + 2 * nl)?);
+        for q in 0..nq {
+            s.queue_share.push(num(expected_fixed + q)? as f32);
+        }
+    }
+    Ok(s)
 }
