@@ -1220,7 +1220,9 @@ fn html(title: &str, c: &Comparison, firsts: &[(&str, &Series)], table: &Resourc
     out.push_str(&esc(
         &serde_json::to_string_pretty(&json).unwrap_or_default()
     ));
-    out.push_str("</pre>\n</body></html>\n");
+    out.push_str("</pre>\n");
+    out.push_str(&crate::report::chart_script());
+    out.push_str("</body></html>\n");
     out
 }
 

@@ -1,6 +1,7 @@
 //! What a run measured, as the contract's `summary.json` ([`Summary`]), a one-screen table for
-//! terminals ([`Summary::table`]) and a self-contained `report.html` of inline SVG charts
-//! ([`html`]) that opens offline: no scripts, fonts or styles from anywhere else.
+//! terminals ([`Summary::table`]), a self-contained `report.html` of inline SVG charts
+//! ([`html`]) that opens offline (no scripts, fonts or styles from anywhere else; one embedded
+//! script, `report.js`, adds hover readouts and zoom) and `series.csv` ([`series_csv`]).
 //!
 //! Definitions:
 //! - `utilization`: allocated over allocatable per resource, integrated over virtual time from 0
@@ -795,9 +796,20 @@ fn chart(
     let px = |x: f64| ml + (tx(x) - x0) / (x1 - x0) * (w - ml - mr);
     let py = |y: f64| h - mb - (ty(y) - y0) / (y1 - y0) * (h - mt - mb);
     let mut s = String::new();
+    // The data again, for the page's script (hover readouts, zoom): raw values, not pixels.
+    let data = serde_json::json!({
+        "x0": x0, "x1": x1, "y0": y0, "y1": y1, "logx": logx, "logy": logy,
+        "scatter": scatter, "xlabel": xlabel,
+        "box": [ml, mt, w - ml - mr, h - mt - mb],
+        "series": plots.iter().map(|p| serde_json::json!({
+            "name": p.name, "color": p.color, "dashed": p.dashed,
+            "points": p.points.iter().map(|&(x, y)| [round6(x), round6(y)]).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    });
     let _ = write!(
         s,
-        r#"<figure><svg viewBox="0 0 {w} {h}" width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="11">"#
+        r#"<figure data-chart="{}"><svg viewBox="0 0 {w} {h}" width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="11">"#,
+        esc(&data.to_string())
     );
     let _ = write!(
         s,
@@ -828,6 +840,7 @@ fn chart(
             .filter(|t| *t >= lo - 1e-9 && *t <= hi + 1e-9)
             .collect()
     };
+    s.push_str(r#"<g class="xt">"#);
     for t in ticks(x0, x1, logx) {
         let x = ml + (t - x0) / (x1 - x0) * (w - ml - mr);
         let _ = write!(
@@ -839,6 +852,7 @@ fn chart(
             fmt_num(inv(t, logx))
         );
     }
+    s.push_str("</g>");
     for t in ticks(y0, y1, logy) {
         let y = h - mb - (t - y0) / (y1 - y0) * (h - mt - mb);
         let _ = write!(
@@ -860,7 +874,14 @@ fn chart(
         h / 2.0,
         esc(ylabel)
     );
-    for (i, p) in plots.iter().enumerate() {
+    // Lines and points in a nested viewport of the plot area, which clips them (when zoomed).
+    let _ = write!(
+        s,
+        r#"<svg class="plot" x="{ml}" y="{mt}" width="{pw}" height="{ph}" viewBox="{ml} {mt} {pw} {ph}">"#,
+        pw = w - ml - mr,
+        ph = h - mt - mb
+    );
+    for p in plots {
         if scatter {
             for &(x, y) in &p.points {
                 let _ = write!(
@@ -893,6 +914,9 @@ fn chart(
                 p.color
             );
         }
+    }
+    s.push_str("</svg>");
+    for (i, p) in plots.iter().enumerate() {
         let ly = mt + 6.0 + i as f64 * 15.0;
         let _ = write!(
             s,
@@ -907,6 +931,18 @@ fn chart(
     }
     s.push_str("</svg></figure>\n");
     s
+}
+
+/// Six decimals: enough for a chart's readout, and a page a third smaller.
+fn round6(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
+}
+
+/// The page's one script (embedded: the page works offline): hover readouts of every series
+/// at the cursor, drag to zoom on time, double-click to reset. Without scripts, the charts are
+/// the same SVG.
+pub(crate) fn chart_script() -> String {
+    format!("<script>\n{}</script>\n", include_str!("report.js"))
 }
 
 /// Downsamples a step series to at most `n` points (the value in force at each step).
@@ -1195,7 +1231,9 @@ pub fn html(
     out.push_str(&esc(
         &serde_json::to_string_pretty(summary).unwrap_or_default()
     ));
-    out.push_str("</pre>\n</body></html>\n");
+    out.push_str("</pre>\n");
+    out.push_str(&chart_script());
+    out.push_str("</body></html>\n");
     out
 }
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The admin web page in real headless Chromium against the release binary (tests/ui/check_page.py).
+# The admin web page in real headless Chromium against the release binary (tests/ui/check_page.py),
+# and the simulator's report pages: hover readouts, zoom (tests/ui/check_report.py).
 # Installs what is missing: chromium, chromium-driver and a font from Debian (apt-get, as root),
 # selenium from PyPI. Builds target/release/phalanx first (a no-op when it is up to date: the page
 # is compiled into the binary, so a stale binary would test a stale page).
 #
 # Usage (from anywhere): tests/ui/check.sh
-#   PHALANX_UPDATE_SCREENSHOT=1 also copies the screenshot to docs/img/queues.png.
+#   PHALANX_UPDATE_SCREENSHOT=1 also copies the screenshots to docs/img/queues.png and docs/img/compare.png.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,3 +27,4 @@ chromium --version 2>/dev/null || true
 cargo build --release --locked --bin phalanx
 export PHALANX_BIN=${PHALANX_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/phalanx}
 python3 tests/ui/check_page.py
+python3 tests/ui/check_report.py
