@@ -6,7 +6,8 @@
 //! Definitions:
 //! - `utilization`: allocated over allocatable per resource, integrated over virtual time from 0
 //!   to the last event (so a node that is down counts for nothing while it is down);
-//! - a job's wait: from its submission until its gang first ran (`min_member` pods bound; in the
+//! - a job's wait: from when it became eligible (submitted, and every job it depends on
+//!   succeeded: `JobStat::eligible`) until its gang first ran (`min_member` pods bound; in the
 //!   baseline, when its barrier opened, since partly placed workers make no progress); jobs that
 //!   never got there have no wait and are counted in `jobs_never_started`;
 //! - a queue's allocated share: its dominant share (the largest, over resources other than pod
@@ -31,9 +32,9 @@
 //!   unallocated and stranded at that moment: the FGD paper's allocation rate and unallocated
 //!   GPUs;
 //! - `wait_p50_s`/`wait_p95_s`/`wait_p99_s` and `waits_by_size`: the same wait, over every job
-//!   submitted, where a job still waiting at the end of the run counts with its wait so far
-//!   (so a policy cannot look better by never starting a gang); jobs that ended without
-//!   starting (a failed dependency, deleted) are left out. Size classes are by `min_member`;
+//!   that became eligible, where a job still waiting at the end of the run counts with its wait
+//!   so far (so a policy cannot look better by never starting a gang); jobs that ended without
+//!   starting (a failed dependency, deleted) or never became eligible are left out. Size classes are by `min_member`;
 //!   large gangs are those at or above the 90th percentile of `min_member` over gangs (jobs
 //!   with `min_member` above 1), `large_gang_min_member`.
 
@@ -175,7 +176,7 @@ pub struct Summary {
     /// The GPUs when the run stopped with pods still held (a `--fill`); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpus_at_end: Option<GpusAtEnd>,
-    /// Waits over every job submitted (see the module docs).
+    /// Waits over every job that became eligible (see the module docs).
     pub wait_p50_s: f64,
     /// 95th percentile of the same.
     pub wait_p95_s: f64,
@@ -269,8 +270,8 @@ pub fn peak_rss_mb() -> f64 {
 pub fn waits(stats: &RunStats) -> Vec<Vec<f64>> {
     let mut w = vec![Vec::new(); stats.queues.len()];
     for j in &stats.jobs {
-        if let Some(s) = j.first_start {
-            w[j.queue as usize].push(s.since(j.submit).as_secs_f64());
+        if let (Some(s), Some(e)) = (j.first_start, j.eligible) {
+            w[j.queue as usize].push(s.since(e).as_secs_f64());
         }
     }
     for v in &mut w {
@@ -279,7 +280,8 @@ pub fn waits(stats: &RunStats) -> Vec<Vec<f64>> {
     w
 }
 
-/// Waits over every job submitted, whole, by size and by priority (see the module docs).
+/// Waits over every job that became eligible, whole, by size and by priority (see the module
+/// docs).
 struct SizeWaits {
     all: WaitSummary,
     by_size: Vec<ClassWaits>,
@@ -301,8 +303,8 @@ impl SizeWaits {
         let jobs: Vec<Waited> = stats
             .jobs
             .iter()
-            .filter(|j| j.submitted)
             .filter_map(|j| {
+                let eligible = j.eligible?;
                 let (until, waiting_at_end) = match (j.first_start, j.state) {
                     (Some(s), _) => (s, false),
                     (None, JobEnd::Open) => (stats.end, true),
@@ -311,7 +313,7 @@ impl SizeWaits {
                 Some(Waited {
                     min_member: j.min_member,
                     priority: j.priority,
-                    wait_s: until.since(j.submit).as_secs_f64(),
+                    wait_s: until.since(eligible).as_secs_f64(),
                     waiting_at_end,
                 })
             })
@@ -1061,8 +1063,8 @@ fn run_charts(stats: &RunStats, table: &ResourceTable, tag: &str, deserved: &[f6
         .jobs
         .iter()
         .filter_map(|j| {
-            j.first_start
-                .map(|f| (j.min_member as f64, f.since(j.submit).as_secs_f64()))
+            let (f, e) = (j.first_start?, j.eligible?);
+            Some((j.min_member as f64, f.since(e).as_secs_f64()))
         })
         .collect();
     if pts.len() > 4000 {

@@ -130,6 +130,11 @@ pub struct JobStat {
     pub queue: u16,
     /// Submission time.
     pub submit: Time,
+    /// When it became eligible to run: submitted, and every job it depends on succeeded (a
+    /// dependency deleted before it arrived does not hold it). `None` if that never happened
+    /// in the run (a dependency failed, was deleted, or had not succeeded by the end). Waits
+    /// are measured from here: queueing delay, not the time a pipeline's earlier steps ran.
+    pub eligible: Option<Time>,
     /// When its gang first ran: `min_member` pods bound together (in the baseline, when its
     /// barrier opened).
     pub first_start: Option<Time>,
@@ -455,6 +460,7 @@ impl<'s, 'w> World<'s, 'w> {
             stats_jobs.push(JobStat {
                 queue: q,
                 submit: j.submit_time,
+                eligible: None,
                 first_start: None,
                 end: None,
                 state: JobEnd::Open,
@@ -1226,6 +1232,30 @@ impl<'s, 'w> World<'s, 'w> {
         self.stats.nodes = self.node_names.len();
         for (st, j) in self.stats.jobs.iter_mut().zip(&self.jobs) {
             st.running_at_end = j.bound > 0 && !j.ended;
+        }
+        let eligible: Vec<Option<Time>> = (0..self.stats.jobs.len())
+            .map(|i| {
+                let st = &self.stats.jobs[i];
+                if !st.submitted {
+                    return None;
+                }
+                let mut at = st.submit;
+                for d in &self.sc.jobs[i].job.depends_on {
+                    let Some(&di) = self.job_by_name.get(d.as_str()) else {
+                        continue;
+                    };
+                    let dep = &self.stats.jobs[di as usize];
+                    match (dep.state, dep.end) {
+                        (JobEnd::Succeeded, Some(end)) => at = at.max(end),
+                        _ if self.jobs[di as usize].deleted_early => {}
+                        _ => return None,
+                    }
+                }
+                Some(at)
+            })
+            .collect();
+        for (st, e) in self.stats.jobs.iter_mut().zip(eligible) {
+            st.eligible = e;
         }
         self.stats.decisions = self.log.lines;
         self.stats.decision_log_sha256 = self

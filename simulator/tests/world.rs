@@ -805,3 +805,37 @@ fn a_fill_that_cannot_be_made_says_why() {
     assert!(err(cpu_only, 1.0).contains("no node at time zero has GPUs"));
     assert!(err(no_gpu_asks, 1.0).contains("no job of the workload asks for GPUs"));
 }
+
+/// Waits are queueing delay: from when a job became eligible (its dependencies succeeded), not
+/// from its submission; a job whose dependency failed never became eligible.
+#[test]
+fn waits_count_from_eligibility_not_submission() {
+    let text = r#"{"kind":"node","name":"n1","resources":{"cpu":4,"memory":"16Gi"}}
+{"kind":"job","time":0,"name":"prep","tasks":[{"name":"w","replicas":1,"requests":{"cpu":1},"duration":100}]}
+{"kind":"job","time":0,"name":"train","depends_on":["prep"],"tasks":[{"name":"w","replicas":1,"requests":{"cpu":1},"duration":10}]}
+{"kind":"job","time":0,"name":"bad","tasks":[{"name":"w","replicas":1,"requests":{"cpu":1},"duration":5,"outcome":"failed"}]}
+{"kind":"job","time":0,"name":"after-bad","depends_on":["bad"],"tasks":[{"name":"w","replicas":1,"requests":{"cpu":1},"duration":5}]}
+"#;
+    let sc = trace::read(text.as_bytes(), "eligible.jsonl").unwrap();
+    let (stats, _) = run(&sc, Mode::Gang);
+    let prep_end = stats.jobs[0].end.unwrap();
+    assert_eq!(prep_end, Time::ZERO + Span::from_secs_f64(100.0));
+    // train became eligible when prep succeeded, and started within a cycle period of it.
+    assert_eq!(stats.jobs[1].eligible, Some(prep_end));
+    let start = stats.jobs[1].first_start.unwrap();
+    assert!(
+        start.since(prep_end) <= Span::from_secs_f64(1.0),
+        "{start:?}"
+    );
+    assert_eq!(stats.jobs[3].eligible, None, "its dependency failed");
+    let s = Summary::new(&stats, &sc.queues, &sc.table, &Resources::ZERO, 1.0);
+    // Three waits, all within a period: none is the 100 s train spent behind prep.
+    assert!(
+        s.wait_p95_s <= 1.0 && s.wait_p99_s <= 1.0,
+        "{} {}",
+        s.wait_p95_s,
+        s.wait_p99_s
+    );
+    let q = &s.queues["root.default"];
+    assert!(q.p95_wait_s <= 1.0, "{q:?}");
+}
