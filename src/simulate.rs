@@ -308,7 +308,7 @@ fn compare(
     if let Some(part) = args.part {
         bar.set_length(
             (0..set.scenarios.len() * seeds)
-                .filter(|i| i % part.count == part.index)
+                .filter(|&i| part.takes(i))
                 .count() as u64,
         );
         let record = phalanx_simulator::compare::run_part(opts, &set, part, &title, &|name| {

@@ -172,8 +172,14 @@ fn out_dir(name: &str) -> std::path::PathBuf {
     d
 }
 
+/// A JSON file the command wrote.
+fn json_file(path: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 fn summary(dir: &std::path::Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+    json_file(&dir.join("summary.json"))
 }
 
 #[test]
@@ -471,9 +477,7 @@ fn simulate_compare_alone_runs_the_builtin_scenarios_over_seeds() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("phalanx (reference)"), "{text}");
     assert!(text.contains("comparison.json"), "{text}");
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("comparison.json")).unwrap())
-            .unwrap();
+    let v = json_file(&dir.join("comparison.json"));
     let names: Vec<&String> = v.as_object().unwrap().keys().collect();
     assert_eq!(
         names,
@@ -508,10 +512,9 @@ fn simulate_compare_alone_runs_the_builtin_scenarios_over_seeds() {
             .unwrap()
             .iter()
             .map(|p| {
-                let path = dir.join(p.as_str().unwrap());
-                let run: serde_json::Value =
-                    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-                run["goodput"].as_f64().unwrap()
+                json_file(&dir.join(p.as_str().unwrap()))["goodput"]
+                    .as_f64()
+                    .unwrap()
             })
             .collect();
         assert_eq!(goodputs.len(), 3);
@@ -580,9 +583,7 @@ fn simulate_compare_reads_a_scenario_file_and_names_its_errors() {
     };
     let out = run();
     assert_ok(&out);
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out_path.join("comparison.json")).unwrap())
-            .unwrap();
+    let v = json_file(&out_path.join("comparison.json"));
     // A trace runs once: no seeds, no intervals. 16 CPUs run the 4 jobs of 4 CPUs in 100 s;
     // one rack (8 CPUs) in two rounds; 32 CPUs no faster than 16.
     assert_eq!(v["now"]["seeds"], serde_json::json!([]));
@@ -647,17 +648,12 @@ fn simulate_compare_fills_the_alibaba_2023_cluster_as_the_fgd_paper() {
         out_path.to_str().unwrap(),
     ]);
     assert_ok(&out);
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out_path.join("comparison.json")).unwrap())
-            .unwrap();
+    let v = json_file(&out_path.join("comparison.json"));
     for name in ["binpack", "spread"] {
         let s = &v[name];
         assert_eq!(s["seeds"], serde_json::json!([42, 43]), "{name}");
         for p in s["summaries"].as_array().unwrap() {
-            let sum: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(out_path.join(p.as_str().unwrap())).unwrap(),
-            )
-            .unwrap();
+            let sum = json_file(&out_path.join(p.as_str().unwrap()));
             let end = &sum["gpus_at_end"];
             assert_eq!(end["gpus"], 6212.0, "{name}: {end}");
             let (alloc, unalloc) = (
@@ -745,10 +741,10 @@ fn report_merge_joins_the_parts_of_a_sweep_into_the_comparison() {
         "{text}"
     );
     assert_ok(&sim(&whole, None));
-    let read = |d: &std::path::Path| -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(d.join("comparison.json")).unwrap()).unwrap()
-    };
-    let (merged, direct) = (read(&parts), read(&whole));
+    let (merged, direct) = (
+        json_file(&parts.join("comparison.json")),
+        json_file(&whole.join("comparison.json")),
+    );
     for name in ["phalanx", "fifo", "spread"] {
         let (m, d) = (&merged[name], &direct[name]);
         assert_eq!(m["seeds"], d["seeds"]);

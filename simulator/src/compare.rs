@@ -550,6 +550,13 @@ pub struct Part {
     pub count: usize,
 }
 
+impl Part {
+    /// Whether run number `i` of the sweep is this part's.
+    pub fn takes(&self, i: usize) -> bool {
+        i % self.count == self.index
+    }
+}
+
 impl std::str::FromStr for Part {
     type Err = String;
 
@@ -678,7 +685,7 @@ pub fn run_part(
     let mine: Vec<Run> = runs
         .iter()
         .enumerate()
-        .filter(|(i, _)| i % part.count == part.index)
+        .filter(|(i, _)| part.takes(*i))
         .map(|(_, r)| *r)
         .collect();
     execute(base, file, &mine, seeds.len(), done)?;
@@ -993,15 +1000,10 @@ fn run_scenario(
     let summary = Summary::new(&stats, &sc.queues, &sc.table, &capacity(&sc), wall);
     write_run(&dir, &summary, &[(&stats, "")], &sc.table)?;
     let metrics = metrics(&summary, &stats, &sc.table);
-    let path = dir.join("metrics.json");
-    std::fs::write(
-        &path,
-        serde_json::to_string_pretty(&metrics).expect("metrics serialize") + "\n",
-    )
-    .map_err(|source| SimulateError::Output {
-        path: path.display().to_string(),
-        source,
-    })?;
+    crate::simulate::write(
+        &dir.join("metrics.json"),
+        &(serde_json::to_string_pretty(&metrics).expect("metrics serialize") + "\n"),
+    )?;
     Ok(Done {
         metrics,
         series: stats.series,
