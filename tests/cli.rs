@@ -276,6 +276,17 @@ fn simulate_writes_the_contract_outputs() {
                 r.iter().map(|x| x.parse().unwrap()).collect()
             })
             .collect();
+        // Each queue's jobs pending and running add up to the cluster's, at every sample.
+        for total in ["pending_jobs", "running_jobs"] {
+            let per_queue: Vec<usize> = (0..header.len())
+                .filter(|k| header[*k].starts_with(&format!("{total}:root.")))
+                .collect();
+            assert_eq!(per_queue.len(), 8, "{total}: {header:?}");
+            for r in &rows {
+                let sum: f64 = per_queue.iter().map(|k| r[*k]).sum();
+                assert_eq!(sum, r[col(total)], "{file}: {total} at {}", r[t]);
+            }
+        }
         let (mut used, mut offered) = (0.0, 0.0);
         for w in rows.windows(2) {
             assert!(
@@ -301,6 +312,17 @@ fn simulate_writes_the_contract_outputs() {
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("baseline"));
     assert!(!html.contains("<script src"), "self-contained");
+    // Each queue has its page beside the report, linked from it, with its figures per run.
+    for q in v["queues"].as_object().unwrap().keys() {
+        let file = format!("queue-{q}.html");
+        assert!(html.contains(&format!("href=\"{file}\"")), "{file}");
+        let page = std::fs::read_to_string(dir.join(&file)).unwrap();
+        assert!(
+            page.contains(&format!("queue {q}")) && page.contains("<svg"),
+            "{file}"
+        );
+        assert!(page.contains("<th>phalanx</th><th>kube</th>"), "{file}");
+    }
     // Same input, same log.
     let dir2 = out_dir("gen2");
     let out = phalanx(&[
@@ -764,6 +786,22 @@ fn report_merge_joins_the_parts_of_a_sweep_into_the_comparison() {
         }
         for p in m["summaries"].as_array().unwrap() {
             assert!(parts.join(p.as_str().unwrap()).is_file(), "{p}");
+        }
+        // Per queue too.
+        let queues = d["queues"].as_object().unwrap();
+        assert!(!queues.is_empty(), "{name}: no queue figures");
+        for (q, figures) in queues {
+            for (key, want) in figures.as_object().unwrap() {
+                let Some(want) = want.as_f64() else { continue };
+                let got = m["queues"][q][key]
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("{name}: {q} {key} missing"));
+                assert!(
+                    (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+                    "{name}: {q} {key} {got} against {want}"
+                );
+            }
+            assert!(parts.join(format!("queue-{q}.html")).is_file(), "{q}");
         }
     }
     let html = std::fs::read_to_string(parts.join("comparison.html")).unwrap();

@@ -20,7 +20,8 @@ use phalanx_scheduler::ScorePolicy;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::report::{Summary, esc, overlaid_charts};
+use crate::chart::{esc, page_end, page_head};
+use crate::report::{Summary, overlaid_charts, queue_page, queue_page_file};
 use crate::simulate::{Options, SimulateError, Source, capacity, run_one, scenario, write_run};
 use crate::world::{Mode, RunStats, Series, SimConfig};
 
@@ -362,7 +363,7 @@ impl CompareError {
 }
 
 /// The metrics a comparison reports, in table order: key, label, whether higher is better.
-pub const METRICS: [(&str, &str, bool); 16] = [
+pub const METRICS: [(&str, &str, bool); 17] = [
     ("goodput", "goodput (completed work / capacity)", true),
     ("utilization", "utilisation (allocated / capacity)", true),
     ("makespan_s", "makespan, s", false),
@@ -386,6 +387,11 @@ pub const METRICS: [(&str, &str, bool); 16] = [
         false,
     ),
     ("stranded_gpu_share", "stranded GPUs / GPUs", false),
+    (
+        "slo_miss_share",
+        "jobs that missed their deadline / jobs due",
+        false,
+    ),
     (
         "gpu_allocated_share_end",
         "GPUs allocated / GPUs, at the end of a fill",
@@ -445,12 +451,79 @@ pub fn metrics(s: &Summary, stats: &RunStats, table: &ResourceTable) -> BTreeMap
     if let Some(x) = s.stranded_gpu_share {
         m.insert("stranded_gpu_share".into(), x);
     }
+    if let Some(slo) = &s.slo {
+        m.insert("slo_miss_share".into(), slo.miss_share);
+    }
     if let Some(g) = &s.gpus_at_end {
         m.insert("gpu_allocated_share_end".into(), g.allocated_share);
         m.insert("unallocated_gpus_end".into(), g.unallocated_gpus);
         m.insert("stranded_gpus_end".into(), g.stranded_gpus);
     }
     m
+}
+
+/// The metrics of each queue's page, in table order: key, label, and whether higher is better
+/// (`None`: a setting, not an outcome, so never better or worse).
+pub const QUEUE_METRICS: [(&str, &str, Option<bool>); 8] = [
+    ("deserved_share", "deserved share", None),
+    ("mean_allocated_share", "mean allocated share", Some(true)),
+    (
+        "share_of_deserved",
+        "mean allocated share / deserved",
+        Some(true),
+    ),
+    ("wait_p50_s", "wait p50, s", Some(false)),
+    ("wait_p95_s", "wait p95, s", Some(false)),
+    ("wait_p99_s", "wait p99, s", Some(false)),
+    ("jobs_never_started", "jobs never started", Some(false)),
+    (
+        "slo_miss_share",
+        "jobs that missed their deadline / jobs due",
+        Some(false),
+    ),
+];
+
+/// Per queue, the metrics of [`QUEUE_METRICS`] of one run's summary (`slo_miss_share` only
+/// where its jobs carry deadlines).
+pub fn queue_metrics(s: &Summary) -> BTreeMap<String, BTreeMap<String, f64>> {
+    s.queues
+        .iter()
+        .map(|(name, q)| {
+            let mut m = BTreeMap::from([
+                ("deserved_share".to_string(), q.deserved_share),
+                ("mean_allocated_share".into(), q.mean_allocated_share),
+                ("wait_p50_s".into(), q.waits.p50_s),
+                ("wait_p95_s".into(), q.waits.p95_s),
+                ("wait_p99_s".into(), q.waits.p99_s),
+                (
+                    "jobs_never_started".into(),
+                    q.jobs.saturating_sub(q.started) as f64,
+                ),
+            ]);
+            if q.deserved_share > 0.0 {
+                m.insert(
+                    "share_of_deserved".into(),
+                    q.mean_allocated_share / q.deserved_share,
+                );
+            }
+            if let Some(slo) = &q.slo {
+                m.insert("slo_miss_share".into(), slo.miss_share);
+            }
+            (name.clone(), m)
+        })
+        .collect()
+}
+
+/// What one run measured for the comparison: `metrics.json` in its folder.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunMetrics {
+    /// The metrics of [`METRICS`].
+    #[serde(flatten)]
+    pub overall: BTreeMap<String, f64>,
+    /// Per queue, the metrics of [`QUEUE_METRICS`] (absent in files written before queues had
+    /// pages).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub queues: BTreeMap<String, BTreeMap<String, f64>>,
 }
 
 /// A difference against the reference: the mean of the per-seed differences and the
@@ -464,16 +537,10 @@ pub struct Difference {
     pub ci95: Option<f64>,
 }
 
-/// One scenario's results in `comparison.json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ScenarioResult {
-    /// How the scenario was defined.
-    pub scenario: ScenarioSpec,
-    /// The reference scenario's name (this one's, for the reference).
-    pub reference: String,
-    /// Seeds run (empty for a trace: one run).
-    pub seeds: Vec<u64>,
-    /// Each metric's mean over seeds, flattened into this object.
+/// Metrics over a scenario's seeds: means, intervals, and differences from the reference.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Figures {
+    /// Each metric's mean over seeds, flattened into the enclosing object.
     #[serde(flatten)]
     pub mean: BTreeMap<String, f64>,
     /// Half-width of each metric's 95% confidence interval over seeds (with two seeds or more).
@@ -483,6 +550,86 @@ pub struct ScenarioResult {
     /// reference itself).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub vs_reference: BTreeMap<String, Difference>,
+}
+
+impl Figures {
+    /// The figures of `runs` (one metric map per seed), paired by seed with `reference`'s
+    /// runs (`None` for the reference itself).
+    fn of(
+        runs: &[&BTreeMap<String, f64>],
+        reference: Option<&[&BTreeMap<String, f64>]>,
+    ) -> Figures {
+        let mut f = Figures::default();
+        let keys: BTreeSet<&String> = runs.iter().flat_map(|m| m.keys()).collect();
+        for k in keys {
+            let xs: Vec<f64> = runs.iter().filter_map(|m| m.get(k)).copied().collect();
+            let (m, ci) = mean_ci(&xs);
+            f.mean.insert(k.clone(), m);
+            if let Some(ci) = ci {
+                f.ci95.insert(k.clone(), ci);
+            }
+            if let Some(reference) = reference {
+                let diffs: Vec<f64> = runs
+                    .iter()
+                    .zip(reference)
+                    .filter_map(|(a, b)| Some(a.get(k)? - b.get(k)?))
+                    .collect();
+                if !diffs.is_empty() {
+                    let (m, ci) = mean_ci(&diffs);
+                    f.vs_reference
+                        .insert(k.clone(), Difference { mean: m, ci95: ci });
+                }
+            }
+        }
+        f
+    }
+
+    /// Whether these figures beat the reference on `key` beyond the noise: `Some(true)` better,
+    /// `Some(false)` worse, `None` even (the difference is zero or inside its interval).
+    pub fn verdict(&self, key: &str, higher_better: bool) -> Option<bool> {
+        let d = self.vs_reference.get(key)?;
+        let noise = d.ci95.unwrap_or(0.0);
+        let eps = 1e-9 * (1.0 + self.mean.get(key).copied().unwrap_or(0.0).abs());
+        if d.mean.abs() <= noise.max(eps) {
+            return None;
+        }
+        Some((d.mean > 0.0) == higher_better)
+    }
+
+    /// `key`'s mean, its interval and (`with_difference`) its difference from the reference,
+    /// for a table cell; `None` when the metric is absent.
+    fn cell(&self, key: &str, with_difference: bool) -> Option<String> {
+        let v = self.mean.get(key)?;
+        let mut cell = fmt_value(key, *v);
+        if let Some(ci) = self.ci95.get(key) {
+            let _ = write!(cell, " ±{}", fmt_value(key, *ci));
+        }
+        if let (true, Some(d)) = (with_difference, self.vs_reference.get(key)) {
+            let _ = write!(cell, "<br><small>{:+}", fmt_value(key, d.mean));
+            if let Some(ci) = d.ci95 {
+                let _ = write!(cell, " ±{}", fmt_value(key, ci));
+            }
+            cell.push_str("</small>");
+        }
+        Some(cell)
+    }
+}
+
+/// One scenario's results in `comparison.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioResult {
+    /// How the scenario was defined.
+    pub scenario: ScenarioSpec,
+    /// The reference scenario's name (this one's, for the reference).
+    pub reference: String,
+    /// Seeds run (empty for a trace: one run).
+    pub seeds: Vec<u64>,
+    /// The metrics of [`METRICS`], flattened into this object.
+    #[serde(flatten)]
+    pub figures: Figures,
+    /// Per queue, the metrics of [`QUEUE_METRICS`].
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub queues: BTreeMap<String, Figures>,
     /// The runs' `summary.json` files, relative to the output folder.
     pub summaries: Vec<String>,
 }
@@ -532,7 +679,7 @@ struct Run {
 
 /// What one run left for the comparison.
 struct Done {
-    metrics: BTreeMap<String, f64>,
+    metrics: RunMetrics,
     /// Its sampled series (the overlaid charts draw the first run of each scenario).
     series: Series,
     summary_file: String,
@@ -802,7 +949,7 @@ pub fn merge(dir: &Path, out: &Path) -> Result<Comparison, CompareError> {
                 .map(|text| (path, text))
         };
         let (path, text) = read("metrics.json")?;
-        let metrics: BTreeMap<String, f64> =
+        let metrics: RunMetrics =
             serde_json::from_str(&text).map_err(|e| bad(&path, e.to_string()))?;
         let series = if run.seed == seeds[0] {
             let (path, text) = read("series.csv")?;
@@ -865,45 +1012,37 @@ fn assemble(
         .iter()
         .position(|s| s.name == reference)
         .expect("checked: the reference names a scenario");
+    fn overall(runs: &[Done]) -> Vec<&BTreeMap<String, f64>> {
+        runs.iter().map(|d| &d.metrics.overall).collect()
+    }
+    fn of_queue<'a>(runs: &'a [Done], q: &str) -> Vec<&'a BTreeMap<String, f64>> {
+        runs.iter()
+            .filter_map(|d| d.metrics.queues.get(q))
+            .collect()
+    }
     let mut results = Vec::new();
+    let reference_overall = overall(&by_scenario[ri]);
     for (i, spec) in file.scenarios.iter().enumerate() {
         let runs = &by_scenario[i];
-        let keys: BTreeSet<&String> = runs.iter().flat_map(|d| d.metrics.keys()).collect();
-        let mut mean = BTreeMap::new();
-        let mut ci95 = BTreeMap::new();
-        let mut vs_reference = BTreeMap::new();
-        for k in keys {
-            let xs: Vec<f64> = runs
-                .iter()
-                .filter_map(|d| d.metrics.get(k))
-                .copied()
-                .collect();
-            let (m, ci) = mean_ci(&xs);
-            mean.insert(k.clone(), m);
-            if let Some(ci) = ci {
-                ci95.insert(k.clone(), ci);
-            }
-            if i != ri {
-                let diffs: Vec<f64> = runs
-                    .iter()
-                    .zip(&by_scenario[ri])
-                    .filter_map(|(a, b)| Some(a.metrics.get(k)? - b.metrics.get(k)?))
-                    .collect();
-                if !diffs.is_empty() {
-                    let (m, ci) = mean_ci(&diffs);
-                    vs_reference.insert(k.clone(), Difference { mean: m, ci95: ci });
-                }
-            }
-        }
+        let is_reference = i == ri;
+        let names: BTreeSet<&String> = runs.iter().flat_map(|d| d.metrics.queues.keys()).collect();
+        let queues = names
+            .into_iter()
+            .map(|q| {
+                let reference = of_queue(&by_scenario[ri], q);
+                let against = (!is_reference).then_some(reference.as_slice());
+                (q.clone(), Figures::of(&of_queue(runs, q), against))
+            })
+            .collect();
+        let against = (!is_reference).then_some(reference_overall.as_slice());
         results.push((
             spec.name.clone(),
             ScenarioResult {
                 scenario: spec.clone(),
                 reference: reference.clone(),
                 seeds: seeds.iter().flatten().copied().collect(),
-                mean,
-                ci95,
-                vs_reference,
+                figures: Figures::of(&overall(runs), against),
+                queues,
                 summaries: runs.iter().map(|d| d.summary_file.clone()).collect(),
             },
         ));
@@ -937,6 +1076,11 @@ fn assemble(
     let path = out.join("comparison.html");
     write(&path, &html(title, &comparison, &firsts, &table))?;
     files.push(path);
+    for (name, page) in queue_html(title, &comparison, &firsts) {
+        let path = out.join(name);
+        write(&path, &page)?;
+        files.push(path);
+    }
     Ok(Comparison {
         files,
         ..comparison
@@ -999,7 +1143,10 @@ fn run_scenario(
     let (stats, wall) = run_one(&sc, &cfg, &dir.join("decisions.jsonl"), &mut |_| {})?;
     let summary = Summary::new(&stats, &sc.queues, &sc.table, &capacity(&sc), wall);
     write_run(&dir, &summary, &[(&stats, "")], &sc.table)?;
-    let metrics = metrics(&summary, &stats, &sc.table);
+    let metrics = RunMetrics {
+        overall: metrics(&summary, &stats, &sc.table),
+        queues: queue_metrics(&summary),
+    };
     crate::simulate::write(
         &dir.join("metrics.json"),
         &(serde_json::to_string_pretty(&metrics).expect("metrics serialize") + "\n"),
@@ -1034,13 +1181,7 @@ impl Comparison {
         }
         let higher_better = METRICS.iter().find(|m| m.0 == key)?.2;
         let (_, r) = self.results.iter().find(|(n, _)| n == name)?;
-        let d = r.vs_reference.get(key)?;
-        let noise = d.ci95.unwrap_or(0.0);
-        let eps = 1e-9 * (1.0 + r.mean.get(key).copied().unwrap_or(0.0).abs());
-        if d.mean.abs() <= noise.max(eps) {
-            return None;
-        }
-        Some((d.mean > 0.0) == higher_better)
+        r.figures.verdict(key, higher_better)
     }
 
     /// The side-by-side table for terminals: one row per metric, one column per scenario,
@@ -1057,19 +1198,19 @@ impl Comparison {
         }));
         let mut rows = Vec::new();
         for (key, label, _) in METRICS {
-            if !self.results.iter().any(|(_, r)| r.mean.contains_key(key)) {
+            if !self
+                .results
+                .iter()
+                .any(|(_, r)| r.figures.mean.contains_key(key))
+            {
                 continue;
             }
             let mut row = vec![label.to_string()];
             for (name, r) in &self.results {
-                let Some(v) = r.mean.get(key) else {
+                let Some(mut cell) = r.figures.cell(key, false) else {
                     row.push("-".into());
                     continue;
                 };
-                let mut cell = fmt_value(key, *v);
-                if let Some(ci) = r.ci95.get(key) {
-                    let _ = write!(cell, " ±{}", fmt_value(key, *ci));
-                }
                 match self.verdict(name, key) {
                     Some(true) => cell.push_str(" +"),
                     Some(false) => cell.push_str(" -"),
@@ -1103,6 +1244,16 @@ impl Comparison {
             self.reference
         ));
         out
+    }
+
+    /// Every queue any scenario has, by name.
+    pub fn queues(&self) -> Vec<String> {
+        let names: BTreeSet<&String> = self
+            .results
+            .iter()
+            .flat_map(|(_, r)| r.queues.keys())
+            .collect();
+        names.into_iter().cloned().collect()
     }
 
     /// Per scenario, one sentence: where it beats the reference and where it loses.
@@ -1148,61 +1299,86 @@ impl Comparison {
     }
 }
 
-/// `comparison.html`: the table with each cell marked better or worse than the reference, what
-/// each scenario wins and loses, and the overlaid charts. Self-contained, works offline.
-fn html(title: &str, c: &Comparison, firsts: &[(&str, &Series)], table: &ResourceTable) -> String {
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\
-         <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}\
-         table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}\
-         td:first-child,th:first-child{{text-align:left}}.better{{background:#d9f2d9}}.worse{{background:#f7d4d4}}\
-         figure{{margin:1em 0}}</style></head><body>\n<h1>{t}</h1>\n\
-         <p>Each scenario against <b>{r}</b>: means over seeds with 95% intervals; green where it is \
-         better than {r} beyond the noise (paired over seeds), red where it is worse.</p>\n<table><tr><th>metric</th>",
-        t = esc(title),
-        r = esc(&c.reference)
-    );
+/// A table of metrics (rows) by scenario (columns), each cell marked better or worse than the
+/// reference where a verdict applies: `rows` are (key, label, higher is better), `figures`
+/// the scenario's figures for the table (`None`: it has none).
+fn metric_table<'a>(
+    c: &'a Comparison,
+    rows: &[(&str, &str, Option<bool>)],
+    figures: &dyn Fn(&'a ScenarioResult) -> Option<&'a Figures>,
+) -> String {
+    let mut out = String::from("<table><tr><th>metric</th>");
     for (n, _) in &c.results {
         let _ = write!(out, "<th>{}</th>", esc(n));
     }
     out.push_str("</tr>\n");
-    for (key, label, _) in METRICS {
-        if !c.results.iter().any(|(_, r)| r.mean.contains_key(key)) {
+    for &(key, label, higher_better) in rows {
+        if !c
+            .results
+            .iter()
+            .any(|(_, r)| figures(r).is_some_and(|f| f.mean.contains_key(key)))
+        {
             continue;
         }
         let _ = write!(out, "<tr><td>{}</td>", esc(label));
-        for (name, r) in &c.results {
-            let Some(v) = r.mean.get(key) else {
+        for (_, r) in &c.results {
+            let Some(f) = figures(r) else {
                 out.push_str("<td>-</td>");
                 continue;
             };
-            let class = match c.verdict(name, key) {
+            let Some(cell) = f.cell(key, true) else {
+                out.push_str("<td>-</td>");
+                continue;
+            };
+            let class = match higher_better
+                .filter(|_| key != "wall_s")
+                .and_then(|h| f.verdict(key, h))
+            {
                 Some(true) => " class=\"better\"",
                 Some(false) => " class=\"worse\"",
                 None => "",
             };
-            let mut cell = fmt_value(key, *v);
-            if let Some(ci) = r.ci95.get(key) {
-                let _ = write!(cell, " ±{}", fmt_value(key, *ci));
-            }
-            if let Some(d) = r.vs_reference.get(key) {
-                let _ = write!(cell, "<br><small>{:+}", fmt_value(key, d.mean));
-                if let Some(ci) = d.ci95 {
-                    let _ = write!(cell, " ±{}", fmt_value(key, ci));
-                }
-                cell.push_str("</small>");
-            }
             let _ = write!(out, "<td{class}>{cell}</td>");
         }
         out.push_str("</tr>\n");
     }
-    out.push_str("</table>\n<h2>Where each scenario wins and pays</h2>\n<ul>\n");
+    out.push_str("</table>\n");
+    out
+}
+
+/// `comparison.html`: the table with each cell marked better or worse than the reference, what
+/// each scenario wins and loses, links to each queue's page, and the overlaid charts.
+/// Self-contained, works offline.
+fn html(title: &str, c: &Comparison, firsts: &[(&str, &Series)], table: &ResourceTable) -> String {
+    let mut out = page_head(title);
+    let _ = writeln!(
+        out,
+        "<p>Each scenario against <b>{r}</b>: means over seeds with 95% intervals; green where it is \
+         better than {r} beyond the noise (paired over seeds), red where it is worse.</p>",
+        r = esc(&c.reference)
+    );
+    let rows: Vec<(&str, &str, Option<bool>)> =
+        METRICS.iter().map(|(k, l, h)| (*k, *l, Some(*h))).collect();
+    out.push_str(&metric_table(c, &rows, &|r| Some(&r.figures)));
+    out.push_str("<h2>Where each scenario wins and pays</h2>\n<ul>\n");
     for (name, sentence) in c.verdict_sentences() {
         let _ = writeln!(out, "<li><b>{}</b> is {}.</li>", esc(&name), esc(&sentence));
     }
-    out.push_str("</ul>\n<h2>Over time (first seed of each scenario)</h2>\n");
+    out.push_str("</ul>\n");
+    let queues = c.queues();
+    if !queues.is_empty() {
+        out.push_str("<h2>Queues</h2>\n<p>Each queue's waits, shares and deadlines per scenario, on its own page:</p>\n<ul>\n");
+        for q in &queues {
+            let _ = writeln!(
+                out,
+                "<li><a href=\"{}\">{}</a></li>",
+                esc(&queue_page_file(q)),
+                esc(q)
+            );
+        }
+        out.push_str("</ul>\n");
+    }
+    out.push_str("<h2>Over time (first seed of each scenario)</h2>\n");
     // One line per scenario: the resource goodput is measured on.
     let gpus = firsts.iter().any(|(_, s)| {
         s.lanes
@@ -1223,9 +1399,26 @@ fn html(title: &str, c: &Comparison, firsts: &[(&str, &Series)], table: &Resourc
         &serde_json::to_string_pretty(&json).unwrap_or_default()
     ));
     out.push_str("</pre>\n");
-    out.push_str(&crate::report::chart_script());
-    out.push_str("</body></html>\n");
+    out.push_str(&page_end());
     out
+}
+
+/// The per-queue pages of `comparison.html`: file name and page, one per queue any scenario
+/// has, each with the queue's figures per scenario and the first seed's series overlaid.
+fn queue_html(title: &str, c: &Comparison, firsts: &[(&str, &Series)]) -> Vec<(String, String)> {
+    c.queues()
+        .into_iter()
+        .map(|q| {
+            let figures = metric_table(c, &QUEUE_METRICS, &|r| r.queues.get(&q));
+            let deserved = c
+                .results
+                .iter()
+                .find(|(n, _)| *n == c.reference)
+                .and_then(|(_, r)| r.queues.get(&q)?.mean.get("deserved_share").copied());
+            let page = queue_page(title, &q, "comparison.html", &figures, firsts, deserved);
+            (queue_page_file(&q), page)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -36,6 +36,10 @@ pub struct GenSpec {
     pub node_failures: usize,
     /// Requests over capacity, as in `phalanx bench`.
     pub demand: f64,
+    /// Fraction of jobs that carry a deadline: each is due 1.25, 1.5 or 2 times its longest
+    /// task's duration after its submission, drawn from a third stream (so deadlines change
+    /// nothing else of the scenario).
+    pub deadlines: f64,
 }
 
 impl GenSpec {
@@ -64,18 +68,21 @@ impl GenSpec {
             max_gang: 512,
             node_failures: 1,
             demand: 1.5,
+            deadlines: 0.0,
         }
     }
 
     /// The built-in scenario of `phalanx simulate` with no arguments: 1,000 nodes, 20,000 pods,
     /// 4 tenants of weights 4:2:1:1 (the lightest with the most demand), gangs up to 256 pods,
-    /// twice the capacity requested over 30 minutes, pipelines, one node failure.
+    /// twice the capacity requested over 30 minutes, pipelines, one node failure, a deadline
+    /// on a quarter of the jobs.
     pub fn embedded() -> Self {
         GenSpec {
             tenants: vec![(4, 0.30), (2, 0.20), (1, 0.35), (1, 0.15)],
             max_gang: 256,
             arrival_window: Span(1_800_000),
             demand: 2.0,
+            deadlines: 0.25,
             ..GenSpec::new(1000, 20_000, 1)
         }
     }
@@ -181,12 +188,19 @@ pub fn generate(spec: &GenSpec) -> Scenario {
         .initial_nodes()
         .map(|n| n.name.clone())
         .collect::<Vec<_>>();
+    let mut due = ChaCha8Rng::seed_from_u64(spec.seed ^ 0x44_45_41_44_4c_49_4e_45);
     for (i, (job, fails)) in jobs.into_iter().zip(fails_flags).enumerate() {
         let t = job.submit_time;
         let tasks = job.tasks.len();
+        let deadline = due.random_bool(spec.deadlines.clamp(0.0, 1.0)).then(|| {
+            let longest = job.tasks.iter().filter_map(|t| t.pod.duration).max();
+            let slack = [1.25, 1.5, 2.0][due.random_range(0..3)];
+            Span::from_secs_f64(longest.unwrap_or_default().as_secs_f64() * slack)
+        });
         sc.jobs.push(SimJob {
             job,
             fails: vec![fails; tasks],
+            deadline,
         });
         sc.events.push((t, Input::Submit(i)));
     }

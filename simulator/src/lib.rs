@@ -1,7 +1,8 @@
 //! phalanx-simulator: everything that feeds the engine offline and measures what it did. The
 //! native trace format ([`trace`]) and converters from other formats ([`convert`]), seeded
 //! synthetic workloads ([`synth`], [`generator`]), what-if transformations ([`whatif`]), the
-//! virtual-time world that drives the production engine ([`world`]), reports ([`report`]), one
+//! virtual-time world that drives the production engine ([`world`]), reports ([`report`], drawn
+//! by the private `chart` module), one
 //! whole `phalanx simulate` run ([`simulate`]), what-if comparisons of many runs
 //! ([`compare`]), and the independent [`audit`] of decisions.
 //!
@@ -9,6 +10,7 @@
 //! uses threads, to run whole runs side by side (rayon).
 
 pub mod audit;
+mod chart;
 pub mod compare;
 pub mod convert;
 pub mod generator;

@@ -36,7 +36,13 @@
 //!   so far (so a policy cannot look better by never starting a gang); jobs that ended without
 //!   starting (a failed dependency, deleted) or never became eligible are left out. Size classes are by `min_member`;
 //!   large gangs are those at or above the 90th percentile of `min_member` over gangs (jobs
-//!   with `min_member` above 1), `large_gang_min_member`.
+//!   with `min_member` above 1), `large_gang_min_member`;
+//! - `slo` (present where jobs carry a `deadline`): a job with a deadline met it if it
+//!   succeeded by then; it missed it if it succeeded later, failed (itself or through a
+//!   dependency), or was still pending or running when the deadline passed before the end of
+//!   the run. Jobs deleted are left out, and jobs still open whose deadline lies after the end
+//!   are counted apart (`not_due_at_end`), neither met nor missed;
+//! - per queue, `waits`, `waits_by_size` and `slo` are the same figures over the queue's jobs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -44,8 +50,9 @@ use std::fmt::Write as _;
 use phalanx_model::{QueueSpec, ResourceId, ResourceTable, Resources, Span, Time};
 use serde::Serialize;
 
+use crate::chart::{COLORS, Plot, chart, esc, page_end, page_head, thin};
 use crate::trace::GpuLane;
-use crate::world::{JobEnd, Mode, RunStats, Series};
+use crate::world::{JobEnd, JobStat, Mode, RunStats, Series};
 
 /// Per-queue figures.
 #[derive(Debug, Clone, Serialize)]
@@ -72,6 +79,78 @@ pub struct QueueSummary {
     pub capability: Option<BTreeMap<String, f64>>,
     /// What it held per resource, averaged over the run.
     pub mean_allocated: BTreeMap<String, f64>,
+    /// Its jobs' waits, counted as the summary's `wait_p95_s` is (jobs still waiting at the
+    /// end with their wait so far).
+    pub waits: WaitSummary,
+    /// The same per size class.
+    pub waits_by_size: Vec<ClassWaits>,
+    /// How its jobs with deadlines fared; absent when none has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo: Option<SloSummary>,
+}
+
+/// How the jobs that carry a deadline fared (see the module docs for what counts).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SloSummary {
+    /// Jobs with a deadline that were due by the end or ended: `met + missed`.
+    pub jobs: u64,
+    /// Jobs that succeeded by their deadline.
+    pub met: u64,
+    /// Jobs that did not: `succeeded_late + failed + unfinished`.
+    pub missed: u64,
+    /// `missed / jobs` (0 when no job was due).
+    pub miss_share: f64,
+    /// Missed: succeeded after the deadline.
+    pub succeeded_late: u64,
+    /// Missed: failed (a pod, or a dependency).
+    pub failed: u64,
+    /// Missed: still pending or running at the end, past the deadline.
+    pub unfinished: u64,
+    /// 95th percentile of how late the late and unfinished ones were (unfinished: by the end
+    /// of the run), seconds.
+    pub late_p95_s: f64,
+    /// Jobs with a deadline still open at the end whose deadline lies after it.
+    pub not_due_at_end: u64,
+}
+
+impl SloSummary {
+    /// The figures over the jobs `keep` chooses; `None` when none of them has a deadline.
+    fn of(stats: &RunStats, keep: &dyn Fn(&JobStat) -> bool) -> Option<SloSummary> {
+        let mut s = SloSummary::default();
+        let mut late = Vec::new();
+        let mut any = false;
+        for j in stats.jobs.iter().filter(|j| keep(j)) {
+            let Some(due) = j.deadline else { continue };
+            any = true;
+            match (j.state, j.end) {
+                (JobEnd::Deleted, _) => {}
+                (JobEnd::Succeeded, Some(end)) if end <= due => s.met += 1,
+                (JobEnd::Succeeded, Some(end)) => {
+                    s.succeeded_late += 1;
+                    late.push(end.since(due).as_secs_f64());
+                }
+                (JobEnd::Failed, _) => s.failed += 1,
+                _ if stats.end > due => {
+                    s.unfinished += 1;
+                    late.push(stats.end.since(due).as_secs_f64());
+                }
+                _ => s.not_due_at_end += 1,
+            }
+        }
+        if !any {
+            return None;
+        }
+        s.missed = s.succeeded_late + s.failed + s.unfinished;
+        s.jobs = s.met + s.missed;
+        s.miss_share = if s.jobs > 0 {
+            s.missed as f64 / s.jobs as f64
+        } else {
+            0.0
+        };
+        late.sort_by(f64::total_cmp);
+        s.late_p95_s = percentile(&late, 0.95);
+        Some(s)
+    }
 }
 
 /// Waits of a class of jobs (see the module docs for what counts).
@@ -192,6 +271,9 @@ pub struct Summary {
     pub large_gang_min_member: u32,
     /// Waits of the large gangs.
     pub large_gangs: WaitSummary,
+    /// How the jobs with deadlines fared; absent when no job has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo: Option<SloSummary>,
     /// Events the engine refused, by label (should be empty).
     pub engine_event_errors: BTreeMap<String, u64>,
     /// SHA-256 of `decisions.jsonl`.
@@ -268,7 +350,7 @@ pub fn peak_rss_mb() -> f64 {
 
 /// Per-queue wait lists (seconds), in queue order.
 pub fn waits(stats: &RunStats) -> Vec<Vec<f64>> {
-    let mut w = vec![Vec::new(); stats.queues.len()];
+    let mut w = vec![Vec::new(); stats.series.queues.len()];
     for j in &stats.jobs {
         if let (Some(s), Some(e)) = (j.first_start, j.eligible) {
             w[j.queue as usize].push(s.since(e).as_secs_f64());
@@ -299,10 +381,12 @@ struct Waited {
 }
 
 impl SizeWaits {
-    fn of(stats: &RunStats) -> SizeWaits {
+    /// The waits of the jobs `keep` chooses.
+    fn of(stats: &RunStats, keep: &dyn Fn(&JobStat) -> bool) -> SizeWaits {
         let jobs: Vec<Waited> = stats
             .jobs
             .iter()
+            .filter(|j| keep(j))
             .filter_map(|j| {
                 let eligible = j.eligible?;
                 let (until, waiting_at_end) = match (j.first_start, j.state) {
@@ -464,12 +548,12 @@ impl Summary {
                 )
             })
             .collect();
-        let deserved = deserved_shares(specs, &stats.queues, capacity);
+        let deserved = deserved_shares(specs, &stats.series.queues, capacity);
         let waits = waits(stats);
         let span = stats.end.as_secs_f64();
         let mut queues = BTreeMap::new();
         let mut xs = Vec::new();
-        for (q, name) in stats.queues.iter().enumerate() {
+        for (q, name) in stats.series.queues.iter().enumerate() {
             let jobs = stats.jobs.iter().filter(|j| j.queue as usize == q).count() as u64;
             let w = &waits[q];
             let mean_share = if span > 0.0 {
@@ -495,9 +579,14 @@ impl Summary {
                     (table.name(*id).to_string(), lane_value(*id, mean))
                 })
                 .collect();
+            let mine = |j: &JobStat| j.queue as usize == q;
+            let sizes = SizeWaits::of(stats, &mine);
             queues.insert(
                 name.clone(),
                 QueueSummary {
+                    waits: sizes.all,
+                    waits_by_size: sizes.by_size,
+                    slo: SloSummary::of(stats, &mine),
                     weight: spec.map_or(1, |s| s.weight),
                     guarantee: spec.map(|s| named(&s.guarantee)).unwrap_or_default(),
                     deserved: spec.and_then(|s| s.deserved.as_ref()).map(&named),
@@ -549,7 +638,7 @@ impl Summary {
             .gpu_lane
             .filter(|g| stats.stopped && stats.cap_end.get(g.id) > 0)
             .map(|g| GpusAtEnd::of(stats, g));
-        let sizes = SizeWaits::of(stats);
+        let sizes = SizeWaits::of(stats, &|_| true);
         let (sum, sq) = xs.iter().fold((0.0, 0.0), |(s, q), x| (s + x, q + x * x));
         let jain_fairness = if sq > 0.0 {
             sum * sum / (xs.len() as f64 * sq)
@@ -604,6 +693,7 @@ impl Summary {
             waits_by_priority: sizes.by_priority,
             large_gang_min_member: sizes.large_min_member,
             large_gangs: sizes.large,
+            slo: SloSummary::of(stats, &|_| true),
             engine_event_errors: stats
                 .event_errors
                 .iter()
@@ -675,6 +765,19 @@ impl Summary {
             });
         }
         row("jain fairness", &|s| format!("{:.3}", s.jain_fairness));
+        if self.slo.is_some() {
+            row("deadlines missed", &|s| {
+                s.slo.as_ref().map_or("-".into(), |x| {
+                    format!(
+                        "{} of {} ({:.1}%; {} not due at end)",
+                        x.missed,
+                        x.jobs,
+                        100.0 * x.miss_share,
+                        x.not_due_at_end
+                    )
+                })
+            });
+        }
         if self.gpus_at_end.is_some() {
             row("GPUs allocated at end", &|s| {
                 s.gpus_at_end.as_ref().map_or("-".into(), |g| {
@@ -713,257 +816,11 @@ impl Summary {
     }
 }
 
-const COLORS: [&str; 10] = [
-    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf",
-];
-
-/// Escapes text for HTML.
-pub(crate) fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// One plotted series.
-struct Plot {
-    name: String,
-    color: &'static str,
-    dashed: bool,
-    points: Vec<(f64, f64)>,
-}
-
-fn nice_ticks(lo: f64, hi: f64) -> Vec<f64> {
-    let span = (hi - lo).max(1e-9);
-    let raw = span / 5.0;
-    let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * mag)
-        .find(|s| span / s <= 6.0)
-        .unwrap_or(10.0 * mag);
-    let mut t = (lo / step).ceil() * step;
-    let mut out = Vec::new();
-    while t <= hi + 1e-9 {
-        out.push(t);
-        t += step;
-    }
-    out
-}
-
-fn fmt_num(v: f64) -> String {
-    if v.abs() >= 1e6 {
-        format!("{:.1}M", v / 1e6)
-    } else if v.abs() >= 1e4 {
-        format!("{:.0}k", v / 1e3)
-    } else if v.abs() >= 10.0 || v == v.round() {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.2}")
-    }
-}
-
-/// An SVG chart: lines (`scatter` false) or points. Log axes plot log10(1 + v).
-fn chart(
-    title: &str,
-    xlabel: &str,
-    ylabel: &str,
-    plots: &[Plot],
-    scatter: bool,
-    logx: bool,
-    logy: bool,
-) -> String {
-    let (w, h, ml, mr, mt, mb) = (720.0, 300.0, 60.0, 170.0, 30.0, 40.0);
-    let tx = |v: f64| if logx { (1.0 + v.max(0.0)).log10() } else { v };
-    let ty = |v: f64| if logy { (1.0 + v.max(0.0)).log10() } else { v };
-    let pts = plots.iter().flat_map(|p| p.points.iter());
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, 0.0f64, f64::MIN);
-    for &(x, y) in pts {
-        x0 = x0.min(tx(x));
-        x1 = x1.max(tx(x));
-        y0 = y0.min(ty(y));
-        y1 = y1.max(ty(y));
-    }
-    if x0 > x1 {
-        (x0, x1, y1) = (0.0, 1.0, 1.0);
-    }
-    if x1 - x0 < 1e-9 {
-        x1 = x0 + 1.0;
-    }
-    if y1 - y0 < 1e-9 {
-        y1 = y0 + 1.0;
-    }
-    y1 *= 1.05;
-    let px = |x: f64| ml + (tx(x) - x0) / (x1 - x0) * (w - ml - mr);
-    let py = |y: f64| h - mb - (ty(y) - y0) / (y1 - y0) * (h - mt - mb);
-    let mut s = String::new();
-    // The data again, for the page's script (hover readouts, zoom): raw values, not pixels.
-    let data = serde_json::json!({
-        "x0": x0, "x1": x1, "y0": y0, "y1": y1, "logx": logx, "logy": logy,
-        "scatter": scatter, "xlabel": xlabel,
-        "box": [ml, mt, w - ml - mr, h - mt - mb],
-        "series": plots.iter().map(|p| serde_json::json!({
-            "name": p.name, "color": p.color, "dashed": p.dashed,
-            "points": p.points.iter().map(|&(x, y)| [round6(x), round6(y)]).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    });
-    let _ = write!(
-        s,
-        r#"<figure data-chart="{}"><svg viewBox="0 0 {w} {h}" width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="11">"#,
-        esc(&data.to_string())
-    );
-    let _ = write!(
-        s,
-        r#"<text x="{ml}" y="18" font-size="13" font-weight="bold">{}</text>"#,
-        esc(title)
-    );
-    let _ = write!(
-        s,
-        r##"<rect x="{ml}" y="{mt}" width="{}" height="{}" fill="none" stroke="#999"/>"##,
-        w - ml - mr,
-        h - mt - mb
-    );
-    let inv = |v: f64, log: bool| {
-        if log {
-            ((10f64.powf(v) - 1.0) * 1e6).round() / 1e6
-        } else {
-            v
-        }
-    };
-    // Log axes get decade ticks (0, 1, 10, 100, ...), placed at log10(1 + v).
-    let ticks = |lo: f64, hi: f64, log: bool| -> Vec<f64> {
-        if !log {
-            return nice_ticks(lo, hi);
-        }
-        std::iter::once(0.0)
-            .chain((0..12).map(|k| 10f64.powi(k)))
-            .map(|v| (1.0 + v).log10())
-            .filter(|t| *t >= lo - 1e-9 && *t <= hi + 1e-9)
-            .collect()
-    };
-    s.push_str(r#"<g class="xt">"#);
-    for t in ticks(x0, x1, logx) {
-        let x = ml + (t - x0) / (x1 - x0) * (w - ml - mr);
-        let _ = write!(
-            s,
-            r##"<line x1="{x:.1}" y1="{}" x2="{x:.1}" y2="{}" stroke="#eee"/><text x="{x:.1}" y="{}" text-anchor="middle">{}</text>"##,
-            mt,
-            h - mb,
-            h - mb + 14.0,
-            fmt_num(inv(t, logx))
-        );
-    }
-    s.push_str("</g>");
-    for t in ticks(y0, y1, logy) {
-        let y = h - mb - (t - y0) / (y1 - y0) * (h - mt - mb);
-        let _ = write!(
-            s,
-            r##"<line x1="{ml}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
-            w - mr,
-            ml - 4.0,
-            y + 4.0,
-            fmt_num(inv(t, logy))
-        );
-    }
-    let _ = write!(
-        s,
-        r#"<text x="{}" y="{}" text-anchor="middle">{}</text><text x="12" y="{}" transform="rotate(-90 12 {})" text-anchor="middle">{}</text>"#,
-        ml + (w - ml - mr) / 2.0,
-        h - 6.0,
-        esc(xlabel),
-        h / 2.0,
-        h / 2.0,
-        esc(ylabel)
-    );
-    // Lines and points in a nested viewport of the plot area, which clips them (when zoomed).
-    let _ = write!(
-        s,
-        r#"<svg class="plot" x="{ml}" y="{mt}" width="{pw}" height="{ph}" viewBox="{ml} {mt} {pw} {ph}">"#,
-        pw = w - ml - mr,
-        ph = h - mt - mb
-    );
-    for p in plots {
-        if scatter {
-            for &(x, y) in &p.points {
-                let _ = write!(
-                    s,
-                    r#"<circle cx="{:.1}" cy="{:.1}" r="2" fill="{}" fill-opacity="0.5"/>"#,
-                    px(x),
-                    py(y),
-                    p.color
-                );
-            }
-        } else {
-            // Steps: every series here holds its value until the next point.
-            let mut d = String::new();
-            let mut last: Option<f64> = None;
-            for &(x, y) in &p.points {
-                if let Some(ly) = last {
-                    let _ = write!(d, "{:.1},{:.1} ", px(x), py(ly));
-                }
-                let _ = write!(d, "{:.1},{:.1} ", px(x), py(y));
-                last = Some(y);
-            }
-            let dash = if p.dashed {
-                r#" stroke-dasharray="5,3""#
-            } else {
-                ""
-            };
-            let _ = write!(
-                s,
-                r#"<polyline points="{d}" fill="none" stroke="{}" stroke-width="1.5"{dash}/>"#,
-                p.color
-            );
-        }
-    }
-    s.push_str("</svg>");
-    for (i, p) in plots.iter().enumerate() {
-        let ly = mt + 6.0 + i as f64 * 15.0;
-        let _ = write!(
-            s,
-            r#"<rect x="{}" y="{}" width="10" height="10" fill="{}"/><text x="{}" y="{}">{}</text>"#,
-            w - mr + 8.0,
-            ly,
-            p.color,
-            w - mr + 22.0,
-            ly + 9.0,
-            esc(&p.name)
-        );
-    }
-    s.push_str("</svg></figure>\n");
-    s
-}
-
-/// Six decimals: enough for a chart's readout, and a page a third smaller.
-fn round6(v: f64) -> f64 {
-    (v * 1e6).round() / 1e6
-}
-
-/// The page's one script (embedded: the page works offline): hover readouts of every series
-/// at the cursor, drag to zoom on time, double-click to reset. Without scripts, the charts are
-/// the same SVG.
-pub(crate) fn chart_script() -> String {
-    format!("<script>\n{}</script>\n", include_str!("report.js"))
-}
-
-/// Downsamples a step series to at most `n` points (the value in force at each step).
-fn thin(points: Vec<(f64, f64)>, n: usize) -> Vec<(f64, f64)> {
-    if points.len() <= n {
-        return points;
-    }
-    let step = points.len().div_ceil(n);
-    let last = *points.last().expect("non-empty");
-    let mut out: Vec<(f64, f64)> = points.into_iter().step_by(step).collect();
-    out.push(last);
-    out
-}
-
 /// The charts of one run, as SVG.
 fn run_charts(stats: &RunStats, table: &ResourceTable, tag: &str, deserved: &[f64]) -> String {
     let s = &stats.series;
     let nl = s.lanes.len();
-    let nq = stats.queues.len();
+    let nq = s.queues.len();
     let times: Vec<f64> = s.t.iter().map(|t| t.as_secs_f64() / 3600.0).collect();
     let mut out = String::new();
     let plots: Vec<Plot> = s
@@ -1002,7 +859,7 @@ fn run_charts(stats: &RunStats, table: &ResourceTable, tag: &str, deserved: &[f6
     for q in 0..nq {
         let color = COLORS[q % COLORS.len()];
         plots.push(Plot {
-            name: stats.queues[q].clone(),
+            name: s.queues[q].clone(),
             color,
             dashed: false,
             points: thin(
@@ -1016,7 +873,7 @@ fn run_charts(stats: &RunStats, table: &ResourceTable, tag: &str, deserved: &[f6
         });
         if let (Some(first), Some(last)) = (times.first(), times.last()) {
             plots.push(Plot {
-                name: format!("{} deserved", stats.queues[q]),
+                name: format!("{} deserved", s.queues[q]),
                 color,
                 dashed: true,
                 points: vec![(*first, deserved[q]), (*last, deserved[q])],
@@ -1038,7 +895,7 @@ fn run_charts(stats: &RunStats, table: &ResourceTable, tag: &str, deserved: &[f6
         .enumerate()
         .filter(|(_, w)| !w.is_empty())
         .map(|(q, w)| Plot {
-            name: stats.queues[q].clone(),
+            name: s.queues[q].clone(),
             color: COLORS[q % COLORS.len()],
             dashed: false,
             points: thin(
@@ -1191,26 +1048,19 @@ pub fn overlaid_charts(
     out
 }
 
-/// The whole `report.html`.
+/// The whole `report.html`: the summary table, the runs' charts, each queue's figures with a
+/// link to its page ([`queue_pages`]), and `summary.json`.
 pub fn html(
     title: &str,
     summary: &Summary,
     runs: &[(&RunStats, &Summary)],
     table: &ResourceTable,
 ) -> String {
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\
-         <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}}\
-         table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}\
-         figure{{margin:1em 0}}</style></head><body>\n<h1>{}</h1>\n",
-        esc(title),
-        esc(title)
-    );
+    let mut out = page_head(title);
     out.push_str("<h2>Summary</h2>\n<pre>");
     out.push_str(&esc(&summary.table()));
     out.push_str("</pre>\n");
+    out.push_str(&queue_index(summary));
     if runs.len() > 1 {
         out.push_str("<h2>phalanx against pod-by-pod placement</h2>\n");
         let named: Vec<(&str, &Series)> = runs
@@ -1222,6 +1072,7 @@ pub fn html(
     for (stats, s) in runs {
         let tag = stats.mode.name();
         let deserved: Vec<f64> = stats
+            .series
             .queues
             .iter()
             .map(|q| s.queues.get(q).map_or(0.0, |x| x.deserved_share))
@@ -1234,19 +1085,283 @@ pub fn html(
         &serde_json::to_string_pretty(summary).unwrap_or_default()
     ));
     out.push_str("</pre>\n");
-    out.push_str(&chart_script());
-    out.push_str("</body></html>\n");
+    out.push_str(&page_end());
+    out
+}
+
+/// The queues of a run in one table, each linking to its page.
+fn queue_index(summary: &Summary) -> String {
+    let slo = summary.slo.is_some();
+    let mut out = String::from(
+        "<h2>Queues</h2>\n<table><tr><th>queue</th><th>weight</th><th>deserved share</th>\
+         <th>mean allocated share</th><th>jobs</th><th>started</th><th>wait p50, s</th>\
+         <th>wait p95, s</th>",
+    );
+    if slo {
+        out.push_str("<th>deadlines missed</th>");
+    }
+    out.push_str("</tr>\n");
+    for (name, q) in &summary.queues {
+        let _ = write!(
+            out,
+            "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{}</td>\
+             <td>{}</td><td>{:.0}</td><td>{:.0}</td>",
+            esc(&queue_page_file(name)),
+            esc(name),
+            q.weight,
+            q.deserved_share,
+            q.mean_allocated_share,
+            q.jobs,
+            q.started,
+            q.waits.p50_s,
+            q.waits.p95_s,
+        );
+        if slo {
+            let cell = q.slo.as_ref().map_or("-".into(), |s| {
+                format!("{} of {} ({:.1}%)", s.missed, s.jobs, 100.0 * s.miss_share)
+            });
+            let _ = write!(out, "<td>{cell}</td>");
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
+    out
+}
+
+/// The file name of a queue's page, beside the report: `queue-NAME.html`, with any character
+/// but letters, digits, `.`, `-` and `_` written as `_`.
+pub fn queue_page_file(queue: &str) -> String {
+    let safe: String = queue
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("queue-{safe}.html")
+}
+
+/// One queue's page: `figures` (HTML, from the caller: a table of the queue's figures per
+/// run or scenario), then, one line per run (the first solid, the others dashed), the queue's
+/// dominant share against its deserved share and its jobs pending and running over time.
+/// `back` is the page that links here.
+pub(crate) fn queue_page(
+    title: &str,
+    queue: &str,
+    back: &str,
+    figures: &str,
+    runs: &[(&str, &Series)],
+    deserved: Option<f64>,
+) -> String {
+    let mut out = page_head(&format!("{title}: queue {queue}"));
+    let _ = writeln!(
+        out,
+        "<nav><a href=\"{}\">back to {}</a></nav>",
+        esc(back),
+        esc(back)
+    );
+    out.push_str(figures);
+    let mut share = Vec::new();
+    let mut pending = Vec::new();
+    let mut running = Vec::new();
+    for (i, (name, s)) in runs.iter().enumerate() {
+        let Some(q) = s.queues.iter().position(|n| n == queue) else {
+            continue;
+        };
+        let nq = s.queues.len();
+        let times: Vec<f64> = s.t.iter().map(|t| t.as_secs_f64() / 3600.0).collect();
+        let color = COLORS[i % COLORS.len()];
+        let line = |name: String, v: &dyn Fn(usize) -> f64| Plot {
+            name,
+            color,
+            dashed: i > 0,
+            points: thin(
+                times.iter().enumerate().map(|(k, t)| (*t, v(k))).collect(),
+                800,
+            ),
+        };
+        share.push(line(name.to_string(), &|k| {
+            f64::from(s.queue_share[k * nq + q])
+        }));
+        if s.queue_pending.len() == s.t.len() * nq {
+            pending.push(line(format!("{name} pending"), &|k| {
+                f64::from(s.queue_pending[k * nq + q])
+            }));
+            running.push(line(format!("{name} running"), &|k| {
+                f64::from(s.queue_running[k * nq + q])
+            }));
+        }
+    }
+    if let Some(d) = deserved {
+        let ends = runs
+            .iter()
+            .flat_map(|(_, s)| [s.t.first(), s.t.last()])
+            .flatten()
+            .map(|t| t.as_secs_f64() / 3600.0);
+        let (lo, hi) = ends.fold((f64::MAX, f64::MIN), |(a, b), t| (a.min(t), b.max(t)));
+        if lo <= hi {
+            share.push(Plot {
+                name: "deserved".into(),
+                color: "#7f7f7f",
+                dashed: true,
+                points: vec![(lo, d), (hi, d)],
+            });
+        }
+    }
+    out.push_str(&chart(
+        &format!("{queue}: dominant share of the cluster against its deserved share"),
+        "virtual time (h)",
+        "dominant share of the cluster",
+        &share,
+        false,
+        false,
+        false,
+    ));
+    if !pending.is_empty() {
+        out.push_str(&chart(
+            &format!("{queue}: jobs pending (submitted, no pod running)"),
+            "virtual time (h)",
+            "jobs",
+            &pending,
+            false,
+            false,
+            false,
+        ));
+        out.push_str(&chart(
+            &format!("{queue}: jobs running"),
+            "virtual time (h)",
+            "jobs",
+            &running,
+            false,
+            false,
+            false,
+        ));
+    }
+    out.push_str(&page_end());
+    out
+}
+
+/// The per-queue pages of `report.html`: file name and page, one per queue of the summary,
+/// each with the queue's figures for every run side by side.
+pub fn queue_pages(title: &str, runs: &[(&RunStats, &Summary)]) -> Vec<(String, String)> {
+    let Some((_, first)) = runs.first() else {
+        return Vec::new();
+    };
+    let named: Vec<(&str, &Series)> = runs
+        .iter()
+        .map(|(r, _)| (r.mode.name(), &r.series))
+        .collect();
+    first
+        .queues
+        .iter()
+        .map(|(name, q)| {
+            let cols: Vec<(&str, Option<&QueueSummary>)> = runs
+                .iter()
+                .map(|(r, s)| (r.mode.name(), s.queues.get(name)))
+                .collect();
+            let page = queue_page(
+                title,
+                name,
+                "report.html",
+                &queue_figures(&cols),
+                &named,
+                Some(q.deserved_share),
+            );
+            (queue_page_file(name), page)
+        })
+        .collect()
+}
+
+/// A queue's figures as an HTML table, one column per run.
+fn queue_figures(cols: &[(&str, Option<&QueueSummary>)]) -> String {
+    let mut rows: Vec<(String, Vec<String>)> = Vec::new();
+    let mut row = |label: &str, f: &dyn Fn(&QueueSummary) -> String| {
+        let cells = cols.iter().map(|(_, q)| q.map_or("-".into(), f)).collect();
+        rows.push((label.to_string(), cells));
+    };
+    let amounts = |m: &BTreeMap<String, f64>| {
+        if m.is_empty() {
+            "-".to_string()
+        } else {
+            m.iter()
+                .map(|(k, v)| format!("{k} {}", crate::chart::fmt_num(*v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    row("weight", &|q| q.weight.to_string());
+    row("guarantee", &|q| amounts(&q.guarantee));
+    row("capability", &|q| {
+        q.capability.as_ref().map_or("unlimited".into(), amounts)
+    });
+    row("deserved share", &|q| format!("{:.3}", q.deserved_share));
+    row("mean allocated share", &|q| {
+        format!("{:.3}", q.mean_allocated_share)
+    });
+    row("jobs / started", &|q| format!("{} / {}", q.jobs, q.started));
+    row("wait p50 / p95 / p99, s", &|q| {
+        format!(
+            "{:.0} / {:.0} / {:.0}",
+            q.waits.p50_s, q.waits.p95_s, q.waits.p99_s
+        )
+    });
+    row("still waiting at the end", &|q| {
+        q.waits.waiting_at_end.to_string()
+    });
+    for (class, _) in SIZE_CLASSES {
+        row(&format!("wait p95 of gangs of {class}, s"), &|q| {
+            q.waits_by_size
+                .iter()
+                .find(|c| c.class == class)
+                .map_or("-".into(), |c| {
+                    format!("{:.0} ({} jobs)", c.waits.p95_s, c.waits.jobs)
+                })
+        });
+    }
+    if cols.iter().any(|(_, q)| q.is_some_and(|q| q.slo.is_some())) {
+        row("deadlines missed", &|q| {
+            q.slo.as_ref().map_or("-".into(), |s| {
+                format!("{} of {} ({:.1}%)", s.missed, s.jobs, 100.0 * s.miss_share)
+            })
+        });
+        row("late / failed / unfinished", &|q| {
+            q.slo.as_ref().map_or("-".into(), |s| {
+                format!("{} / {} / {}", s.succeeded_late, s.failed, s.unfinished)
+            })
+        });
+        row("lateness p95, s", &|q| {
+            q.slo
+                .as_ref()
+                .map_or("-".into(), |s| format!("{:.0}", s.late_p95_s))
+        });
+    }
+    let mut out = String::from("<table><tr><th></th>");
+    for (name, _) in cols {
+        let _ = write!(out, "<th>{}</th>", esc(name));
+    }
+    out.push_str("</tr>\n");
+    for (label, cells) in rows {
+        let _ = write!(out, "<tr><td>{}</td>", esc(&label));
+        for c in cells {
+            let _ = write!(out, "<td>{}</td>", esc(&c));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
     out
 }
 
 /// Every sampled series of a run as CSV, one row per sample, for notebooks: `time_s`, then
 /// per resource `allocated:NAME` and `allocatable:NAME` (in the resource's unit: millicores,
 /// bytes, milli-GPUs, devices), `pending_jobs`, `running_jobs`, then per queue
-/// `dominant_share:QUEUE` (the queue's dominant share of the cluster then). Series are step
-/// functions: each value holds until the next row.
-pub fn series_csv(stats: &RunStats, table: &ResourceTable) -> String {
-    let s = &stats.series;
-    let (nl, nq) = (s.lanes.len(), stats.queues.len());
+/// `dominant_share:QUEUE` (the queue's dominant share of the cluster then), and per queue
+/// `pending_jobs:QUEUE` and `running_jobs:QUEUE`. Series are step functions: each value holds
+/// until the next row.
+pub fn series_csv(s: &Series, table: &ResourceTable) -> String {
+    let (nl, nq) = (s.lanes.len(), s.queues.len());
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["time_s".to_string()];
     header.extend(
@@ -1260,7 +1375,9 @@ pub fn series_csv(stats: &RunStats, table: &ResourceTable) -> String {
             .map(|id| format!("allocatable:{}", table.name(*id))),
     );
     header.extend(["pending_jobs".into(), "running_jobs".into()]);
-    header.extend(stats.queues.iter().map(|q| format!("dominant_share:{q}")));
+    for prefix in ["dominant_share", "pending_jobs", "running_jobs"] {
+        header.extend(s.queues.iter().map(|q| format!("{prefix}:{q}")));
+    }
     w.write_record(&header).expect("CSV to memory");
     for (i, t) in s.t.iter().enumerate() {
         let mut row = vec![format!("{}", t.as_secs_f64())];
@@ -1268,41 +1385,71 @@ pub fn series_csv(stats: &RunStats, table: &ResourceTable) -> String {
         row.extend(s.cap[i * nl..(i + 1) * nl].iter().map(i64::to_string));
         row.push(s.pending[i].to_string());
         row.push(s.running[i].to_string());
+        let per_queue = i * nq..(i + 1) * nq;
+        row.extend(s.queue_share[per_queue.clone()].iter().map(f32::to_string));
         row.extend(
-            s.queue_share[i * nq..(i + 1) * nq]
+            s.queue_pending[per_queue.clone()]
                 .iter()
-                .map(f32::to_string),
+                .map(u32::to_string),
         );
+        row.extend(s.queue_running[per_queue].iter().map(u32::to_string));
         w.write_record(&row).expect("CSV to memory");
     }
     String::from_utf8(w.into_inner().expect("CSV to memory")).expect("CSV of UTF-8 fields")
 }
 
 /// Reads a `series.csv` of [`series_csv`] back, interning its resources into `table` (so the
-/// series of several runs share lanes). Queue shares are read in the file's queue order.
+/// series of several runs share lanes). Columns are found by name; a file without the
+/// per-queue job counts (written before they existed) reads with those series empty.
 pub fn read_series_csv(text: &str, table: &mut ResourceTable) -> Result<Series, String> {
     let mut r = csv::Reader::from_reader(text.as_bytes());
     let header = r.headers().map_err(|e| e.to_string())?.clone();
     let cols: Vec<&str> = header.iter().collect();
-    let lane_names: Vec<&str> = cols
-        .iter()
-        .filter_map(|c| c.strip_prefix("allocated:"))
-        .collect();
-    let nl = lane_names.len();
-    let expected_fixed = 1 + 2 * nl + 2;
-    if cols.first() != Some(&"time_s") || cols.len() < expected_fixed {
+    let named = |prefix: &str| -> Vec<(usize, &str)> {
+        cols.iter()
+            .enumerate()
+            .filter_map(|(k, c)| Some((k, c.strip_prefix(prefix)?.strip_prefix(':')?)))
+            .collect()
+    };
+    let position = |name: &str| cols.iter().position(|c| *c == name);
+    let (allocated, allocatable) = (named("allocated"), named("allocatable"));
+    let shares = named("dominant_share");
+    let (queue_pending, queue_running) = (named("pending_jobs"), named("running_jobs"));
+    let (Some(0), Some(pending), Some(running)) = (
+        position("time_s"),
+        position("pending_jobs"),
+        position("running_jobs"),
+    ) else {
         return Err(format!(
             "not a series.csv: expected time_s, allocated:R..., allocatable:R..., pending_jobs, running_jobs, dominant_share:Q...; found {}",
             cols.join(",")
         ));
+    };
+    let names = |v: &[(usize, &str)]| v.iter().map(|c| c.1.to_string()).collect::<Vec<_>>();
+    if names(&allocated) != names(&allocatable) {
+        return Err("allocated:R and allocatable:R name different resources".into());
     }
-    let lanes = lane_names
+    let queues = names(&shares);
+    let per_queue = |v: &[(usize, &str)], what: &str| -> Result<bool, String> {
+        if v.is_empty() {
+            Ok(false)
+        } else if names(v) == queues {
+            Ok(true)
+        } else {
+            Err(format!(
+                "{what}:Q and dominant_share:Q name different queues"
+            ))
+        }
+    };
+    let counts =
+        per_queue(&queue_pending, "pending_jobs")? && per_queue(&queue_running, "running_jobs")?;
+    let lanes = allocated
         .iter()
-        .map(|n| table.intern(n).map_err(|e| e.to_string()))
+        .map(|(_, n)| table.intern(n).map_err(|e| e.to_string()))
         .collect::<Result<Vec<_>, _>>()?;
-    let nq = cols.len() - expected_fixed;
     let mut s = Series {
         lanes,
+        queues,
         ..Series::default()
     };
     for (i, rec) in r.records().enumerate() {
@@ -1323,24 +1470,32 @@ pub fn read_series_csv(text: &str, table: &mut ResourceTable) -> Result<Series, 
                 .parse::<i64>()
                 .map_err(|e| format!("line {line}: {}: {e}", cols[k]))
         };
+        let count = |k: usize| -> Result<u32, String> {
+            u32::try_from(int(k)?).map_err(|e| format!("line {line}: {}: {e}", cols[k]))
+        };
         let t = num(0)?;
         if !(t.is_finite() && t >= 0.0) {
             return Err(format!("line {line}: time_s: {t} is not a time"));
         }
         s.t.push(Time::ZERO + Span::from_secs_f64(t));
-        for k in 0..nl {
-            s.alloc.push(int(1 + k)?);
+        for (k, _) in &allocated {
+            s.alloc.push(int(*k)?);
         }
-        for k in 0..nl {
-            s.cap.push(int(1 + nl + k)?);
+        for (k, _) in &allocatable {
+            s.cap.push(int(*k)?);
         }
-        let count = |k: usize| -> Result<u32, String> {
-            u32::try_from(int(k)?).map_err(|e| format!("line {line}: {}: {e}", cols[k]))
-        };
-        s.pending.push(count(1 + 2 * nl)?);
-        s.running.push(count(2 + 2 * nl)?);
-        for q in 0..nq {
-            s.queue_share.push(num(expected_fixed + q)? as f32);
+        s.pending.push(count(pending)?);
+        s.running.push(count(running)?);
+        for (k, _) in &shares {
+            s.queue_share.push(num(*k)? as f32);
+        }
+        if counts {
+            for (k, _) in &queue_pending {
+                s.queue_pending.push(count(*k)?);
+            }
+            for (k, _) in &queue_running {
+                s.queue_running.push(count(*k)?);
+            }
         }
     }
     Ok(s)

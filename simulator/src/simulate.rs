@@ -12,7 +12,7 @@ use phalanx_model::{ResourceTable, Resources, Span, Time};
 use phalanx_scheduler::EngineConfig;
 
 use crate::generator::{GenSpec, generate};
-use crate::report::{Summary, html};
+use crate::report::{Summary, html, queue_pages};
 use crate::trace::{self, Input, Scenario, TraceError};
 use crate::whatif::{self, WhatIfError};
 use crate::world::{self, Mode, Progress, RunStats, SimConfig, WorldError};
@@ -158,7 +158,7 @@ pub(crate) fn write_run(
     let mut files = vec![path];
     for (stats, suffix) in runs {
         let path = dir.join(format!("series{suffix}.csv"));
-        write(&path, &crate::report::series_csv(stats, table))?;
+        write(&path, &crate::report::series_csv(&stats.series, table))?;
         files.push(path);
     }
     Ok(files)
@@ -236,6 +236,11 @@ pub fn simulate(
     let path = opts.out.join("report.html");
     write(&path, &page)?;
     files.push(path);
+    for (name, page) in queue_pages(title, &runs) {
+        let path = opts.out.join(name);
+        write(&path, &page)?;
+        files.push(path);
+    }
     Ok(Outcome {
         summary,
         stats,

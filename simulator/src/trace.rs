@@ -112,6 +112,11 @@ pub struct JobRecord {
     /// Jobs that must succeed first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
+    /// Seconds after its submission by which the job should have succeeded: its service-level
+    /// objective (an addition to version 1). The scheduler does not see it; the summary counts
+    /// the jobs that missed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<f64>,
     /// Free-form notes carried through untouched (an addition to version 1; converters say
     /// here what they inferred, e.g. `phalanx.dev/inferred`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -205,6 +210,8 @@ pub struct SimJob {
     pub job: Job,
     /// Per task: whether its pods fail when their duration ends.
     pub fails: Vec<bool>,
+    /// How long after its submission it should have succeeded (the record's `deadline`).
+    pub deadline: Option<Span>,
 }
 
 /// A validated workload: what the world replays.
@@ -596,10 +603,25 @@ fn build(
         if let Err(e) = job.validate() {
             return Err(err(line, "", e.to_string()));
         }
+        let deadline = match rec.deadline {
+            None => None,
+            Some(d) if d.is_finite() && d > 0.0 => Some(Span::from_secs_f64(d)),
+            Some(d) => {
+                return Err(err(
+                    line,
+                    "deadline",
+                    format!("{d} is not a deadline (seconds after submission, above 0)"),
+                ));
+            }
+        };
         let idx = sc.jobs.len();
         job_index.insert(rec.name.clone(), (idx, line));
         order.push((time, line, idx));
-        sc.jobs.push(SimJob { job, fails });
+        sc.jobs.push(SimJob {
+            job,
+            fails,
+            deadline,
+        });
     }
 
     // References between jobs, then cycles.
@@ -800,6 +822,7 @@ pub fn to_records(sc: &Scenario) -> Vec<Record> {
                     min_member: Some(j.min_member),
                     min_resources: j.min_resources.map(|r| resource_map(&sc.table, &r)),
                     depends_on: j.depends_on.clone(),
+                    deadline: sj.deadline.map(|d| d.as_secs_f64()),
                     annotations: BTreeMap::new(),
                     tasks: j
                         .tasks

@@ -126,7 +126,7 @@ pub enum WorldError {
 /// How one job fared.
 #[derive(Debug, Clone)]
 pub struct JobStat {
-    /// Index of its queue in [`RunStats::queues`] (its queue in the trace, in either mode).
+    /// Index of its queue in [`Series::queues`] (its queue in the trace, in either mode).
     pub queue: u16,
     /// Submission time.
     pub submit: Time,
@@ -146,6 +146,8 @@ pub struct JobStat {
     pub min_member: u32,
     /// Its priority in the trace (whatever the policy made of it).
     pub priority: i32,
+    /// When it should have succeeded by (its trace record's `deadline` after submission).
+    pub deadline: Option<Time>,
     /// Whether it was submitted (a job deleted before it arrived never is).
     pub submitted: bool,
     /// Whether pods of it were running when the trace ran out.
@@ -170,6 +172,8 @@ pub enum JobEnd {
 pub struct Series {
     /// Lanes sampled.
     pub lanes: Vec<ResourceId>,
+    /// Queue names, by index (the index of [`JobStat::queue`]).
+    pub queues: Vec<String>,
     /// Sample times.
     pub t: Vec<Time>,
     /// Allocated per lane, `t.len() × lanes.len()`.
@@ -182,6 +186,10 @@ pub struct Series {
     pub pending: Vec<u32>,
     /// Jobs with pods running.
     pub running: Vec<u32>,
+    /// Per queue, jobs submitted and not placed yet, `t.len() × queues`.
+    pub queue_pending: Vec<u32>,
+    /// Per queue, jobs with pods running, same shape.
+    pub queue_running: Vec<u32>,
 }
 
 /// Everything a run measured.
@@ -189,8 +197,6 @@ pub struct Series {
 pub struct RunStats {
     /// The policy.
     pub mode: Mode,
-    /// Queue names, by index.
-    pub queues: Vec<String>,
     /// Per job, in scenario order.
     pub jobs: Vec<JobStat>,
     /// Pods over all jobs.
@@ -382,8 +388,10 @@ struct World<'s, 'w> {
     cap: Resources,
     queue_alloc: Vec<Resources>,
     stalled_alloc: Resources,
-    pending_jobs: u32,
-    running_jobs: u32,
+    /// Per queue, jobs submitted and not placed yet.
+    pending_jobs: Vec<u32>,
+    /// Per queue, jobs with pods running.
+    running_jobs: Vec<u32>,
     ended: u64,
     cycle_at: Option<Time>,
     last_cycle: Option<Time>,
@@ -466,6 +474,7 @@ impl<'s, 'w> World<'s, 'w> {
                 state: JobEnd::Open,
                 min_member: j.min_member,
                 priority: j.priority,
+                deadline: sj.deadline.map(|d| j.submit_time + d),
                 submitted: false,
                 running_at_end: false,
             });
@@ -491,12 +500,12 @@ impl<'s, 'w> World<'s, 'w> {
         let nl = lanes.len();
         let stats = RunStats {
             mode: cfg.mode,
-            queues,
             jobs: stats_jobs,
             pods: pods.len() as u64,
             nodes: 0,
             series: Series {
                 lanes,
+                queues,
                 ..Default::default()
             },
             end: Time::ZERO,
@@ -563,8 +572,8 @@ impl<'s, 'w> World<'s, 'w> {
             cap: Resources::ZERO,
             queue_alloc: vec![Resources::ZERO; nq],
             stalled_alloc: Resources::ZERO,
-            pending_jobs: 0,
-            running_jobs: 0,
+            pending_jobs: vec![0; nq],
+            running_jobs: vec![0; nq],
             ended: 0,
             cycle_at: None,
             last_cycle: None,
@@ -707,14 +716,18 @@ impl<'s, 'w> World<'s, 'w> {
             s.queue_share.truncate(s.queue_share.len() - nq);
             s.pending.pop();
             s.running.pop();
+            s.queue_pending.truncate(s.queue_pending.len() - nq);
+            s.queue_running.truncate(s.queue_running.len() - nq);
         }
         s.t.push(self.now);
         for id in &s.lanes {
             s.alloc.push(self.alloc.get(*id));
             s.cap.push(self.cap.get(*id));
         }
-        s.pending.push(self.pending_jobs);
-        s.running.push(self.running_jobs);
+        s.pending.push(self.pending_jobs.iter().sum());
+        s.running.push(self.running_jobs.iter().sum());
+        s.queue_pending.extend_from_slice(&self.pending_jobs);
+        s.queue_running.extend_from_slice(&self.running_jobs);
         for q in 0..self.queue_alloc.len() {
             let share = self.dominant_share(q) as f32;
             self.stats.series.queue_share.push(share);
@@ -870,7 +883,7 @@ impl<'s, 'w> World<'s, 'w> {
         };
         if self.apply(ClusterEvent::JobSubmitted(job)) {
             self.stats.jobs[ji].submitted = true;
-            self.pending_jobs += 1;
+            self.pending_jobs[self.job_queue[ji] as usize] += 1;
             let mut l = Line::new(self.now, "submit");
             l.job = Some(&sj.job.name);
             self.log.write(&l)?;
@@ -921,13 +934,14 @@ impl<'s, 'w> World<'s, 'w> {
         self.restrand(node);
         self.alloc -= req;
         self.queue_alloc[self.job_queue[ji] as usize] -= req;
+        let q = self.job_queue[ji] as usize;
         let j = &mut self.jobs[ji];
         j.bound -= 1;
         j.alloc -= req;
         if j.bound == 0 {
-            self.running_jobs -= 1;
+            self.running_jobs[q] -= 1;
             if !j.ended {
-                self.pending_jobs += 1;
+                self.pending_jobs[q] += 1;
             }
         }
         self.restall(ji);
@@ -1027,7 +1041,7 @@ impl<'s, 'w> World<'s, 'w> {
         st.state = state;
         st.end = Some(self.now);
         if self.jobs[ji].bound == 0 {
-            self.pending_jobs -= 1;
+            self.pending_jobs[self.job_queue[ji] as usize] -= 1;
         }
         tracing::debug!(
             job = %self.sc.jobs[ji].job.name,
@@ -1109,13 +1123,14 @@ impl<'s, 'w> World<'s, 'w> {
                     self.node_used[node as usize] += req;
                     self.restrand(node as usize);
                     self.alloc += req;
-                    self.queue_alloc[self.job_queue[ji] as usize] += req;
+                    let q = self.job_queue[ji] as usize;
+                    self.queue_alloc[q] += req;
                     let j = &mut self.jobs[ji];
                     j.bound += 1;
                     j.alloc += req;
                     if j.bound == 1 {
-                        self.running_jobs += 1;
-                        self.pending_jobs -= 1;
+                        self.running_jobs[q] += 1;
+                        self.pending_jobs[q] -= 1;
                     }
                     {
                         let sj = &self.sc.jobs[ji];

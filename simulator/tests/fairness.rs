@@ -133,7 +133,7 @@ fn saturated_queues_share_the_cluster_by_weight() {
     );
     let horizon = Time(600_000);
     let series = &stats.series;
-    let queues = stats.queues.len();
+    let queues = stats.series.queues.len();
     let mut integral = vec![0f64; queues];
     for k in 0..series.t.len() {
         let from = series.t[k];
@@ -147,7 +147,7 @@ fn saturated_queues_share_the_cluster_by_weight() {
         }
     }
     for (q, w) in [("root.a", 1.0), ("root.b", 2.0), ("root.c", 3.0)] {
-        let i = stats.queues.iter().position(|n| n == q).unwrap();
+        let i = stats.series.queues.iter().position(|n| n == q).unwrap();
         let share = integral[i] / horizon.0 as f64;
         let fair = w / 6.0;
         assert!(

@@ -146,6 +146,17 @@ fn errors_name_file_line_and_field() {
         e.starts_with("t.jsonl:2: field `tasks[0].duration`:"),
         "{e}"
     );
+    for bad in ["0", "-3"] {
+        let e = err(&format!(
+            "{NODE}\n{{\"kind\":\"job\",\"name\":\"a\",\"deadline\":{bad},\"tasks\":[{{\"name\":\"w\",\"replicas\":1,\"requests\":{{}},\"duration\":1}}]}}"
+        ));
+        assert_eq!(
+            e,
+            format!(
+                "t.jsonl:2: field `deadline`: {bad} is not a deadline (seconds after submission, above 0)"
+            )
+        );
+    }
 }
 
 #[test]
@@ -212,7 +223,11 @@ fn queue_ordering_and_preemption_extend_the_record_and_read_back() {
 
 #[test]
 fn written_scenarios_read_back_the_same() {
-    let sc = generate(&GenSpec::new(20, 400, 5));
+    let sc = generate(&GenSpec {
+        deadlines: 0.5,
+        ..GenSpec::new(20, 400, 5)
+    });
+    assert!(sc.jobs.iter().any(|j| j.deadline.is_some()));
     let mut buf = Vec::new();
     trace::write_records(&mut buf, &trace::to_records(&sc)).unwrap();
     let back = trace::read(buf.as_slice(), "gen.jsonl").unwrap();
@@ -225,6 +240,7 @@ fn written_scenarios_read_back_the_same() {
         }
         assert_eq!(a.job, want);
         assert_eq!(a.fails, b.fails);
+        assert_eq!(a.deadline, b.deadline);
     }
     assert_eq!(back.events.len(), sc.events.len());
 }

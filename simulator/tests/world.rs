@@ -839,3 +839,51 @@ fn waits_count_from_eligibility_not_submission() {
     let q = &s.queues["root.default"];
     assert!(q.p95_wait_s <= 1.0, "{q:?}");
 }
+
+/// A job with a deadline meets it by succeeding in time; succeeding late, failing (itself or
+/// through a dependency) or being still open when it passes are misses; a job still open whose
+/// deadline lies after the end is not due, and a deleted one does not count.
+#[test]
+fn deadlines_are_met_missed_or_not_yet_due() {
+    let text = r#"{"kind":"node","name":"n1","resources":{"cpu":1,"memory":"16Gi"}}
+{"kind":"job","time":0,"name":"ok","priority":3,"deadline":20,"tasks":[{"name":"w","replicas":1,"requests":{"cpu":1},"duration":10}]}
+{"kind":"job","time":0,"name":"late","priority":2,"deadline":15,"tasks":[{"name":"w","replicas":1,"requests":{"cpu":1},"duration":10}]}
+{"kind":"job","time":0,"name":"bad","priority":1,"deadline":100,"tasks":[{"name":"w","replicas":1,"requests":{"cpu":1},"duration":1,"outcome":"failed"}]}
+{"kind":"job","time":0,"name":"after-bad","depends_on":["bad"],"deadline":1000,"tasks":[{"name":"w","replicas":1,"requests":{"cpu":1},"duration":1}]}
+{"kind":"job","time":0,"name":"stuck","deadline":5,"tasks":[{"name":"w","replicas":1,"requests":{"cpu":2},"duration":1}]}
+{"kind":"job","time":0,"name":"far","deadline":1000000,"tasks":[{"name":"w","replicas":1,"requests":{"cpu":2},"duration":1}]}
+{"kind":"job","time":0,"name":"gone","deadline":2,"tasks":[{"name":"w","replicas":1,"requests":{"cpu":2},"duration":1}]}
+{"kind":"job","time":0,"name":"no-deadline","tasks":[{"name":"w","replicas":1,"requests":{"cpu":2},"duration":1}]}
+{"kind":"job_delete","time":1,"name":"gone"}
+"#;
+    let sc = trace::read(text.as_bytes(), "deadlines.jsonl").unwrap();
+    let (stats, _) = run(&sc, Mode::Gang);
+    let s = Summary::new(&stats, &sc.queues, &sc.table, &Resources::ZERO, 1.0);
+    let slo = s.slo.clone().expect("jobs carry deadlines");
+    assert_eq!(
+        (slo.met, slo.succeeded_late, slo.failed, slo.unfinished),
+        (1, 1, 2, 1),
+        "{slo:?}"
+    );
+    assert_eq!((slo.jobs, slo.missed, slo.not_due_at_end), (5, 4, 1));
+    assert!((slo.miss_share - 0.8).abs() < 1e-12);
+    // The late one ended about 5 s late; the stuck one was due at 5 s and the run ended past 20 s.
+    assert!(slo.late_p95_s >= 15.0, "{slo:?}");
+    // One queue: its figures are the whole run's.
+    assert_eq!(s.queues["root.default"].slo.as_ref(), Some(&slo));
+    // The summary carries it; without deadlines it is absent.
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["slo"]["missed"], 4);
+    let plain = trace::read(
+        r#"{"kind":"node","name":"n1","resources":{"cpu":1}}
+{"kind":"job","name":"a","tasks":[{"name":"w","replicas":1,"requests":{"cpu":1},"duration":1}]}
+"#
+        .as_bytes(),
+        "plain.jsonl",
+    )
+    .unwrap();
+    let (stats, _) = run(&plain, Mode::Gang);
+    let s = Summary::new(&stats, &plain.queues, &plain.table, &Resources::ZERO, 1.0);
+    assert!(s.slo.is_none());
+    assert!(serde_json::to_value(&s).unwrap().get("slo").is_none());
+}

@@ -6,7 +6,8 @@ comparison), opens them from file://
 and checks what a planner does with a chart: hovering shows the cursor's time and every series'
 value there (the value must be the one the chart's own data holds at that time); dragging across
 zooms on time (the time axis' labels change, the lines stay inside the plot); double-clicking
-resets. No script error on either page. Writes target/ui/report.png and target/ui/comparison.png
+resets. Each page links to per-queue pages: one of each is followed, its figures checked against
+the run's JSON and its charts tried the same way. No script error on any page. Writes target/ui/report.png and target/ui/comparison.png
 (the latter with a readout open) and copies the comparison to docs/img/compare.png when
 PHALANX_UPDATE_SCREENSHOT=1.
 
@@ -97,6 +98,54 @@ def near_step(series, t, got):
                if abs(x - t) <= 0.01 * max(1.0, abs(t)))
 
 
+def check_queue_page(driver, tmp, page):
+    """Follows the page's link to its last queue's page: the queue's figures agree with the
+    JSON the run wrote, its charts read out and zoom, its link leads back."""
+    links = css(driver, "a[href^='queue-']")
+    if not links:
+        raise Failure(f"{page}: no link to a queue's page")
+    link = links[-1]
+    queue = link.text
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", link)
+    link.click()
+    where = f"{page} -> queue {queue}"
+    if queue not in driver.find_element("css selector", "h1").text:
+        raise Failure(f"{where}: the page's title does not name the queue")
+    rows = {r.find_elements("css selector", "td")[0].text: [c.text for c in r.find_elements("css selector", "td")[1:]]
+            for r in css(driver, "table tr") if r.find_elements("css selector", "td")}
+    folder = os.path.dirname(os.path.join(tmp, page))
+    if page.endswith("report.html"):
+        q = json.load(open(os.path.join(folder, "summary.json")))["queues"][queue]
+        want = f"{q['jobs']} / {q['started']}"
+        got = rows.get("jobs / started", ["?"])[0]
+        want_wait = f"{q['waits']['p50_s']:.0f} / {q['waits']['p95_s']:.0f} / {q['waits']['p99_s']:.0f}"
+        got_wait = rows.get("wait p50 / p95 / p99, s", ["?"])[0]
+        if got != want or got_wait != want_wait:
+            raise Failure(f"{where}: the table says jobs {got}, waits {got_wait}; summary.json {want}, {want_wait}")
+    else:
+        cmp = json.load(open(os.path.join(folder, "comparison.json")))
+        ref = next(r for r in cmp.values() if r["reference"] in cmp and cmp[r["reference"]] is r)
+        v = ref["queues"][queue]["wait_p95_s"]
+        got = rows.get("wait p95, s", ["?"])[0].split(" ")[0]
+        want = f"{v:.0f}" if abs(v) >= 100 else f"{v:.2f}"
+        if got != want:
+            raise Failure(f"{where}: the reference's wait p95 reads {got}, comparison.json {want}")
+    figs = css(driver, "figure[data-chart]")
+    if len(figs) < 2:
+        raise Failure(f"{where}: {len(figs)} charts, expected the share and the jobs over time")
+    for i, fig in enumerate(figs[:2]):
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", fig)
+        check_chart(driver, fig, f"{where} chart {i + 1}")
+    check_no_js_errors(driver, where)
+    driver.execute_script("window.scrollTo(0, 0)")
+    name = "queue-run.png" if page.startswith("run") else "queue-comparison.png"
+    driver.save_screenshot(os.path.join(OUT, name))
+    log(f"screenshot target/ui/{name}")
+    back = css(driver, "nav a")
+    if not back or not back[0].get_attribute("href").endswith(os.path.basename(page)):
+        raise Failure(f"{where}: no link back to {page}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="phalanx-report-ui-")
     ok = False
@@ -125,6 +174,7 @@ def main():
                 os.makedirs(OUT, exist_ok=True)
                 driver.save_screenshot(os.path.join(OUT, name))
                 log(f"screenshot target/ui/{name}")
+                check_queue_page(driver, tmp, page)
         finally:
             driver.quit()
         if os.environ.get("PHALANX_UPDATE_SCREENSHOT"):

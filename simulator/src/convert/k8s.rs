@@ -1537,6 +1537,7 @@ impl Ctx {
             min_member: Some(min.max(1) as u32),
             min_resources: g.min_resources.filter(|m| !m.is_empty()),
             depends_on: g.depends_on,
+            deadline: None,
             annotations: g.annotations,
             tasks,
         })
