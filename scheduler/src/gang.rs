@@ -80,11 +80,11 @@ pub struct Placement {
     pub count: u32,
 }
 
-/// A gang placement in progress: the changes made so far and how to undo them. It ends in a
-/// rollback, or is kept by the engine's commit (which takes its placements and holds): dropped
-/// on the floor, it would leave the snapshot changed with nobody accounting for it.
+/// A gang placement in progress: the changes made so far and how to undo them. It ends in
+/// [`Transaction::rollback`] or [`Transaction::commit`]: dropped on the floor, it would leave
+/// the snapshot changed with nobody accounting for it.
 #[derive(Debug)]
-#[must_use = "a transaction ends in Transaction::rollback or is kept by a commit"]
+#[must_use = "a transaction ends in Transaction::rollback or Transaction::commit"]
 pub struct Transaction {
     undo: Vec<Undo>,
     /// Pods placed so far, group by group.
@@ -190,6 +190,12 @@ impl Transaction {
     /// Pods placed so far.
     pub fn placed(&self) -> u32 {
         self.placements.iter().map(|p| p.count).sum()
+    }
+
+    /// Keeps every change: the snapshot stays as the transaction left it, and the caller takes
+    /// the pods placed and the room now held for the job (to record them as assumed and held).
+    pub fn commit(self) -> (Vec<Placement>, BTreeMap<NodeId, Resources>) {
+        (self.placements, self.reservations)
     }
 
     /// Undoes every change in reverse order; the snapshot is as it was at [`Transaction::begin`].
