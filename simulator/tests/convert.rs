@@ -696,3 +696,43 @@ spec:
         "{e}"
     );
 }
+
+/// Found by `tests/fuzz.rs`: a Volcano Queue without a name that cannot be read was reported
+/// with no document (`: Queue : spec.capability: ...`).
+#[test]
+fn k8s_a_nameless_bad_queue_is_named_by_its_document() {
+    let m = Manifests::new("k8s-nameless-queue");
+    m.write(
+        "queues.yaml",
+        "---\napiVersion: scheduling.volcano.sh/v1beta1\nkind: Queue\nmetadata: {}\nspec: {capability: [1, 2]}\n",
+    );
+    let e = m.convert().unwrap_err().to_string();
+    assert!(e.contains("queues.yaml (document 1): Queue"), "{e}");
+}
+
+/// Found by `tests/fuzz.rs`: a damaged instance count (billions) was split into millions of
+/// gangs until memory ran out; it is refused with its line.
+#[test]
+fn alibaba_batch_an_absurd_instance_count_is_refused_with_its_line() {
+    let dir = std::env::temp_dir().join(format!("phalanx-batch-count-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("batch_task.csv");
+    std::fs::write(
+        &file,
+        "100,200,1,1,4,Terminated,50,0.01\n110,300,1,2,4294967295,Terminated,50,0.01\n",
+    )
+    .unwrap();
+    let params = convert::alibaba_batch::Params {
+        max_gang: 64,
+        nodes: 2,
+        until: None,
+    };
+    let e = convert::alibaba_batch::convert(&file, &params)
+        .unwrap_err()
+        .to_string();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        e.contains("batch_task.csv:2") && e.contains("instance count 4294967295"),
+        "{e}"
+    );
+}

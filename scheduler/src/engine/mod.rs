@@ -361,8 +361,8 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
-    use phalanx_model::Span;
     use super::*;
+    use phalanx_model::Span;
 
     #[test]
     fn the_bind_backoff_doubles_per_failure_and_stops_at_the_maximum() {

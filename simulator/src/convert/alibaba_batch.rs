@@ -38,6 +38,10 @@ pub struct Params {
 
 const MACHINE_MEM_GIB: f64 = 256.0;
 
+/// Instances of one task at most: a row above is refused rather than turned into millions of
+/// gangs (a damaged count would otherwise exhaust memory).
+pub const MAX_INSTANCES: i64 = 10_000_000;
+
 /// A task of a job: (task id, created, ended, the names of its gangs).
 type TaskSpan = (i64, i64, i64, Vec<String>);
 
@@ -88,12 +92,22 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
                 message: format!("{what} {:?} is not an integer", field(k)),
             })
         };
+        let instances = int(4, "instance count")?;
+        if instances > MAX_INSTANCES {
+            return Err(ConvertError::Bad {
+                file: fname.clone(),
+                line,
+                message: format!(
+                    "instance count {instances} is above {MAX_INSTANCES} (the trace's largest task has 64,486)"
+                ),
+            });
+        }
         rows.push(Row {
             create: int(0, "create time")?,
             end: int(1, "end time")?,
             job: int(2, "job id")?,
             task: int(3, "task id")?,
-            instances: int(4, "instance count")?.clamp(0, u32::MAX as i64) as u32,
+            instances: instances.max(0) as u32,
             failed: field(5) == "Failed",
             cpu: field(6).parse::<i64>().ok(),
             mem: field(7).parse::<f64>().ok().filter(|m| m.is_finite()),

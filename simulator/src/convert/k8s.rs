@@ -843,7 +843,12 @@ impl Ctx {
                 // Told once, at the Queue at fault, not at each Queue below it.
                 Err(e) => {
                     if told.insert(e.object.clone()) {
-                        let at = pending.get(&e.object).map(|p| p.1.as_str()).unwrap_or("");
+                        // The Queue at fault, else (it has no name the translation could
+                        // read) the one being placed: either way, a document is named.
+                        let at = pending
+                            .get(&e.object)
+                            .or_else(|| pending.get(&name))
+                            .map_or("", |p| p.1.as_str());
                         self.invalid.push(format!("{at}: {e}"));
                     }
                 }
