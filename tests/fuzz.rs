@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use phalanx_k8s::config::ServeConfig;
 use phalanx_model::{QueueRecord, ResourceTable};
-use phalanx_simulator::convert::{alibaba_batch, alibaba_gpu, k8s};
+use phalanx_simulator::convert::{alibaba_batch, alibaba_gpu, helios, k8s};
 use phalanx_simulator::generator::{GenSpec, generate};
 use phalanx_simulator::trace;
 use proptest::prelude::*;
@@ -427,6 +427,21 @@ proptest! {
         if let Err(e) = got {
             let msg = e.to_string();
             prop_assert!(msg.contains("openb_"), "{msg}");
+        }
+    }
+
+    /// The Helios VC quota converter on damaged rows of the real per-VC GPU counts.
+    #[test]
+    fn helios_rows_never_panic(cells in cells(), damage in damage()) {
+        let text = mutate_csv(&head("helios-vc/Earth_vcs/Earth_gpu_number.csv", 40), &cells);
+        let dir = case_dir("helios");
+        let file = dir.join("Earth_gpu_number.csv");
+        std::fs::write(&file, damaged(&text, &damage)).unwrap();
+        let got = helios::convert(&file, None);
+        let _ = std::fs::remove_dir_all(&dir);
+        if let Err(e) = got {
+            let msg = e.to_string();
+            prop_assert!(msg.contains("Earth_gpu_number.csv"), "{msg}");
         }
     }
 
