@@ -178,11 +178,13 @@ async fn bind_item(
             .bind_failures
             .with_label_values(&["not_found"])
             .inc();
-        let _ = tx.send(Msg::Input(Input::BindFailed {
-            pod: item.pod,
-            uid: String::new(),
-            message: "the pod is gone".into(),
-        }));
+        let _ = tx
+            .send(Msg::Input(Input::BindFailed {
+                pod: item.pod,
+                uid: String::new(),
+                message: "the pod is gone".into(),
+            }))
+            .await;
         return;
     };
     let started = Instant::now();
@@ -201,11 +203,13 @@ async fn bind_item(
             if let Some(since) = gang.bound_one() {
                 shared.metrics.gang_latency.observe((now - since).max(0.0));
             }
-            let _ = tx.send(Msg::Input(Input::Bound {
-                pod: item.pod,
-                uid: target.uid,
-                node: item.node,
-            }));
+            let _ = tx
+                .send(Msg::Input(Input::Bound {
+                    pod: item.pod,
+                    uid: target.uid,
+                    node: item.node,
+                }))
+                .await;
         }
         Err(BindError::Fenced) => {
             gang.failed();
@@ -224,11 +228,13 @@ async fn bind_item(
                 .bind_failures
                 .with_label_values(&[e.label()])
                 .inc();
-            let _ = tx.send(Msg::Input(Input::BindFailed {
-                pod: item.pod,
-                uid: target.uid,
-                message: e.to_string(),
-            }));
+            let _ = tx
+                .send(Msg::Input(Input::BindFailed {
+                    pod: item.pod,
+                    uid: target.uid,
+                    message: e.to_string(),
+                }))
+                .await;
         }
     }
 }

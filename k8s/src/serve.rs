@@ -90,8 +90,10 @@ pub async fn start(
     };
     let shared = Arc::new(Shared::new(leader_state));
     let core = Core::new(config.engine(), config.scheduler_names(), static_queues);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let tx = watch::EngineTx::new(tx, shared.metrics.engine_queue_depth.clone());
+    let (tx, rx) = watch::inbox(
+        watch::ENGINE_INBOX,
+        shared.metrics.engine_queue_depth.clone(),
+    );
     let (actions_tx, actions_rx) = tokio::sync::mpsc::unbounded_channel();
     let (notices_tx, notices_rx) = tokio::sync::mpsc::unbounded_channel();
     let timing = Timing {

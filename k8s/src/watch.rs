@@ -9,7 +9,8 @@
 //! scheduler-plugins flavour, or vice versa.
 
 use std::fmt::Debug;
-use std::sync::mpsc::{SendError, Sender};
+use std::sync::mpsc::{Receiver, SendError, SyncSender, TrySendError};
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -30,24 +31,53 @@ pub enum Msg {
     Synced(&'static str),
 }
 
-/// The engine thread's inbox: a channel sender that counts what waits in it
+/// Messages the engine thread's inbox holds at most. A watcher or the binder that finds it
+/// full waits (back-pressure: a flood of API events slows the watch streams down, it does not
+/// grow the inbox without bound or drop anything). A relist is one message, however long.
+pub const ENGINE_INBOX: usize = 65_536;
+
+/// The longest a sender sleeps between tries while the inbox is full.
+const FULL_PAUSE_MAX: Duration = Duration::from_millis(20);
+
+/// The engine thread's inbox, bounded at `capacity` messages: the sender, and the receiver the
+/// engine thread reads.
+pub fn inbox(capacity: usize, depth: prometheus::IntGauge) -> (EngineTx, Receiver<Msg>) {
+    let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
+    (EngineTx { tx, depth }, rx)
+}
+
+/// The engine thread's inbox: a bounded channel sender that counts what waits in it
 /// (`phalanx_engine_queue_depth`; the engine thread counts down as it takes each message).
 #[derive(Clone)]
 pub struct EngineTx {
-    tx: Sender<Msg>,
+    tx: SyncSender<Msg>,
     depth: prometheus::IntGauge,
 }
 
 impl EngineTx {
-    /// Wraps `tx`, counting in `depth`.
-    pub fn new(tx: Sender<Msg>, depth: prometheus::IntGauge) -> Self {
-        EngineTx { tx, depth }
-    }
-
-    /// Sends `msg`; fails only when the engine thread is gone.
-    pub fn send(&self, msg: Msg) -> Result<(), SendError<Msg>> {
-        self.depth.inc();
-        self.tx.send(msg).inspect_err(|_| self.depth.dec())
+    /// Sends `msg`, waiting (asynchronously: the task yields, no runtime thread blocks) while
+    /// the inbox is full; fails only when the engine thread is gone. Messages of one sender
+    /// arrive in the order sent.
+    pub async fn send(&self, msg: Msg) -> Result<(), SendError<Msg>> {
+        let mut msg = msg;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            // Counted before it can be taken, so the gauge never goes below zero.
+            self.depth.inc();
+            match self.tx.try_send(msg) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(m)) => {
+                    self.depth.dec();
+                    msg = m;
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(FULL_PAUSE_MAX);
+                }
+                Err(TrySendError::Disconnected(m)) => {
+                    self.depth.dec();
+                    return Err(SendError(m));
+                }
+            }
+        }
     }
 }
 
@@ -95,12 +125,16 @@ async fn pump<K>(
             Ok(Event::InitDone) => {
                 let list = std::mem::take(&mut buffer);
                 tracing::debug!(kind, objects = list.len(), "listed");
-                if tx.send(Msg::Input(wrap(Change::Relisted(list)))).is_err() {
+                if tx
+                    .send(Msg::Input(wrap(Change::Relisted(list))))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 if !synced {
                     synced = true;
-                    if tx.send(Msg::Synced(kind)).is_err() {
+                    if tx.send(Msg::Synced(kind)).await.is_err() {
                         return;
                     }
                 }
@@ -113,7 +147,7 @@ async fn pump<K>(
                 continue;
             }
         };
-        if tx.send(Msg::Input(input)).is_err() {
+        if tx.send(Msg::Input(input)).await.is_err() {
             return;
         }
     }
@@ -148,8 +182,10 @@ async fn watch_dynamic(
             kind,
             "resource not served (CRD not installed); treated as empty"
         );
-        let _ = tx.send(Msg::Input(wrap(Change::Relisted(Vec::new()))));
-        let _ = tx.send(Msg::Synced(kind));
+        let _ = tx
+            .send(Msg::Input(wrap(Change::Relisted(Vec::new()))))
+            .await;
+        let _ = tx.send(Msg::Synced(kind)).await;
         return tokio::spawn(async {});
     }
     let config = watcher::Config::default().page_size(5000);
@@ -204,7 +240,45 @@ pub async fn start(
             watch_dynamic(client, queue_resource(), "queues", Input::Queue, tx.clone()).await,
         );
     } else {
-        let _ = tx.send(Msg::Synced("queues"));
+        let _ = tx.send(Msg::Synced("queues")).await;
     }
     tasks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full inbox holds its sender back (the task waits, nothing grows) and, once the engine
+    /// takes messages, every one arrives, in order; the depth gauge counts what waits.
+    #[tokio::test]
+    async fn a_full_inbox_holds_the_sender_back_and_loses_nothing() {
+        const SENT: [&str; 5] = ["a", "b", "c", "d", "e"];
+        let depth = prometheus::IntGauge::new("depth", "test").unwrap();
+        let (tx, rx) = inbox(2, depth.clone());
+        let sender = tokio::spawn(async move {
+            for kind in SENT {
+                tx.send(Msg::Synced(kind)).await.unwrap();
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!sender.is_finished(), "held back by the full inbox");
+        assert_eq!(depth.get(), 2);
+        let mut got = Vec::new();
+        while got.len() < SENT.len() {
+            match rx.try_recv() {
+                Ok(Msg::Synced(kind)) => got.push(kind),
+                Ok(other) => panic!("{other:?}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
+        }
+        sender.await.unwrap();
+        assert_eq!(got, SENT);
+        // The engine thread counts down as it takes; this test took without counting.
+        assert_eq!(depth.get(), 5);
+        drop(rx);
+        let (tx, rx) = inbox(1, depth);
+        drop(rx);
+        assert!(tx.send(Msg::Synced("gone")).await.is_err());
+    }
 }
