@@ -3,7 +3,8 @@
 //! once per seed where the workload is generated, all runs in parallel on every core, and each
 //! scenario set against a reference scenario. Writes `comparison.json` (one object per
 //! scenario name), `comparison.html` (side-by-side table, differences with 95% confidence
-//! intervals over seeds, overlaid charts) and every run's `summary.json` and decision log.
+//! intervals over seeds, overlaid charts), one `queue-NAME.html` per queue (the queue's figures
+//! per scenario, marked the same way) and every run's `summary.json` and decision log.
 //!
 //! Each run is the ordinary single-threaded world; the parallelism is between runs only, so a
 //! run's decisions do not depend on how many ran beside it. A sweep too big for one machine
