@@ -1,8 +1,9 @@
 //! One `phalanx simulate` run from start to finish: build the scenario (trace file or
 //! generator), apply the what-if flags, run the world (and the baseline beside it with
 //! `--compare baseline`), and write `decisions.jsonl`, `summary.json`, `series.csv`,
-//! `report.html` and one `queue-NAME.html` per queue to the output folder. The command line and the progress bar live in the `phalanx` binary; this is
-//! everything else, so tests drive it without a terminal.
+//! `report.html` and one `queue-NAME.html` per queue to the output folder. The command line
+//! and the progress bar live in the `phalanx` binary; this is everything else, so tests drive
+//! it without a terminal.
 
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
