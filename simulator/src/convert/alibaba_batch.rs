@@ -38,6 +38,11 @@ pub struct Params {
 
 const MACHINE_MEM_GIB: f64 = 256.0;
 
+/// The largest magnitude of a time, id or CPU figure: far beyond every real value, and small
+/// enough that the converter's arithmetic (time offsets, durations, CPU in milli-CPUs) cannot
+/// overflow.
+const MAX_NUMBER: i64 = 1_000_000_000_000;
+
 /// Instances of one task at most: a row above is refused rather than turned into millions of
 /// gangs (a damaged count would otherwise exhaust memory).
 pub const MAX_INSTANCES: i64 = 10_000_000;
@@ -86,11 +91,21 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
             continue; // the uploader's header
         }
         let int = |k: usize, what: &str| {
-            field(k).parse::<i64>().map_err(|_| ConvertError::Bad {
+            let v = field(k).parse::<i64>().map_err(|_| ConvertError::Bad {
                 file: fname.clone(),
                 line,
                 message: format!("{what} {:?} is not an integer", field(k)),
-            })
+            })?;
+            if v.unsigned_abs() > MAX_NUMBER as u64 {
+                return Err(ConvertError::Bad {
+                    file: fname.clone(),
+                    line,
+                    message: format!(
+                        "{what} {v} is out of range (at most {MAX_NUMBER} either way)"
+                    ),
+                });
+            }
+            Ok(v)
         };
         let instances = int(4, "instance count")?;
         if instances > MAX_INSTANCES {
@@ -109,7 +124,10 @@ pub fn convert(path: &Path, params: &Params) -> Result<Converted, ConvertError> 
             task: int(3, "task id")?,
             instances: instances.max(0) as u32,
             failed: field(5) == "Failed",
-            cpu: field(6).parse::<i64>().ok(),
+            cpu: field(6)
+                .parse::<i64>()
+                .ok()
+                .filter(|c| c.unsigned_abs() <= MAX_NUMBER as u64),
             mem: field(7).parse::<f64>().ok().filter(|m| m.is_finite()),
         });
     }

@@ -61,16 +61,29 @@ fn num(
     if text.is_empty() {
         return Ok(None);
     }
-    text.parse::<f64>()
+    let v = text
+        .parse::<f64>()
         .ok()
         .filter(|v| v.is_finite())
-        .map(|v| Some(v as i64))
         .ok_or_else(|| ConvertError::Bad {
             file: file.display().to_string(),
             line,
             message: format!("{what} {text:?} is not a number"),
-        })
+        })?;
+    if v.abs() > MAX_NUMBER {
+        return Err(ConvertError::Bad {
+            file: file.display().to_string(),
+            line,
+            message: format!("{what} {text} is out of range (at most {MAX_NUMBER:e} either way)"),
+        });
+    }
+    Ok(Some(v as i64))
 }
+
+/// The largest magnitude any number of the trace may have: far beyond every real value
+/// (seconds, milli-CPUs, MiB, GPUs), and small enough that the converter's arithmetic (GPUs
+/// in thousandths, durations) cannot overflow.
+const MAX_NUMBER: f64 = 1e12;
 
 /// Converts the trace at `path`, with `pods` as the pod list if given.
 pub fn convert(path: &Path, pods: Option<&Path>) -> Result<Converted, ConvertError> {

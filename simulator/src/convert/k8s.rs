@@ -79,12 +79,16 @@ fn text(v: &Value, path: &[&str]) -> Option<String> {
     }
 }
 
+/// An integer field. Kubernetes counts (replicas, parallelism, minMember, priorities) are
+/// int32, so a larger value is taken as the int32 bound: what the API server would refuse
+/// cannot overflow the converter's sums and products.
 fn int(v: &Value, path: &[&str]) -> Option<i64> {
-    match s(v, path)? {
+    let n = match s(v, path)? {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
         Value::String(t) => t.trim().parse().ok(),
         _ => None,
-    }
+    }?;
+    Some(n.clamp(i32::MIN.into(), i32::MAX.into()))
 }
 
 fn amount(v: &Value) -> Option<Amount> {
@@ -134,7 +138,9 @@ fn add_maps(a: &ResourceMap, b: &ResourceMap, times: i64) -> ResourceMap {
             if let Ok(q) = amt.quantity() {
                 // Milli units for every resource keep fractions exact enough to add.
                 if let Ok(m) = q.milli_value() {
-                    *out.entry(name.clone()).or_default() += m * k;
+                    // Saturating: a quantity near the limit of its type stays at the limit.
+                    let sum = out.entry(name.clone()).or_default();
+                    *sum = sum.saturating_add(m.saturating_mul(k));
                 }
             }
         }
@@ -241,7 +247,7 @@ type Pods = (String, i64, PodShape);
 fn add_pods(tasks: &mut Vec<Pods>, replicas: i64, shape: PodShape) {
     let existing = tasks.iter().map(|t| (t.0.as_str(), &t.2.spec));
     match phalanx_translate::task_for(existing, &shape.task, &shape.spec) {
-        Ok(i) => tasks[i].1 += replicas,
+        Ok(i) => tasks[i].1 = tasks[i].1.saturating_add(replicas),
         Err(task) => tasks.push((task, replicas, shape)),
     }
 }
@@ -1248,7 +1254,7 @@ impl Ctx {
                 ("cpu".to_string(), cores),
                 (
                     "memory".to_string(),
-                    Amount::Text(format!("{}Mi", mem_mi + overhead)),
+                    Amount::Text(format!("{}Mi", mem_mi.saturating_add(overhead))),
                 ),
             ]);
             if let Some(g) = s(&rv, &["gpu", "name"]).and_then(Value::as_str) {
