@@ -44,6 +44,7 @@ impl ResourceId {
     ];
 
     /// The lane index.
+    #[inline]
     pub fn index(self) -> usize {
         self.0 as usize
     }
@@ -63,6 +64,7 @@ impl Resources {
     pub const ZERO: Resources = Resources([0; MAX_RESOURCES]);
 
     /// A vector with one resource set.
+    #[inline]
     pub fn of(id: ResourceId, amount: i64) -> Self {
         let mut r = Self::ZERO;
         r.0[id.index()] = amount;
@@ -76,11 +78,13 @@ impl Resources {
     }
 
     /// The amount of one resource.
+    #[inline]
     pub fn get(&self, id: ResourceId) -> i64 {
         self.0[id.index()]
     }
 
     /// Sets the amount of one resource.
+    #[inline]
     pub fn set(&mut self, id: ResourceId, amount: i64) {
         self.0[id.index()] = amount;
     }
@@ -92,27 +96,32 @@ impl Resources {
     }
 
     /// True when every lane is zero.
+    #[inline]
     pub fn is_zero(&self) -> bool {
         self.0.iter().all(|&v| v == 0)
     }
 
     /// True when some lane is negative.
+    #[inline]
     pub fn any_negative(&self) -> bool {
         self.0.iter().any(|&v| v < 0)
     }
 
     /// `self × n`, saturating (a request times a replica count).
+    #[inline]
     pub fn times(&self, n: u64) -> Resources {
         let n = i64::try_from(n).unwrap_or(i64::MAX);
         Resources(self.0.map(|v| v.saturating_mul(n)))
     }
 
     /// Lane-wise maximum with zero.
+    #[inline]
     pub fn clamp_zero(&self) -> Resources {
         Resources(self.0.map(|v| v.max(0)))
     }
 
     /// Lane-wise minimum.
+    #[inline]
     pub fn min(&self, other: &Resources) -> Resources {
         let mut out = *self;
         for (a, b) in out.0.iter_mut().zip(other.0.iter()) {
@@ -122,6 +131,7 @@ impl Resources {
     }
 
     /// Lane-wise maximum.
+    #[inline]
     pub fn max(&self, other: &Resources) -> Resources {
         let mut out = *self;
         for (a, b) in out.0.iter_mut().zip(other.0.iter()) {
@@ -167,6 +177,7 @@ impl fmt::Debug for Resources {
 
 impl Add for Resources {
     type Output = Resources;
+    #[inline]
     fn add(mut self, rhs: Resources) -> Resources {
         self += rhs;
         self
@@ -184,6 +195,7 @@ impl AddAssign for Resources {
 
 impl Sub for Resources {
     type Output = Resources;
+    #[inline]
     fn sub(mut self, rhs: Resources) -> Resources {
         self -= rhs;
         self

@@ -69,14 +69,14 @@ pub struct ReservationPlan {
     pub start: Time,
 }
 
-/// Plans where `need[t]` pods of each of `shapes` will fit soonest, given running pods'
-/// `releases` (any order) and the room already `held` for the gang, on nodes other than the
-/// `promised` ones (what frees there goes to gangs planned earlier).
+/// Plans where `need[t]` pods of each of `shapes` will fit soonest, given the lists of what
+/// frees and when, `releases` (any order), and the room already `held` for the gang, on nodes
+/// other than the `promised` ones (what frees there goes to gangs planned earlier).
 pub fn plan(
     snap: &Snapshot,
     shapes: &[Shape<'_>],
     need: &[u32],
-    releases: &[Release],
+    releases: &[&[Release]],
     held: &BTreeMap<NodeId, Resources>,
     promised: &BTreeSet<NodeId>,
 ) -> Planned {
@@ -107,6 +107,7 @@ pub fn plan(
         .collect();
     let mut relevant: Vec<(Time, usize, Resources)> = releases
         .iter()
+        .flat_map(|list| list.iter())
         .filter(|r| slot.get(r.node as usize).is_some_and(|&s| s != usize::MAX))
         .map(|r| (r.at, slot[r.node as usize], r.amount))
         .collect();
@@ -236,7 +237,7 @@ mod tests {
             &snap,
             &shapes,
             &[pods],
-            &releases,
+            &[&releases],
             &BTreeMap::new(),
             &BTreeSet::new(),
         )

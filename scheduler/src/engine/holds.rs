@@ -21,15 +21,24 @@ impl Engine {
         let passed: Vec<JobId> = self.blocked.drain(..self.passed).collect();
         self.blocked.clear();
         self.passed = 0;
+        // What running pods free, and when, does not change while room is held: it is
+        // gathered once, by the first gang that plans, for all of them.
+        let mut running = None;
         for id in passed {
             if self.jobs[id as usize].is_some() {
-                self.hold_for(id, out);
+                self.hold_for(id, &mut running, out);
             }
         }
     }
 
     /// Holds room for a blocked gang on the nodes expected to free soonest.
-    pub(super) fn hold_for(&mut self, id: JobId, out: &mut CycleOutcome) {
+    /// `running` caches [`Engine::running_releases`] for the cycle.
+    pub(super) fn hold_for(
+        &mut self,
+        id: JobId,
+        running: &mut Option<Vec<Release>>,
+        out: &mut CycleOutcome,
+    ) {
         let now = self.last_cycle;
         let s = self.state(id);
         if s.claim.is_some() || s.phase != JobPhase::Pending {
@@ -47,7 +56,8 @@ impl Engine {
         if waiting >= self.config.max_reservations {
             return;
         }
-        let releases = self.releases(now);
+        let claimed = self.claim_releases(now);
+        let running = running.get_or_insert_with(|| self.running_releases(now));
         let s = self.state(id);
         let shapes = shapes_of(&self.snapshot, &s.job);
         let promised = self.promised();
@@ -55,7 +65,7 @@ impl Engine {
             &self.snapshot,
             &shapes,
             &need.plan_counts(),
-            &releases,
+            &[&claimed, running],
             &s.reservations,
             &promised,
         ) {
@@ -98,10 +108,8 @@ impl Engine {
         promised
     }
 
-    /// Every placed pod's expected end (see [`Release::expected_end`]); pods being evicted end
-    /// now. Room held for other blocked gangs ends as if their pods ran from their expected
-    /// start.
-    pub(super) fn releases(&self, now: Time) -> Vec<Release> {
+    /// Room held for blocked gangs, freed as if their pods ran from their expected start.
+    pub(super) fn claim_releases(&self, now: Time) -> Vec<Release> {
         let mut out = Vec::new();
         for &c in &self.claims {
             let s = self.state(c);
@@ -115,12 +123,20 @@ impl Engine {
                 out.push(Release { node, at, amount });
             }
         }
+        out
+    }
+
+    /// What running pods free and when they are expected to end (see
+    /// [`Release::expected_end`]); pods being torn down free now.
+    pub(super) fn running_releases(&self, now: Time) -> Vec<Release> {
+        let mut out = Vec::new();
         for s in self.jobs.iter().flatten() {
             if s.held.is_zero() {
                 continue;
             }
             for (t, slots) in s.pods.iter().enumerate() {
                 let duration = s.job.tasks[t].pod.duration;
+                let amount = s.request(t);
                 for slot in slots {
                     let at = match slot.phase {
                         PodPhase::Assumed | PodPhase::Bound => {
@@ -130,11 +146,7 @@ impl Engine {
                         _ => continue,
                     };
                     if let Some(node) = slot.node {
-                        out.push(Release {
-                            node,
-                            at,
-                            amount: s.request(t),
-                        });
+                        out.push(Release { node, at, amount });
                     }
                 }
             }
