@@ -650,6 +650,34 @@ impl RoomMemo {
         room.nodes.as_ref()
     }
 
+    /// The counts kept for `shapes`, brought up to date and copied apart (without their node
+    /// lists): what a trial on room changed for a moment and then restored may read and bring
+    /// forward, while these stay true of the snapshot the trial returns to.
+    pub fn scratch(
+        &mut self,
+        snap: &Snapshot,
+        shapes: &[Shape<'_>],
+        policy: ScorePolicy,
+    ) -> RoomMemo {
+        let mut out = RoomMemo::default();
+        for shape in shapes {
+            if self.room(snap, shape, policy).is_none() {
+                continue;
+            }
+            let key = RoomKey::of(shape, policy);
+            if let Some(r) = self.rooms.get(&key) {
+                let copy = Room {
+                    pods: r.pods,
+                    position: r.position,
+                    generation: r.generation,
+                    nodes: None,
+                };
+                out.rooms.insert(key, copy);
+            }
+        }
+        out
+    }
+
     /// Notes that at the state `(generation, position)` the nodes had room for exactly `pods`
     /// pods of `shape`.
     pub fn record(

@@ -70,7 +70,8 @@ pub struct ReservationPlan {
 }
 
 /// Plans where `need[t]` pods of each of `shapes` will fit soonest, given the lists of what
-/// frees and when, `releases` (any order), and the room already `held` for the gang, on nodes
+/// frees and when, `releases` (each in any order;
+/// a list in order of time is merged, not sorted), and the room already `held` for the gang, on nodes
 /// other than the `promised` ones (what frees there goes to gangs planned earlier).
 pub fn plan(
     snap: &Snapshot,
@@ -105,13 +106,16 @@ pub fn plan(
             snap.node(n).free().clamp_zero() + held.get(&n).copied().unwrap_or(Resources::ZERO)
         })
         .collect();
-    let mut relevant: Vec<(Time, usize, Resources)> = releases
-        .iter()
-        .flat_map(|list| list.iter())
-        .filter(|r| slot.get(r.node as usize).is_some_and(|&s| s != usize::MAX))
-        .map(|r| (r.at, slot[r.node as usize], r.amount))
-        .collect();
-    relevant.sort_unstable_by_key(|&(at, i, _)| (at, i));
+    // Only the instants matter (a prefix ends where the time changes, and free room is a
+    // sum), so the releases on candidate nodes are put in order of time alone.
+    let mut relevant: Vec<(Time, usize, Resources)> = Vec::new();
+    for list in releases {
+        let on_candidates = list
+            .iter()
+            .filter(|r| slot.get(r.node as usize).is_some_and(|&s| s != usize::MAX))
+            .map(|r| (r.at, slot[r.node as usize], r.amount));
+        relevant = merge_by_time(relevant, on_candidates.collect());
+    }
     let fits_at = |until: usize| -> Option<Vec<(usize, Resources)>> {
         let mut free = base.clone();
         for &(_, i, amount) in &relevant[..until] {
@@ -152,6 +156,29 @@ pub fn plan(
         want,
         start: relevant[until - 1].0,
     })
+}
+
+/// Two lists of releases as one in order of time: sorted first unless already in order (as
+/// [`crate::engine`] gives running pods' releases), then merged in one pass.
+fn merge_by_time(
+    a: Vec<(Time, usize, Resources)>,
+    mut b: Vec<(Time, usize, Resources)>,
+) -> Vec<(Time, usize, Resources)> {
+    if !b.is_sorted_by_key(|r| r.0) {
+        b.sort_unstable_by_key(|r| r.0);
+    }
+    if a.is_empty() {
+        return b;
+    }
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
+        let next = if x.0 <= y.0 { a.next() } else { b.next() };
+        out.extend(next);
+    }
+    out.extend(a);
+    out.extend(b);
+    out
 }
 
 /// Places `need[t]` pods of each shape on nodes with room `free`, the roomiest nodes first so the

@@ -158,12 +158,12 @@ impl Engine {
             None
         };
         self.note_shapes(&job, None);
-        let (pods, live_by_task, counts) = fresh_pods(&job);
+        let (pods, by_task, counts) = fresh_pods(&job);
         self.by_name.insert(name, id);
         self.jobs.push(Some(JobState {
             key: self.order_key(&job, dag_node, id),
             phase: JobPhase::Pending,
-            live_by_task,
+            by_task,
             pods,
             counts,
             held: Resources::ZERO,
@@ -327,16 +327,17 @@ impl Engine {
         self.dequeue(id);
         let s = self.state_mut(id);
         if untouched {
-            (s.pods, s.live_by_task, s.counts) = fresh_pods(&job);
+            (s.pods, s.by_task, s.counts) = fresh_pods(&job);
         } else {
             for (i, task) in job.tasks.iter().enumerate() {
                 if i == s.pods.len() {
                     s.pods.push(Vec::new());
-                    s.live_by_task.push(0);
+                    s.by_task.push(TaskCounts::default());
                 }
                 let added = task.replicas as usize - s.pods[i].len();
                 s.pods[i].extend(std::iter::repeat_n(PodSlot::PENDING, added));
                 s.counts.pending += added as u32;
+                s.by_task[i].pending += added as u32;
             }
         }
         s.in_dag |= enters_dag;

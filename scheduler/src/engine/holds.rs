@@ -108,7 +108,8 @@ impl Engine {
         promised
     }
 
-    /// Room held for blocked gangs, freed as if their pods ran from their expected start.
+    /// Room held for blocked gangs, freed as if their pods ran from their expected start; in
+    /// order of when.
     pub(super) fn claim_releases(&self, now: Time) -> Vec<Release> {
         let mut out = Vec::new();
         for &c in &self.claims {
@@ -123,13 +124,20 @@ impl Engine {
                 out.push(Release { node, at, amount });
             }
         }
+        out.sort_unstable_by_key(|r| r.at);
         out
     }
 
     /// What running pods free and when they are expected to end (see
-    /// [`Release::expected_end`]); pods being torn down free now.
+    /// [`Release::expected_end`]); pods being torn down free now. Pods of one job that free
+    /// together on one node are one release. In order of the expected end,
+    /// so that each plan made from it merges rather than sorts.
     pub(super) fn running_releases(&self, now: Time) -> Vec<Release> {
-        let mut out = Vec::new();
+        let holding = self.jobs.iter().flatten().map(|s| {
+            let c = &s.counts;
+            (c.assumed + c.bound + c.releasing) as usize
+        });
+        let mut out: Vec<Release> = Vec::with_capacity(holding.sum());
         for s in self.jobs.iter().flatten() {
             if s.held.is_zero() {
                 continue;
@@ -145,12 +153,16 @@ impl Engine {
                         PodPhase::Releasing => now,
                         _ => continue,
                     };
-                    if let Some(node) = slot.node {
-                        out.push(Release { node, at, amount });
+                    let Some(node) = slot.node else { continue };
+                    // A gang's pods on one node, placed together, free together: one release.
+                    match out.last_mut() {
+                        Some(last) if last.node == node && last.at == at => last.amount += amount,
+                        _ => out.push(Release { node, at, amount }),
                     }
                 }
             }
         }
+        out.sort_unstable_by_key(|r| r.at);
         out
     }
 
@@ -351,7 +363,7 @@ pub(super) fn hold_min_resources(
     let running = (0..s.pods.len())
         .map(|t| {
             s.request(t)
-                .times((s.live_by_task[t] + placed_by_task[t]) as u64)
+                .times((s.by_task[t].live + placed_by_task[t]) as u64)
         })
         .fold(Resources::ZERO, |a, b| a + b);
     let held = txn

@@ -104,8 +104,18 @@ impl Engine {
             let lendable = self.lendable(id);
             if !lendable.is_empty() {
                 let before = (self.snapshot.generation(), self.snapshot.log_position());
+                // The trial runs on room lent for a moment: counts of room taken over it would
+                // name states the return undoes, so it works on copies of the job's counts.
+                let scratch = {
+                    let s = self.jobs[id as usize].as_ref().expect("live id");
+                    let shapes = shapes_of(&self.snapshot, &s.job);
+                    self.rooms
+                        .scratch(&self.snapshot, &shapes, self.config.score)
+                };
                 self.lend(&lendable);
+                let rooms = std::mem::replace(&mut self.rooms, scratch);
                 let again = self.try_place(id, &need, false);
+                self.rooms = rooms;
                 let backfilled = again.is_ok();
                 if let Ok(placed) = again {
                     out.report.backfilled += 1;
@@ -215,9 +225,24 @@ impl Engine {
                 }
             }
         }
+        // A forming gang of one task whose minimum is the job's, not the task's: short by the
+        // count of room kept for its shape, without a walk (the walk would place what the count
+        // says and stop short of the gang).
+        if failed.is_none() && need.forming && shapes.len() == 1 && txn.placed() == 0 {
+            let want = need.pending_by_task[0];
+            let can = (want > 0)
+                .then(|| txn.counted_room(snapshot, &shapes[0], policy, rooms))
+                .flatten()
+                .map(|can| can.min(want as u64) as u32)
+                .filter(|&can| can < need.gang_need);
+            if let Some(can) = can {
+                counted = Some(can);
+                failed = Some(0);
+            }
+        }
         if failed.is_none() {
             for (t, shape) in shapes.iter().enumerate() {
-                let want = need.pending_by_task[t].len() as u32 - placed_by_task[t];
+                let want = need.pending_by_task[t] - placed_by_task[t];
                 // A running job's further pods: none to place where the count shows no room.
                 let none = want > 0 && txn.counted_room(snapshot, shape, policy, rooms) == Some(0);
                 if !none {
@@ -227,7 +252,7 @@ impl Engine {
             }
             if txn.placed() < need.gang_need {
                 let t = (0..shapes.len())
-                    .max_by_key(|&t| need.pending_by_task[t].len() as u32 - placed_by_task[t])
+                    .max_by_key(|&t| need.pending_by_task[t] - placed_by_task[t])
                     .unwrap_or(0);
                 failed = Some(t);
             }
@@ -251,7 +276,7 @@ impl Engine {
             Some(t) => {
                 // The shortfall is judged on all pods of the task the gang needs at once.
                 let needed = need.gang_need.max(need.task_need[t]);
-                let of_task = (need.pending_by_task[t].len() as u32).min(needed);
+                let of_task = need.pending_by_task[t].min(needed);
                 Reason::Unschedulable(diagnose(
                     snapshot,
                     &shapes[t],
@@ -294,14 +319,20 @@ impl Engine {
             .map(|&n| snapshot.node(n).node.name.clone())
             .collect();
         s.reservations = reservations;
-        let mut cursor = vec![0usize; need.pending_by_task.len()];
+        // Placements take each task's pending pods in index order.
+        let mut cursor = vec![0usize; s.pods.len()];
         let mut bindings = Vec::with_capacity(placements.iter().map(|p| p.count as usize).sum());
         for p in &placements {
             let t = p.task as usize;
             let name = &snapshot.node(p.node).node.name;
             for _ in 0..p.count {
-                let index = need.pending_by_task[t][cursor[t]];
-                cursor[t] += 1;
+                let slots = &s.pods[t];
+                let mut index = cursor[t];
+                while slots[index].phase != PodPhase::Pending {
+                    index += 1;
+                }
+                cursor[t] = index + 1;
+                let index = index as u32;
                 s.set(t, index as usize, PodPhase::Assumed, Some(p.node));
                 s.pods[t][index as usize].since = now;
                 bindings.push(Binding {
@@ -430,7 +461,7 @@ pub(super) fn shapes_of<'a>(snapshot: &Snapshot, job: &'a Job) -> Vec<Shape<'a>>
 pub(super) fn gang_minimum(
     s: &JobState,
     task_need: &[u32],
-    pending_by_task: &[Vec<u32>],
+    pending_by_task: &[u32],
     gang_need: u32,
 ) -> Resources {
     let mut minimum = Resources::ZERO;
@@ -440,7 +471,7 @@ pub(super) fn gang_minimum(
     let rest = gang_need.saturating_sub(task_need.iter().sum());
     if rest > 0 {
         let cheapest = (0..s.pods.len())
-            .filter(|&t| !pending_by_task[t].is_empty())
+            .filter(|&t| pending_by_task[t] > 0)
             .map(|t| s.request(t))
             .reduce(|a, b| a.min(&b))
             .unwrap_or_default();
@@ -451,14 +482,10 @@ pub(super) fn gang_minimum(
 
 /// Requests of a job's pending pods: what it adds to its queue's demand.
 pub(super) fn pending_demand(s: &JobState) -> Resources {
-    s.pods
+    s.by_task
         .iter()
         .enumerate()
-        .fold(Resources::ZERO, |acc, (t, slots)| {
-            let pending = slots
-                .iter()
-                .filter(|p| p.phase == PodPhase::Pending)
-                .count();
-            acc + s.request(t).times(pending as u64)
+        .fold(Resources::ZERO, |acc, (t, c)| {
+            acc + s.request(t).times(c.pending as u64)
         })
 }

@@ -138,8 +138,17 @@ impl Claim {
     }
 }
 
-/// Every pod of a new job pending: slots by task, live pods by task, counts.
-pub(super) fn fresh_pods(job: &Job) -> (Vec<Vec<PodSlot>>, Vec<u32>, PodCounts) {
+/// Pods of one task by phase, as far as placement asks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct TaskCounts {
+    /// Assumed or bound.
+    pub(super) live: u32,
+    /// Waiting to be placed.
+    pub(super) pending: u32,
+}
+
+/// Every pod of a new job pending: slots by task, counts by task, counts.
+pub(super) fn fresh_pods(job: &Job) -> (Vec<Vec<PodSlot>>, Vec<TaskCounts>, PodCounts) {
     let pods = job
         .tasks
         .iter()
@@ -149,7 +158,15 @@ pub(super) fn fresh_pods(job: &Job) -> (Vec<Vec<PodSlot>>, Vec<u32>, PodCounts) 
         pending: job.replicas().min(u32::MAX as u64) as u32,
         ..Default::default()
     };
-    (pods, vec![0; job.tasks.len()], counts)
+    let by_task = job
+        .tasks
+        .iter()
+        .map(|t| TaskCounts {
+            live: 0,
+            pending: t.replicas,
+        })
+        .collect();
+    (pods, by_task, counts)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,8 +181,9 @@ pub(super) struct JobState {
     pub(super) held: Resources,
     /// What its queue counts for it: `held` plus capacity reserved for it.
     pub(super) accounted: Resources,
-    /// Per-task live pods (assumed + bound).
-    pub(super) live_by_task: Vec<u32>,
+    /// Per task, live (assumed + bound) and pending pods: what an attempt needs without
+    /// looking at every slot.
+    pub(super) by_task: Vec<TaskCounts>,
     /// Capacity held for the job's `min_resources`, per node.
     pub(super) reservations: BTreeMap<NodeId, Resources>,
     /// Why it is pending, or why it failed.
@@ -219,12 +237,11 @@ impl JobState {
         }
         *self.counts.slot(slot.phase) -= 1;
         *self.counts.slot(phase) += 1;
-        if live(slot.phase) {
-            self.live_by_task[task] -= 1;
-        }
-        if live(phase) {
-            self.live_by_task[task] += 1;
-        }
+        let counts = &mut self.by_task[task];
+        counts.live -= live(slot.phase) as u32;
+        counts.live += live(phase) as u32;
+        counts.pending -= (slot.phase == PodPhase::Pending) as u32;
+        counts.pending += (phase == PodPhase::Pending) as u32;
         let since = slot.since;
         *slot = PodSlot { phase, node, since };
     }
@@ -247,8 +264,8 @@ pub(super) struct Need {
     pub(super) gang_need: u32,
     /// Per task, pods its own minimum needs placed (0 once it runs).
     pub(super) task_need: Vec<u32>,
-    /// Per task, the indexes of its pending pods.
-    pub(super) pending_by_task: Vec<Vec<u32>>,
+    /// Per task, its pending pods.
+    pub(super) pending_by_task: Vec<u32>,
     /// The least the gang's minimum asks for (see [`gang_minimum`]).
     pub(super) minimum: Resources,
     /// Room already held for the job.
@@ -263,24 +280,15 @@ impl Need {
         } else {
             0
         };
-        let pending_by_task: Vec<Vec<u32>> = s
-            .pods
-            .iter()
-            .map(|slots| {
-                (0..slots.len() as u32)
-                    .filter(|&i| slots[i as usize].phase == PodPhase::Pending)
-                    .collect()
-            })
-            .collect();
+        let pending_by_task: Vec<u32> = s.by_task.iter().map(|c| c.pending).collect();
         let task_need: Vec<u32> = s
             .job
             .tasks
             .iter()
-            .zip(&s.live_by_task)
-            .zip(&pending_by_task)
-            .map(|((t, &live), pending)| {
+            .zip(&s.by_task)
+            .map(|(t, c)| {
                 if forming {
-                    t.min_member.saturating_sub(live).min(pending.len() as u32)
+                    t.min_member.saturating_sub(c.live).min(c.pending)
                 } else {
                     0
                 }
@@ -302,8 +310,8 @@ impl Need {
     pub(super) fn plan_counts(&self) -> Vec<u32> {
         let mut counts = self.task_need.clone();
         let mut rest = self.gang_need.saturating_sub(counts.iter().sum());
-        for (t, pending) in self.pending_by_task.iter().enumerate() {
-            let more = (pending.len() as u32 - counts[t]).min(rest);
+        for (t, &pending) in self.pending_by_task.iter().enumerate() {
+            let more = (pending - counts[t]).min(rest);
             counts[t] += more;
             rest -= more;
         }
