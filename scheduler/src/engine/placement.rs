@@ -5,7 +5,7 @@ use phalanx_model::{Binding, Decision, EvictReason, Job, Reason, Resources, Span
 use phalanx_queue::{JobId, OrderKey};
 
 use crate::gang::{Shape, Transaction, diagnose};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{NodeId, Snapshot};
 
 use super::*;
 
@@ -102,7 +102,7 @@ impl Engine {
         let mut result = self.try_place(id, &need, true);
         if result.is_err() {
             let lendable = self.lendable(id);
-            if !lendable.is_empty() {
+            if !lendable.is_empty() && self.backfill_may_fit(id, &need, &lendable) {
                 let before = (self.snapshot.generation(), self.snapshot.log_position());
                 // The trial runs on room lent for a moment: counts of room taken over it would
                 // name states the return undoes, so it works on copies of the job's counts.
@@ -145,6 +145,31 @@ impl Engine {
                 }
                 self.not_placed(id, key, reason, need.forming || miss.placeable == 0, out);
             }
+        }
+    }
+
+    /// Whether a backfill trial on the room held for `claimants` could place the job: false when
+    /// the count of room, with that room added, leaves a forming one-task gang short (the trial
+    /// would miss and leave everything as it was, so it is not made).
+    fn backfill_may_fit(&mut self, id: JobId, need: &Need, claimants: &[JobId]) -> bool {
+        let s = self.jobs[id as usize].as_ref().expect("live id");
+        if !need.forming || s.job.tasks.len() != 1 || !s.reservations.is_empty() {
+            return true;
+        }
+        let mut lent: BTreeMap<NodeId, Resources> = BTreeMap::new();
+        for &c in claimants {
+            for (&node, &held) in &self.state(c).reservations {
+                *lent.entry(node).or_default() += held;
+            }
+        }
+        let shapes = shapes_of(&self.snapshot, &s.job);
+        let policy = self.config.score;
+        match self
+            .rooms
+            .room_with(&self.snapshot, &shapes[0], policy, &lent)
+        {
+            Some(can) => can.min(need.pending_by_task[0] as u64) >= need.gang_need as u64,
+            None => true,
         }
     }
 
