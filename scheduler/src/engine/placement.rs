@@ -351,18 +351,17 @@ impl Engine {
             let t = p.task as usize;
             let name = &snapshot.node(p.node).node.name;
             for _ in 0..p.count {
-                let slots = &s.pods[t];
-                let mut index = cursor[t];
-                while slots[index].phase != PodPhase::Pending {
-                    index += 1;
-                }
+                let index = cursor[t]
+                    + s.pods[t][cursor[t]..]
+                        .iter()
+                        .position(|slot| slot.phase == PodPhase::Pending)
+                        .expect("placements take pending pods");
                 cursor[t] = index + 1;
-                let index = index as u32;
-                s.set(t, index as usize, PodPhase::Assumed, Some(p.node));
-                s.pods[t][index as usize].since = now;
+                s.set(t, index, PodPhase::Assumed, Some(p.node));
+                s.pods[t][index].since = now;
                 bindings.push(Binding {
                     task: p.task,
-                    index,
+                    index: index as u32,
                     node: name.clone(),
                 });
             }
