@@ -18,13 +18,6 @@ fn bind_gangs(d: &[Decision]) -> Vec<(&str, usize)> {
         .collect()
 }
 
-fn unschedulable(d: &[Decision], name: &str) -> Option<Reason> {
-    d.iter().find_map(|d| match d {
-        Decision::MarkUnschedulable { job, reason } if job == name => Some(reason.clone()),
-        _ => None,
-    })
-}
-
 #[test]
 fn a_gang_that_does_not_fit_whole_binds_nothing() {
     let mut h = Harness::new();

@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 
 use common::*;
 use phalanx_model::{
-    ClusterEvent, Decision, Job, Node, PodRef, ResourceId, Resources, TaintEffect,
+    ClusterEvent, DEFAULT_QUEUE, Decision, Job, Node, PodRef, QueueSpec, ResourceId, Resources,
+    TaintEffect,
 };
 use phalanx_scheduler::{EngineConfig, GpuDemand, ScorePolicy, Shape, Transaction};
 use proptest::prelude::*;
@@ -64,7 +65,8 @@ fn arb_job(i: usize) -> impl Strategy<Value = Job> {
         0u8..8,
     )
         .prop_map(move |(tasks, min_pct, priority, extra)| {
-            let mut b = job(&format!("ns/j{i:02}")).priority(priority);
+            let queue = [DEFAULT_QUEUE, "root.q0", "root.q1", "root.q2"][i % 4];
+            let mut b = job(&format!("ns/j{i:02}")).priority(priority).queue(queue);
             let mut total = 0;
             for (t, (replicas, cpu, mem, gpus, tmin, flags, zone)) in tasks.into_iter().enumerate()
             {
@@ -102,6 +104,9 @@ enum Op {
     RemoveNode(usize),
     RestoreNode(usize),
     Delete(usize),
+    /// Configure the queues whose bit is set (`root.q0` to `root.q2`; bit 3: cap `root.q1`
+    /// at 8 cpu), as an admin or a restart's late Queue watch would.
+    Queues(u8),
 }
 
 fn arb_op() -> impl Strategy<Value = Op> {
@@ -113,6 +118,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(Op::RemoveNode),
         1 => any::<usize>().prop_map(Op::RestoreNode),
         1 => any::<usize>().prop_map(Op::Delete),
+        1 => any::<u8>().prop_map(Op::Queues),
     ]
 }
 
@@ -252,6 +258,19 @@ impl World {
                     self.h.node(self.nodes[i].clone());
                 }
             }
+            Op::Queues(mask) => {
+                let specs = (0..3)
+                    .filter(|b| mask & (1 << b) != 0)
+                    .map(|b| {
+                        let mut q = QueueSpec::new(format!("root.q{b}"));
+                        if b == 1 && mask & 8 != 0 {
+                            q.capability = Some(Resources::of(ResourceId::CPU, 8000));
+                        }
+                        q
+                    })
+                    .collect();
+                self.h.apply(ClusterEvent::QueuesConfigured(specs)).unwrap();
+            }
             Op::Delete(k) => {
                 let i = k % self.jobs.len();
                 if !self.deleted[i] {
@@ -305,6 +324,8 @@ proptest! {
             prop_assert_eq!(w.h.audit.partial_binds, 0);
             prop_assert_eq!(w.h.audit.double_binds, 0);
             prop_assert_eq!(w.h.audit.constraint_violations, 0);
+            let errors = w.h.engine.view().accounting_errors();
+            prop_assert!(errors.is_empty(), "after {:?}: {:?}", op, errors);
         }
         w.settle();
         w.h.assert_safe();

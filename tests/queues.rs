@@ -597,3 +597,159 @@ proptest! {
         }
     }
 }
+
+/// The queue tree's allocated cpu per leaf, as the view reports it.
+fn tree_allocated(h: &Harness) -> BTreeMap<String, i64> {
+    h.engine
+        .view()
+        .queues()
+        .into_iter()
+        .map(|q| {
+            (
+                q.info.spec.name.clone(),
+                q.info.allocated.get(ResourceId::CPU),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_failed_pod_tearing_a_gang_down_releases_its_own_queue_only() {
+    let mut h = Harness::new();
+    h.node(node("n").cpu(64).build());
+    h.apply(ClusterEvent::QueuesConfigured(vec![
+        queue("root.b", 1),
+        queue("root.c", 1),
+    ]))
+    .unwrap();
+    h.submit(job("ns/c1").task("t", 2, 2000).queue("root.c").build());
+    h.submit(job("ns/b4").task("t", 4, 1000).queue("root.b").build());
+    h.settle();
+    assert_eq!(tree_allocated(&h)["root.c"], 4000);
+    assert_eq!(tree_allocated(&h)["root.b"], 4000);
+    // One pod of b4 fails: the gang is torn down.
+    h.apply(ClusterEvent::PodFinished {
+        pod: pod("ns/b4", 0, 0),
+        succeeded: false,
+    })
+    .unwrap();
+    h.settle();
+    let used = usage(&h);
+    let tree = tree_allocated(&h);
+    assert_eq!(tree["root.c"], 4000, "tree {tree:?}, jobs {used:?}");
+    assert_eq!(
+        tree["root.b"],
+        used.get("root.b").copied().unwrap_or(0),
+        "tree {tree:?}, jobs {used:?}"
+    );
+    // Its controller re-creates the job; then it ends and is deleted.
+    let _ = h.apply(ClusterEvent::JobSubmitted(
+        job("ns/b4").task("t", 4, 1000).queue("root.b").build(),
+    ));
+    h.settle();
+    let _ = h.apply(ClusterEvent::JobDeleted {
+        job: "ns/b4".into(),
+    });
+    h.settle();
+    let tree = tree_allocated(&h);
+    assert_eq!(tree["root.c"], 4000, "tree {tree:?}");
+    assert!(tree["root.b"] >= 0, "tree {tree:?}");
+    h.assert_safe();
+}
+
+#[test]
+fn queues_configured_again_keep_what_is_allocated() {
+    let mut h = Harness::new();
+    h.node(node("n").cpu(64).build());
+    let queues = vec![queue("root.b", 1), queue("root.c", 1)];
+    h.apply(ClusterEvent::QueuesConfigured(queues.clone()))
+        .unwrap();
+    h.submit(job("ns/c1").task("t", 2, 2000).queue("root.c").build());
+    h.submit(job("ns/b4").task("t", 4, 1000).queue("root.b").build());
+    h.settle();
+    h.apply(ClusterEvent::QueuesConfigured(queues)).unwrap();
+    h.settle();
+    let tree = tree_allocated(&h);
+    assert_eq!((tree["root.b"], tree["root.c"]), (4000, 4000), "{tree:?}");
+}
+
+#[test]
+fn a_running_job_submitted_again_stays_counted_once() {
+    let mut h = Harness::new();
+    h.node(node("n").cpu(64).build());
+    h.apply(ClusterEvent::QueuesConfigured(vec![
+        queue("root.b", 1),
+        queue("root.c", 1),
+    ]))
+    .unwrap();
+    h.submit(job("ns/c1").task("t", 2, 2000).queue("root.c").build());
+    h.settle();
+    h.submit(job("ns/c1").task("t", 2, 2000).queue("root.c").build());
+    h.settle();
+    let _ = h.apply(ClusterEvent::JobSubmitted(
+        job("ns/c1").task("t", 2, 2000).queue("root.b").build(),
+    ));
+    h.settle();
+    let tree = tree_allocated(&h);
+    assert_eq!((tree["root.b"], tree["root.c"]), (0, 4000), "{tree:?}");
+}
+
+/// A restarted scheduler may learn of running pods before of their queue (its watches sync in
+/// any order): once the queue is configured, it counts them, and its capability holds.
+#[test]
+fn pods_adopted_before_their_queue_is_configured_count_against_it() {
+    let mut h = Harness::new();
+    h.node(node("n").cpu(64).build());
+    h.apply(ClusterEvent::QueuesConfigured(vec![queue("root.b", 1)]))
+        .unwrap();
+    h.submit(job("ns/early").task("t", 2, 2000).queue("root.c").build());
+    for i in 0..2 {
+        h.apply(ClusterEvent::PodBound {
+            pod: pod("ns/early", 0, i),
+            node: "n".into(),
+        })
+        .unwrap();
+    }
+    let mut capped = queue("root.c", 1);
+    capped.capability = Some(cpu(5));
+    h.apply(ClusterEvent::QueuesConfigured(vec![
+        queue("root.b", 1),
+        capped,
+    ]))
+    .unwrap();
+    assert_eq!(tree_allocated(&h)["root.c"], 4000);
+    h.submit(job("ns/late").task("t", 1, 2000).queue("root.c").build());
+    let d = h.cycle();
+    assert!(
+        matches!(
+            unschedulable(&d, "ns/late"),
+            Some(Reason::OverCapability { .. })
+        ),
+        "4 of 5 cpu are held; 2 more would pass the capability: {d:?}"
+    );
+    assert!(h.engine.view().accounting_errors().is_empty());
+}
+
+#[test]
+fn pods_still_running_after_most_of_their_gang_finished_stay_counted() {
+    let mut h = Harness::new();
+    h.node(node("n").cpu(64).build());
+    h.apply(ClusterEvent::QueuesConfigured(vec![queue("root.c", 1)]))
+        .unwrap();
+    h.submit(job("ns/g").task("t", 8, 2000).queue("root.c").build());
+    h.settle();
+    for i in 0..6 {
+        h.apply(ClusterEvent::PodFinished {
+            pod: pod("ns/g", 0, i),
+            succeeded: true,
+        })
+        .unwrap();
+    }
+    h.settle();
+    assert_eq!(
+        tree_allocated(&h)["root.c"],
+        4000,
+        "{:?}",
+        h.engine.view().job("ns/g").map(|j| (j.phase, j.pods))
+    );
+}

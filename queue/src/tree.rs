@@ -576,10 +576,29 @@ impl QueueTree {
         self.jobs.is_empty()
     }
 
-    /// Counts `amount` as allocated (or no longer) to queue `name` and its ancestors.
+    /// Counts `amount` as allocated (or no longer) to queue `name` and its ancestors. A tree
+    /// that creates queues on demand creates `name`; otherwise an unknown queue counts nothing,
+    /// and [`QueueTree::recount`] puts the amount in place once the queue is configured.
     pub fn allocate(&mut self, queue: &str, amount: Resources, add: bool) {
-        if let Some(&q) = self.by_name.get(queue) {
+        let q = match self.by_name.get(queue) {
+            Some(&q) => Some(q),
+            None if self.auto_create && !amount.is_zero() => self.leaf(queue).ok(),
+            None => None,
+        };
+        if let Some(q) = q {
             self.allocate_at(q, amount, add);
+        }
+    }
+
+    /// Replaces every allocation with `held` (what each job holds, by its queue's name): the
+    /// tree counts exactly what the jobs hold, whatever was configured when they were placed.
+    pub fn recount<'a>(&mut self, held: impl IntoIterator<Item = (&'a str, Resources)>) {
+        for id in 0..self.nodes.len() {
+            self.nodes[id].allocated = Resources::ZERO;
+            self.rekey(id as QueueId);
+        }
+        for (queue, amount) in held {
+            self.allocate(queue, amount, true);
         }
     }
 

@@ -3,8 +3,8 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 use phalanx_model::{
-    ClusterEvent, Decision, Job, Node, NodeAffinity, PodRef, PodSpec, ResourceId, Resources,
-    SelectorOperator, SelectorRequirement, SelectorTerm, Taint, TaintEffect, Task, Time,
+    ClusterEvent, Decision, Job, Node, NodeAffinity, PodRef, PodSpec, Reason, ResourceId,
+    Resources, SelectorOperator, SelectorRequirement, SelectorTerm, Taint, TaintEffect, Task, Time,
     Toleration, TolerationOperator,
 };
 use phalanx_scheduler::{CycleReport, Engine, EngineConfig, EventError};
@@ -158,6 +158,14 @@ pub fn pod(job: &str, task: u32, index: u32) -> PodRef {
         task,
         index,
     }
+}
+
+/// The reason a cycle gave for not placing job `name`, if it gave one.
+pub fn unschedulable(d: &[Decision], name: &str) -> Option<Reason> {
+    d.iter().find_map(|d| match d {
+        Decision::MarkUnschedulable { job, reason } if job == name => Some(reason.clone()),
+        _ => None,
+    })
 }
 
 /// Drives an engine like a binder and kubelet would, recording and auditing every decision.

@@ -19,6 +19,15 @@ impl Engine {
     /// the previous one stays in force.
     pub(super) fn configure_queues(&mut self, specs: Vec<QueueSpec>) -> Result<(), EventError> {
         let lost = self.queues.configure(&specs)?;
+        // What the new tree counts comes from what the jobs hold, not from the old tree: a job
+        // placed (or adopted after a restart) while its queue was not configured is counted
+        // from the moment its queue is.
+        self.queues.recount(
+            self.jobs
+                .iter()
+                .flatten()
+                .map(|s| (s.job.queue.as_str(), s.accounted)),
+        );
         for id in lost {
             self.state_mut(id).queued = false;
             self.enqueue(id);

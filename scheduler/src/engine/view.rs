@@ -155,6 +155,29 @@ impl<'a> View<'a> {
         self.engine.queues.info()
     }
 
+    /// Leaf queues whose allocation in the queue tree differs from what their jobs hold and
+    /// reserve, as `(queue, tree, jobs)`: empty unless an invariant is broken. For tests and
+    /// for adapters that check themselves under faults.
+    pub fn accounting_errors(&self) -> Vec<(String, Resources, Resources)> {
+        let mut by_queue: std::collections::BTreeMap<&str, Resources> = Default::default();
+        for s in self.engine.jobs.iter().flatten() {
+            *by_queue.entry(s.job.queue.as_str()).or_default() += s.accounted;
+        }
+        self.engine
+            .queues
+            .info()
+            .into_iter()
+            .filter(|q| q.leaf)
+            .filter_map(|q| {
+                let jobs = by_queue
+                    .get(q.spec.name.as_str())
+                    .copied()
+                    .unwrap_or_default();
+                (jobs != q.allocated).then(|| (q.spec.name.clone(), q.allocated, jobs))
+            })
+            .collect()
+    }
+
     /// A node by name, live or removed (removed nodes keep their entry).
     pub fn node(&self, name: &str) -> Option<NodeInfo<'a>> {
         let snapshot = &self.engine.snapshot;
