@@ -580,11 +580,22 @@ impl Core {
     }
 
     fn apply(&mut self, event: ClusterEvent) -> bool {
-        match self.engine.apply(event.clone()) {
+        let r = self.engine.apply(event.clone());
+        self.check_accounting(&event);
+        match r {
             Ok(()) => true,
             Err(e) => {
                 tracing::debug!(error = %e, ?event, "engine refused an event");
                 false
+            }
+        }
+    }
+
+    fn check_accounting(&self, after: &dyn std::fmt::Debug) {
+        if tracing::enabled!(tracing::Level::TRACE) {
+            let errors = self.engine.view().accounting_errors();
+            if !errors.is_empty() {
+                tracing::error!(?after, ?errors, "queue accounting broke");
             }
         }
     }
@@ -824,10 +835,13 @@ impl Core {
             foreign: None,
         });
         entry.info = info.clone();
-        // A pod joins its job once it is ours and ungated; it never changes job.
+        // A pod joins its job once it is ours and ungated; it never changes job. A pod that
+        // ended after it was bound joins too (seen first after a restart): it is one of the
+        // gang's members that ran, so the job is known as started, its running members stay
+        // counted against its queue, and a member's failure means what it meant before.
         let place = match prev_place {
             Some(place) => Some(place),
-            None if ours && !info.gated && !info.finished() => {
+            None if ours && !info.gated && (!info.finished() || info.node.is_some()) => {
                 let job = self.job_of(&info);
                 let place = self.take_slot(&job, &info);
                 self.dirty.insert(job);
@@ -1144,10 +1158,14 @@ impl Core {
                 .map(|r| r.to_spec(&mut self.table).map_err(|e| e.to_string()))
                 .collect();
             let refused = match specs {
-                Ok(specs) => match self.engine.apply(ClusterEvent::QueuesConfigured(specs)) {
-                    Ok(()) => break true,
-                    Err(e) => e.to_string(),
-                },
+                Ok(specs) => {
+                    let r = self.engine.apply(ClusterEvent::QueuesConfigured(specs));
+                    self.check_accounting(&"QueuesConfigured");
+                    match r {
+                        Ok(()) => break true,
+                        Err(e) => e.to_string(),
+                    }
+                }
                 Err(e) => e,
             };
             // The error names the queue by path; find the object it came from.
@@ -1437,7 +1455,9 @@ impl Core {
             self.resync_pods(name);
             return;
         }
-        match self.engine.apply(ClusterEvent::JobSubmitted(job.clone())) {
+        let submitted = self.engine.apply(ClusterEvent::JobSubmitted(job.clone()));
+        self.check_accounting(&job);
+        match submitted {
             Ok(()) => {
                 let clock = self.clock;
                 let entry = self.jobs.get_mut(name).expect("exists");
@@ -1615,6 +1635,7 @@ impl Core {
         self.clock = now;
         self.flush();
         let outcome = self.engine.cycle(now);
+        self.check_accounting(&outcome.decisions);
         // Admission walks every PodGroup: when something changed, else once a second (for
         // room freed and the Inqueue timeout), as Volcano runs it once per session.
         let stale = self
@@ -2544,6 +2565,32 @@ mod tests {
             1,
             "the foreign pod is gone: room for the new one"
         );
+    }
+
+    /// A scheduler that starts while a gang runs, some of its members done: the gang is known
+    /// as started (not "waiting for pods"), and its running members count against its node.
+    #[test]
+    fn a_restart_adopts_a_gang_whose_members_partly_finished() {
+        let mut c = core();
+        groups(&mut c, vec![group("g", json!({"minMember": 4}), json!({}))]);
+        let label = json!({"scheduling.x-k8s.io/pod-group": "g"});
+        pods(
+            &mut c,
+            vec![
+                pod("g-0", label.clone(), "1", Some("n1"), "Succeeded"),
+                pod("g-1", label.clone(), "1", Some("n1"), "Succeeded"),
+                pod("g-2", label.clone(), "1", Some("n1"), "Running"),
+                pod("g-3", label, "1", Some("n1"), "Running"),
+                pod("late", json!({}), "3", None, "Pending"),
+            ],
+        );
+        let a = c.cycle(Time(1));
+        let job = &c.publish().jobs["ns/g"];
+        assert_eq!(job.phase, "Running", "{:?}", reason(&c, "ns/g"));
+        assert!(reason(&c, "ns/g").is_none());
+        // 2 of the node's 4 cpu are held by the running members: 3 more do not fit.
+        assert!(a.binds.is_empty(), "{:?}", a.binds);
+        assert_eq!(reason(&c, "ns/pod-late").unwrap().0, "unschedulable");
     }
 
     #[test]
