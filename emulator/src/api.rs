@@ -486,7 +486,8 @@ pub async fn handle(
             })
         }
         (&Method::POST, Some(name), Some("binding")) if t.res.is_core("pods") => {
-            bind(&state, ns_of(&t)?, name, &parse_body(&body)?)
+            let user = state.auth.user_of(&headers);
+            bind(&state, &user, ns_of(&t)?, name, &parse_body(&body)?)
         }
         (&Method::POST, None, None) if t.res.is_core("bindings") => {
             let b = parse_body(&body)?;
@@ -495,7 +496,8 @@ pub async fn handle(
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            bind(&state, ns_of(&t)?, &name, &b)
+            let user = state.auth.user_of(&headers);
+            bind(&state, &user, ns_of(&t)?, &name, &b)
         }
         (&Method::POST, Some(name), Some("eviction")) if t.res.is_core("pods") => {
             let b = parse_body(&body)?;
@@ -920,7 +922,42 @@ fn after_write(state: &AppState, res: &ResourceDef, o: &Stored) {
     }
 }
 
-fn bind(state: &AppState, ns: &str, name: &str, binding: &Value) -> Result<Response, ApiError> {
+/// Binds a pod and records the request, accepted or refused, in the audit.
+fn bind(
+    state: &AppState,
+    user: &str,
+    ns: &str,
+    name: &str,
+    binding: &Value,
+) -> Result<Response, ApiError> {
+    let node = binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let mut already_on = None;
+    let result = commit_bind(state, ns, name, binding, &mut already_on);
+    state.audit.bind(
+        &state.store,
+        crate::audit::BindRecord {
+            t: crate::audit::now(),
+            pod: format!("{ns}/{name}"),
+            node: node.to_string(),
+            user: user.to_string(),
+            leader: None,
+            refused: result.as_ref().err().map(ToString::to_string),
+            already_on,
+        },
+    );
+    result
+}
+
+fn commit_bind(
+    state: &AppState,
+    ns: &str,
+    name: &str,
+    binding: &Value,
+    already_on: &mut Option<String>,
+) -> Result<Response, ApiError> {
     let node = binding
         .pointer("/target/name")
         .and_then(Value::as_str)
@@ -967,6 +1004,7 @@ fn bind(state: &AppState, ns: &str, name: &str, binding: &Value) -> Result<Respo
         }
         match pod.pointer("/spec/nodeName").and_then(Value::as_str) {
             Some(n) if !n.is_empty() => {
+                *already_on = Some(n.to_string());
                 return Err(conflict(format!(
                     "pod {name} is already assigned to node {n:?}"
                 )));

@@ -272,6 +272,15 @@ impl Auth {
         Decision { allowed, reason }
     }
 
+    /// The user a request's bearer token belongs to; "" when no users are configured or the
+    /// token is unknown.
+    pub fn user_of(&self, headers: &HeaderMap) -> String {
+        bearer(headers)
+            .and_then(|token| self.authenticate(token))
+            .map(|u| u.user.clone())
+            .unwrap_or_default()
+    }
+
     /// Authenticates and authorizes a request to a resource URL: `Ok` when no users are
     /// configured or the bearer token's user may do `verb` there; 401 or 403 otherwise.
     pub fn check(&self, headers: &HeaderMap, verb: &str, t: &Target) -> Result<(), ApiError> {

@@ -30,6 +30,17 @@ pub enum CliError {
     /// Startup failed.
     #[error(transparent)]
     Server(#[from] ServerError),
+    /// `--faults` cannot be read or is not a fault configuration.
+    #[error("--faults {path}: {message}")]
+    FaultsFile {
+        /// The file.
+        path: String,
+        /// What is wrong, with line and column for a JSON error.
+        message: String,
+    },
+    /// `--audit-lease` is not `NAMESPACE/NAME`.
+    #[error("--audit-lease {0:?}: expected NAMESPACE/NAME, e.g. kube-system/phalanx")]
+    AuditLease(String),
     /// A fault flag is malformed.
     #[error(transparent)]
     Fault(#[from] FaultError),
@@ -85,7 +96,7 @@ pub struct EmulatorArgs {
 #[derive(Debug, Clone, Subcommand)]
 pub enum EmulatorCommand {
     /// Serve the emulated API (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create jobs (PodGroups and pods) from a native trace file at a given rate.
     Load(LoadArgs),
 }
@@ -152,6 +163,21 @@ pub struct ServeArgs {
     /// Fault: answer this fraction of watches from a resourceVersion with 410 Gone.
     #[arg(long, default_value_t = 0.0)]
     pub fault_watch_gone_rate: f64,
+    /// Faults from a file: a JSON object as `PUT /emulator/faults` takes (`errorRate`,
+    /// `latencyMs`, `throttleRate`, `watchDropAfterMs`, `watchGoneRate`, `conflictRate`,
+    /// `admissionRejectRate`); the `--fault-*` flags given as well override its fields.
+    #[arg(long, value_name = "FILE")]
+    pub faults: Option<std::path::PathBuf>,
+    /// Fault: refuse this fraction of updates and patches with 409 Conflict.
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_conflict_rate: f64,
+    /// Fault: kubelets refuse this fraction of pods at admission (`UnexpectedAdmissionError`).
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_admission_reject_rate: f64,
+    /// Judge every bind against this leader Lease (`NAMESPACE/NAME`, e.g. `kube-system/phalanx`):
+    /// `GET /emulator/audit` then says whose the lease was at each bind.
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub audit_lease: Option<String>,
     /// Fault: take a node NotReady AT seconds after startup, and Ready again FOR seconds later
     /// (`node-00003@10+30`; without `+FOR` it stays NotReady). Repeatable.
     #[arg(long = "fault-node-not-ready", value_name = "NODE@AT[+FOR]")]
@@ -241,11 +267,34 @@ pub struct LoadArgs {
 impl ServeArgs {
     /// The emulator configuration these flags describe.
     pub fn config(&self) -> Result<EmulatorConfig, CliError> {
-        let mut faults = FaultConfig {
-            throttle_rate: self.fault_throttle_rate,
-            watch_drop_after_ms: self.fault_watch_drop_ms,
-            watch_gone_rate: self.fault_watch_gone_rate,
-            ..FaultConfig::default()
+        let mut faults = match &self.faults {
+            Some(path) => {
+                let bad = |message: String| CliError::FaultsFile {
+                    path: path.display().to_string(),
+                    message,
+                };
+                let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+                serde_json::from_str::<FaultConfig>(&text).map_err(|e| bad(e.to_string()))?
+            }
+            None => FaultConfig::default(),
+        };
+        let flag = |v: f64, file: f64| if v > 0.0 { v } else { file };
+        faults.throttle_rate = flag(self.fault_throttle_rate, faults.throttle_rate);
+        faults.watch_gone_rate = flag(self.fault_watch_gone_rate, faults.watch_gone_rate);
+        faults.conflict_rate = flag(self.fault_conflict_rate, faults.conflict_rate);
+        faults.admission_reject_rate = flag(
+            self.fault_admission_reject_rate,
+            faults.admission_reject_rate,
+        );
+        faults.watch_drop_after_ms = self.fault_watch_drop_ms.or(faults.watch_drop_after_ms);
+        let audit_lease = match &self.audit_lease {
+            Some(s) => match s.split_once('/') {
+                Some((ns, name)) if !ns.is_empty() && !name.is_empty() => {
+                    Some((ns.to_string(), name.to_string()))
+                }
+                _ => return Err(CliError::AuditLease(s.clone())),
+            },
+            None => None,
         };
         for s in &self.fault_error_rate {
             let (k, v) = parse_verb_value::<f64>(s)?;
@@ -295,6 +344,7 @@ impl ServeArgs {
                 terminated_threshold: self.terminated_pod_gc_threshold,
             },
             tokens,
+            audit_lease,
             ..EmulatorConfig::default()
         })
     }
@@ -353,7 +403,7 @@ pub fn write_kubeconfigs(
 pub async fn run(args: EmulatorArgs) -> Result<(), CliError> {
     match args.command {
         None => run_serve(args.serve).await,
-        Some(EmulatorCommand::Serve(s)) => run_serve(s).await,
+        Some(EmulatorCommand::Serve(s)) => run_serve(*s).await,
         Some(EmulatorCommand::Load(l)) => {
             let report = run_load(l).await?;
             println!(
@@ -461,6 +511,54 @@ mod tests {
         );
         assert_eq!(NodeFlap::parse("n@0.5").unwrap().duration, None);
         assert!(NodeFlap::parse("n").is_err());
+    }
+
+    #[test]
+    fn faults_come_from_a_file_and_flags_override_it() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let dir = std::env::temp_dir().join(format!("phalanx-faults-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("faults.json");
+        std::fs::write(
+            &file,
+            r#"{"errorRate": {"bind": 0.1}, "conflictRate": 0.05, "admissionRejectRate": 0.01}"#,
+        )
+        .unwrap();
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["emulator", "--faults", file.to_str().unwrap()];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv).unwrap().serve.config()
+        };
+        let f = parse(&[]).unwrap().faults;
+        assert_eq!(
+            (
+                f.error_rate["bind"],
+                f.conflict_rate,
+                f.admission_reject_rate
+            ),
+            (0.1, 0.05, 0.01)
+        );
+        let f = parse(&[
+            "--fault-conflict-rate",
+            "0.5",
+            "--fault-error-rate",
+            "bind=0.2",
+        ])
+        .unwrap()
+        .faults;
+        assert_eq!((f.error_rate["bind"], f.conflict_rate), (0.2, 0.5));
+        std::fs::write(&file, "{\"conflictRate\": \"lots\"}").unwrap();
+        let err = parse(&[]).unwrap_err().to_string();
+        assert!(
+            err.contains("faults.json") && err.contains("line 1"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //!  Pending ───────────────> admit? ──yes──────────────> Running ───────────────────────────> Succeeded | Failed
 //!                             │no (does not fit what already runs here)
 //!                             └──────> Failed, reason OutOfcpu / OutOfmemory / OutOfnvidia.com/gpu / OutOfpods
+//!                                      (or UnexpectedAdmissionError, a fault injected on purpose)
 //!  deletionTimestamp set ──(min(grace, stop delay))──> resources released, pod deleted
 //!  node NotReady: nothing progresses on it until it is Ready again
 //! ```
@@ -32,6 +33,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 
 use crate::api::set_condition;
+use crate::faults::Faults;
 use crate::meta::{now_rfc3339, obj_mut};
 use crate::quantity::{ResourceMilli, format_milli, parse_list};
 use crate::resources::ResourceDef;
@@ -112,6 +114,7 @@ struct Kubelets {
     store: Arc<Store>,
     pods_def: Arc<ResourceDef>,
     cfg: KubeletConfig,
+    faults: Arc<Faults>,
     nodes: HashMap<String, NodeState>,
     pods: HashMap<PodKey, PodState>,
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
@@ -384,15 +387,13 @@ impl Kubelets {
             return;
         };
         if !state.placement.admits(&node, &n.labels) {
-            let reason = "NodeAffinity";
             let message = "Pod was rejected: Predicate NodeAffinity failed: node(s) didn't match Pod's node affinity/selector";
-            self.update_status(&key, &uid, |pod| {
-                let st = obj_mut(pod, "status");
-                st.insert("phase".into(), json!("Failed"));
-                st.insert("reason".into(), json!(reason));
-                st.insert("message".into(), json!(message));
-            });
-            self.warn(&key, &uid, &node, reason, message);
+            self.reject(&key, &uid, &node, "NodeAffinity", message);
+            return;
+        }
+        if self.faults.admission_rejected() {
+            let message = "Allocate failed due to an injected fault, which is unexpected";
+            self.reject(&key, &uid, &node, "UnexpectedAdmissionError", message);
             return;
         }
         let short = state.requests.iter().find_map(|(res, req)| {
@@ -415,15 +416,7 @@ impl Kubelets {
                 fmt(used),
                 fmt(cap)
             );
-            tracing::info!(pod = %format!("{}/{}", key.0, key.1), node = %node, %reason, "kubelet rejected pod");
-            self.update_status(&key, &uid, |pod| {
-                let st = obj_mut(pod, "status");
-                st.insert("phase".into(), json!("Failed"));
-                st.insert("reason".into(), json!(reason));
-                st.insert("message".into(), json!(message));
-                st.insert("startTime".into(), json!(now_rfc3339()));
-            });
-            self.warn(&key, &uid, &node, &reason, &message);
+            self.reject(&key, &uid, &node, &reason, &message);
             return;
         }
         for (k, v) in &state.requests {
@@ -433,6 +426,20 @@ impl Kubelets {
             p.holds = true;
         }
         self.schedule(self.cfg.start_delay, Timer::Start(key, uid));
+    }
+
+    /// Refuses a pod at admission, as kubelet does: `Failed` with the reason and message, and a
+    /// Warning Event saying why.
+    fn reject(&self, key: &PodKey, uid: &str, node: &str, reason: &str, message: &str) {
+        tracing::info!(pod = %format!("{}/{}", key.0, key.1), node = %node, %reason, "kubelet rejected pod");
+        self.update_status(key, uid, |pod| {
+            let st = obj_mut(pod, "status");
+            st.insert("phase".into(), json!("Failed"));
+            st.insert("reason".into(), json!(reason));
+            st.insert("message".into(), json!(message));
+            st.insert("startTime".into(), json!(now_rfc3339()));
+        });
+        self.warn(key, uid, node, reason, message);
     }
 
     /// Records a Warning Event about a pod, as kubelet does when it rejects one, so
@@ -599,8 +606,9 @@ impl Kubelets {
     }
 }
 
-/// Starts the simulated kubelets for every Node in `store`, now and later.
-pub fn spawn(store: Arc<Store>, cfg: KubeletConfig) -> JoinHandle<()> {
+/// Starts the simulated kubelets for every Node in `store`, now and later; `faults` says which
+/// admissions fail on purpose.
+pub fn spawn(store: Arc<Store>, cfg: KubeletConfig, faults: Arc<Faults>) -> JoinHandle<()> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     store.set_observer(tx);
     let pods_def = store
@@ -610,6 +618,7 @@ pub fn spawn(store: Arc<Store>, cfg: KubeletConfig) -> JoinHandle<()> {
         store,
         pods_def,
         cfg,
+        faults,
         nodes: HashMap::new(),
         pods: HashMap::new(),
         heap: BinaryHeap::new(),

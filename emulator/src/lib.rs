@@ -33,9 +33,11 @@
 //! - [`meta`]: timestamps, uids, JSON paths.
 //! - [`client`]: a minimal HTTP/1.1 JSON client for the load generator and benchmarks.
 //! - [`load`]: creates jobs from a trace file at a given rate.
+//! - [`audit`]: the record of binds, pod ends and leader leases reliability runs judge by.
 //! - [`cli`]: the `phalanx emulator` command line.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod client;

@@ -5,7 +5,8 @@
 //! Admin endpoints (not Kubernetes API, under `/emulator/`):
 //! `GET|PUT /emulator/faults` (a [`FaultConfig`] as JSON), `POST /emulator/compact` (forces 410
 //! Gone on every older resourceVersion), `POST /emulator/drop-watches`,
-//! `POST /emulator/nodes/{name}/not-ready` and `.../ready`, `GET /emulator/stats`. They, the
+//! `POST /emulator/nodes/{name}/not-ready` and `.../ready`, `GET /emulator/stats`,
+//! `GET /emulator/audit` (the [`crate::audit::Journal`]). They, the
 //! health endpoints, `/version`, discovery and OpenAPI are open; requests to resource URLs are
 //! checked by [`Auth`] when users are configured ([`EmulatorConfig::tokens`]).
 
@@ -25,6 +26,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, Query, Route, error_response, json_response};
+use crate::audit::Audit;
 use crate::auth::{Auth, AuthError, TokenUser};
 use crate::faults::{FaultConfig, Faults};
 use crate::kubelet::{self, KubeletConfig};
@@ -121,6 +123,8 @@ pub struct EmulatorConfig {
     /// requests to resource URLs need a known token and a `view` user may only read (see
     /// [`crate::auth`]).
     pub tokens: Vec<TokenUser>,
+    /// The leader Lease (`namespace`, `name`) every bind is judged against in the audit.
+    pub audit_lease: Option<(String, String)>,
 }
 
 impl Default for EmulatorConfig {
@@ -139,6 +143,7 @@ impl Default for EmulatorConfig {
             not_ready_eviction: Some(Duration::from_secs(300)),
             pod_gc: PodGcConfig::default(),
             tokens: Vec::new(),
+            audit_lease: None,
         }
     }
 }
@@ -150,6 +155,8 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// The fault injector.
     pub faults: Arc<Faults>,
+    /// The record of binds, pod ends and leader leases.
+    pub audit: Arc<Audit>,
     /// `host:port` advertised in `/api`.
     pub advertise: String,
     /// Bookmark interval.
@@ -173,6 +180,7 @@ pub struct RunningEmulator {
     server: JoinHandle<()>,
     kubelets: JoinHandle<()>,
     pod_gc: Option<JoinHandle<()>>,
+    audit: JoinHandle<()>,
 }
 
 impl RunningEmulator {
@@ -188,6 +196,7 @@ impl RunningEmulator {
         }
         self.state.faults.drop_all_watches();
         self.kubelets.abort();
+        self.audit.abort();
         if let Some(gc) = &self.pod_gc {
             gc.abort();
         }
@@ -309,10 +318,14 @@ pub async fn start(cfg: EmulatorConfig) -> Result<RunningEmulator, ServerError> 
         source,
     })?;
     let store = Arc::new(Store::new(cfg.store.clone(), builtins()));
-    let kubelets = kubelet::spawn(store.clone(), cfg.kubelet.clone());
+    let faults = Arc::new(Faults::new(cfg.faults.clone()));
+    let kubelets = kubelet::spawn(store.clone(), cfg.kubelet.clone(), faults.clone());
+    let audit = Arc::new(Audit::new(cfg.audit_lease.clone()));
+    let audit_task = crate::audit::spawn(store.clone(), audit.clone());
     let state = Arc::new(AppState {
         store: store.clone(),
-        faults: Arc::new(Faults::new(cfg.faults.clone())),
+        faults,
+        audit,
         advertise: addr.to_string(),
         bookmark_interval: cfg.bookmark_interval,
         default_watch_timeout: cfg.default_watch_timeout,
@@ -346,6 +359,7 @@ pub async fn start(cfg: EmulatorConfig) -> Result<RunningEmulator, ServerError> 
         server,
         kubelets,
         pod_gc,
+        audit: audit_task,
     })
 }
 
@@ -483,6 +497,9 @@ async fn admin(
     let ok = || json_response(200, &json!({"status": "ok"}));
     Some(match (method, segs.as_slice()) {
         (&Method::GET, ["healthz" | "livez" | "readyz", ..]) => Response::new(Body::from("ok")),
+        (&Method::GET, ["emulator", "audit"]) => {
+            json_response(200, &json!(state.audit.snapshot(state.faults.injected())))
+        }
         (&Method::GET, ["emulator", "faults"]) => json_response(200, &json!(state.faults.config())),
         (&Method::PUT | &Method::POST, ["emulator", "faults"]) => {
             match serde_json::from_slice(body) {
@@ -564,7 +581,11 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
         tracing::debug!(verb = %authz_verb, path = %path, code = e.code(), "request refused");
         return error_response(&e);
     }
-    let (delay, fault) = state.faults.before(&[specific, general]);
+    let resource = target.res.qualified();
+    let (delay, fault) = state.faults.before(
+        &[specific, general],
+        (&resource, target.name.as_deref().unwrap_or("")),
+    );
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }

@@ -196,6 +196,7 @@ pub fn watch_response(
         .faults
         .watch_lifetime()
         .map_or(timeout, |l| l.min(timeout));
+    let cut_short = lifetime < timeout;
     let deadline = Instant::now() + lifetime;
     let bookmark_every = state.bookmark_interval;
     let mut drop_signal = state.faults.drop_signal();
@@ -284,8 +285,16 @@ pub fn watch_response(
                         return;
                     }
                 }
-                _ = sleep_until(deadline) => return,
-                _ = drop_signal.changed() => return,
+                _ = sleep_until(deadline) => {
+                    if cut_short {
+                        state.faults.count(crate::faults::kind::WATCH_DROP);
+                    }
+                    return;
+                }
+                _ = drop_signal.changed() => {
+                    state.faults.count(crate::faults::kind::WATCH_DROP);
+                    return;
+                }
                 _ = tx.closed() => return,
             }
         }
