@@ -28,6 +28,7 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::watcher;
 use phalanx_emulator::client::Conn;
+use phalanx_simulator::report::peak_rss_mb_of;
 use serde::Serialize;
 use serde_json::json;
 
@@ -88,6 +89,15 @@ pub struct E2eReport {
     pub dependency_max_ms: Option<f64>,
     /// Seconds from a new scheduler process's start to its first bind, every pod resident.
     pub restart_to_first_bind_s: Option<f64>,
+    /// Gangs left partly bound beyond 10 s, from the emulator's audit journal (see
+    /// `phalanx bench chaos`).
+    pub partial_gangs: u64,
+    /// Nodes whose kubelet refused a pod for lack of resources, from the same journal.
+    pub overcommitted_nodes: u64,
+    /// Peak resident set of the scheduler process that took the workload, MiB.
+    pub serve_peak_rss_mib: f64,
+    /// Peak resident set of the emulator process, MiB.
+    pub emulator_peak_rss_mib: f64,
 }
 
 impl E2eReport {
@@ -98,7 +108,9 @@ impl E2eReport {
              bound {:.0} pods/s over {:.1} s (creation took {:.1} s)\n\
              creation to bind: p50 {:.0} ms, p99 {:.0} ms\n\
              dependency (parent succeeded to dependent bound): {}\n\
-             restart to first bind with every pod resident: {}",
+             restart to first bind with every pod resident: {}\n\
+             from the emulator's records: {} partial gangs, {} overcommitted nodes\n\
+             peak RSS: scheduler {:.0} MiB, emulator {:.0} MiB",
             self.nodes,
             self.pods,
             self.bound,
@@ -116,7 +128,11 @@ impl E2eReport {
             },
             self.restart_to_first_bind_s
                 .map(|s| format!("{s:.2} s"))
-                .unwrap_or_else(|| "not measured (the bind was not seen)".into())
+                .unwrap_or_else(|| "not measured (the bind was not seen)".into()),
+            self.partial_gangs,
+            self.overcommitted_nodes,
+            self.serve_peak_rss_mib,
+            self.emulator_peak_rss_mib,
         )
     }
 }
@@ -131,7 +147,7 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }
@@ -172,7 +188,7 @@ pub async fn run(args: &E2eArgs) -> Result<E2eReport> {
     std::fs::create_dir_all(&dir)?;
     let kubeconfig = dir.join("kubeconfig");
     let port = free_port()?;
-    let _emulator = spawn(
+    let emulator = spawn(
         &[
             "emulator",
             "--listen",
@@ -276,6 +292,7 @@ pub async fn run(args: &E2eArgs) -> Result<E2eReport> {
     let mut dependency = chain(&host, args, &seen, &succeeded).await?;
     dependency.sort_by(f64::total_cmp);
 
+    let serve_peak_rss_mib = peak_rss_mb_of(&scheduler.0.id().to_string());
     // Restart with everything resident: kill the scheduler, add one pod, start a new one.
     drop(scheduler);
     let probe = "restart-probe";
@@ -297,6 +314,42 @@ pub async fn run(args: &E2eArgs) -> Result<E2eReport> {
     }
     drop(scheduler);
     watch.abort();
+    // The verdict on the promise, from the emulator's own records.
+    let mut work = crate::bench_chaos::Workload::default();
+    let mut gang = |name: String, members: usize| {
+        for i in 0..members {
+            work.pod_job.insert(format!("{name}-{i}"), work.jobs.len());
+        }
+        work.jobs.push(crate::bench_chaos::JobSpec {
+            name,
+            queue: String::new(),
+            min_member: members,
+            cpu_milli: 1000,
+            submitted: 0.0,
+        });
+    };
+    for g in 0..groups {
+        gang(
+            format!("g{g:06}"),
+            args.gang.max(1).min(args.pods - g * args.gang.max(1)),
+        );
+    }
+    for k in 0..args.chain {
+        gang(format!("dep-{k}"), 2);
+    }
+    let (code, body) = conn
+        .request(
+            hyper::Method::GET,
+            "/emulator/audit",
+            "application/json",
+            bytes::Bytes::new(),
+        )
+        .await?;
+    if code != 200 {
+        bail!("reading the emulator's audit: {code}");
+    }
+    let journal: phalanx_emulator::audit::Journal = serde_json::from_slice(&body)?;
+    let verdict = crate::bench_chaos::judge(&journal, &work, phalanx_emulator::audit::now(), 10.0);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(E2eReport {
         nodes: args.nodes,
@@ -317,6 +370,10 @@ pub async fn run(args: &E2eArgs) -> Result<E2eReport> {
             .copied(),
         dependency_max_ms: dependency.last().copied(),
         restart_to_first_bind_s: restart,
+        partial_gangs: verdict.partial_gangs,
+        overcommitted_nodes: verdict.overcommitted_nodes,
+        serve_peak_rss_mib,
+        emulator_peak_rss_mib: peak_rss_mb_of(&emulator.0.id().to_string()),
     })
 }
 
@@ -465,23 +522,23 @@ async fn wait_bound(seen: &Seen, pods: usize, stall: Duration) -> usize {
 /// What the bench's own watch reads of a pod: its name and node, nothing else (the scheduler
 /// under test parses whole pods; the observer need not pay for that on the same two cores).
 #[derive(Clone, Debug, serde::Deserialize)]
-struct BoundPod {
-    metadata: ObjectMeta,
+pub(crate) struct BoundPod {
+    pub(crate) metadata: ObjectMeta,
     #[serde(default)]
-    spec: BoundSpec,
+    pub(crate) spec: BoundSpec,
     #[serde(default)]
-    status: BoundStatus,
+    pub(crate) status: BoundStatus,
 }
 
 #[derive(Clone, Debug, Default, serde::Deserialize)]
-struct BoundStatus {
-    phase: Option<String>,
+pub(crate) struct BoundStatus {
+    pub(crate) phase: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, serde::Deserialize)]
-struct BoundSpec {
+pub(crate) struct BoundSpec {
     #[serde(rename = "nodeName")]
-    node_name: Option<String>,
+    pub(crate) node_name: Option<String>,
 }
 
 impl kube::Resource for BoundPod {

@@ -3,6 +3,7 @@
 
 mod admin_cli;
 mod bench;
+mod bench_chaos;
 mod bench_e2e;
 mod bench_saturated;
 mod queue_cli;
@@ -80,6 +81,11 @@ enum BenchCommand {
     /// The emulator and `phalanx serve` as separate processes over loopback HTTP: pods bound per
     /// second, creation-to-bind latency, and restart to first bind with every pod resident.
     E2e(bench_e2e::E2eArgs),
+    /// The promise under combined faults: an emulator, several `serve` replicas electing a
+    /// leader, a workload of gangs in queues with dependencies, and a chaos monkey (leader
+    /// kills, partitions, node failures, API faults); invariants judged from the emulator's
+    /// own records, each zero or the command fails.
+    Chaos(bench_chaos::ChaosArgs),
 }
 
 /// Arguments of `phalanx serve`.
@@ -176,6 +182,29 @@ fn main() -> Result<()> {
                 print_out(&serde_json::to_string(&report)?)?;
             } else {
                 print_out(&report.human())?;
+            }
+            if report.partial_gangs + report.overcommitted_nodes > 0 {
+                anyhow::bail!("the emulator's records show safety violations (see above)");
+            }
+        }
+        Command::Bench(BenchCli {
+            command: Some(BenchCommand::Chaos(args)),
+            ..
+        }) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let report = rt.block_on(bench_chaos::run(&args))?;
+            if args.json {
+                print_out(&serde_json::to_string(&report)?)?;
+            } else {
+                print_out(&report.human())?;
+            }
+            if report.violations_total() > 0 {
+                anyhow::bail!(
+                    "the chaos run broke {} invariant(s) (see above)",
+                    report.violations_total()
+                );
             }
         }
         Command::Bench(BenchCli { args, .. }) if args.shape == bench::Shape::Saturated => {

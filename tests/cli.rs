@@ -91,6 +91,9 @@ fn bench_e2e_measures_binds_and_each_dependency_link_through_the_emulator() {
     assert_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["bound"], 200, "{v}");
+    // The emulator's own records agree: no gang left partial, no node overcommitted.
+    assert_eq!(v["partial_gangs"], 0, "{v}");
+    assert_eq!(v["overcommitted_nodes"], 0, "{v}");
     // Three links make two dependencies, each seen from the parent's success to the
     // dependent's bind: positive, and well under the links' one-second run time apart.
     assert_eq!(v["dependency_links"], 2, "{v}");

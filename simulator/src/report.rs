@@ -337,7 +337,12 @@ pub fn deserved_shares(specs: &[QueueSpec], names: &[String], capacity: &Resourc
 
 /// Peak resident set size of this process (Linux `VmHWM`), MiB; 0 where unknown.
 pub fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+    peak_rss_mb_of("self")
+}
+
+/// Peak resident set size of process `pid` (`"self"` or a number), MiB; 0 where unknown.
+pub fn peak_rss_mb_of(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
