@@ -20,10 +20,11 @@
 //! from the emulator's audit journal (`GET /emulator/audit`: every bind with its sender and the
 //! lease holder at that instant, every pod's end, every lease write) and its objects, never
 //! from the schedulers. Each invariant must be zero, or the command fails:
-//! - `partial_gangs`: a gang with some but fewer than `min_member` pods bound for longer than
-//!   `--grace` seconds of leader time (leaderless time does not count: nobody can finish a gang
-//!   then), outside its own teardown (once a pod of it ends, it is being torn down or finishing
-//!   until it is empty again);
+//! - `partial_gangs`: a gang that has not yet run whole with some but fewer than `min_member`
+//!   pods bound for longer than `--grace` seconds of leader time (leaderless time does not
+//!   count: nobody can finish a gang then), outside its own teardown (once a pod of it ends, it
+//!   is being torn down or finishing until it is empty again); a member re-run alone by its
+//!   controller after the gang ran whole is not one;
 //! - `overcommitted_nodes`: nodes whose kubelet refused a pod for lack of resources (`OutOf*`);
 //! - `double_binds`: binds of a pod already bound to another node (the API server refuses
 //!   them; each is a scheduler acting on a stale view);
@@ -453,9 +454,10 @@ pub fn judge(journal: &Journal, work: &Workload, end: f64, grace_s: f64) -> Verd
                 continue;
             }
             if g.held == 0 {
+                // A new episode, unless the gang has already run whole: then this is a member
+                // re-run alone (its controller's RestartTask), not a gang forming.
                 g.since = Some(*t);
                 g.torn = false;
-                g.complete = false;
             }
             g.held += 1;
             if g.held >= job.min_member && !g.torn && !g.complete {
@@ -1430,6 +1432,13 @@ mod tests {
         late.binds
             .extend([bind(20.0, "j-2", "n"), bind(20.0, "j-3", "n")]);
         assert_eq!(judge(&late, &w, 30.0, 10.0).partial_gangs, 1);
+        // Run whole, ended, then one member re-run alone by its controller: no partial gang.
+        let mut rerun = whole.clone();
+        rerun
+            .ends
+            .extend((0..4).map(|i| end(5.0, &format!("j-{i}"))));
+        rerun.binds.push(bind(6.0, "j-3", "n"));
+        assert_eq!(judge(&rerun, &w, 30.0, 10.0).partial_gangs, 0);
         // Torn down (a member ended) before the grace: its own teardown.
         let mut torn = j.clone();
         torn.ends.push(end(2.0, "j-0"));
