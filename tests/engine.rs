@@ -611,17 +611,27 @@ fn binding_feedback_is_checked_and_errors_change_nothing() {
         }),
         Err(EventError::UnknownNode("nope".into()))
     );
+    assert_eq!(h.engine.snapshot(), &before);
+    // A pending pod reported ended ran where the engine could not see it (bound to a node it
+    // does not know, before a restart): it ends, holding nothing; a second report conflicts.
+    let finish = ClusterEvent::PodFinished {
+        pod: pod("ns/g", 0, 0),
+        succeeded: true,
+    };
+    assert_eq!(h.apply(finish.clone()), Ok(()));
     assert!(matches!(
-        h.apply(ClusterEvent::PodFinished {
-            pod: pod("ns/g", 0, 0),
-            succeeded: true
-        }),
+        h.apply(finish),
         Err(EventError::Conflict {
-            phase: PodPhase::Pending,
+            phase: PodPhase::Succeeded,
             ..
         })
     ));
     assert_eq!(h.engine.snapshot(), &before);
+    assert_eq!(
+        h.engine.view().job("ns/g").map(|j| j.phase),
+        Some(JobPhase::Succeeded)
+    );
+    assert!(h.cycle().is_empty(), "an ended pod is never placed");
 }
 
 #[test]

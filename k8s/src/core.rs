@@ -903,10 +903,11 @@ impl Core {
                     pod: pod.clone(),
                     node: node.clone(),
                 });
-                if bound && finished {
-                    // Ended before we saw it bound (a restart): adopted, then finished.
+                if finished {
+                    // Ended before we saw it bound (a restart): adopted, then finished; or, on a
+                    // node the engine cannot take, finished where it is, never placed again.
                     self.apply(ClusterEvent::PodFinished { pod, succeeded });
-                } else if !bound && !finished {
+                } else if !bound {
                     // The engine cannot take it (its node is unknown): count it as foreign.
                     let mut r = info.spec.requests;
                     r.set(phalanx_model::ResourceId::PODS, 1);
@@ -2591,6 +2592,32 @@ mod tests {
         // 2 of the node's 4 cpu are held by the running members: 3 more do not fit.
         assert!(a.binds.is_empty(), "{:?}", a.binds);
         assert_eq!(reason(&c, "ns/pod-late").unwrap().0, "unschedulable");
+    }
+
+    /// Pods seen first as finished on a node that no longer exists (a replica that was cut
+    /// off while they ran there) ended: they are never placed again.
+    #[test]
+    fn pods_that_finished_on_a_vanished_node_are_not_placed_again() {
+        let mut c = core();
+        groups(&mut c, vec![group("g", json!({"minMember": 2}), json!({}))]);
+        pods(
+            &mut c,
+            vec![member("g-0", "g", "1"), member("g-1", "g", "1")],
+        );
+        // Cut off: it saw the pods pending, then, once back, finished on a node long gone.
+        let label = json!({"scheduling.x-k8s.io/pod-group": "g"});
+        pods(
+            &mut c,
+            vec![
+                pod("g-0", label.clone(), "1", Some("gone"), "Succeeded"),
+                pod("g-1", label, "1", Some("gone"), "Succeeded"),
+            ],
+        );
+        for t in 1..4 {
+            let a = c.cycle(Time(t));
+            assert!(a.binds.is_empty(), "placed again: {:?}", a.binds);
+        }
+        assert_eq!(c.publish().jobs["ns/g"].phase, "Completed");
     }
 
     #[test]

@@ -609,7 +609,15 @@ impl Engine {
         let (id, slot) = self.pod(pod)?;
         let (t, i) = (pod.task as usize, pod.index as usize);
         match slot.phase {
-            PodPhase::Assumed | PodPhase::Bound | PodPhase::Releasing => {}
+            PodPhase::Assumed | PodPhase::Bound | PodPhase::Releasing => {
+                let request = self.state(id).request(t);
+                self.snapshot
+                    .release(slot.node.expect("placed pods have a node"), request);
+                self.cluster_grew = true;
+            }
+            // It ran where the engine could not see it (bound, before a restart, to a node that
+            // is gone) and has ended: it holds nothing, and it must not be placed again.
+            PodPhase::Pending => {}
             phase => {
                 return Err(EventError::Conflict {
                     pod: pod.clone(),
@@ -618,10 +626,6 @@ impl Engine {
                 });
             }
         }
-        let request = self.state(id).request(t);
-        self.snapshot
-            .release(slot.node.expect("placed pods have a node"), request);
-        self.cluster_grew = true;
         let s = self.state_mut(id);
         if slot.phase == PodPhase::Releasing {
             // It ended while its gang was being undone: it runs again with the gang.
@@ -636,7 +640,10 @@ impl Engine {
         s.set(t, i, ended, None);
         if !succeeded && s.phase != JobPhase::Failed {
             self.fail_job(id, Reason::PodFailed { pod: pod.clone() });
-        } else if s.phase == JobPhase::Running && s.counts.unfinished() == 0 {
+        } else if matches!(s.phase, JobPhase::Running | JobPhase::Pending)
+            && s.counts.unfinished() == 0
+        {
+            // Every pod ended well (a gang adopted as it finished counts as having run).
             s.phase = JobPhase::Succeeded;
             s.reason = None;
             let dag_node = s.dag_node;

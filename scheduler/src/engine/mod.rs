@@ -13,7 +13,9 @@
 //!      +------------------------ PodEvicted ------- Releasing
 //! ```
 //! A pod that ends on its own while `Releasing` counts as evicted: its gang is being undone,
-//! and it runs again with the gang.
+//! and it runs again with the gang. A `Pending` pod reported ended (`PodFinished`) ran where the
+//! engine could not see it, bound to a node it does not know before a restart: it ends there,
+//! holding nothing, and is never placed.
 //!
 //! A job's life: `Pending -> Running -> Succeeded | Failed`. A running gang that falls below its
 //! minimum (a bind failed, a node was lost, a pod was evicted from outside) is undone whole:
