@@ -178,11 +178,7 @@ fn main() -> Result<()> {
                 .enable_all()
                 .build()?;
             let report = rt.block_on(bench_e2e::run(&args))?;
-            if args.json {
-                print_out(&serde_json::to_string(&report)?)?;
-            } else {
-                print_out(&report.human())?;
-            }
+            print_report(args.json, &report, report.human())?;
             if report.partial_gangs + report.overcommitted_nodes > 0 {
                 anyhow::bail!("the emulator's records show safety violations (see above)");
             }
@@ -195,11 +191,7 @@ fn main() -> Result<()> {
                 .enable_all()
                 .build()?;
             let report = rt.block_on(bench_chaos::run(&args))?;
-            if args.json {
-                print_out(&serde_json::to_string(&report)?)?;
-            } else {
-                print_out(&report.human())?;
-            }
+            print_report(args.json, &report, report.human())?;
             if report.violations_total() > 0 {
                 anyhow::bail!(
                     "the chaos run broke {} invariant(s) (see above)",
@@ -215,22 +207,14 @@ fn main() -> Result<()> {
                 cycles: args.cycles,
                 finished_per_cycle: args.finish_per_cycle,
             });
-            if args.json {
-                print_out(&serde_json::to_string(&report)?)?;
-            } else {
-                print_out(&report.human())?;
-            }
+            print_report(args.json, &report, report.human())?;
             if report.partial_gangs + report.overcommitted_nodes > 0 {
                 anyhow::bail!("the audit found safety violations (see above)");
             }
         }
         Command::Bench(BenchCli { args, .. }) => {
             let report = bench::run(&args);
-            if args.json {
-                print_out(&serde_json::to_string(&report)?)?;
-            } else {
-                print_out(&report.human())?;
-            }
+            print_report(args.json, &report, report.human())?;
             if report.partial_gangs + report.overcommitted_nodes + report.other_violations > 0 {
                 anyhow::bail!("the audit found safety violations (see above)");
             }
@@ -286,6 +270,15 @@ fn main() -> Result<()> {
 }
 
 /// Prints a result on stdout; a closed pipe (`| head`) ends quietly instead of panicking.
+/// Prints a bench report as one JSON object (`--json`) or as its human summary.
+fn print_report(json: bool, report: &impl serde::Serialize, human: String) -> Result<()> {
+    if json {
+        print_out(&serde_json::to_string(report)?)
+    } else {
+        print_out(&human)
+    }
+}
+
 fn print_out(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match writeln!(out, "{text}").and_then(|()| out.flush()) {
