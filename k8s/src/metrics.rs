@@ -27,6 +27,7 @@
 //! | `phalanx_reservations` | gauge | | blocked gangs holding room |
 //! | `phalanx_engine_queue_depth` | gauge | | changes waiting for the engine thread |
 //! | `phalanx_leader` | gauge | | 1 while this replica holds the lease and binds |
+//! | `phalanx_watches_stale` | gauge | | watched kinds whose watch broke and is not relisted yet (no cycle runs while it is above 0) |
 //! | `phalanx_bind_duration_seconds` | histogram | | one `pods/binding` request, retries included |
 //! | `phalanx_bind_failures_total` | counter | `reason` | bindings that failed for good |
 //! | `phalanx_pods_bound_total` | counter | | pods bound by this replica |
@@ -83,6 +84,8 @@ pub struct Metrics {
     pub engine_queue_depth: IntGauge,
     /// 1 while leading.
     pub leader: IntGauge,
+    /// Watched kinds whose watch broke and is not relisted yet.
+    pub watches_stale: IntGauge,
     /// Jobs not running, by reason.
     pending_jobs: IntGaugeVec,
     /// The longest wait of a job not running.
@@ -256,6 +259,10 @@ impl Metrics {
             "phalanx_leader",
             "1 while this replica holds the lease and binds",
         );
+        let watches_stale = gauge(
+            "phalanx_watches_stale",
+            "Watched kinds whose watch broke and is not relisted yet (no cycle runs meanwhile)",
+        );
         let pending_jobs = registered(
             &r,
             must(IntGaugeVec::new(
@@ -318,6 +325,7 @@ impl Metrics {
             reservations,
             engine_queue_depth,
             leader,
+            watches_stale,
             pending_jobs,
             oldest_pending,
             queue_jobs,

@@ -2,8 +2,10 @@
 //! thread, fed by a channel. It applies whatever arrived (waiting `batchWindowMs` for more after
 //! the first change, so a burst is one batch), then runs a cycle; with nothing arriving it still
 //! cycles every `cyclePeriodMs`. It cycles only once every watcher has delivered its first
-//! complete list (so the initial state is applied as one batch before the first cycle) and only
-//! while this replica leads. When the engine says time alone brings it work sooner
+//! complete list (so the initial state is applied as one batch before the first cycle), only
+//! while no watch is broken and not yet relisted ([`Freshness`]: a replica back from a partition,
+//! or one whose watch expired, must not bind from a view that misses what happened meanwhile),
+//! and only while this replica leads. When the engine says time alone brings it work sooner
 //! ([`phalanx_scheduler::CycleReport::wake_at`]: a gang's backoff after a failed bind ends, a
 //! blocked gang's reclaim delay runs out), the next cycle comes then instead. After each round it
 //! publishes a read-only [`Published`] view.
@@ -81,6 +83,48 @@ pub struct Timing {
     pub window: Duration,
 }
 
+/// Which watched kinds the engine's view holds whole and current: each must have been listed,
+/// and none may have a watch that broke since its latest list. Acting on a view a broken watch
+/// left behind binds pods that are already bound elsewhere, or have even finished, and counts
+/// queues wrong.
+#[derive(Debug, Default)]
+pub struct Freshness {
+    listed: std::collections::BTreeSet<&'static str>,
+    stale: std::collections::BTreeSet<&'static str>,
+}
+
+impl Freshness {
+    /// A complete list of `kind` was applied.
+    pub fn listed(&mut self, kind: &'static str) {
+        self.listed.insert(kind);
+        if self.stale.remove(kind) {
+            tracing::info!(kind, "watch relisted");
+        }
+    }
+
+    /// The watch of `kind` broke; its view may miss changes until it is listed again.
+    pub fn stale(&mut self, kind: &'static str) {
+        if self.stale.insert(kind) {
+            tracing::info!(kind, "watch broke; no cycle until it is relisted");
+        }
+    }
+
+    /// Every kind has been listed at least once (the replica is ready).
+    pub fn ready(&self) -> bool {
+        self.listed.len() >= KINDS
+    }
+
+    /// Every kind is listed and no watch is broken: cycles may run.
+    pub fn current(&self) -> bool {
+        self.ready() && self.stale.is_empty()
+    }
+
+    /// Kinds whose watch is broken.
+    pub fn stale_kinds(&self) -> usize {
+        self.stale.len()
+    }
+}
+
 /// Runs the engine thread until every sender of `rx` is gone or `out` is closed.
 pub fn run(
     mut core: Core,
@@ -89,7 +133,7 @@ pub fn run(
     shared: Arc<Shared>,
     timing: Timing,
 ) {
-    let mut synced = std::collections::BTreeSet::new();
+    let mut fresh = Freshness::default();
     let mut next_cycle = Instant::now();
     let mut last_publish: Option<Instant> = None;
     let mut unpublished = false;
@@ -102,13 +146,13 @@ pub fn run(
         match rx.recv_timeout(wait) {
             Ok(msg) => {
                 changed = true;
-                handle(&mut core, msg, &mut synced, &shared);
+                handle(&mut core, msg, &mut fresh, &shared);
                 let until = Instant::now() + timing.window;
                 // Drain the burst, bounded so a flood cannot postpone cycles for ever.
                 for _ in 0..200_000 {
                     let left = until.saturating_duration_since(Instant::now());
                     match rx.recv_timeout(left) {
-                        Ok(msg) => handle(&mut core, msg, &mut synced, &shared),
+                        Ok(msg) => handle(&mut core, msg, &mut fresh, &shared),
                         Err(RecvTimeoutError::Timeout) => break,
                         Err(RecvTimeoutError::Disconnected) => return,
                     }
@@ -119,13 +163,14 @@ pub fn run(
         }
         // Woken early only to publish a deferred view: no cycle is due yet.
         let publish_only = !changed && Instant::now() < next_cycle;
-        let ready = synced.len() >= KINDS;
+        let ready = fresh.ready();
         shared
             .metrics
             .leader
             .set(i64::from(shared.leader.is_leader()));
+        shared.metrics.watches_stale.set(fresh.stale_kinds() as i64);
         let mut cycled = false;
-        if !publish_only && ready && shared.leader.is_leader() {
+        if !publish_only && fresh.current() && shared.leader.is_leader() {
             cycled = true;
             let started = Instant::now();
             let cycle_time = now();
@@ -187,17 +232,49 @@ pub fn run(
     }
 }
 
-fn handle(
-    core: &mut Core,
-    msg: Msg,
-    synced: &mut std::collections::BTreeSet<&'static str>,
-    shared: &Shared,
-) {
+fn handle(core: &mut Core, msg: Msg, fresh: &mut Freshness, shared: &Shared) {
     shared.metrics.engine_queue_depth.dec();
     match msg {
         Msg::Input(input) => core.ingest(input),
-        Msg::Synced(kind) => {
-            synced.insert(kind);
+        Msg::Listed(kind) => fresh.listed(kind),
+        Msg::Stale(kind) => fresh.stale(kind),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [&str; KINDS] = [
+        "nodes",
+        "pods",
+        "priorityclasses",
+        "podgroups.scheduling.volcano.sh",
+        "podgroups.scheduling.x-k8s.io",
+        "podgroups.scheduling.k8s.io",
+        "queues",
+    ];
+
+    /// No cycle before every kind is listed, none while a watch is broken, and cycles again
+    /// once it is relisted; readiness, once reached, stays.
+    #[test]
+    fn cycles_wait_for_every_list_and_stop_while_a_watch_is_broken() {
+        let mut f = Freshness::default();
+        for kind in &ALL[..KINDS - 1] {
+            f.listed(kind);
         }
+        assert!(!f.ready() && !f.current());
+        f.listed(ALL[KINDS - 1]);
+        assert!(f.ready() && f.current());
+        f.stale("pods");
+        f.stale("pods");
+        f.stale("nodes");
+        assert!(f.ready() && !f.current());
+        assert_eq!(f.stale_kinds(), 2);
+        f.listed("pods");
+        assert!(!f.current(), "nodes is still broken");
+        f.listed("nodes");
+        assert!(f.current());
+        assert_eq!(f.stale_kinds(), 0);
     }
 }

@@ -1,8 +1,9 @@
 //! kube-rs watchers for Nodes, all Pods, PodGroups of both flavours and Volcano Queues, feeding
 //! the engine thread. Each watcher buffers a (re)list between `Init` and `InitDone` and hands it
 //! over whole, as [`Change::Relisted`], so the engine thread swaps it in atomically (kube-rs's
-//! reflector discipline). The first complete list of each kind is also reported as
-//! [`Msg::Synced`]: the first cycle waits for all of them.
+//! reflector discipline). Each complete list of a kind is followed by [`Msg::Listed`]; a watch
+//! that broke is reported as [`Msg::Stale`] and relisted (see [`pump`]). The engine thread
+//! cycles only while every kind is listed and none is stale.
 //!
 //! A resource that is not served (no PodGroup CRD of one flavour, no Volcano Queue CRD, a
 //! cluster older than the upstream gang API of Kubernetes 1.35) counts as an empty list, with a warning: a cluster need not run Volcano to use the
@@ -15,7 +16,6 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
-use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use serde::de::DeserializeOwned;
 
@@ -27,8 +27,12 @@ use crate::translate::Flavor;
 pub enum Msg {
     /// A change to apply.
     Input(Input),
-    /// The first complete list of one watched kind was delivered.
-    Synced(&'static str),
+    /// A complete list of one watched kind was delivered (as [`Change::Relisted`], just
+    /// before): the view of that kind is whole and current again.
+    Listed(&'static str),
+    /// The watch of one kind broke: the view of it may miss changes until its next
+    /// [`Msg::Listed`].
+    Stale(&'static str),
 }
 
 /// Messages the engine thread's inbox holds at most. A watcher or the binder that finds it
@@ -81,7 +85,7 @@ impl EngineTx {
     }
 }
 
-/// How many kinds report [`Msg::Synced`] (nodes, pods, three PodGroup flavours, queues,
+/// How many kinds report [`Msg::Listed`] (nodes, pods, three PodGroup flavours, queues,
 /// priority classes).
 pub const KINDS: usize = 7;
 
@@ -101,55 +105,79 @@ pub fn queue_resource() -> ApiResource {
     )
 }
 
-async fn pump<K>(
+/// How long a watcher waits before reopening after its watch broke: from 200 ms, doubling, up
+/// to 5 s, with jitter (a replica back from a partition is in sync again within seconds; many
+/// replicas do not relist in lock step).
+fn reopen_backoff() -> backon::ExponentialBackoff {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// Feeds one kind's watch to the engine thread. `open` starts a watch from a fresh list.
+///
+/// A watch that broke (an error of any kind: the API unreachable, a 5xx, 410 Gone) makes this
+/// kind [`Msg::Stale`] and is reopened from a fresh list after a backoff, never resumed from
+/// its last resourceVersion as kube-rs's watcher would: whatever happened while it was broken
+/// is then certainly in the view once [`Msg::Listed`] arrives, and the engine thread does not
+/// cycle in between. A watch the server merely ended (its timeout) resumes where it was, as it
+/// loses nothing.
+async fn pump<K, S>(
     kind: &'static str,
-    stream: impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send,
+    open: impl Fn() -> S + Send,
     wrap: impl Fn(Change<K>) -> Input + Send,
     tx: EngineTx,
 ) where
     K: Debug + Send,
+    S: futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send,
 {
-    let mut stream = std::pin::pin!(stream);
-    let mut buffer = Vec::new();
-    let mut synced = false;
-    while let Some(event) = stream.next().await {
-        let input = match event {
-            Ok(Event::Init) => {
-                buffer.clear();
-                continue;
-            }
-            Ok(Event::InitApply(k)) => {
-                buffer.push(k);
-                continue;
-            }
-            Ok(Event::InitDone) => {
-                let list = std::mem::take(&mut buffer);
-                tracing::debug!(kind, objects = list.len(), "listed");
-                if tx
-                    .send(Msg::Input(wrap(Change::Relisted(list))))
-                    .await
-                    .is_err()
-                {
-                    return;
+    let mut backoff = reopen_backoff();
+    loop {
+        let mut stream = std::pin::pin!(open());
+        let mut buffer = Vec::new();
+        while let Some(event) = stream.next().await {
+            let input = match event {
+                Ok(Event::Init) => {
+                    buffer.clear();
+                    continue;
                 }
-                if !synced {
-                    synced = true;
-                    if tx.send(Msg::Synced(kind)).await.is_err() {
+                Ok(Event::InitApply(k)) => {
+                    buffer.push(k);
+                    continue;
+                }
+                Ok(Event::InitDone) => {
+                    let list = std::mem::take(&mut buffer);
+                    tracing::debug!(kind, objects = list.len(), "listed");
+                    backoff = reopen_backoff();
+                    if tx
+                        .send(Msg::Input(wrap(Change::Relisted(list))))
+                        .await
+                        .is_err()
+                        || tx.send(Msg::Listed(kind)).await.is_err()
+                    {
                         return;
                     }
+                    continue;
                 }
-                continue;
+                Ok(Event::Apply(k)) => wrap(Change::Apply(Box::new(k))),
+                Ok(Event::Delete(k)) => wrap(Change::Delete(Box::new(k))),
+                Err(e) => {
+                    tracing::warn!(kind, error = %e, "watch broke; relisting after a backoff");
+                    break;
+                }
+            };
+            if tx.send(Msg::Input(input)).await.is_err() {
+                return;
             }
-            Ok(Event::Apply(k)) => wrap(Change::Apply(Box::new(k))),
-            Ok(Event::Delete(k)) => wrap(Change::Delete(Box::new(k))),
-            Err(e) => {
-                tracing::warn!(kind, error = %e, "watch failed; retrying with backoff");
-                continue;
-            }
-        };
-        if tx.send(Msg::Input(input)).await.is_err() {
+        }
+        if tx.send(Msg::Stale(kind)).await.is_err() {
             return;
         }
+        tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(5))).await;
     }
 }
 
@@ -163,8 +191,12 @@ where
     K: kube::Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let config = watcher::Config::default().page_size(5000);
-    let stream = watcher::watcher(api, config).default_backoff();
-    tokio::spawn(pump(kind, stream, wrap, tx))
+    tokio::spawn(pump(
+        kind,
+        move || watcher::watcher(api.clone(), config.clone()),
+        wrap,
+        tx,
+    ))
 }
 
 async fn watch_dynamic(
@@ -185,12 +217,16 @@ async fn watch_dynamic(
         let _ = tx
             .send(Msg::Input(wrap(Change::Relisted(Vec::new()))))
             .await;
-        let _ = tx.send(Msg::Synced(kind)).await;
+        let _ = tx.send(Msg::Listed(kind)).await;
         return tokio::spawn(async {});
     }
     let config = watcher::Config::default().page_size(5000);
-    let stream = watcher::watcher(api, config).default_backoff();
-    tokio::spawn(pump(kind, stream, wrap, tx))
+    tokio::spawn(pump(
+        kind,
+        move || watcher::watcher(api.clone(), config.clone()),
+        wrap,
+        tx,
+    ))
 }
 
 /// Starts every watcher; they run until their receiver is gone or they are aborted.
@@ -240,7 +276,7 @@ pub async fn start(
             watch_dynamic(client, queue_resource(), "queues", Input::Queue, tx.clone()).await,
         );
     } else {
-        let _ = tx.send(Msg::Synced("queues")).await;
+        let _ = tx.send(Msg::Listed("queues")).await;
     }
     tasks
 }
@@ -258,7 +294,7 @@ mod tests {
         let (tx, rx) = inbox(2, depth.clone());
         let sender = tokio::spawn(async move {
             for kind in SENT {
-                tx.send(Msg::Synced(kind)).await.unwrap();
+                tx.send(Msg::Listed(kind)).await.unwrap();
             }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -267,7 +303,7 @@ mod tests {
         let mut got = Vec::new();
         while got.len() < SENT.len() {
             match rx.try_recv() {
-                Ok(Msg::Synced(kind)) => got.push(kind),
+                Ok(Msg::Listed(kind)) => got.push(kind),
                 Ok(other) => panic!("{other:?}"),
                 Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
             }
@@ -279,6 +315,82 @@ mod tests {
         drop(rx);
         let (tx, rx) = inbox(1, depth);
         drop(rx);
-        assert!(tx.send(Msg::Synced("gone")).await.is_err());
+        assert!(tx.send(Msg::Listed("gone")).await.is_err());
+    }
+
+    fn class(name: &str) -> k8s_openapi::api::scheduling::v1::PriorityClass {
+        k8s_openapi::api::scheduling::v1::PriorityClass {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// A watch that breaks makes its kind stale and is reopened from a fresh list, never
+    /// resumed: the engine thread hears Stale, then the whole new list, then Listed.
+    #[tokio::test]
+    async fn a_broken_watch_is_reported_stale_and_relisted_whole() {
+        type Pc = k8s_openapi::api::scheduling::v1::PriorityClass;
+        let depth = prometheus::IntGauge::new("depth", "test").unwrap();
+        let (tx, rx) = inbox(64, depth);
+        let opened = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let times = opened.clone();
+        let open = move || {
+            let first = times.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+            let events: Vec<Result<Event<Pc>, watcher::Error>> = if first {
+                vec![
+                    Ok(Event::Init),
+                    Ok(Event::InitApply(class("a"))),
+                    Ok(Event::InitDone),
+                    Ok(Event::Apply(class("b"))),
+                    Err(watcher::Error::NoResourceVersion),
+                    // Never read: the stream is dropped at the error.
+                    Ok(Event::Apply(class("lost"))),
+                ]
+            } else {
+                vec![
+                    Ok(Event::Init),
+                    Ok(Event::InitApply(class("a"))),
+                    Ok(Event::InitApply(class("c"))),
+                    Ok(Event::InitDone),
+                ]
+            };
+            futures::stream::iter(events).chain(futures::stream::pending())
+        };
+        let task = tokio::spawn(pump("priorityclasses", open, Input::PriorityClass, tx));
+        let mut got = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while got.len() < 6 && std::time::Instant::now() < deadline {
+            match rx.try_recv() {
+                Ok(Msg::Listed(kind)) => got.push(format!("listed {kind}")),
+                Ok(Msg::Stale(kind)) => got.push(format!("stale {kind}")),
+                Ok(Msg::Input(Input::PriorityClass(Change::Relisted(list)))) => got.push(format!(
+                    "relisted {:?}",
+                    list.iter()
+                        .map(|c| c.metadata.name.clone().unwrap_or_default())
+                        .collect::<Vec<_>>()
+                )),
+                Ok(Msg::Input(Input::PriorityClass(Change::Apply(c)))) => {
+                    got.push(format!("apply {}", c.metadata.name.unwrap_or_default()))
+                }
+                Ok(other) => panic!("{other:?}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+        task.abort();
+        assert_eq!(
+            got,
+            [
+                r#"relisted ["a"]"#,
+                "listed priorityclasses",
+                "apply b",
+                "stale priorityclasses",
+                r#"relisted ["a", "c"]"#,
+                "listed priorityclasses",
+            ]
+        );
+        assert_eq!(opened.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }
