@@ -75,6 +75,11 @@ pub struct Journal {
     pub binds: Vec<BindRecord>,
     /// Pod ends, in commit order.
     pub ends: Vec<EndRecord>,
+    /// Pods whose deletion started (`deletionTimestamp` set) before they ended, in commit
+    /// order (`how` is `Terminating`). A pod being deleted may run on for its grace period, or,
+    /// on a node that is down, until the node is back or the pod is force-deleted.
+    #[serde(default)]
+    pub terminating: Vec<EndRecord>,
     /// Writes of the audited lease, in commit order.
     pub leases: Vec<LeaseRecord>,
     /// Changes the recorder missed because it fell behind (non-zero: the journal is
@@ -178,6 +183,26 @@ impl Audit {
         };
         let now = ev.object.value();
         let was_terminal = ev.prev.as_ref().is_some_and(|p| terminal(&p.value()));
+        let deleting = |v: &Value| v.pointer("/metadata/deletionTimestamp").is_some();
+        if ev.kind == EventType::Modified
+            && deleting(&now)
+            && !terminal(&now)
+            && !ev.prev.as_ref().is_some_and(|p| deleting(&p.value()))
+        {
+            let rec = EndRecord {
+                t: self::now(),
+                pod: format!("{}/{}", ev.object.namespace, ev.object.name),
+                how: "Terminating".into(),
+                reason: None,
+                node: now
+                    .pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string),
+            };
+            self.with(|j| j.terminating.push(rec));
+            return;
+        }
         let how = match ev.kind {
             EventType::Deleted if !terminal(&now) => "Deleted".to_string(),
             EventType::Modified if terminal(&now) && !was_terminal => now
@@ -260,6 +285,76 @@ pub fn spawn(store: Arc<Store>, audit: Arc<Audit>) -> JoinHandle<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A bound pod deleted gracefully is recorded as terminating when its deletion starts, and
+    /// as ended (`Deleted`) when it is gone; the end comes once.
+    #[tokio::test]
+    async fn a_graceful_deletion_is_recorded_when_it_starts_and_when_it_ends() {
+        use crate::store::{DeleteOptions, StoreConfig};
+        let store = Arc::new(Store::new(
+            StoreConfig {
+                window: 100,
+                broadcast_capacity: 64,
+            },
+            crate::resources::builtins(),
+        ));
+        let ns = store.resolve("", "v1", "namespaces").unwrap();
+        store
+            .create(
+                &ns,
+                "",
+                serde_json::json!({"metadata": {"name": "default"}}),
+            )
+            .unwrap();
+        let audit = Arc::new(Audit::new(None));
+        let task = spawn(store.clone(), audit.clone());
+        let pods = store.resolve("", "v1", "pods").unwrap();
+        store
+            .create(
+                &pods,
+                "default",
+                serde_json::json!({"metadata": {"name": "p"},
+                    "spec": {"nodeName": "n1", "containers": [{"name": "c"}]},
+                    "status": {"phase": "Running"}}),
+            )
+            .unwrap();
+        let graceful = DeleteOptions {
+            grace: Some(30),
+            ..DeleteOptions::default()
+        };
+        store.delete(&pods, "default", "p", &graceful).unwrap();
+        let now = DeleteOptions {
+            grace: Some(0),
+            ..DeleteOptions::default()
+        };
+        store.delete(&pods, "default", "p", &now).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while audit.snapshot(Default::default()).ends.is_empty()
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        task.abort();
+        let j = audit.snapshot(Default::default());
+        let what = |r: &[EndRecord]| {
+            r.iter()
+                .map(|r| (r.pod.clone(), r.how.clone(), r.node.clone()))
+                .collect::<Vec<_>>()
+        };
+        let on = Some("n1".to_string());
+        assert_eq!(
+            what(&j.terminating),
+            [(
+                "default/p".to_string(),
+                "Terminating".to_string(),
+                on.clone()
+            )]
+        );
+        assert_eq!(
+            what(&j.ends),
+            [("default/p".to_string(), "Deleted".to_string(), on)]
+        );
+    }
 
     #[test]
     fn lease_times_keep_their_fraction() {
