@@ -2594,6 +2594,65 @@ mod tests {
         assert_eq!(reason(&c, "ns/pod-late").unwrap().0, "unschedulable");
     }
 
+    /// Found by the chaos run: a gang of 8 ran; two members were evicted from a NotReady node
+    /// and replaced, and the other six succeeded meanwhile. The job update that the
+    /// replacements brought replaced the job's pods in the engine as if nothing of it had
+    /// run, and the six finished pods were placed again, and again (the API refused every
+    /// bind: they were bound).
+    #[test]
+    fn members_that_finished_are_not_placed_again_when_replacements_arrive() {
+        // A standby (it only flushes, never cycles) until the end.
+        let mut c = core();
+        groups(&mut c, vec![group("g", json!({"minMember": 4}), json!({}))]);
+        let label = json!({"scheduling.x-k8s.io/pod-group": "g"});
+        let at = |n: &str, phase: &str| pod(n, label.clone(), "1", Some("n1"), phase);
+        let list = vec![
+            at("g-0", "Running"),
+            at("g-1", "Running"),
+            at("g-2", "Running"),
+            at("g-3", "Running"),
+        ];
+        pods(&mut c, list.clone());
+        c.flush();
+        // Two members evicted (deleted): the gang is broken.
+        for p in &list[2..] {
+            c.ingest(Input::Pod(Change::Delete(Box::new(p.clone()))));
+        }
+        c.flush();
+        // The controller replaces the lost two; the other two succeed before the leader's
+        // eviction reaches them; the replacements are bound by the leader and succeed too.
+        for n in ["g-2-r1", "g-3-r1"] {
+            c.ingest(Input::Pod(Change::Apply(Box::new(member(n, "g", "1")))));
+        }
+        c.flush();
+        for n in ["g-0", "g-1"] {
+            c.ingest(Input::Pod(Change::Apply(Box::new(at(n, "Succeeded")))));
+        }
+        c.flush();
+        for n in ["g-2-r1", "g-3-r1"] {
+            c.ingest(Input::Pod(Change::Apply(Box::new(at(n, "Running")))));
+        }
+        c.flush();
+        for n in ["g-2-r1", "g-3-r1"] {
+            c.ingest(Input::Pod(Change::Apply(Box::new(at(n, "Succeeded")))));
+        }
+        c.flush();
+        for t in 3..6 {
+            let a = c.cycle(Time(t));
+            let names: Vec<&str> = a
+                .binds
+                .iter()
+                .flat_map(|b| b.items.iter())
+                .map(|i| i.target.as_ref().map_or("<no pod>", |t| t.name.as_str()))
+                .collect();
+            assert!(
+                names.is_empty(),
+                "finished pods (or places with no pod) placed again: {names:?}"
+            );
+        }
+        assert_eq!(c.publish().jobs["ns/g"].phase, "Completed");
+    }
+
     /// Pods seen first as finished on a node that no longer exists (a replica that was cut
     /// off while they ran there) ended: they are never placed again.
     #[test]

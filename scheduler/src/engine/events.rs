@@ -191,6 +191,7 @@ impl Engine {
             bind_failures: 0,
             backoff: Backoff::Off,
             partial_since: None,
+            undone: None,
             job,
         }));
         self.after_gate(id);
@@ -436,6 +437,7 @@ impl Engine {
         if s.phase == JobPhase::Pending && s.counts.live() >= s.gang_need() {
             s.phase = JobPhase::Running;
             s.reason = None;
+            s.undone = None;
             adopted_whole = s.backoff != Backoff::Off;
         }
         if s.phase == JobPhase::Running && s.counts.assumed == 0 {
@@ -448,6 +450,11 @@ impl Engine {
             // runs, and its other pending pods may go now.
             self.end_backoff(id);
             self.enqueue(id);
+        } else if slot.in_flight && s.phase == JobPhase::Pending && s.undone.is_some() {
+            // A bind of the undone placement went through: evicted at the next cycle unless
+            // the rest of the gang shows up bound first. (A pod bound before the undo that
+            // nobody would recreate is kept bound by the adapter on purpose: not this.)
+            self.late_bound.insert(id);
         }
         Ok(id)
     }
@@ -525,6 +532,22 @@ impl Engine {
         }
     }
 
+    /// Undoes again the gangs that pods of their undone placement joined (see `late_bound`)
+    /// and that are still not whole: those pods are evicted.
+    pub(super) fn undo_late_bound(&mut self) {
+        for id in std::mem::take(&mut self.late_bound) {
+            let Some(s) = self.jobs[id as usize].as_ref() else {
+                continue;
+            };
+            if s.phase == JobPhase::Pending
+                && s.counts.bound > 0
+                && let Some(why) = s.undone
+            {
+                self.undo_gang(id, why);
+            }
+        }
+    }
+
     /// Queues the gangs whose backoff has ended by `now`.
     pub(super) fn end_backoffs(&mut self, now: Time) {
         while let Some(&(due, id)) = self.backoff_due.first() {
@@ -544,6 +567,7 @@ impl Engine {
     /// Ends a job's backoff without queueing it (it was deleted, failed, or runs after all).
     pub(super) fn end_backoff(&mut self, id: JobId) {
         self.backoff_starting.remove(&id);
+        self.late_bound.remove(&id);
         if let Some(s) = self.jobs[id as usize].as_mut() {
             if let Backoff::Until(due) = s.backoff {
                 self.backoff_due.remove(&(due, id));
@@ -564,6 +588,7 @@ impl Engine {
                         self.snapshot
                             .release(slot.node.expect("assumed pods have a node"), s.request(t));
                         s.set(t, i, PodPhase::Pending, None);
+                        s.pods[t][i].in_flight = true;
                     }
                     PodPhase::Bound => {
                         s.set(t, i, PodPhase::Releasing, slot.node);
@@ -580,6 +605,7 @@ impl Engine {
         if s.phase == JobPhase::Running {
             s.phase = JobPhase::Pending;
         }
+        s.undone = Some(why);
         if !evict.is_empty() {
             self.outbox.push(Decision::Evict {
                 pods: evict,
@@ -627,11 +653,14 @@ impl Engine {
             }
         }
         let s = self.state_mut(id);
-        if slot.phase == PodPhase::Releasing {
-            // It ended while its gang was being undone: it runs again with the gang.
+        if slot.phase == PodPhase::Releasing && !succeeded {
+            // It ended while its gang was being undone (the eviction, or a failure it would
+            // have had anyway): it runs again with the gang.
             s.set(t, i, PodPhase::Pending, None);
             return Ok(id);
         }
+        // One that succeeded while its gang was being undone has done its work: a pod never
+        // runs twice, and placing it again would bind a pod object that has ended.
         let ended = if succeeded {
             PodPhase::Succeeded
         } else {

@@ -12,8 +12,8 @@
 //!      +---- the gang): forgotten <---+                 v
 //!      +------------------------ PodEvicted ------- Releasing
 //! ```
-//! A pod that ends on its own while `Releasing` counts as evicted: its gang is being undone,
-//! and it runs again with the gang. A `Pending` pod reported ended (`PodFinished`) ran where the
+//! A pod that fails while `Releasing` counts as evicted: its gang is being undone, and it runs
+//! again with the gang. One that succeeds meanwhile has done its work and counts as succeeded. A `Pending` pod reported ended (`PodFinished`) ran where the
 //! engine could not see it, bound to a node it does not know before a restart: it ends there,
 //! holding nothing, and is never placed.
 //!
@@ -21,6 +21,11 @@
 //! minimum (a bind failed, a node was lost, a pod was evicted from outside) is undone whole:
 //! assumed pods are forgotten, bound ones evicted, and the job is pending again once they are gone.
 //! No partial gang survives.
+//!
+//! A pod of an undone gang may still show up bound: binds of the undone placement were in
+//! flight and went through. Unless that makes the gang whole (then it runs), the next cycle
+//! evicts such pods: a gang that waits partly bound for its backoff, or for its other pods'
+//! replacements, is a partial gang.
 //!
 //! A gang undone by a failed bind backs off before it is tried again, as kube-scheduler backs
 //! off a pod (`podInitialBackoffSeconds`, `podMaxBackoffSeconds`): the engine has no clock, so
@@ -157,6 +162,10 @@ pub struct Engine {
     backoff_starting: BTreeSet<JobId>,
     /// Gangs backing off after a failed bind, by when they may be tried again.
     backoff_due: BTreeSet<(Time, JobId)>,
+    /// Gangs with pods that showed up bound after their placement was undone (binds of it were
+    /// in flight and went through): the next cycle undoes them again, evicting those pods,
+    /// unless they became whole.
+    late_bound: BTreeSet<JobId>,
     /// Running jobs that lost room held for their `min_resources` (its node went away): each
     /// cycle holds it again elsewhere, once there is room.
     rehold: BTreeSet<JobId>,
@@ -190,6 +199,7 @@ impl Engine {
             reclaim_due: BTreeSet::new(),
             backoff_starting: BTreeSet::new(),
             backoff_due: BTreeSet::new(),
+            late_bound: BTreeSet::new(),
             rehold: BTreeSet::new(),
         }
     }
@@ -289,6 +299,7 @@ impl Engine {
         self.reclaims_left = MAX_RECLAIMS_PER_CYCLE;
         self.reclaim_guard.retain(|_, until| *until > now);
         self.start_backoffs(now, &mut out);
+        self.undo_late_bound();
         self.end_backoffs(now);
         // Blocked gangs whose reclaim delay ran out are tried again, though nothing changed.
         while let Some(&(due, id)) = self.reclaim_due.first() {

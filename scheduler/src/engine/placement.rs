@@ -375,6 +375,7 @@ impl Engine {
         }
         s.phase = JobPhase::Running;
         s.reason = None;
+        s.undone = None;
         let job = s.job.name.clone();
         let more_pending = s.counts.pending > 0;
         if had_claim {

@@ -103,6 +103,10 @@ pub(super) struct PodSlot {
     pub(super) node: Option<NodeId>,
     /// When it was placed (the cycle that assumed it, or the one before its bind was seen).
     pub(super) since: Time,
+    /// Pending because its gang was undone while its bind was in flight: it may yet show up
+    /// bound, and is then evicted unless the gang is whole (see `Engine::late_bound`). Any
+    /// change of phase clears it.
+    pub(super) in_flight: bool,
 }
 
 impl PodSlot {
@@ -110,6 +114,7 @@ impl PodSlot {
         phase: PodPhase::Pending,
         node: None,
         since: Time::ZERO,
+        in_flight: false,
     };
 }
 
@@ -214,6 +219,10 @@ pub(super) struct JobState {
     /// Since when some of its pods have been bound while the gang was below its minimum (see
     /// [`EngineConfig::partial_gang_timeout`]); cleared once the gang is bound whole.
     pub(super) partial_since: Option<Time>,
+    /// Why its gang was last undone, until it is placed again: a pod whose bind was in flight
+    /// then and that shows up bound meanwhile is evicted for the same reason, unless the gang
+    /// is whole with it.
+    pub(super) undone: Option<EvictReason>,
 }
 
 impl JobState {
@@ -243,7 +252,12 @@ impl JobState {
         counts.pending -= (slot.phase == PodPhase::Pending) as u32;
         counts.pending += (phase == PodPhase::Pending) as u32;
         let since = slot.since;
-        *slot = PodSlot { phase, node, since };
+        *slot = PodSlot {
+            phase,
+            node,
+            since,
+            in_flight: false,
+        };
     }
 
     /// Pods the gang must have live together: `min_member`, or fewer once some have ended.
