@@ -12,8 +12,16 @@
 //!   is created, and a new scheduler process starts: time from its start to that pod's bind
 //!   (it must list everything and rebuild its state first).
 //!
+//! - `engine_inbox_max`: the most changes seen waiting for the scheduler's engine thread
+//!   (`phalanx_engine_queue_depth`, sampled every 100 ms); the inbox holds at most
+//!   `engine_inbox_capacity`, so a flood is held back at the watches, never queued without
+//!   bound (and never dropped: `bound` must equal `pods`).
+//!
 //! The workload: scheduler-plugins PodGroups of `--gang` pods (1 cpu, 1 GiB each) that all
-//! fit, created by `--clients` connections as fast as the emulator takes them.
+//! fit, created by `--clients` connections as fast as the emulator takes them, in `--bursts`
+//! equal bursts `--burst-pause-s` apart. The flood of issue 20 is
+//! `phalanx bench e2e --nodes 10000 --node-shape cpu=128,memory=1Ti,pods=110 --pods 1000000
+//! --bursts 10 --chain 0`.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -56,6 +64,12 @@ pub struct E2eArgs {
     /// Links of the dependency chain measured after the workload is bound (0: none).
     #[arg(long, default_value_t = 5)]
     pub chain: usize,
+    /// Create the workload in this many equal bursts.
+    #[arg(long, default_value_t = 1)]
+    pub bursts: usize,
+    /// Seconds between bursts.
+    #[arg(long = "burst-pause-s", default_value_t = 5.0)]
+    pub burst_pause_s: f64,
     /// Print one JSON object instead of the human summary.
     #[arg(long)]
     pub json: bool,
@@ -98,6 +112,10 @@ pub struct E2eReport {
     pub serve_peak_rss_mib: f64,
     /// Peak resident set of the emulator process, MiB.
     pub emulator_peak_rss_mib: f64,
+    /// The most changes seen waiting for the engine thread (sampled every 100 ms).
+    pub engine_inbox_max: u64,
+    /// What the engine thread's inbox holds at most.
+    pub engine_inbox_capacity: usize,
 }
 
 impl E2eReport {
@@ -110,7 +128,8 @@ impl E2eReport {
              dependency (parent succeeded to dependent bound): {}\n\
              restart to first bind with every pod resident: {}\n\
              from the emulator's records: {} partial gangs, {} overcommitted nodes\n\
-             peak RSS: scheduler {:.0} MiB, emulator {:.0} MiB",
+             peak RSS: scheduler {:.0} MiB, emulator {:.0} MiB\n\
+             engine inbox: at most {} changes waiting (capacity {})",
             self.nodes,
             self.pods,
             self.bound,
@@ -133,6 +152,8 @@ impl E2eReport {
             self.overcommitted_nodes,
             self.serve_peak_rss_mib,
             self.emulator_peak_rss_mib,
+            self.engine_inbox_max,
+            self.engine_inbox_capacity,
         )
     }
 }
@@ -235,39 +256,20 @@ pub async fn run(args: &E2eArgs) -> Result<E2eReport> {
     let mut scheduler = serve(&dir, &kubeconfig, &config, "serve.log")?;
     wait_ready(admin, Duration::from_secs(120)).await?;
 
-    // Create the workload.
+    let inbox_max = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampler = tokio::spawn(sample_inbox(admin, Arc::clone(&inbox_max)));
+
+    // Create the workload, in bursts.
     let created: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let start = Instant::now();
     let groups = args.pods.div_ceil(args.gang.max(1));
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..args.clients.max(1) {
-        let (host, created, next) = (host.clone(), Arc::clone(&created), Arc::clone(&next));
-        let (pods, gang) = (args.pods, args.gang.max(1));
-        tasks.push(tokio::spawn(async move {
-            let mut conn = Conn::connect(&host).await?;
-            loop {
-                let g = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if g >= groups {
-                    return anyhow::Ok(());
-                }
-                let members = gang.min(pods - g * gang);
-                let name = format!("g{g:06}");
-                create_group(&mut conn, &name, members, json!({})).await?;
-                for i in 0..members {
-                    let pod = format!("{name}-{i}");
-                    let at = Instant::now();
-                    create_pod(&mut conn, &pod_json(&pod, Some(&name), None)).await?;
-                    created
-                        .lock()
-                        .map_err(|_| anyhow::anyhow!("poisoned"))?
-                        .insert(pod, at);
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        t.await??;
+    let bursts = args.bursts.clamp(1, groups.max(1));
+    for burst in 0..bursts {
+        if burst > 0 {
+            tokio::time::sleep(Duration::from_secs_f64(args.burst_pause_s.max(0.0))).await;
+        }
+        let (from, to) = (groups * burst / bursts, groups * (burst + 1) / bursts);
+        create_groups(args, &host, from..to, &created).await?;
     }
     let create_s = start.elapsed().as_secs_f64();
     let bound = wait_bound(&seen, args.pods, Duration::from_secs(args.stall_s)).await;
@@ -293,6 +295,7 @@ pub async fn run(args: &E2eArgs) -> Result<E2eReport> {
     dependency.sort_by(f64::total_cmp);
 
     let serve_peak_rss_mib = peak_rss_mb_of(&scheduler.0.id().to_string());
+    sampler.abort();
     // Restart with everything resident: kill the scheduler, add one pod, start a new one.
     drop(scheduler);
     let probe = "restart-probe";
@@ -374,6 +377,8 @@ pub async fn run(args: &E2eArgs) -> Result<E2eReport> {
         overcommitted_nodes: verdict.overcommitted_nodes,
         serve_peak_rss_mib,
         emulator_peak_rss_mib: peak_rss_mb_of(&emulator.0.id().to_string()),
+        engine_inbox_max: inbox_max.load(std::sync::atomic::Ordering::Relaxed),
+        engine_inbox_capacity: phalanx_k8s::watch::ENGINE_INBOX,
     })
 }
 
@@ -479,6 +484,83 @@ fn pod_json(name: &str, group: Option<&str>, duration: Option<&str>) -> serde_js
            "metadata": {"name": name, "labels": labels, "annotations": annotations},
            "spec": {"schedulerName": "phalanx", "containers": [{"name": "main", "image": "pause",
                     "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]}})
+}
+
+/// Creates PodGroups `range` (numbered as in the whole workload) and their pods over
+/// `--clients` connections, recording when each pod was sent.
+async fn create_groups(
+    args: &E2eArgs,
+    host: &str,
+    range: std::ops::Range<usize>,
+    created: &Arc<Mutex<HashMap<String, Instant>>>,
+) -> Result<()> {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(range.start));
+    let end = range.end;
+    let mut tasks = Vec::new();
+    for _ in 0..args.clients.max(1) {
+        let (host, created, next) = (host.to_string(), Arc::clone(created), Arc::clone(&next));
+        let (pods, gang) = (args.pods, args.gang.max(1));
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::connect(&host).await?;
+            loop {
+                let g = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if g >= end {
+                    return anyhow::Ok(());
+                }
+                let members = gang.min(pods - g * gang);
+                let name = format!("g{g:06}");
+                create_group(&mut conn, &name, members, json!({})).await?;
+                for i in 0..members {
+                    let pod = format!("{name}-{i}");
+                    let at = Instant::now();
+                    create_pod(&mut conn, &pod_json(&pod, Some(&name), None)).await?;
+                    created
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("poisoned"))?
+                        .insert(pod, at);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+/// Keeps the highest `phalanx_engine_queue_depth` the scheduler at `port` reports, every
+/// 100 ms, until aborted.
+async fn sample_inbox(port: u16, max: Arc<std::sync::atomic::AtomicU64>) {
+    let mut conn = None;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if conn.is_none() {
+            conn = Conn::connect(&format!("127.0.0.1:{port}")).await.ok();
+        }
+        let Some(c) = conn.as_mut() else {
+            continue;
+        };
+        match c
+            .request(
+                hyper::Method::GET,
+                "/metrics",
+                "text/plain",
+                bytes::Bytes::new(),
+            )
+            .await
+        {
+            Ok((200, body)) => {
+                let depth = String::from_utf8_lossy(&body)
+                    .lines()
+                    .find_map(|l| l.strip_prefix("phalanx_engine_queue_depth "))
+                    .and_then(|v| v.trim().parse::<f64>().ok());
+                if let Some(d) = depth {
+                    max.fetch_max(d.max(0.0) as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            _ => conn = None,
+        }
+    }
 }
 
 async fn wait_ready(port: u16, limit: Duration) -> Result<()> {

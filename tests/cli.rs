@@ -84,13 +84,24 @@ fn bench_e2e_measures_binds_and_each_dependency_link_through_the_emulator() {
         "4",
         "--chain",
         "3",
+        "--bursts",
+        "2",
+        "--burst-pause-s",
+        "0.5",
         "--stall-s",
         "30",
         "--json",
     ]);
     assert_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Two bursts, and nothing dropped.
     assert_eq!(v["bound"], 200, "{v}");
+    // The engine inbox was sampled, and it is bounded.
+    let cap = v["engine_inbox_capacity"].as_u64().unwrap();
+    assert!(
+        cap > 0 && v["engine_inbox_max"].as_u64().unwrap() <= cap,
+        "{v}"
+    );
     // The emulator's own records agree: no gang left partial, no node overcommitted.
     assert_eq!(v["partial_gangs"], 0, "{v}");
     assert_eq!(v["overcommitted_nodes"], 0, "{v}");
