@@ -29,10 +29,7 @@
 //! - `double_binds`: binds of a pod already bound to another node (the API server refuses
 //!   them; each is a scheduler acting on a stale view);
 //! - `non_leader_binds`: accepted binds sent by a replica that did not hold an unexpired lease;
-//! - `capability_exceeded`: binds after which a queue's bound requests passed its capability
-//!   (a pod counts from its bind until it ends or its deletion starts: Volcano leaves a pod
-//!   with a `deletionTimestamp` out of its queue's allocation, `AllocatedStatus` in
-//!   `pkg/scheduler/api/helpers.go`);
+//! - `capability_exceeded`: binds after which a queue's bound requests passed its capability;
 //! - `jobs_lost`: jobs neither finished, nor running, nor pending with a reason on their group.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -348,8 +345,6 @@ pub fn judge(journal: &Journal, work: &Workload, end: f64, grace_s: f64) -> Verd
     enum Ev<'a> {
         Bind(&'a str),
         End(&'a str),
-        /// Its deletion started: it no longer counts against its queue.
-        Release(&'a str),
     }
     let mut timeline: Vec<(f64, usize, Ev)> = Vec::new();
     for (i, b) in journal.binds.iter().enumerate() {
@@ -407,10 +402,6 @@ pub fn judge(journal: &Journal, work: &Workload, end: f64, grace_s: f64) -> Verd
         timeline.push((e.t, journal.binds.len() + i, Ev::End(&e.pod)));
     }
     v.overcommitted_nodes = over.len() as u64;
-    let offset = journal.binds.len() + journal.ends.len();
-    for (i, r) in journal.terminating.iter().enumerate() {
-        timeline.push((r.t, offset + i, Ev::Release(&r.pod)));
-    }
     timeline.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     // Gangs and queues over time.
     let pod_name = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
@@ -448,24 +439,10 @@ pub fn judge(journal: &Journal, work: &Workload, end: f64, grace_s: f64) -> Verd
             }
         }
     };
-    // Pods charged to their queue: from their bind to their end or the start of their
-    // deletion, whichever comes first (Volcano's rule: a pod with a deletionTimestamp is
-    // `Releasing`, which `AllocatedStatus` leaves out of the queue's allocation).
-    let mut charged: HashSet<String> = HashSet::new();
     for (t, _, ev) in &timeline {
         let (pod, bind) = match ev {
             Ev::Bind(p) => (pod_name(p), true),
             Ev::End(p) => (pod_name(p), false),
-            Ev::Release(p) => {
-                let pod = pod_name(p);
-                if let Some(&j) = work.pod_job.get(&pod)
-                    && charged.remove(&pod)
-                    && let Some(u) = used.get_mut(work.jobs[j].queue.as_str())
-                {
-                    *u = u.saturating_sub(work.jobs[j].cpu_milli);
-                }
-                continue;
-            }
         };
         let Some(&j) = work.pod_job.get(&pod) else {
             continue;
@@ -473,7 +450,7 @@ pub fn judge(journal: &Journal, work: &Workload, end: f64, grace_s: f64) -> Verd
         let job = &work.jobs[j];
         let g = &mut gangs[j];
         if bind {
-            if !holding.insert(pod.clone()) {
+            if !holding.insert(pod) {
                 continue;
             }
             if g.held == 0 {
@@ -488,7 +465,6 @@ pub fn judge(journal: &Journal, work: &Workload, end: f64, grace_s: f64) -> Verd
                 g.complete = true;
                 g.bound_at.get_or_insert(*t);
             }
-            charged.insert(pod);
             let u = used.entry(job.queue.as_str()).or_default();
             *u += job.cpu_milli;
             if let Some(cap) = caps.get(job.queue.as_str())
@@ -509,9 +485,7 @@ pub fn judge(journal: &Journal, work: &Workload, end: f64, grace_s: f64) -> Verd
             g.held -= 1;
             close(g, job, *t, &mut v);
             g.torn = true;
-            if charged.remove(&pod)
-                && let Some(u) = used.get_mut(job.queue.as_str())
-            {
+            if let Some(u) = used.get_mut(job.queue.as_str()) {
                 *u = u.saturating_sub(job.cpu_milli);
             }
             if g.held == 0 {
@@ -1514,20 +1488,6 @@ mod tests {
         j.binds[6].t = 2.0;
         j.ends.extend([end(1.0, "j-0"), end(1.0, "j-1")]);
         assert_eq!(judge(&j, &w, 3.0, 10.0).capability_exceeded, 0);
-        // Being deleted (stuck on a node that is down) releases the charge as an end does,
-        // and the end that follows does not release it twice.
-        j.ends.clear();
-        let mut deleting = end(1.0, "j-0");
-        deleting.how = "Terminating".into();
-        let mut deleting_too = end(1.0, "j-1");
-        deleting_too.how = "Terminating".into();
-        j.terminating = vec![deleting, deleting_too];
-        assert_eq!(judge(&j, &w, 3.0, 10.0).capability_exceeded, 0);
-        // Its end afterwards releases nothing more: a ninth pod makes 49 cores.
-        j.ends.push(end(2.5, "j-0"));
-        j.binds.push(bind(2.6, "j-8", "n"));
-        let w = work(9, 7000, "tenant-c");
-        assert_eq!(judge(&j, &w, 3.0, 10.0).capability_exceeded, 1);
     }
 
     #[test]

@@ -76,8 +76,9 @@ pub struct Journal {
     /// Pod ends, in commit order.
     pub ends: Vec<EndRecord>,
     /// Pods whose deletion started (`deletionTimestamp` set) before they ended, in commit
-    /// order (`how` is `Terminating`). A pod being deleted may run on for its grace period, or,
-    /// on a node that is down, until the node is back or the pod is force-deleted.
+    /// order (`how` is `Terminating`), for post-mortems. A pod being deleted may run on for its
+    /// grace period, or, on a node that is down, until the node is back or the pod is
+    /// force-deleted; until it ends it holds its node, and Phalanx counts it against its queue.
     #[serde(default)]
     pub terminating: Vec<EndRecord>,
     /// Writes of the audited lease, in commit order.
