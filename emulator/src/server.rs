@@ -414,7 +414,8 @@ fn tolerates_unreachable(pod: &Value) -> bool {
 }
 
 /// Evicts the pods of a node that is still NotReady after the eviction delay, as the taint
-/// manager does: a graceful delete, which the node's (down) kubelet completes only once the node
+/// manager does: a `DisruptionTarget` condition (reason `DeletionByTaintManager`), then a
+/// graceful delete, which the node's (down) kubelet completes only once the node
 /// is back, so the pods stay Terminating meanwhile, as in a real cluster.
 fn schedule_not_ready_eviction(state: Arc<AppState>, node: String) {
     let Some(delay) = state.not_ready_eviction else {
@@ -442,6 +443,18 @@ fn schedule_not_ready_eviction(state: Arc<AppState>, node: String) {
                 continue;
             }
             tracing::info!(pod = %format!("{}/{}", p.namespace, p.name), node = %node, "evicting pod from NotReady node");
+            // As upstream's taint eviction controller (`addConditionAndDeletePod`,
+            // pkg/controller/tainteviction/taint_eviction.go): the pod is marked disrupted
+            // first, so whoever sees it go knows it was evicted, not done.
+            let _ = state.store.modify(&pods, &p.namespace, &p.name, |pod| {
+                api::set_condition(
+                    pod,
+                    "DisruptionTarget",
+                    "True",
+                    Some("DeletionByTaintManager"),
+                );
+                Ok(())
+            });
             let _ = state
                 .store
                 .delete(&pods, &p.namespace, &p.name, &Default::default());

@@ -627,6 +627,17 @@ async fn injected_faults_and_not_ready_nodes() {
         let p = pods.get("held").await.unwrap();
         if p.metadata.deletion_timestamp.is_some() {
             terminating = true;
+            // Marked as evicted first, as upstream's taint eviction controller does.
+            let disrupted = p
+                .status
+                .iter()
+                .flat_map(|s| s.conditions.iter().flatten())
+                .find(|c| c.type_ == "DisruptionTarget")
+                .map(|c| (c.status.clone(), c.reason.clone()));
+            assert_eq!(
+                disrupted,
+                Some(("True".into(), Some("DeletionByTaintManager".into())))
+            );
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

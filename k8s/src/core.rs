@@ -968,9 +968,15 @@ impl Core {
                 .view()
                 .job(&place.job)
                 .is_some_and(|j| j.pods.succeeded > 0);
-            if finishing && phase == PodPhase::Bound && !entry.info.finished() {
+            if finishing
+                && phase == PodPhase::Bound
+                && !entry.info.finished()
+                && !entry.info.disrupted
+            {
                 // Another pod of the job succeeded: the job is finishing (a Spark driver ends
-                // and deletes its executors), so a pod deleted now has done its part.
+                // and deletes its executors), so a pod deleted now has done its part. Not one
+                // marked disrupted (evicted from a node gone NotReady, preempted): that one
+                // was stopped, and its controller may well replace it.
                 self.apply(ClusterEvent::PodFinished {
                     pod: place.clone(),
                     succeeded: true,
@@ -2651,6 +2657,48 @@ mod tests {
             );
         }
         assert_eq!(c.publish().jobs["ns/g"].phase, "Completed");
+    }
+
+    /// Found by the chaos run: one member of a gang succeeded, the other was evicted from a
+    /// node gone NotReady and replaced by its controller. Taken for a finishing job's pod (a
+    /// Spark driver's executors), the eviction ended the job here, while replicas that saw it
+    /// otherwise placed the replacement: it then ran charged to no queue in this one.
+    #[test]
+    fn a_member_evicted_after_another_succeeded_is_replaced_not_counted_done() {
+        let mut c = core();
+        groups(&mut c, vec![group("g", json!({"minMember": 2}), json!({}))]);
+        let label = json!({"scheduling.x-k8s.io/pod-group": "g"});
+        let at = |n: &str, phase: &str| pod(n, label.clone(), "1", Some("n1"), phase);
+        pods(&mut c, vec![at("g-0", "Running"), at("g-1", "Running")]);
+        let _ = c.cycle(Time(1));
+        c.ingest(Input::Pod(Change::Apply(Box::new(at("g-0", "Succeeded")))));
+        // The taint manager marks g-1 disrupted, deletes it, and it goes.
+        let mut evicted: Pod = at("g-1", "Running");
+        evicted.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ));
+        evicted.status.get_or_insert_default().conditions =
+            Some(vec![k8s_openapi::api::core::v1::PodCondition {
+                type_: "DisruptionTarget".into(),
+                status: "True".into(),
+                reason: Some("DeletionByTaintManager".into()),
+                ..Default::default()
+            }]);
+        c.ingest(Input::Pod(Change::Apply(Box::new(evicted.clone()))));
+        let _ = c.cycle(Time(2));
+        c.ingest(Input::Pod(Change::Delete(Box::new(evicted))));
+        c.ingest(Input::Pod(Change::Apply(Box::new(member(
+            "g-1-r1", "g", "1",
+        )))));
+        let a = c.cycle(Time(3));
+        let names: Vec<&str> = a
+            .binds
+            .iter()
+            .flat_map(|b| b.items.iter())
+            .filter_map(|i| i.target.as_ref().map(|t| t.name.as_str()))
+            .collect();
+        assert_eq!(names, ["g-1-r1"], "{:?}", reason(&c, "ns/g"));
     }
 
     /// Pods seen first as finished on a node that no longer exists (a replica that was cut

@@ -357,6 +357,9 @@ pub struct PodInfo {
     pub state: PodState,
     /// It has a `deletionTimestamp`.
     pub terminating: bool,
+    /// It has a `DisruptionTarget` condition: it was evicted, preempted or garbage-collected
+    /// (its deletion means it was stopped, not that it is done).
+    pub disrupted: bool,
     /// It has an owner reference with `controller: true` (deleting it makes the owner recreate it).
     pub controlled: bool,
     /// The task it belongs to (`volcano.sh/task-spec`, `spark-role`,
@@ -503,6 +506,11 @@ pub fn pod(p: &Pod, table: &mut ResourceTable) -> Result<PodInfo, TranslateError
         node: spec.node_name.clone().filter(|n| !n.is_empty()),
         state,
         terminating: meta.deletion_timestamp.is_some(),
+        disrupted: p
+            .status
+            .iter()
+            .flat_map(|s| s.conditions.iter().flatten())
+            .any(|c| c.type_ == "DisruptionTarget" && c.status == "True"),
         controlled: meta
             .owner_references
             .iter()
