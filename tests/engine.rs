@@ -270,15 +270,9 @@ fn a_failed_bind_forgets_the_whole_gang_and_evicts_what_was_bound() {
     })
     .unwrap();
     let d = h.cycle();
-    let evicted: Vec<_> = d
+    let evicted: Vec<usize> = evictions(&d, EvictReason::GangBindFailed)
         .iter()
-        .filter_map(|d| match d {
-            Decision::Evict {
-                pods,
-                reason: EvictReason::GangBindFailed,
-            } => Some(pods.len()),
-            _ => None,
-        })
+        .map(Vec::len)
         .collect();
     assert_eq!(evicted, vec![2]);
     assert!(
@@ -320,15 +314,9 @@ fn pods_bound_after_their_gang_was_undone_are_evicted_unless_it_is_whole() {
     let job = h.engine.view().job("ns/g").unwrap();
     assert_eq!((job.phase, job.pods.bound), (JobPhase::Pending, 3));
     let d = h.cycle_at(Time(1001));
-    let evicted: Vec<usize> = d
+    let evicted: Vec<usize> = evictions(&d, EvictReason::GangBindFailed)
         .iter()
-        .filter_map(|d| match d {
-            Decision::Evict {
-                pods,
-                reason: EvictReason::GangBindFailed,
-            } => Some(pods.len()),
-            _ => None,
-        })
+        .map(Vec::len)
         .collect();
     assert_eq!(evicted, vec![3], "the late-bound pods are evicted: {d:?}");
     assert!(bind_gangs(&d).is_empty(), "still backing off");
@@ -385,16 +373,7 @@ fn a_bind_in_flight_when_its_gang_broke_is_evicted_when_it_lands() {
     })
     .unwrap();
     let d = h.cycle_at(Time(1002));
-    let evicted: Vec<_> = d
-        .iter()
-        .filter_map(|d| match d {
-            Decision::Evict {
-                pods,
-                reason: EvictReason::GangBroken,
-            } => Some(pods.clone()),
-            _ => None,
-        })
-        .collect();
+    let evicted = evictions(&d, EvictReason::GangBroken);
     assert_eq!(
         evicted,
         vec![vec![pod("ns/g", late.task, late.index)]],

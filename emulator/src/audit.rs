@@ -185,6 +185,12 @@ impl Audit {
         let now = ev.object.value();
         let was_terminal = ev.prev.as_ref().is_some_and(|p| terminal(&p.value()));
         let deleting = |v: &Value| v.pointer("/metadata/deletionTimestamp").is_some();
+        let pod = format!("{}/{}", ev.object.namespace, ev.object.name);
+        let node = now
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string);
         if ev.kind == EventType::Modified
             && deleting(&now)
             && !terminal(&now)
@@ -192,14 +198,10 @@ impl Audit {
         {
             let rec = EndRecord {
                 t: self::now(),
-                pod: format!("{}/{}", ev.object.namespace, ev.object.name),
+                pod,
                 how: "Terminating".into(),
                 reason: None,
-                node: now
-                    .pointer("/spec/nodeName")
-                    .and_then(Value::as_str)
-                    .filter(|n| !n.is_empty())
-                    .map(str::to_string),
+                node,
             };
             self.with(|j| j.terminating.push(rec));
             return;
@@ -215,16 +217,12 @@ impl Audit {
         };
         let rec = EndRecord {
             t: self::now(),
-            pod: format!("{}/{}", ev.object.namespace, ev.object.name),
+            pod,
             reason: (how == "Failed")
                 .then(|| now.pointer("/status/reason").and_then(Value::as_str))
                 .flatten()
                 .map(str::to_string),
-            node: now
-                .pointer("/spec/nodeName")
-                .and_then(Value::as_str)
-                .filter(|n| !n.is_empty())
-                .map(str::to_string),
+            node,
             how,
         };
         self.with(|j| j.ends.push(rec));

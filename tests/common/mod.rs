@@ -3,9 +3,9 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 use phalanx_model::{
-    ClusterEvent, Decision, Job, Node, NodeAffinity, PodRef, PodSpec, Reason, ResourceId,
-    Resources, SelectorOperator, SelectorRequirement, SelectorTerm, Taint, TaintEffect, Task, Time,
-    Toleration, TolerationOperator,
+    ClusterEvent, Decision, EvictReason, Job, Node, NodeAffinity, PodRef, PodSpec, Reason,
+    ResourceId, Resources, SelectorOperator, SelectorRequirement, SelectorTerm, Taint, TaintEffect,
+    Task, Time, Toleration, TolerationOperator,
 };
 use phalanx_scheduler::{CycleReport, Engine, EngineConfig, EventError};
 use phalanx_simulator::audit::Audit;
@@ -166,6 +166,16 @@ pub fn unschedulable(d: &[Decision], name: &str) -> Option<Reason> {
         Decision::MarkUnschedulable { job, reason } if job == name => Some(reason.clone()),
         _ => None,
     })
+}
+
+/// The pods of each `Evict` decision given for `why`, in order.
+pub fn evictions(d: &[Decision], why: EvictReason) -> Vec<Vec<PodRef>> {
+    d.iter()
+        .filter_map(|d| match d {
+            Decision::Evict { pods, reason } if *reason == why => Some(pods.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Drives an engine like a binder and kubelet would, recording and auditing every decision.
