@@ -613,15 +613,22 @@ fn tree_allocated(h: &Harness) -> BTreeMap<String, i64> {
         .collect()
 }
 
-#[test]
-fn a_failed_pod_tearing_a_gang_down_releases_its_own_queue_only() {
+const TWO_QUEUES: [&str; 2] = ["root.b", "root.c"];
+
+/// One 64-core node and two queues of weight 1, `root.b` and `root.c`.
+fn two_queues() -> Harness {
     let mut h = Harness::new();
     h.node(node("n").cpu(64).build());
-    h.apply(ClusterEvent::QueuesConfigured(vec![
-        queue("root.b", 1),
-        queue("root.c", 1),
-    ]))
+    h.apply(ClusterEvent::QueuesConfigured(
+        TWO_QUEUES.map(|q| queue(q, 1)).to_vec(),
+    ))
     .unwrap();
+    h
+}
+
+#[test]
+fn a_failed_pod_tearing_a_gang_down_releases_its_own_queue_only() {
+    let mut h = two_queues();
     h.submit(job("ns/c1").task("t", 2, 2000).queue("root.c").build());
     h.submit(job("ns/b4").task("t", 4, 1000).queue("root.b").build());
     h.settle();
@@ -659,15 +666,14 @@ fn a_failed_pod_tearing_a_gang_down_releases_its_own_queue_only() {
 
 #[test]
 fn queues_configured_again_keep_what_is_allocated() {
-    let mut h = Harness::new();
-    h.node(node("n").cpu(64).build());
-    let queues = vec![queue("root.b", 1), queue("root.c", 1)];
-    h.apply(ClusterEvent::QueuesConfigured(queues.clone()))
-        .unwrap();
+    let mut h = two_queues();
     h.submit(job("ns/c1").task("t", 2, 2000).queue("root.c").build());
     h.submit(job("ns/b4").task("t", 4, 1000).queue("root.b").build());
     h.settle();
-    h.apply(ClusterEvent::QueuesConfigured(queues)).unwrap();
+    h.apply(ClusterEvent::QueuesConfigured(
+        TWO_QUEUES.map(|q| queue(q, 1)).to_vec(),
+    ))
+    .unwrap();
     h.settle();
     let tree = tree_allocated(&h);
     assert_eq!((tree["root.b"], tree["root.c"]), (4000, 4000), "{tree:?}");
@@ -675,13 +681,7 @@ fn queues_configured_again_keep_what_is_allocated() {
 
 #[test]
 fn a_running_job_submitted_again_stays_counted_once() {
-    let mut h = Harness::new();
-    h.node(node("n").cpu(64).build());
-    h.apply(ClusterEvent::QueuesConfigured(vec![
-        queue("root.b", 1),
-        queue("root.c", 1),
-    ]))
-    .unwrap();
+    let mut h = two_queues();
     h.submit(job("ns/c1").task("t", 2, 2000).queue("root.c").build());
     h.settle();
     h.submit(job("ns/c1").task("t", 2, 2000).queue("root.c").build());
