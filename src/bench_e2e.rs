@@ -10,7 +10,8 @@
 //!   both on the bench's own watch (Slurm's `afterok` takes 1.5 to 2.7 s per link here);
 //! - `restart_to_first_bind_s`: the scheduler is killed with every pod resident, one more pod
 //!   is created, and a new scheduler process starts: time from its start to that pod's bind
-//!   (it must list everything and rebuild its state first).
+//!   (it must list everything and rebuild its state first); `serve_restart_peak_rss_mib` is
+//!   that new process's peak resident set (a relist of everything, read page by page).
 //!
 //! - `engine_inbox_max`: the most changes seen waiting for the scheduler's engine thread
 //!   (`phalanx_engine_queue_depth`, sampled every 100 ms); the inbox holds at most
@@ -110,6 +111,9 @@ pub struct E2eReport {
     pub overcommitted_nodes: u64,
     /// Peak resident set of the scheduler process that took the workload, MiB.
     pub serve_peak_rss_mib: f64,
+    /// Peak resident set of the scheduler process restarted with every pod resident, up to
+    /// its first bind, MiB.
+    pub serve_restart_peak_rss_mib: f64,
     /// Peak resident set of the emulator process, MiB.
     pub emulator_peak_rss_mib: f64,
     /// The most changes seen waiting for the engine thread (sampled every 100 ms).
@@ -128,7 +132,7 @@ impl E2eReport {
              dependency (parent succeeded to dependent bound): {}\n\
              restart to first bind with every pod resident: {}\n\
              from the emulator's records: {} partial gangs, {} overcommitted nodes\n\
-             peak RSS: scheduler {:.0} MiB, emulator {:.0} MiB\n\
+             peak RSS: scheduler {:.0} MiB (restarted: {:.0} MiB), emulator {:.0} MiB\n\
              engine inbox: at most {} changes waiting (capacity {})",
             self.nodes,
             self.pods,
@@ -151,6 +155,7 @@ impl E2eReport {
             self.partial_gangs,
             self.overcommitted_nodes,
             self.serve_peak_rss_mib,
+            self.serve_restart_peak_rss_mib,
             self.emulator_peak_rss_mib,
             self.engine_inbox_max,
             self.engine_inbox_capacity,
@@ -315,6 +320,7 @@ pub async fn run(args: &E2eArgs) -> Result<E2eReport> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let serve_restart_peak_rss_mib = peak_rss_mb_of(&scheduler.0.id().to_string());
     drop(scheduler);
     watch.abort();
     // The verdict on the promise, from the emulator's own records.
@@ -376,6 +382,7 @@ pub async fn run(args: &E2eArgs) -> Result<E2eReport> {
         partial_gangs: verdict.partial_gangs,
         overcommitted_nodes: verdict.overcommitted_nodes,
         serve_peak_rss_mib,
+        serve_restart_peak_rss_mib,
         emulator_peak_rss_mib: peak_rss_mb_of(&emulator.0.id().to_string()),
         engine_inbox_max: inbox_max.load(std::sync::atomic::Ordering::Relaxed),
         engine_inbox_capacity: phalanx_k8s::watch::ENGINE_INBOX,

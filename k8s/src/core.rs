@@ -57,8 +57,94 @@ pub enum Change<K> {
     Apply(Box<K>),
     /// Deleted.
     Delete(Box<K>),
-    /// A complete list (initial or after a relist): anything not in it is gone.
+    /// Objects of a (re)list still arriving, in pages (see [`crate::watch`]): read at once,
+    /// applied when the list is complete. `first` marks a list's first page; it drops whatever
+    /// an earlier list left unfinished (its watch broke mid-list).
+    Page {
+        /// This page starts a list.
+        first: bool,
+        /// The objects.
+        objects: Vec<K>,
+    },
+    /// The last objects of a list: with the pages since its first, a complete list (initial or
+    /// after a relist), anything not in it is gone. A list sent whole is one `Relisted`.
     Relisted(Vec<K>),
+}
+
+/// A list arriving in pages, kept as each object was read (a translated pod is a fraction of
+/// the API object's size), until its last page.
+#[derive(Debug)]
+struct Listing<T>(Vec<T>);
+
+impl<T> Default for Listing<T> {
+    fn default() -> Self {
+        Listing(Vec::new())
+    }
+}
+
+impl<T> Listing<T> {
+    /// Takes in a page; the first page of a list drops any list left unfinished.
+    fn page(&mut self, first: bool, read: Vec<T>) {
+        if first {
+            self.0.clear();
+        }
+        self.0.extend(read);
+    }
+
+    /// The complete list: the pages since the first, then `last`.
+    fn finish(&mut self, last: Vec<T>) -> Vec<T> {
+        let mut all = std::mem::take(&mut self.0);
+        all.extend(last);
+        all
+    }
+}
+
+/// Lists arriving in pages, per watched kind.
+#[derive(Debug, Default)]
+struct Listings {
+    nodes: Listing<K8sNode>,
+    pods: Listing<PodRead>,
+    volcano_groups: Listing<(String, GroupEntry)>,
+    scheduler_plugins_groups: Listing<(String, GroupEntry)>,
+    upstream_groups: Listing<(String, GroupEntry)>,
+    queues: Listing<DynamicObject>,
+    priority_classes: Listing<k8s_openapi::api::scheduling::v1::PriorityClass>,
+}
+
+impl Listings {
+    /// The list of one PodGroup flavour's groups, as read (job name and entry).
+    fn groups(&mut self, flavor: Flavor) -> &mut Listing<(String, GroupEntry)> {
+        match flavor {
+            Flavor::Volcano => &mut self.volcano_groups,
+            Flavor::SchedulerPlugins => &mut self.scheduler_plugins_groups,
+            Flavor::Upstream => &mut self.upstream_groups,
+        }
+    }
+}
+
+/// A pod as read from its object: translated, or why it could not be.
+// Nearly every pod is valid: boxing the large variant would allocate once more per pod.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum PodRead {
+    Valid(PodInfo),
+    Invalid {
+        uid: Option<String>,
+        namespace: String,
+        name: String,
+        /// The job its group keys name.
+        job: String,
+        error: TranslateError,
+    },
+}
+
+impl PodRead {
+    fn uid(&self) -> Option<&str> {
+        match self {
+            PodRead::Valid(info) => Some(info.uid.as_str()).filter(|u| !u.is_empty()),
+            PodRead::Invalid { uid, .. } => uid.as_deref(),
+        }
+    }
 }
 
 /// Something the engine thread is told.
@@ -417,6 +503,8 @@ pub struct Core {
     /// they admit no new jobs.
     closed: BTreeSet<String>,
     queues_dirty: bool,
+    /// Lists arriving in pages.
+    listings: Listings,
     dirty: BTreeSet<String>,
     nodes_dirty: BTreeSet<String>,
     notices: Vec<Notice>,
@@ -497,6 +585,7 @@ impl Core {
             forecast: BTreeMap::new(),
             forecast_at: None,
             queues_dirty: true,
+            listings: Listings::default(),
             dirty: BTreeSet::new(),
             nodes_dirty: BTreeSet::new(),
             notices: Vec::new(),
@@ -531,7 +620,11 @@ impl Core {
                         self.priority_classes.remove(name);
                     }
                 }
-                Change::Relisted(list) => {
+                Change::Page { first, objects } => {
+                    self.listings.priority_classes.page(first, objects)
+                }
+                Change::Relisted(last) => {
+                    let list = self.listings.priority_classes.finish(last);
                     self.priority_classes = translate::PriorityClasses::default();
                     for pc in &list {
                         self.priority_classes.apply(pc);
@@ -607,7 +700,9 @@ impl Core {
                 let name = n.metadata.name.unwrap_or_default();
                 self.node_deleted(name);
             }
-            Change::Relisted(list) => {
+            Change::Page { first, objects } => self.listings.nodes.page(first, objects),
+            Change::Relisted(last) => {
+                let list = self.listings.nodes.finish(last);
                 let names: BTreeSet<String> = list
                     .iter()
                     .filter_map(|n| n.metadata.name.clone())
@@ -766,11 +861,14 @@ impl Core {
                     self.pod_remove(uid);
                 }
             }
-            Change::Relisted(list) => {
-                let uids: BTreeSet<&str> = list
-                    .iter()
-                    .filter_map(|p| p.metadata.uid.as_deref())
-                    .collect();
+            Change::Page { first, objects } => {
+                let read = objects.iter().map(|p| self.read_pod(p)).collect();
+                self.listings.pods.page(first, read);
+            }
+            Change::Relisted(last) => {
+                let read = last.iter().map(|p| self.read_pod(p)).collect();
+                let list = self.listings.pods.finish(read);
+                let uids: BTreeSet<&str> = list.iter().filter_map(PodRead::uid).collect();
                 let gone: Vec<String> = self
                     .pods
                     .keys()
@@ -781,8 +879,8 @@ impl Core {
                     self.pod_remove(&uid);
                 }
                 self.invalid_pods.retain(|u, _| uids.contains(u.as_str()));
-                for p in &list {
-                    self.pod_upsert(p);
+                for read in list {
+                    self.pod_apply(read);
                 }
             }
         }
@@ -793,13 +891,15 @@ impl Core {
     }
 
     fn pod_upsert(&mut self, p: &Pod) {
-        let info = match translate::pod(p, &mut self.table) {
-            Ok(i) => {
-                self.invalid_pods.remove(&i.uid);
-                i
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "pod ignored");
+        let read = self.read_pod(p);
+        self.pod_apply(read);
+    }
+
+    /// Reads a pod's object: what the adapter keeps of it.
+    fn read_pod(&mut self, p: &Pod) -> PodRead {
+        match translate::pod(p, &mut self.table) {
+            Ok(info) => PodRead::Valid(info),
+            Err(error) => {
                 let namespace = p
                     .metadata
                     .namespace
@@ -807,17 +907,39 @@ impl Core {
                     .unwrap_or_else(|| "default".into());
                 let name = p.metadata.name.clone().unwrap_or_default();
                 let job = translate::pod_job(&namespace, &name, &translate::pod_group_ref(p));
+                PodRead::Invalid {
+                    uid: p.metadata.uid.clone(),
+                    namespace,
+                    name,
+                    job,
+                    error,
+                }
+            }
+        }
+    }
+
+    fn pod_apply(&mut self, read: PodRead) {
+        let info = match read {
+            PodRead::Valid(info) => {
+                self.invalid_pods.remove(&info.uid);
+                info
+            }
+            PodRead::Invalid {
+                uid,
+                namespace,
+                name,
+                job,
+                error,
+            } => {
+                tracing::warn!(error = %error, "pod ignored");
                 self.warn(
-                    ObjectRef::Pod {
-                        namespace: namespace.clone(),
-                        name: name.clone(),
-                    },
+                    ObjectRef::Pod { namespace, name },
                     "InvalidPod",
-                    e.to_string(),
+                    error.to_string(),
                 );
                 // Kept, so the jobs API can say why the job does not start.
-                if let Some(uid) = p.metadata.uid.clone() {
-                    self.invalid_pods.insert(uid, (job, e.to_string()));
+                if let Some(uid) = uid {
+                    self.invalid_pods.insert(uid, (job, error.to_string()));
                 }
                 return;
             }
@@ -1007,16 +1129,14 @@ impl Core {
                     self.dirty.insert(job);
                 }
             }
-            Change::Relisted(list) => {
-                let names: BTreeSet<String> = list
-                    .iter()
-                    .map(|o| {
-                        translate::job_name(
-                            o.metadata.namespace.as_deref().unwrap_or_default(),
-                            o.metadata.name.as_deref().unwrap_or_default(),
-                        )
-                    })
-                    .collect();
+            Change::Page { first, objects } => {
+                let read = objects.iter().map(|o| self.read_group(flavor, o)).collect();
+                self.listings.groups(flavor).page(first, read);
+            }
+            Change::Relisted(last) => {
+                let read = last.iter().map(|o| self.read_group(flavor, o)).collect();
+                let list = self.listings.groups(flavor).finish(read);
+                let names: BTreeSet<&String> = list.iter().map(|(job, _)| job).collect();
                 let gone: Vec<String> = self
                     .groups
                     .iter()
@@ -1027,21 +1147,31 @@ impl Core {
                     self.groups.remove(&job);
                     self.dirty.insert(job);
                 }
-                for o in &list {
-                    self.group_upsert(flavor, o);
+                for (job, entry) in list {
+                    self.group_apply(job, entry);
                 }
             }
         }
     }
 
     fn group_upsert(&mut self, flavor: Flavor, o: &DynamicObject) {
+        let (job, entry) = self.read_group(flavor, o);
+        self.group_apply(job, entry);
+    }
+
+    /// Reads a PodGroup's object: its job's name and what the adapter keeps of it.
+    fn read_group(&mut self, flavor: Flavor, o: &DynamicObject) -> (String, GroupEntry) {
         let spec = translate::pod_group(o, flavor, &mut self.table, &self.volcano_paths);
         let job = match &spec {
             Ok(s) => s.job.clone(),
             Err(e) => e.object.clone(),
         };
         let uid = o.metadata.uid.clone().unwrap_or_default();
-        let entry = GroupEntry { flavor, uid, spec };
+        (job, GroupEntry { flavor, uid, spec })
+    }
+
+    fn group_apply(&mut self, job: String, entry: GroupEntry) {
+        let flavor = entry.flavor;
         let changed = self
             .groups
             .get(&job)
@@ -1072,7 +1202,9 @@ impl Core {
                     self.queues_dirty = true;
                 }
             }
-            Change::Relisted(list) => {
+            Change::Page { first, objects } => self.listings.queues.page(first, objects),
+            Change::Relisted(last) => {
+                let list = self.listings.queues.finish(last);
                 let fresh: BTreeMap<String, _> = list
                     .iter()
                     .map(|o| {
@@ -2571,6 +2703,68 @@ mod tests {
             a.binds.len(),
             1,
             "the foreign pod is gone: room for the new one"
+        );
+    }
+
+    /// A list that arrives in pages is applied when its last page arrives, as if it had come
+    /// whole; pages of a list that broke off are dropped by the next list's first page.
+    #[test]
+    fn a_list_in_pages_is_applied_whole_at_its_last_page() {
+        let mut c = core();
+        groups(&mut c, vec![group("g", json!({"minMember": 2}), json!({}))]);
+        let page = |first, objects| Input::Pod(Change::Page { first, objects });
+        // A relist broken off after one page: none of it counts.
+        c.ingest(page(true, vec![member("stale", "g", "1")]));
+        assert!(c.cycle(Time(1)).binds.is_empty());
+        assert!(c.pods.is_empty(), "not applied yet");
+        // The next list: its first page drops the broken one.
+        c.ingest(page(true, vec![member("g-0", "g", "1")]));
+        c.ingest(page(false, vec![member("g-1", "g", "1")]));
+        assert!(
+            c.cycle(Time(2)).binds.is_empty(),
+            "a list is applied at its last page"
+        );
+        c.ingest(Input::Pod(Change::Relisted(Vec::new())));
+        let a = c.cycle(Time(3));
+        assert_eq!(a.binds.len(), 1);
+        let mut names: Vec<String> = a.binds[0]
+            .items
+            .iter()
+            .map(|i| i.target.as_ref().unwrap().name.clone())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["g-0", "g-1"], "the broken list's pod is not there");
+        // A paged relist without a pod removes it, as a whole one would.
+        c.ingest(page(true, vec![member("g-0", "g", "1")]));
+        c.ingest(Input::Pod(Change::Relisted(Vec::new())));
+        c.cycle(Time(4));
+        assert_eq!(c.pods.len(), 1);
+        // Groups and nodes page the same way.
+        c.ingest(Input::Group(
+            Flavor::SchedulerPlugins,
+            Change::Page {
+                first: true,
+                objects: vec![group("h", json!({"minMember": 1}), json!({}))],
+            },
+        ));
+        c.ingest(Input::Group(
+            Flavor::SchedulerPlugins,
+            Change::Relisted(vec![group("g", json!({"minMember": 2}), json!({}))]),
+        ));
+        let Input::Node(Change::Relisted(n2)) = node("n2", "8") else {
+            unreachable!()
+        };
+        c.ingest(Input::Node(Change::Page {
+            first: true,
+            objects: n2,
+        }));
+        c.ingest(Input::Node(Change::Relisted(Vec::new())));
+        c.cycle(Time(5));
+        assert!(c.groups.contains_key("ns/h") && c.groups.contains_key("ns/g"));
+        assert_eq!(
+            c.nodes.keys().collect::<Vec<_>>(),
+            ["n2"],
+            "n1 is not in the list: gone"
         );
     }
 

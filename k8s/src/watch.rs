@@ -1,9 +1,11 @@
 //! kube-rs watchers for Nodes, all Pods, PodGroups of both flavours and Volcano Queues, feeding
-//! the engine thread. Each watcher buffers a (re)list between `Init` and `InitDone` and hands it
-//! over whole, as [`Change::Relisted`], so the engine thread swaps it in atomically (kube-rs's
-//! reflector discipline). Each complete list of a kind is followed by [`Msg::Listed`]; a watch
-//! that broke is reported as [`Msg::Stale`] and relisted (see [`pump`]). The engine thread
-//! cycles only while every kind is listed and none is stale.
+//! the engine thread. Each watcher hands a (re)list, between `Init` and `InitDone`, over in
+//! pages of [`LIST_PAGE`] objects ([`Change::Page`], the last one [`Change::Relisted`]): the
+//! engine thread reads each page as it arrives, which keeps a fraction of each object, and swaps
+//! the complete list in atomically at the last (kube-rs's reflector discipline, without holding
+//! a million API objects at once). Each complete list of a kind is followed by [`Msg::Listed`];
+//! a watch that broke is reported as [`Msg::Stale`] and relisted (see [`pump`]). The engine
+//! thread cycles only while every kind is listed and none is stale.
 //!
 //! A resource that is not served (no PodGroup CRD of one flavour, no Volcano Queue CRD, a
 //! cluster older than the upstream gang API of Kubernetes 1.35) counts as an empty list, with a warning: a cluster need not run Volcano to use the
@@ -39,6 +41,10 @@ pub enum Msg {
 /// full waits (back-pressure: a flood of API events slows the watch streams down, it does not
 /// grow the inbox without bound or drop anything). A relist is one message, however long.
 pub const ENGINE_INBOX: usize = 65_536;
+
+/// Objects per page of a list handed to the engine thread: a page of full Pod objects is a
+/// few megabytes.
+pub const LIST_PAGE: usize = 500;
 
 /// The longest a sender sleeps between tries while the inbox is full.
 const FULL_PAUSE_MAX: Duration = Duration::from_millis(20);
@@ -139,27 +145,49 @@ async fn pump<K, S>(
     loop {
         let mut stream = std::pin::pin!(open());
         let mut buffer = Vec::new();
+        // No page of the list under way was sent yet (the next one is its first).
+        let mut first = true;
+        let mut listed = 0usize;
         while let Some(event) = stream.next().await {
             let input = match event {
                 Ok(Event::Init) => {
                     buffer.clear();
+                    first = true;
+                    listed = 0;
                     continue;
                 }
                 Ok(Event::InitApply(k)) => {
                     buffer.push(k);
-                    continue;
+                    listed += 1;
+                    if buffer.len() < LIST_PAGE {
+                        continue;
+                    }
+                    let objects = std::mem::replace(&mut buffer, Vec::with_capacity(LIST_PAGE));
+                    wrap(Change::Page {
+                        first: std::mem::replace(&mut first, false),
+                        objects,
+                    })
                 }
                 Ok(Event::InitDone) => {
-                    let list = std::mem::take(&mut buffer);
-                    tracing::debug!(kind, objects = list.len(), "listed");
+                    tracing::debug!(kind, objects = listed, "listed");
                     backoff = reopen_backoff();
-                    if tx
-                        .send(Msg::Input(wrap(Change::Relisted(list))))
-                        .await
-                        .is_err()
-                        || tx.send(Msg::Listed(kind)).await.is_err()
+                    // A list that fits one page still starts afresh: an earlier one may have
+                    // broken off after some pages.
+                    let start = first.then(|| {
+                        Msg::Input(wrap(Change::Page {
+                            first: true,
+                            objects: Vec::new(),
+                        }))
+                    });
+                    first = true;
+                    let last = std::mem::take(&mut buffer);
+                    for msg in start
+                        .into_iter()
+                        .chain([Msg::Input(wrap(Change::Relisted(last))), Msg::Listed(kind)])
                     {
-                        return;
+                        if tx.send(msg).await.is_err() {
+                            return;
+                        }
                     }
                     continue;
                 }
@@ -329,7 +357,9 @@ mod tests {
     }
 
     /// A watch that breaks makes its kind stale and is reopened from a fresh list, never
-    /// resumed: the engine thread hears Stale, then the whole new list, then Listed.
+    /// resumed: the engine thread hears Stale, then the whole new list, then Listed. A list
+    /// goes in pages of [`LIST_PAGE`], the first marked; one that broke off mid-list is
+    /// followed by a list whose first page is marked, even when it fits in one.
     #[tokio::test]
     async fn a_broken_watch_is_reported_stale_and_relisted_whole() {
         type Pc = k8s_openapi::api::scheduling::v1::PriorityClass;
@@ -340,15 +370,23 @@ mod tests {
         let open = move || {
             let first = times.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
             let events: Vec<Result<Event<Pc>, watcher::Error>> = if first {
-                vec![
+                let mut events = vec![
                     Ok(Event::Init),
                     Ok(Event::InitApply(class("a"))),
                     Ok(Event::InitDone),
                     Ok(Event::Apply(class("b"))),
+                    Ok(Event::Init),
+                ];
+                // A relist that breaks off after its first page (the server went away).
+                events.extend(
+                    (0..LIST_PAGE + 1).map(|i| Ok(Event::InitApply(class(&format!("p{i}"))))),
+                );
+                events.extend([
                     Err(watcher::Error::NoResourceVersion),
                     // Never read: the stream is dropped at the error.
                     Ok(Event::Apply(class("lost"))),
-                ]
+                ]);
+                events
             } else {
                 vec![
                     Ok(Event::Init),
@@ -362,16 +400,27 @@ mod tests {
         let task = tokio::spawn(pump("priorityclasses", open, Input::PriorityClass, tx));
         let mut got = Vec::new();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while got.len() < 6 && std::time::Instant::now() < deadline {
+        let names = |list: &[Pc]| {
+            let names: Vec<String> = list
+                .iter()
+                .map(|c| c.metadata.name.clone().unwrap_or_default())
+                .collect();
+            if names.len() > 3 {
+                format!("{} objects", names.len())
+            } else {
+                format!("{names:?}")
+            }
+        };
+        while got.len() < 9 && std::time::Instant::now() < deadline {
             match rx.try_recv() {
                 Ok(Msg::Listed(kind)) => got.push(format!("listed {kind}")),
                 Ok(Msg::Stale(kind)) => got.push(format!("stale {kind}")),
-                Ok(Msg::Input(Input::PriorityClass(Change::Relisted(list)))) => got.push(format!(
-                    "relisted {:?}",
-                    list.iter()
-                        .map(|c| c.metadata.name.clone().unwrap_or_default())
-                        .collect::<Vec<_>>()
-                )),
+                Ok(Msg::Input(Input::PriorityClass(Change::Page { first, objects }))) => {
+                    got.push(format!("page first={first} {}", names(&objects)))
+                }
+                Ok(Msg::Input(Input::PriorityClass(Change::Relisted(list)))) => {
+                    got.push(format!("relisted {}", names(&list)))
+                }
                 Ok(Msg::Input(Input::PriorityClass(Change::Apply(c)))) => {
                     got.push(format!("apply {}", c.metadata.name.unwrap_or_default()))
                 }
@@ -383,10 +432,13 @@ mod tests {
         assert_eq!(
             got,
             [
+                "page first=true []",
                 r#"relisted ["a"]"#,
                 "listed priorityclasses",
                 "apply b",
+                &format!("page first=true {LIST_PAGE} objects"),
                 "stale priorityclasses",
+                "page first=true []",
                 r#"relisted ["a", "c"]"#,
                 "listed priorityclasses",
             ]

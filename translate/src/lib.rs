@@ -434,7 +434,8 @@ pub fn pod(p: &Pod, table: &mut ResourceTable) -> Result<PodInfo, TranslateError
     let name = meta.name.clone().unwrap_or_default();
     let key = job_name(&namespace, &name);
     let err = |field, m| TranslateError::new("Pod", &key, field, m);
-    let spec = p.spec.clone().unwrap_or_default();
+    let no_spec = k8s_openapi::api::core::v1::PodSpec::default();
+    let spec = p.spec.as_ref().unwrap_or(&no_spec);
     let mut requests = Resources::ZERO;
     for c in &spec.containers {
         requests += add_requirements(table, c.resources.as_ref())
