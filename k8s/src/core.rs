@@ -945,7 +945,7 @@ impl Core {
             }
         };
         let uid = info.uid.clone();
-        let ours = self.schedulers.contains(&info.scheduler) && !info.terminating;
+        let ours = self.schedulers.contains(&info.scheduler);
         let prev_place = self.pods.get(&uid).and_then(|e| e.place.clone());
         let prev_node = self.pods.get(&uid).and_then(|e| e.info.node.clone());
         if prev_node != info.node {
@@ -960,10 +960,15 @@ impl Core {
         // A pod joins its job once it is ours and ungated; it never changes job. A pod that
         // ended after it was bound joins too (seen first after a restart): it is one of the
         // gang's members that ran, so the job is known as started, its running members stay
-        // counted against its queue, and a member's failure means what it meant before.
+        // counted against its queue, and a member's failure means what it meant before. So does
+        // a bound pod whose deletion has begun (evicted from a node gone NotReady, seen first
+        // after a restart): it holds its node and its queue's quota until it is gone, as it
+        // would had its deletion begun while we watched. A pod being deleted that is not bound
+        // is never placed.
+        let joins = info.node.is_some() || (!info.terminating && !info.finished());
         let place = match prev_place {
             Some(place) => Some(place),
-            None if ours && !info.gated && (!info.finished() || info.node.is_some()) => {
+            None if ours && !info.gated && joins => {
                 let job = self.job_of(&info);
                 let place = self.take_slot(&job, &info);
                 self.dirty.insert(job);
@@ -2893,6 +2898,84 @@ mod tests {
             .filter_map(|i| i.target.as_ref().map(|t| t.name.as_str()))
             .collect();
         assert_eq!(names, ["g-1-r1"], "{:?}", reason(&c, "ns/g"));
+    }
+
+    /// Found by the chaos run: a replica that restarted (it lost the lease) saw the members of
+    /// a gang that were being evicted from a node gone NotReady only as pods being deleted.
+    /// It left them out of the gang, so their queue's quota was free in its eyes, and once it
+    /// led again it bound another gang past the queue's capability. A bound pod being deleted
+    /// joins its gang and holds its quota until it is gone, as it does when its deletion begins
+    /// while the replica watches.
+    #[test]
+    fn a_bound_member_being_deleted_seen_first_holds_its_quota_until_gone() {
+        let label = json!({"scheduling.x-k8s.io/pod-group": "g"});
+        let at = |n: &str, phase: &str| pod(n, label.clone(), "1", Some("n1"), phase);
+        let mut evicted: Pod = at("g-1", "Running");
+        evicted.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ));
+        evicted.status.get_or_insert_default().conditions =
+            Some(vec![k8s_openapi::api::core::v1::PodCondition {
+                type_: "DisruptionTarget".into(),
+                status: "True".into(),
+                reason: Some("DeletionByTaintManager".into()),
+                ..Default::default()
+            }]);
+        let charged = |c: &Core| {
+            c.engine()
+                .view()
+                .queue_infos()
+                .into_iter()
+                .find(|q| q.spec.name == "root.default")
+                .map(|q| q.allocated.get(phalanx_model::ResourceId::CPU))
+        };
+        // One replica watched the eviction begin; the other starts now and sees it begun.
+        let mut watched = core();
+        groups(
+            &mut watched,
+            vec![group("g", json!({"minMember": 2}), json!({}))],
+        );
+        pods(
+            &mut watched,
+            vec![at("g-0", "Running"), at("g-1", "Running")],
+        );
+        watched.ingest(Input::Pod(Change::Apply(Box::new(at("g-0", "Succeeded")))));
+        watched.ingest(Input::Pod(Change::Apply(Box::new(evicted.clone()))));
+        let mut restarted = core();
+        groups(
+            &mut restarted,
+            vec![group("g", json!({"minMember": 2}), json!({}))],
+        );
+        pods(
+            &mut restarted,
+            vec![at("g-0", "Succeeded"), evicted.clone()],
+        );
+        // A pod being deleted that is not bound is never placed.
+        let mut unbound = member("h-0", "h", "1");
+        unbound.metadata.deletion_timestamp = evicted.metadata.deletion_timestamp.clone();
+        restarted.ingest(Input::Pod(Change::Apply(Box::new(unbound))));
+        for c in [&mut watched, &mut restarted] {
+            let a = c.cycle(Time(1));
+            assert!(a.binds.is_empty(), "{:?}", a.binds);
+            assert_eq!(charged(c), Some(1000), "the evicted member holds its quota");
+            assert_eq!(c.publish().jobs["ns/g"].phase, "Running");
+            assert!(!c.publish().jobs.contains_key("ns/h"));
+            // It goes, and its controller replaces it: the replacement runs in its place.
+            c.ingest(Input::Pod(Change::Delete(Box::new(evicted.clone()))));
+            assert_eq!(charged(c), Some(0));
+            c.ingest(Input::Pod(Change::Apply(Box::new(member(
+                "g-1-r1", "g", "1",
+            )))));
+            let a = c.cycle(Time(2));
+            let names: Vec<&str> = a
+                .binds
+                .iter()
+                .flat_map(|b| b.items.iter())
+                .filter_map(|i| i.target.as_ref().map(|t| t.name.as_str()))
+                .collect();
+            assert_eq!(names, ["g-1-r1"], "{:?}", reason(c, "ns/g"));
+        }
     }
 
     /// Pods seen first as finished on a node that no longer exists (a replica that was cut
