@@ -949,7 +949,7 @@ pub async fn run(args: &ChaosArgs) -> Result<ChaosReport> {
         emu_args.push(format!("tok-{id}={id}:admin"));
     }
     let emu_log = std::fs::File::create(dir.join("emulator.log"))?;
-    let mut emulator = Some(
+    let emulator = crate::bench_e2e::Proc(
         Command::new(std::env::current_exe()?)
             .args(&emu_args)
             .env("RUST_LOG", "warn")
@@ -960,10 +960,7 @@ pub async fn run(args: &ChaosArgs) -> Result<ChaosReport> {
             .context("starting the emulator")?,
     );
     let result = drive(args, &dir, &host, &identities).await;
-    if let Some(mut e) = emulator.take() {
-        let _ = e.kill();
-        let _ = e.wait();
-    }
+    drop(emulator);
     if result.as_ref().is_ok_and(|r| r.violations_total() == 0) {
         let _ = std::fs::remove_dir_all(&dir);
     } else {

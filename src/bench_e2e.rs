@@ -163,8 +163,9 @@ impl E2eReport {
     }
 }
 
-/// A child process killed when dropped.
-struct Proc(Child);
+/// A child process killed when dropped (also when a signal stops the bench: its future is
+/// dropped, see `main.rs`).
+pub(crate) struct Proc(pub(crate) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {

@@ -174,10 +174,7 @@ fn main() -> Result<()> {
             command: Some(BenchCommand::E2e(args)),
             ..
         }) => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            let report = rt.block_on(bench_e2e::run(&args))?;
+            let report = until_signalled(bench_e2e::run(&args))?;
             print_report(args.json, &report, report.human())?;
             if report.partial_gangs + report.overcommitted_nodes > 0 {
                 anyhow::bail!("the emulator's records show safety violations (see above)");
@@ -187,10 +184,7 @@ fn main() -> Result<()> {
             command: Some(BenchCommand::Chaos(args)),
             ..
         }) => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            let report = rt.block_on(bench_chaos::run(&args))?;
+            let report = until_signalled(bench_chaos::run(&args))?;
             print_report(args.json, &report, report.human())?;
             if report.violations_total() > 0 {
                 anyhow::bail!(
@@ -269,7 +263,24 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// Prints a result on stdout; a closed pipe (`| head`) ends quietly instead of panicking.
+/// Runs a bench that starts child processes (the emulator, schedulers) until it ends, or until
+/// SIGINT or SIGTERM arrives: then its future is dropped, and with it the guards that kill its
+/// children, so none is left running.
+fn until_signalled<T>(bench: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            report = bench => report,
+            _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted (SIGINT): child processes stopped"),
+            _ = terminate.recv() => anyhow::bail!("terminated (SIGTERM): child processes stopped"),
+        }
+    })
+}
+
 /// Prints a bench report as one JSON object (`--json`) or as its human summary.
 fn print_report(json: bool, report: &impl serde::Serialize, human: String) -> Result<()> {
     if json {
@@ -279,6 +290,7 @@ fn print_report(json: bool, report: &impl serde::Serialize, human: String) -> Re
     }
 }
 
+/// Prints a result on stdout; a closed pipe (`| head`) ends quietly instead of panicking.
 fn print_out(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match writeln!(out, "{text}").and_then(|()| out.flush()) {
