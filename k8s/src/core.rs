@@ -1595,6 +1595,11 @@ impl Core {
                 Time::ZERO
             },
         };
+        if entry.in_engine && self.restarted_after_failure(name) {
+            self.reopen(name, gref);
+            return;
+        }
+        let entry = self.jobs.get_mut(name).expect("exists");
         if entry.in_engine && entry.submitted.as_ref() == Some(&job) {
             self.resync_pods(name);
             return;
@@ -1622,6 +1627,85 @@ impl Core {
             }
         }
         self.resync_pods(name);
+    }
+
+    /// A job the engine failed because a pod of it failed, whose controller has since replaced
+    /// that pod: no failed pod of it is left, and a pod of it waits to run. A replica that
+    /// started after the replacement sees a job that never failed, so this one must too, or the
+    /// two disagree on what runs in its queue.
+    fn restarted_after_failure(&self, name: &str) -> bool {
+        self.engine.view().job(name).is_some_and(|j| {
+            j.phase == JobPhase::Failed && matches!(j.reason, Some(Reason::PodFailed { .. }))
+        }) && !self.any_pod(name, |i| i.state == PodState::Failed)
+            && self.any_pod(name, |i| !i.finished() && !i.terminating)
+    }
+
+    /// Takes a job its controller restarted back in, as a replica starting now would see it:
+    /// the engine forgets it and the dependents it failed, and they are submitted again,
+    /// ancestors first, with their pods as they are now (members that succeeded stay done).
+    fn reopen(&mut self, name: &str, group: Option<ObjectRef>) {
+        let dependents: BTreeSet<String> = self
+            .engine
+            .view()
+            .jobs()
+            .filter(|j| {
+                j.phase == JobPhase::Failed
+                    && matches!(&j.reason, Some(Reason::DependencyFailed { dependency, deleted: false }) if dependency == name)
+            })
+            .map(|j| j.job.name.clone())
+            .collect();
+        let mut depends_on: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for job in std::iter::once(name).chain(dependents.iter().map(String::as_str)) {
+            self.apply(ClusterEvent::JobDeleted {
+                job: job.to_string(),
+            });
+            if let Some(e) = self.jobs.get_mut(job) {
+                e.in_engine = false;
+                if let Some(submitted) = e.submitted.take() {
+                    depends_on.insert(job.to_string(), submitted.depends_on);
+                }
+            }
+        }
+        tracing::info!(job = %name, dependents = dependents.len(), "job restarted by its controller: taken back in");
+        let message = format!(
+            "the failed pod was replaced: the job runs again{}",
+            match dependents.len() {
+                0 => String::new(),
+                n => format!(", and so may the {n} job(s) that failed with it"),
+            }
+        );
+        for object in self.told_about(name, group) {
+            self.notices.push(Notice {
+                object,
+                warning: false,
+                reason: "Restarted",
+                message: message.clone(),
+            });
+        }
+        self.sync_job(name);
+        // Dependents whose dependencies among them are back in go next, until none is left.
+        let mut left = dependents;
+        while !left.is_empty() {
+            let ready: Vec<String> = left
+                .iter()
+                .filter(|j| {
+                    depends_on
+                        .get(*j)
+                        .is_none_or(|deps| deps.iter().all(|d| !left.contains(d)))
+                })
+                .cloned()
+                .collect();
+            // A loop among them cannot be (the engine admitted them); take them all if it were.
+            let ready = if ready.is_empty() {
+                std::mem::take(&mut left).into_iter().collect()
+            } else {
+                ready
+            };
+            for job in ready {
+                left.remove(&job);
+                self.sync_job(&job);
+            }
+        }
     }
 
     /// Queues a Warning event about `object`.
@@ -1660,7 +1744,14 @@ impl Core {
         reason: &'static str,
         message: String,
     ) {
-        let targets: Vec<ObjectRef> = match group {
+        for object in self.told_about(job, group) {
+            self.warn(object, reason, message.clone());
+        }
+    }
+
+    /// The objects events about a job go to: its PodGroup, or its pods when it has none.
+    fn told_about(&self, job: &str, group: Option<ObjectRef>) -> Vec<ObjectRef> {
+        match group {
             Some(g) => vec![g],
             None => self
                 .pods_of(job)
@@ -1669,9 +1760,6 @@ impl Core {
                     name: i.name.clone(),
                 })
                 .collect(),
-        };
-        for object in targets {
-            self.warn(object, reason, message.clone());
         }
     }
 
@@ -2975,6 +3063,96 @@ mod tests {
                 .filter_map(|i| i.target.as_ref().map(|t| t.name.as_str()))
                 .collect();
             assert_eq!(names, ["g-1-r1"], "{:?}", reason(c, "ns/g"));
+        }
+    }
+
+    /// Found by the chaos run: a gang whose last running member failed was failed, with its
+    /// dependent; its controller deleted the failed pod and made a replacement. A replica that
+    /// started after that saw a job that never failed and ran the replacement, while the one
+    /// that saw the failure refused it ("the job has ended") and charged it to no queue. Both
+    /// now take the restarted job (and the dependents it failed) back in.
+    #[test]
+    fn a_failed_job_its_controller_restarted_runs_again_with_its_dependents() {
+        let label = json!({"scheduling.x-k8s.io/pod-group": "g"});
+        let at = |n: &str, phase: &str| pod(n, label.clone(), "1", Some("n1"), phase);
+        let dependent = || {
+            group(
+                "d",
+                json!({"minMember": 1}),
+                json!({"phalanx.dev/depends-on": "g"}),
+            )
+        };
+        // The pods a cycle binds, and whether it told a job it runs again.
+        let cycle = |c: &mut Core, t: u64| -> (Vec<String>, bool) {
+            let a = c.cycle(Time(t));
+            let mut names: Vec<String> = a
+                .binds
+                .iter()
+                .flat_map(|b| b.items.iter())
+                .filter_map(|i| i.target.as_ref().map(|t| t.name.clone()))
+                .collect();
+            names.sort();
+            (names, a.notices.iter().any(|n| n.reason == "Restarted"))
+        };
+        let bound = |c: &mut Core, t: u64| cycle(c, t).0;
+        let phase = |c: &Core, job: &str| c.publish().jobs[job].phase;
+        let mut watched = core();
+        groups(
+            &mut watched,
+            vec![group("g", json!({"minMember": 2}), json!({})), dependent()],
+        );
+        pods(
+            &mut watched,
+            vec![
+                at("g-0", "Running"),
+                at("g-1", "Running"),
+                member("d-0", "d", "1"),
+            ],
+        );
+        assert!(bound(&mut watched, 1).is_empty(), "d waits for g");
+        watched.ingest(Input::Pod(Change::Apply(Box::new(at("g-0", "Succeeded")))));
+        let failed = at("g-1", "Failed");
+        watched.ingest(Input::Pod(Change::Apply(Box::new(failed.clone()))));
+        assert!(bound(&mut watched, 2).is_empty());
+        assert_eq!(phase(&watched, "ns/g"), "Failed");
+        assert_eq!(phase(&watched, "ns/d"), "Failed");
+        // The controller replaces the failed pod: first the replacement, then the deletion.
+        let replacement = || member("g-1-r1", "g", "1");
+        watched.ingest(Input::Pod(Change::Apply(Box::new(replacement()))));
+        assert!(
+            bound(&mut watched, 3).is_empty(),
+            "a failed pod is still there: the job stays failed"
+        );
+        watched.ingest(Input::Pod(Change::Delete(Box::new(failed))));
+        // A replica starting now sees the succeeded member and the replacement.
+        let mut fresh = core();
+        groups(
+            &mut fresh,
+            vec![group("g", json!({"minMember": 2}), json!({})), dependent()],
+        );
+        pods(
+            &mut fresh,
+            vec![
+                at("g-0", "Succeeded"),
+                replacement(),
+                member("d-0", "d", "1"),
+            ],
+        );
+        for (c, restarted) in [(&mut watched, true), (&mut fresh, false)] {
+            assert_eq!(cycle(c, 4), (vec!["g-1-r1".to_string()], restarted));
+            assert_eq!(phase(c, "ns/g"), "Running");
+            assert_eq!(
+                reason(c, "ns/d").map(|r| r.0),
+                Some("waiting_for_dependencies".to_string())
+            );
+            c.ingest(Input::Pod(Change::Apply(Box::new(pod(
+                "g-1-r1",
+                label.clone(),
+                "1",
+                Some("n1"),
+                "Succeeded",
+            )))));
+            assert_eq!(bound(c, 5), ["d-0"], "the dependent runs once g succeeded");
         }
     }
 

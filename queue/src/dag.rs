@@ -29,6 +29,7 @@ use std::sync::Arc;
 use petgraph::Direction::{Incoming, Outgoing};
 pub use petgraph::stable_graph::NodeIndex;
 use petgraph::stable_graph::StableDiGraph;
+use petgraph::visit::EdgeRef;
 use phalanx_model::{Span, Time};
 
 use crate::{JobId, NameMap};
@@ -192,7 +193,19 @@ impl DagGate {
             }
         }
         let n = existing.unwrap_or_else(|| self.new_node(Arc::clone(name)));
+        // A job added again (deleted, then submitted anew, kept meanwhile for its dependents):
+        // its dependencies are the ones it names now, counted afresh.
+        let stale: Vec<_> = self
+            .graph
+            .edges_directed(n, Incoming)
+            .map(|e| e.id())
+            .collect();
+        for e in stale {
+            self.graph.remove_edge(e);
+        }
         let entry = &mut self.graph[n];
+        entry.unmet = 0;
+        entry.missing = 0;
         let was_placeholder = entry.status == Status::Placeholder;
         entry.job = Some(job);
         entry.status = Status::Waiting;
@@ -593,6 +606,31 @@ mod tests {
         assert_eq!(j.tail("a").stages, 2, "b and c are behind a");
         assert_eq!(j.succeeded("a").eligible, vec![1]);
         assert_eq!(j.succeeded("b").eligible, vec![2]);
+    }
+
+    /// A job deleted while a dependent waits on it keeps its node; submitted again (a job its
+    /// controller restarted), it depends on what it names now, counted once: its old edges
+    /// neither linger nor count twice.
+    #[test]
+    fn a_job_added_again_depends_on_what_it_names_now() {
+        let mut j = Jobs::default();
+        j.add(0, "a", &[]).unwrap();
+        j.add(1, "x", &[]).unwrap();
+        j.add(2, "b", &["a", "x"]).unwrap();
+        j.add(3, "c", &["b"]).unwrap();
+        assert_eq!(j.deleted("b").failed, vec![(3, "b".into())]);
+        // Both come back, b first (as the adapter takes a restarted job back in).
+        j.deleted("c");
+        j.add(2, "b", &["a"]).unwrap();
+        j.add(3, "c", &["b"]).unwrap();
+        assert_eq!(j.unmet("b"), 1, "only a, once");
+        assert_eq!(j.unmet("c"), 1);
+        assert!(
+            j.succeeded("x").eligible.is_empty(),
+            "b no longer waits on x"
+        );
+        assert_eq!(j.succeeded("a").eligible, vec![2]);
+        assert_eq!(j.succeeded("b").eligible, vec![3]);
     }
 
     #[test]
