@@ -257,18 +257,20 @@ fn a_failed_bind_forgets_the_whole_gang_and_evicts_what_was_bound() {
     let v = h.engine.view();
     let job = v.job("ns/g").unwrap();
     assert_eq!(job.phase, JobPhase::Pending);
+    // The two bound are being evicted; the fourth, in flight, holds its room until settled.
     assert_eq!(
         (job.pods.assumed, job.pods.bound, job.pods.releasing),
-        (0, 0, 2)
+        (0, 0, 3)
     );
     assert!(matches!(job.reason, Some(Reason::BindFailed { .. })));
-    // A later failure report for another pod of the undone gang is harmless.
+    // A later failure report for another pod of the undone gang lets its room go.
     let late = pod("ns/g", bindings[3].task, bindings[3].index);
     h.apply(ClusterEvent::BindFailed {
         pod: late,
         message: "timeout".into(),
     })
     .unwrap();
+    assert_eq!(h.engine.view().job("ns/g").unwrap().pods.releasing, 2);
     let d = h.cycle();
     let evicted: Vec<usize> = evictions(&d, EvictReason::GangBindFailed)
         .iter()
@@ -384,6 +386,95 @@ fn a_bind_in_flight_when_its_gang_broke_is_evicted_when_it_lands() {
     h.settle();
     assert_eq!(h.bound("ns/g"), 3, "placed again, whole");
     h.assert_safe();
+}
+
+/// Found by the 600-s chaos run: a member of a gang of 8 failed at kubelet admission, so the
+/// job failed and its gang was undone while one bind was still in flight. The room of that bind
+/// was let go at once, another gang was placed there, and then the late bind landed: the
+/// kubelet refused a pod for lack of cpu. A bind in flight keeps its room until its outcome is
+/// known, as kube-scheduler's assume does.
+#[test]
+fn a_bind_in_flight_when_its_gang_was_undone_keeps_its_room_until_it_is_settled() {
+    for outcome in ["lands", "fails"] {
+        let mut h = Harness::new();
+        h.node(node("a").cpu(4).build());
+        h.submit(job("ns/g").task("t", 2, 2000).build());
+        let d = h.cycle_at(Time(1000));
+        let Decision::BindGang { bindings, .. } = &d[0] else {
+            panic!("{d:?}")
+        };
+        let (first, late) = (bindings[0].clone(), bindings[1].clone());
+        h.apply(ClusterEvent::PodBound {
+            pod: pod("ns/g", first.task, first.index),
+            node: first.node.clone(),
+        })
+        .unwrap();
+        // The first member fails at admission: the job fails, its gang is undone.
+        h.apply(ClusterEvent::PodFinished {
+            pod: pod("ns/g", first.task, first.index),
+            succeeded: false,
+        })
+        .unwrap();
+        // Another gang wants the whole node; the late bind's room is not free.
+        h.submit(job("ns/other").task("t", 2, 2000).build());
+        let d = h.cycle_at(Time(1001));
+        assert!(
+            bind_gangs(&d).is_empty(),
+            "placed over a bind in flight: {d:?}"
+        );
+        assert_eq!(
+            h.engine
+                .view()
+                .node("a")
+                .unwrap()
+                .allocated
+                .get(ResourceId::CPU),
+            2000
+        );
+        let late_pod = pod("ns/g", late.task, late.index);
+        match outcome {
+            "lands" => {
+                h.apply(ClusterEvent::PodBound {
+                    pod: late_pod.clone(),
+                    node: late.node.clone(),
+                })
+                .unwrap();
+                let d = h.cycle_at(Time(1002));
+                assert!(
+                    bind_gangs(&d).is_empty(),
+                    "it runs where it held room: {d:?}"
+                );
+                assert_eq!(
+                    h.engine
+                        .view()
+                        .node("a")
+                        .unwrap()
+                        .allocated
+                        .get(ResourceId::CPU),
+                    2000
+                );
+                h.apply(ClusterEvent::PodFinished {
+                    pod: late_pod,
+                    succeeded: true,
+                })
+                .unwrap();
+            }
+            _ => {
+                h.apply(ClusterEvent::BindFailed {
+                    pod: late_pod,
+                    message: "pod gone".into(),
+                })
+                .unwrap();
+            }
+        }
+        let d = h.cycle_at(Time(1003));
+        assert_eq!(
+            bind_gangs(&d),
+            [("ns/other", 2)],
+            "{outcome}: the room is free"
+        );
+        h.assert_safe();
+    }
 }
 
 #[test]

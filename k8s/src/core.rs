@@ -643,15 +643,23 @@ impl Core {
                     return;
                 }
                 // Whatever pod holds the place now, the assumption the bind was for is void.
-                if let Some((PodPhase::Assumed, _)) = self.engine.view().pod(&pod) {
-                    let job = pod.job.clone();
-                    self.apply(ClusterEvent::BindFailed { pod, message });
-                    tracing::warn!(job = %job, pod_uid = %uid, "bind failed; gang forgotten, retried after a backoff");
+                // (`Releasing`: its gang was undone while the bind was in flight; the engine
+                // lets its room go now.)
+                match self.engine.view().pod(&pod) {
+                    Some((PodPhase::Assumed, _)) => {
+                        let job = pod.job.clone();
+                        self.apply(ClusterEvent::BindFailed { pod, message });
+                        tracing::warn!(job = %job, pod_uid = %uid, "bind failed; gang forgotten, retried after a backoff");
+                    }
+                    Some((PodPhase::Releasing, _)) => {
+                        self.apply(ClusterEvent::BindFailed { pod, message });
+                    }
+                    _ => {}
                 }
             }
             Input::Bound { pod, uid, node } => {
                 if self.pod_at(&pod).is_some_and(|e| e.info.uid == uid)
-                    && let Some((PodPhase::Assumed | PodPhase::Pending, _)) =
+                    && let Some((PodPhase::Assumed | PodPhase::Pending | PodPhase::Releasing, _)) =
                         self.engine.view().pod(&pod)
                 {
                     self.apply(ClusterEvent::PodBound { pod, node });
@@ -1043,6 +1051,15 @@ impl Core {
             }
             (_, PodPhase::Bound | PodPhase::Releasing) if finished => {
                 self.apply(ClusterEvent::PodFinished { pod, succeeded });
+            }
+            (Some(node), PodPhase::Releasing) => {
+                // Its gang was undone while its bind was in flight, and it went through (the
+                // engine then evicts it unless the gang is whole); a pod being evicted is
+                // already bound there, and nothing changes.
+                self.apply(ClusterEvent::PodBound {
+                    pod,
+                    node: node.clone(),
+                });
             }
             _ => {}
         }

@@ -411,6 +411,17 @@ impl Engine {
         match slot.phase {
             PodPhase::Bound if slot.node == Some(node) => return Ok(id),
             PodPhase::Assumed if slot.node == Some(node) => {}
+            // Its bind was in flight when its gang was undone, and went through: the room it
+            // held meanwhile is where it runs.
+            PodPhase::Releasing if slot.in_flight && slot.node == Some(node) => {}
+            PodPhase::Releasing if slot.in_flight => {
+                if let Some(old) = slot.node {
+                    self.snapshot.release(old, request);
+                }
+                self.snapshot.assume(node, request);
+            }
+            // Bound where the engine has it, being evicted: nothing new.
+            PodPhase::Releasing if slot.node == Some(node) => return Ok(id),
             // Bound somewhere other than assumed (or adopted after a restart): the world wins.
             PodPhase::Assumed | PodPhase::Pending => {
                 if let Some(old) = slot.node {
@@ -466,8 +477,20 @@ impl Engine {
         message: String,
     ) -> Result<JobId, EventError> {
         let (id, slot) = self.pod(pod)?;
+        let (t, i) = (pod.task as usize, pod.index as usize);
         match slot.phase {
             PodPhase::Assumed => {}
+            // Its gang was undone while this bind was in flight: the room it held is free now.
+            PodPhase::Releasing if slot.in_flight => {
+                let request = self.state(id).request(t);
+                self.snapshot
+                    .release(slot.node.expect("held pods have a node"), request);
+                self.cluster_grew = true;
+                let s = self.state_mut(id);
+                s.set(t, i, PodPhase::Pending, None);
+                self.account(id);
+                return Ok(id);
+            }
             // The gang was already undone by an earlier failure of another of its pods.
             PodPhase::Pending | PodPhase::Releasing => return Ok(id),
             phase => {
@@ -478,6 +501,15 @@ impl Engine {
                 });
             }
         }
+        // Its own room is free at once; the rest of its gang is undone below. It may yet show
+        // up bound (a bind reported failed that went through): then it is adopted, or evicted
+        // unless its gang is whole (see `late_bound`).
+        let request = self.state(id).request(t);
+        self.snapshot
+            .release(slot.node.expect("assumed pods have a node"), request);
+        let s = self.state_mut(id);
+        s.set(t, i, PodPhase::Pending, None);
+        s.pods[t][i].in_flight = true;
         let failures = self.state(id).bind_failures.saturating_add(1);
         let reason = Reason::BindFailed {
             pod: pod.clone(),
@@ -576,7 +608,10 @@ impl Engine {
         }
     }
 
-    /// Undoes a gang whole: assumed pods are forgotten, bound ones evicted; the job is pending.
+    /// Undoes a gang whole: bound pods are evicted, and pods whose bind is in flight keep their
+    /// room until its outcome is known (kube-scheduler's assume: a pod's room is let go only
+    /// when its bind failed, else another gang could be placed where it then lands); the job
+    /// is pending.
     pub(super) fn undo_gang(&mut self, id: JobId, why: EvictReason) {
         let mut evict = Vec::new();
         let s = self.jobs[id as usize].as_mut().expect("live id");
@@ -585,9 +620,7 @@ impl Engine {
                 let slot = s.pods[t][i];
                 match slot.phase {
                     PodPhase::Assumed => {
-                        self.snapshot
-                            .release(slot.node.expect("assumed pods have a node"), s.request(t));
-                        s.set(t, i, PodPhase::Pending, None);
+                        s.set(t, i, PodPhase::Releasing, slot.node);
                         s.pods[t][i].in_flight = true;
                     }
                     PodPhase::Bound => {

@@ -12,6 +12,10 @@
 //!      +---- the gang): forgotten <---+                 v
 //!      +------------------------ PodEvicted ------- Releasing
 //! ```
+//! A pod whose bind is in flight when its gang is undone goes from `Assumed` to `Releasing`
+//! and keeps its room until the bind's outcome is known: `BindFailed` frees it (`Pending`),
+//! `PodBound` makes it `Bound` where it held the room (see below for what happens to it then).
+//! Letting the room go at once would let another gang be placed where that bind then lands.
 //! A pod that fails while `Releasing` counts as evicted: its gang is being undone, and it runs
 //! again with the gang. One that succeeds meanwhile has done its work and counts as succeeded. A `Pending` pod reported ended (`PodFinished`) ran where the
 //! engine could not see it, bound to a node it does not know before a restart: it ends there,
@@ -19,7 +23,8 @@
 //!
 //! A job's life: `Pending -> Running -> Succeeded | Failed`. A running gang that falls below its
 //! minimum (a bind failed, a node was lost, a pod was evicted from outside) is undone whole:
-//! assumed pods are forgotten, bound ones evicted, and the job is pending again once they are gone.
+//! bound pods are evicted, those whose bind is in flight hold their room until it is settled,
+//! and the job is pending again once they are gone.
 //! No partial gang survives.
 //!
 //! A pod of an undone gang may still show up bound: binds of the undone placement were in

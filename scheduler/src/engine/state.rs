@@ -103,9 +103,10 @@ pub(super) struct PodSlot {
     pub(super) node: Option<NodeId>,
     /// When it was placed (the cycle that assumed it, or the one before its bind was seen).
     pub(super) since: Time,
-    /// Pending because its gang was undone while its bind was in flight: it may yet show up
-    /// bound, and is then evicted unless the gang is whole (see `Engine::late_bound`). Any
-    /// change of phase clears it.
+    /// Its bind was in flight when its gang was undone: it is `Releasing`, holding its room,
+    /// until the bind's outcome is known (or `Pending`, when that bind was reported failed).
+    /// Shown up bound after all, it is evicted unless the gang is whole (see
+    /// `Engine::late_bound`). Any change of phase clears it.
     pub(super) in_flight: bool,
 }
 
