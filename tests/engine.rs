@@ -395,6 +395,10 @@ fn a_bind_in_flight_when_its_gang_broke_is_evicted_when_it_lands() {
 /// known, as kube-scheduler's assume does.
 #[test]
 fn a_bind_in_flight_when_its_gang_was_undone_keeps_its_room_until_it_is_settled() {
+    let cpu_held = |h: &Harness| {
+        let a = h.engine.view().node("a").unwrap().allocated;
+        a.get(ResourceId::CPU)
+    };
     for outcome in ["lands", "fails"] {
         let mut h = Harness::new();
         h.node(node("a").cpu(4).build());
@@ -422,15 +426,7 @@ fn a_bind_in_flight_when_its_gang_was_undone_keeps_its_room_until_it_is_settled(
             bind_gangs(&d).is_empty(),
             "placed over a bind in flight: {d:?}"
         );
-        assert_eq!(
-            h.engine
-                .view()
-                .node("a")
-                .unwrap()
-                .allocated
-                .get(ResourceId::CPU),
-            2000
-        );
+        assert_eq!(cpu_held(&h), 2000);
         let late_pod = pod("ns/g", late.task, late.index);
         match outcome {
             "lands" => {
@@ -444,15 +440,7 @@ fn a_bind_in_flight_when_its_gang_was_undone_keeps_its_room_until_it_is_settled(
                     bind_gangs(&d).is_empty(),
                     "it runs where it held room: {d:?}"
                 );
-                assert_eq!(
-                    h.engine
-                        .view()
-                        .node("a")
-                        .unwrap()
-                        .allocated
-                        .get(ResourceId::CPU),
-                    2000
-                );
+                assert_eq!(cpu_held(&h), 2000);
                 h.apply(ClusterEvent::PodFinished {
                     pod: late_pod,
                     succeeded: true,

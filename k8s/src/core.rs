@@ -652,6 +652,8 @@ impl Core {
                         tracing::warn!(job = %job, pod_uid = %uid, "bind failed; gang forgotten, retried after a backoff");
                     }
                     Some((PodPhase::Releasing, _)) => {
+                        // Settled: a restarted job waits for that (see `reopen`).
+                        self.dirty.insert(pod.job.clone());
                         self.apply(ClusterEvent::BindFailed { pod, message });
                     }
                     _ => {}
@@ -659,9 +661,15 @@ impl Core {
             }
             Input::Bound { pod, uid, node } => {
                 if self.pod_at(&pod).is_some_and(|e| e.info.uid == uid)
-                    && let Some((PodPhase::Assumed | PodPhase::Pending | PodPhase::Releasing, _)) =
-                        self.engine.view().pod(&pod)
+                    && let Some((
+                        phase @ (PodPhase::Assumed | PodPhase::Pending | PodPhase::Releasing),
+                        _,
+                    )) = self.engine.view().pod(&pod)
                 {
+                    if phase == PodPhase::Releasing {
+                        // A bind in flight at an undo landed: settled (see `reopen`).
+                        self.dirty.insert(pod.job.clone());
+                    }
                     self.apply(ClusterEvent::PodBound { pod, node });
                 }
             }
@@ -1057,9 +1065,13 @@ impl Core {
                 // engine then evicts it unless the gang is whole); a pod being evicted is
                 // already bound there, and nothing changes.
                 self.apply(ClusterEvent::PodBound {
-                    pod,
+                    pod: pod.clone(),
                     node: node.clone(),
                 });
+                if !matches!(self.engine.view().pod(&pod), Some((PodPhase::Releasing, _))) {
+                    // Settled: a restarted job waits for that (see `reopen`).
+                    self.dirty.insert(pod.job);
+                }
             }
             _ => {}
         }
@@ -1649,10 +1661,14 @@ impl Core {
     /// A job the engine failed because a pod of it failed, whose controller has since replaced
     /// that pod: no failed pod of it is left, and a pod of it waits to run. A replica that
     /// started after the replacement sees a job that never failed, so this one must too, or the
-    /// two disagree on what runs in its queue.
+    /// two disagree on what runs in its queue. Not while the failure's aftermath is unsettled
+    /// (members being evicted, binds in flight): a bind in flight that was forgotten would be
+    /// sent again, elsewhere.
     fn restarted_after_failure(&self, name: &str) -> bool {
         self.engine.view().job(name).is_some_and(|j| {
-            j.phase == JobPhase::Failed && matches!(j.reason, Some(Reason::PodFailed { .. }))
+            j.phase == JobPhase::Failed
+                && matches!(j.reason, Some(Reason::PodFailed { .. }))
+                && j.pods.assumed + j.pods.releasing == 0
         }) && !self.any_pod(name, |i| i.state == PodState::Failed)
             && self.any_pod(name, |i| !i.finished() && !i.terminating)
     }
@@ -2510,6 +2526,34 @@ mod tests {
         .unwrap()
     }
 
+    /// The names of the pods a cycle's actions bind, sorted.
+    fn bound_names(a: &Actions) -> Vec<String> {
+        let mut names: Vec<String> = a
+            .binds
+            .iter()
+            .flat_map(|b| b.items.iter())
+            .filter_map(|i| i.target.as_ref().map(|t| t.name.clone()))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// `p` as the taint manager leaves a pod it evicts from a NotReady node: marked disrupted,
+    /// its deletion begun.
+    fn evicted_by_taint_manager(mut p: Pod) -> Pod {
+        p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+        ));
+        p.status.get_or_insert_default().conditions =
+            Some(vec![k8s_openapi::api::core::v1::PodCondition {
+                type_: "DisruptionTarget".into(),
+                status: "True".into(),
+                reason: Some("DeletionByTaintManager".into()),
+                ..Default::default()
+            }]);
+        p
+    }
+
     fn member(name: &str, group: &str, cpu: &str) -> Pod {
         pod(
             name,
@@ -2871,11 +2915,10 @@ mod tests {
         c.ingest(Input::Node(Change::Relisted(Vec::new())));
         c.cycle(Time(5));
         assert!(c.groups.contains_key("ns/h") && c.groups.contains_key("ns/g"));
-        assert_eq!(
-            c.nodes.keys().collect::<Vec<_>>(),
-            ["n2"],
-            "n1 is not in the list: gone"
-        );
+        assert!(!c.nodes["n2"].gone);
+        // n1 is not in the list: gone (kept as a ghost while the bind of g-0 there is in
+        // flight).
+        assert!(c.nodes.get("n1").is_none_or(|e| e.gone));
     }
 
     /// A scheduler that starts while a gang runs, some of its members done: the gang is known
@@ -2977,18 +3020,7 @@ mod tests {
         let _ = c.cycle(Time(1));
         c.ingest(Input::Pod(Change::Apply(Box::new(at("g-0", "Succeeded")))));
         // The taint manager marks g-1 disrupted, deletes it, and it goes.
-        let mut evicted: Pod = at("g-1", "Running");
-        evicted.metadata.deletion_timestamp =
-            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
-            ));
-        evicted.status.get_or_insert_default().conditions =
-            Some(vec![k8s_openapi::api::core::v1::PodCondition {
-                type_: "DisruptionTarget".into(),
-                status: "True".into(),
-                reason: Some("DeletionByTaintManager".into()),
-                ..Default::default()
-            }]);
+        let evicted = evicted_by_taint_manager(at("g-1", "Running"));
         c.ingest(Input::Pod(Change::Apply(Box::new(evicted.clone()))));
         let _ = c.cycle(Time(2));
         c.ingest(Input::Pod(Change::Delete(Box::new(evicted))));
@@ -2996,13 +3028,7 @@ mod tests {
             "g-1-r1", "g", "1",
         )))));
         let a = c.cycle(Time(3));
-        let names: Vec<&str> = a
-            .binds
-            .iter()
-            .flat_map(|b| b.items.iter())
-            .filter_map(|i| i.target.as_ref().map(|t| t.name.as_str()))
-            .collect();
-        assert_eq!(names, ["g-1-r1"], "{:?}", reason(&c, "ns/g"));
+        assert_eq!(bound_names(&a), ["g-1-r1"], "{:?}", reason(&c, "ns/g"));
     }
 
     /// Found by the chaos run: a replica that restarted (it lost the lease) saw the members of
@@ -3015,18 +3041,7 @@ mod tests {
     fn a_bound_member_being_deleted_seen_first_holds_its_quota_until_gone() {
         let label = json!({"scheduling.x-k8s.io/pod-group": "g"});
         let at = |n: &str, phase: &str| pod(n, label.clone(), "1", Some("n1"), phase);
-        let mut evicted: Pod = at("g-1", "Running");
-        evicted.metadata.deletion_timestamp =
-            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
-            ));
-        evicted.status.get_or_insert_default().conditions =
-            Some(vec![k8s_openapi::api::core::v1::PodCondition {
-                type_: "DisruptionTarget".into(),
-                status: "True".into(),
-                reason: Some("DeletionByTaintManager".into()),
-                ..Default::default()
-            }]);
+        let evicted = evicted_by_taint_manager(at("g-1", "Running"));
         let charged = |c: &Core| {
             c.engine()
                 .view()
@@ -3073,13 +3088,7 @@ mod tests {
                 "g-1-r1", "g", "1",
             )))));
             let a = c.cycle(Time(2));
-            let names: Vec<&str> = a
-                .binds
-                .iter()
-                .flat_map(|b| b.items.iter())
-                .filter_map(|i| i.target.as_ref().map(|t| t.name.as_str()))
-                .collect();
-            assert_eq!(names, ["g-1-r1"], "{:?}", reason(c, "ns/g"));
+            assert_eq!(bound_names(&a), ["g-1-r1"], "{:?}", reason(c, "ns/g"));
         }
     }
 
@@ -3102,14 +3111,8 @@ mod tests {
         // The pods a cycle binds, and whether it told a job it runs again.
         let cycle = |c: &mut Core, t: u64| -> (Vec<String>, bool) {
             let a = c.cycle(Time(t));
-            let mut names: Vec<String> = a
-                .binds
-                .iter()
-                .flat_map(|b| b.items.iter())
-                .filter_map(|i| i.target.as_ref().map(|t| t.name.clone()))
-                .collect();
-            names.sort();
-            (names, a.notices.iter().any(|n| n.reason == "Restarted"))
+            let restarted = a.notices.iter().any(|n| n.reason == "Restarted");
+            (bound_names(&a), restarted)
         };
         let bound = |c: &mut Core, t: u64| cycle(c, t).0;
         let phase = |c: &Core, job: &str| c.publish().jobs[job].phase;
@@ -3171,6 +3174,60 @@ mod tests {
             )))));
             assert_eq!(bound(c, 5), ["d-0"], "the dependent runs once g succeeded");
         }
+    }
+
+    /// Found by the chaos run once restarted jobs ran again: the job failed while a bind of
+    /// its gang was in flight, and its replacements arrived before that bind landed. Taken
+    /// back in at once, the job forgot the bind, placed that pod again elsewhere, and the API
+    /// server refused one of the two binds. A restarted job waits until its binds in flight are
+    /// settled, and one that landed is adopted where it is.
+    #[test]
+    fn a_restarted_job_waits_for_its_binds_in_flight() {
+        let mut c = core();
+        groups(&mut c, vec![group("g", json!({"minMember": 2}), json!({}))]);
+        pods(
+            &mut c,
+            vec![member("g-0", "g", "1"), member("g-1", "g", "1")],
+        );
+        let a = c.cycle(Time(1));
+        let items = a.binds[0].items.clone();
+        let item = |name: &str| {
+            items
+                .iter()
+                .find(|i| i.target.as_ref().unwrap().name == name)
+                .unwrap()
+                .clone()
+        };
+        let (first, late) = (item("g-0"), item("g-1"));
+        let label = json!({"scheduling.x-k8s.io/pod-group": "g"});
+        let on_node = |n: &str, phase: &str| pod(n, label.clone(), "1", Some("n1"), phase);
+        c.ingest(Input::Bound {
+            pod: first.pod.clone(),
+            uid: "uid-g-0".into(),
+            node: first.node.clone(),
+        });
+        let failed = on_node("g-0", "Failed");
+        c.ingest(Input::Pod(Change::Apply(Box::new(failed.clone()))));
+        assert!(bound_names(&c.cycle(Time(2))).is_empty());
+        assert_eq!(c.publish().jobs["ns/g"].phase, "Failed");
+        // Replaced while the bind of g-1 is still in flight: the job waits for it.
+        c.ingest(Input::Pod(Change::Delete(Box::new(failed))));
+        c.ingest(Input::Pod(Change::Apply(Box::new(member(
+            "g-0-r1", "g", "1",
+        )))));
+        assert!(bound_names(&c.cycle(Time(3))).is_empty());
+        assert_eq!(c.publish().jobs["ns/g"].phase, "Failed");
+        // It lands: the job runs again, with g-1 where it is and only the replacement to bind.
+        c.ingest(Input::Bound {
+            pod: late.pod.clone(),
+            uid: "uid-g-1".into(),
+            node: late.node.clone(),
+        });
+        c.ingest(Input::Pod(Change::Apply(Box::new(on_node(
+            "g-1", "Running",
+        )))));
+        assert_eq!(bound_names(&c.cycle(Time(4))), ["g-0-r1"]);
+        assert_eq!(c.publish().jobs["ns/g"].phase, "Running");
     }
 
     /// Pods seen first as finished on a node that no longer exists (a replica that was cut
