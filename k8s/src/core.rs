@@ -993,6 +993,19 @@ impl Core {
             }
             None => None,
         };
+        if let Some(place) = &place
+            && prev_node.is_none()
+            && info.node.is_some()
+            && self
+                .engine
+                .view()
+                .job(&place.job)
+                .is_some_and(|j| j.phase == JobPhase::Failed)
+        {
+            // The watch caught up with a bind: a restarted job may wait for that (see
+            // `restarted_after_failure`).
+            self.dirty.insert(place.job.clone());
+        }
         self.sync_pod(&uid, place);
     }
 
@@ -1662,15 +1675,48 @@ impl Core {
     /// that pod: no failed pod of it is left, and a pod of it waits to run. A replica that
     /// started after the replacement sees a job that never failed, so this one must too, or the
     /// two disagree on what runs in its queue. Not while the failure's aftermath is unsettled
-    /// (members being evicted, binds in flight): a bind in flight that was forgotten would be
-    /// sent again, elsewhere.
+    /// (members being evicted, binds in flight: a bind in flight that was forgotten would be
+    /// sent again, elsewhere), nor before its gang's pods are all back (taken back in short of
+    /// them, it would wait outside the engine, and a member still running would count against
+    /// no queue meanwhile), nor while the engine knows a pod of it bound that the pod watch
+    /// does not show bound yet (the binder told first): taken back in, it would be bound again.
     fn restarted_after_failure(&self, name: &str) -> bool {
-        self.engine.view().job(name).is_some_and(|j| {
-            j.phase == JobPhase::Failed
-                && matches!(j.reason, Some(Reason::PodFailed { .. }))
-                && j.pods.assumed + j.pods.releasing == 0
-        }) && !self.any_pod(name, |i| i.state == PodState::Failed)
+        let min_member = match self.groups.get(name).map(|g| &g.spec) {
+            Some(Ok(s)) => s.min_member,
+            Some(Err(_)) => return false,
+            None => 1,
+        };
+        let pods: u32 = self.jobs.get(name).map_or(0, |e| {
+            e.tasks
+                .iter()
+                .map(|t| t.slots.iter().flatten().count() as u32)
+                .sum()
+        });
+        pods >= min_member
+            && self.engine.view().job(name).is_some_and(|j| {
+                j.phase == JobPhase::Failed
+                    && matches!(j.reason, Some(Reason::PodFailed { .. }))
+                    && j.pods.assumed + j.pods.releasing == 0
+            })
+            && !self.any_pod(name, |i| i.state == PodState::Failed)
             && self.any_pod(name, |i| !i.finished() && !i.terminating)
+            && self.jobs.get(name).is_some_and(|e| {
+                e.tasks.iter().enumerate().all(|(t, task)| {
+                    task.slots.iter().enumerate().all(|(i, uid)| {
+                        let place = PodRef {
+                            job: name.to_string(),
+                            task: t as u32,
+                            index: i as u32,
+                        };
+                        let watched = uid
+                            .as_ref()
+                            .and_then(|u| self.pods.get(u))
+                            .is_some_and(|p| p.info.node.is_some());
+                        watched
+                            || !matches!(self.engine.view().pod(&place), Some((PodPhase::Bound, _)))
+                    })
+                })
+            })
     }
 
     /// Takes a job its controller restarted back in, as a replica starting now would see it:
@@ -2526,6 +2572,16 @@ mod tests {
         .unwrap()
     }
 
+    /// The cpu (millicores) charged to the default queue.
+    fn charged(c: &Core) -> Option<i64> {
+        c.engine()
+            .view()
+            .queue_infos()
+            .into_iter()
+            .find(|q| q.spec.name == "root.default")
+            .map(|q| q.allocated.get(phalanx_model::ResourceId::CPU))
+    }
+
     /// The names of the pods a cycle's actions bind, sorted.
     fn bound_names(a: &Actions) -> Vec<String> {
         let mut names: Vec<String> = a
@@ -3042,14 +3098,6 @@ mod tests {
         let label = json!({"scheduling.x-k8s.io/pod-group": "g"});
         let at = |n: &str, phase: &str| pod(n, label.clone(), "1", Some("n1"), phase);
         let evicted = evicted_by_taint_manager(at("g-1", "Running"));
-        let charged = |c: &Core| {
-            c.engine()
-                .view()
-                .queue_infos()
-                .into_iter()
-                .find(|q| q.spec.name == "root.default")
-                .map(|q| q.allocated.get(phalanx_model::ResourceId::CPU))
-        };
         // One replica watched the eviction begin; the other starts now and sees it begun.
         let mut watched = core();
         groups(
@@ -3217,17 +3265,93 @@ mod tests {
         )))));
         assert!(bound_names(&c.cycle(Time(3))).is_empty());
         assert_eq!(c.publish().jobs["ns/g"].phase, "Failed");
-        // It lands: the job runs again, with g-1 where it is and only the replacement to bind.
+        // It lands: the job runs again, with g-1 where it is and only the replacement to bind,
+        // once the pod watch shows g-1 bound too (taken back in before, g-1 would be bound
+        // again).
         c.ingest(Input::Bound {
             pod: late.pod.clone(),
             uid: "uid-g-1".into(),
             node: late.node.clone(),
         });
+        assert!(bound_names(&c.cycle(Time(4))).is_empty());
         c.ingest(Input::Pod(Change::Apply(Box::new(on_node(
             "g-1", "Running",
         )))));
-        assert_eq!(bound_names(&c.cycle(Time(4))), ["g-0-r1"]);
+        assert_eq!(bound_names(&c.cycle(Time(5))), ["g-0-r1"]);
         assert_eq!(c.publish().jobs["ns/g"].phase, "Running");
+    }
+
+    /// Found by the chaos run: a restarted gang of 8 was taken back in at its first
+    /// replacement, then waited outside the engine for the other six, while a member whose
+    /// bind had landed after the failure still ran: charged to no queue for 4 s, in which the
+    /// leader bound another gang past the queue's capability. A restarted job is taken back in
+    /// once its gang's pods are all there; until then it stays failed, its running member
+    /// charged.
+    #[test]
+    fn a_restarted_job_is_taken_back_in_once_its_pods_are_all_there() {
+        let mut c = core();
+        groups(&mut c, vec![group("g", json!({"minMember": 3}), json!({}))]);
+        pods(
+            &mut c,
+            vec![
+                member("g-0", "g", "1"),
+                member("g-1", "g", "1"),
+                member("g-2", "g", "1"),
+            ],
+        );
+        let a = c.cycle(Time(1));
+        let item = |name: &str| {
+            a.binds[0]
+                .items
+                .iter()
+                .find(|i| i.target.as_ref().unwrap().name == name)
+                .unwrap()
+                .clone()
+        };
+        let bound = |c: &mut Core, name: &str| {
+            let i = item(name);
+            c.ingest(Input::Bound {
+                pod: i.pod,
+                uid: format!("uid-{name}"),
+                node: i.node,
+            });
+        };
+        let label = json!({"scheduling.x-k8s.io/pod-group": "g"});
+        let on_node = |n: &str, phase: &str| pod(n, label.clone(), "1", Some("n1"), phase);
+        bound(&mut c, "g-0");
+        bound(&mut c, "g-1");
+        // g-0 fails while the bind of g-2 is in flight: the job fails, g-1 is evicted, and
+        // then the bind of g-2 lands.
+        let failed = on_node("g-0", "Failed");
+        c.ingest(Input::Pod(Change::Apply(Box::new(failed.clone()))));
+        let _ = c.cycle(Time(2));
+        assert_eq!(c.publish().jobs["ns/g"].phase, "Failed");
+        bound(&mut c, "g-2");
+        c.ingest(Input::Pod(Change::Apply(Box::new(on_node(
+            "g-2", "Running",
+        )))));
+        c.ingest(Input::Pod(Change::Delete(Box::new(on_node(
+            "g-1", "Running",
+        )))));
+        assert_eq!(charged(&c), Some(1000), "g-2 runs");
+        // Replacements come one at a time.
+        c.ingest(Input::Pod(Change::Delete(Box::new(failed))));
+        c.ingest(Input::Pod(Change::Apply(Box::new(member(
+            "g-0-r1", "g", "1",
+        )))));
+        assert!(bound_names(&c.cycle(Time(3))).is_empty());
+        assert_eq!(
+            c.publish().jobs["ns/g"].phase,
+            "Failed",
+            "2 of 3 pods are back"
+        );
+        assert_eq!(charged(&c), Some(1000), "g-2 still counts");
+        c.ingest(Input::Pod(Change::Apply(Box::new(member(
+            "g-1-r1", "g", "1",
+        )))));
+        assert_eq!(bound_names(&c.cycle(Time(4))), ["g-0-r1", "g-1-r1"]);
+        assert_eq!(c.publish().jobs["ns/g"].phase, "Running");
+        assert_eq!(charged(&c), Some(3000));
     }
 
     /// Pods seen first as finished on a node that no longer exists (a replica that was cut
