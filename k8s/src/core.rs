@@ -1681,42 +1681,43 @@ impl Core {
     /// no queue meanwhile), nor while the engine knows a pod of it bound that the pod watch
     /// does not show bound yet (the binder told first): taken back in, it would be bound again.
     fn restarted_after_failure(&self, name: &str) -> bool {
+        // Cheap first: this runs for every job brought up to date, and nearly none failed.
+        let failed_settled = self.engine.view().job(name).is_some_and(|j| {
+            j.phase == JobPhase::Failed
+                && matches!(j.reason, Some(Reason::PodFailed { .. }))
+                && j.pods.assumed + j.pods.releasing == 0
+        });
+        let Some(entry) = self.jobs.get(name).filter(|_| failed_settled) else {
+            return false;
+        };
         let min_member = match self.groups.get(name).map(|g| &g.spec) {
             Some(Ok(s)) => s.min_member,
             Some(Err(_)) => return false,
             None => 1,
         };
-        let pods: u32 = self.jobs.get(name).map_or(0, |e| {
-            e.tasks
-                .iter()
-                .map(|t| t.slots.iter().flatten().count() as u32)
-                .sum()
+        let pods: u32 = entry
+            .tasks
+            .iter()
+            .map(|t| t.slots.iter().flatten().count() as u32)
+            .sum();
+        // Every pod the engine has bound, the pod watch shows bound.
+        let watched = entry.tasks.iter().enumerate().all(|(t, task)| {
+            task.slots.iter().enumerate().all(|(i, uid)| {
+                let place = PodRef {
+                    job: name.to_string(),
+                    task: t as u32,
+                    index: i as u32,
+                };
+                uid.as_ref()
+                    .and_then(|u| self.pods.get(u))
+                    .is_some_and(|p| p.info.node.is_some())
+                    || !matches!(self.engine.view().pod(&place), Some((PodPhase::Bound, _)))
+            })
         });
         pods >= min_member
-            && self.engine.view().job(name).is_some_and(|j| {
-                j.phase == JobPhase::Failed
-                    && matches!(j.reason, Some(Reason::PodFailed { .. }))
-                    && j.pods.assumed + j.pods.releasing == 0
-            })
+            && watched
             && !self.any_pod(name, |i| i.state == PodState::Failed)
             && self.any_pod(name, |i| !i.finished() && !i.terminating)
-            && self.jobs.get(name).is_some_and(|e| {
-                e.tasks.iter().enumerate().all(|(t, task)| {
-                    task.slots.iter().enumerate().all(|(i, uid)| {
-                        let place = PodRef {
-                            job: name.to_string(),
-                            task: t as u32,
-                            index: i as u32,
-                        };
-                        let watched = uid
-                            .as_ref()
-                            .and_then(|u| self.pods.get(u))
-                            .is_some_and(|p| p.info.node.is_some());
-                        watched
-                            || !matches!(self.engine.view().pod(&place), Some((PodPhase::Bound, _)))
-                    })
-                })
-            })
     }
 
     /// Takes a job its controller restarted back in, as a replica starting now would see it:
