@@ -15,13 +15,13 @@
 //! pod, pick the one where placing leaves the fewest GPUs that the cluster's common GPU requests
 //! could not use (after "Beware of Fragmentation", Weng et al., ATC '23), then the fullest.
 
+use foldhash::fast::FixedState;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{BuildHasherDefault, DefaultHasher};
 
 use phalanx_model::{FilterReason, FitError, PodSpec, ResourceId, Resources, Shortfall};
 use serde::{Deserialize, Serialize};
 
-use crate::snapshot::{ClassId, NodeId, Snapshot};
+use crate::snapshot::{Change, ClassId, NodeId, Snapshot};
 
 /// How to choose among nodes that fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -528,7 +528,9 @@ impl Transaction {
 /// longer reaches back to it, it is dropped and the next walk counts again.
 #[derive(Debug, Clone, Default)]
 pub struct RoomMemo {
-    rooms: HashMap<RoomKey, Room, BuildHasherDefault<DefaultHasher>>,
+    rooms: HashMap<RoomKey, Room, FixedState>,
+    /// The last long stretch of the change log read, folded per node.
+    folded: Folded,
     /// Placements answered from a count, since the engine started.
     pub hits: u64,
     /// Walks that found the nodes short (a count taken).
@@ -536,8 +538,9 @@ pub struct RoomMemo {
 }
 
 /// A pod shape as placement sees it: one pod's request, the classes that admit it, the policy.
+/// What [`RoomMemo`] counts room for, and what a gang asleep until its shape has room waits on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct RoomKey {
+pub struct RoomKey {
     request: Resources,
     classes: Vec<ClassId>,
     policy: ScorePolicy,
@@ -555,6 +558,54 @@ struct Room {
     nodes: Option<BTreeSet<(ClassId, i64, NodeId)>>,
 }
 
+/// The changes since one snapshot state, folded per node: the room before its first change and
+/// after its last, in order of first change. Counts taken at that state (every asleep shape,
+/// brought forward together each cycle) follow this shorter list instead of the whole log.
+#[derive(Debug, Clone, Default)]
+struct Folded {
+    /// The state the changes start from: `(position, generation)`.
+    from: (u64, u64),
+    /// The state they reach: `(position, generation)` (generations are never reused, so a
+    /// state rolled back and changed again is a different one).
+    to: (u64, u64),
+    /// `(node, class, room before, room after)`.
+    changes: Vec<(NodeId, ClassId, Resources, Resources)>,
+    /// Scratch: each node's index in `changes` while folding.
+    slot: HashMap<NodeId, usize, FixedState>,
+}
+
+/// Below this many changes, a count reads the log itself.
+const FOLD_MIN: usize = 64;
+
+impl Folded {
+    /// Folds `changes`, read from the state `from` up to `to`; false (and nothing kept) when a
+    /// node's class changed on the way, which the fold could not follow.
+    fn fold(&mut self, from: (u64, u64), to: (u64, u64), changes: &[Change]) -> bool {
+        self.changes.clear();
+        self.slot.clear();
+        self.from = from;
+        self.to = (u64::MAX, u64::MAX);
+        for c in changes {
+            match self.slot.get(&c.node) {
+                Some(&i) => {
+                    let entry = &mut self.changes[i];
+                    if entry.1 != c.class {
+                        self.changes.clear();
+                        return false;
+                    }
+                    entry.3 = c.after;
+                }
+                None => {
+                    self.slot.insert(c.node, self.changes.len());
+                    self.changes.push((c.node, c.class, c.before, c.after));
+                }
+            }
+        }
+        self.to = to;
+        true
+    }
+}
+
 /// Nodes with room kept for one shape; beyond, the walk goes back to the class indexes (with
 /// that much room, most nodes it visits take pods).
 const ROOM_NODES: usize = 512;
@@ -563,7 +614,8 @@ const ROOM_NODES: usize = 512;
 const ROOM_SHAPES: usize = 1024;
 
 impl RoomKey {
-    fn of(shape: &Shape<'_>, policy: ScorePolicy) -> Self {
+    /// The key of `shape` placed under `policy`.
+    pub fn of(shape: &Shape<'_>, policy: ScorePolicy) -> Self {
         let mut classes: Vec<ClassId> = shape.classes.iter().map(|&(_, c)| c).collect();
         classes.sort_unstable();
         RoomKey {
@@ -591,26 +643,57 @@ impl RoomKey {
 impl RoomMemo {
     /// Pods of `shape` the nodes have room for now, if counted before and still followable.
     pub fn room(&mut self, snap: &Snapshot, shape: &Shape<'_>, policy: ScorePolicy) -> Option<u64> {
-        let key = RoomKey::of(shape, policy);
-        let room = self.rooms.get_mut(&key)?;
+        self.room_of(snap, &RoomKey::of(shape, policy))
+    }
+
+    /// [`RoomMemo::room`] for a shape known by its key.
+    pub fn room_of(&mut self, snap: &Snapshot, key: &RoomKey) -> Option<u64> {
+        let room = self.rooms.get_mut(key)?;
         let Some(changes) = snap.changes_since(room.position, room.generation) else {
-            self.rooms.remove(&key);
+            self.rooms.remove(key);
             return None;
         };
         let mut pods = room.pods as i128;
-        for c in changes {
-            if key.classes.binary_search(&c.class).is_err() {
-                continue;
+        let from = (room.position, room.generation);
+        let to = (snap.log_position(), snap.generation());
+        let folded = &mut self.folded;
+        let reuse = folded.from == from && folded.to == to;
+        let mut follow = |node: NodeId, class: ClassId, was: &Resources, is: &Resources| {
+            if key.classes.binary_search(&class).is_err() {
+                return;
             }
-            let (before, after) = (key.fits(&c.before), key.fits(&c.after));
+            let (before, after) = (key.fits(was), key.fits(is));
             pods += after as i128 - before as i128;
             if let Some(nodes) = room.nodes.as_mut() {
                 if before > 0 {
-                    nodes.remove(&(c.class, c.before.get(ResourceId::CPU), c.node));
+                    nodes.remove(&(class, was.get(ResourceId::CPU), node));
                 }
                 if after > 0 {
-                    nodes.insert((c.class, c.after.get(ResourceId::CPU), c.node));
+                    nodes.insert((class, is.get(ResourceId::CPU), node));
                 }
+            }
+        };
+        if reuse || (changes.len() >= FOLD_MIN && folded.fold(from, to, changes)) {
+            for (node, class, was, is) in &folded.changes {
+                follow(*node, *class, was, is);
+            }
+        } else {
+            // A run of changes to one node (a gang's pods placed there one by one, or ending
+            // together) counts as one: from the room before its first to the room after its
+            // last.
+            let mut i = 0;
+            while i < changes.len() {
+                let c = &changes[i];
+                let mut last = c;
+                while let Some(next) = changes.get(i + 1)
+                    && next.node == c.node
+                    && next.class == c.class
+                {
+                    last = next;
+                    i += 1;
+                }
+                i += 1;
+                follow(c.node, c.class, &c.before, &last.after);
             }
         }
         if room.nodes.as_ref().is_some_and(|n| n.len() > ROOM_NODES) {
@@ -659,8 +742,17 @@ impl RoomMemo {
         policy: ScorePolicy,
         extra: &BTreeMap<NodeId, Resources>,
     ) -> Option<u64> {
-        let base = self.room(snap, shape, policy)?;
-        let key = RoomKey::of(shape, policy);
+        self.room_of_with(snap, &RoomKey::of(shape, policy), extra)
+    }
+
+    /// [`RoomMemo::room_with`] for a shape known by its key.
+    pub fn room_of_with(
+        &mut self,
+        snap: &Snapshot,
+        key: &RoomKey,
+        extra: &BTreeMap<NodeId, Resources>,
+    ) -> Option<u64> {
+        let base = self.room_of(snap, key)?;
         let mut pods = base as i128;
         for (&node, &add) in extra {
             let entry = snap.node(node);

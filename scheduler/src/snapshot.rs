@@ -278,12 +278,15 @@ impl Snapshot {
         (generation_at == generation).then(|| &self.log.changes[at..])
     }
 
-    /// Forgets the change log once it is longer than `keep` changes (between cycles: what
-    /// followed it starts over from a walk of the nodes).
+    /// Forgets the oldest changes once the log is twice `keep` long, keeping the last `keep`
+    /// (between cycles: a count taken before the kept changes starts over from a walk of the
+    /// nodes; one brought forward since is still followed). `keep` 0 forgets them all.
     pub fn trim_log(&mut self, keep: usize) {
-        if self.log.changes.len() > keep {
-            self.log.base = self.log_position();
-            self.log.changes.clear();
+        let len = self.log.changes.len();
+        if len > keep.saturating_mul(2) {
+            let drop = len - keep;
+            self.log.changes.drain(..drop);
+            self.log.base += drop as u64;
         }
     }
 
