@@ -7,7 +7,7 @@ use phalanx_model::{
     ClusterEvent, Decision, EvictReason, FilterReason, Job, JobError, QueueSpec, Reason,
     ResourceId, Resources, Span, TaintEffect, Time,
 };
-use phalanx_scheduler::{EngineConfig, EventError, JobPhase, PodPhase, ScorePolicy};
+use phalanx_scheduler::{EngineConfig, EventError, JobPhase, PodPhase, ScorePolicy, WakeUps};
 
 fn bind_gangs(d: &[Decision]) -> Vec<(&str, usize)> {
     d.iter()
@@ -1283,4 +1283,103 @@ fn a_min_resources_hold_is_let_go_while_its_gang_backs_off() {
     assert_eq!(bind_gangs(&d), vec![("other/t", 1)]);
     h.carry_out(&d);
     h.assert_safe();
+}
+
+/// Nodes `a` and `b` with 4 cpu, each running one 2.5-cpu pod of `ns/run`, and two one-pod
+/// gangs of 2 cpu waiting: 3 cpu are free, but no node has 2.
+fn two_gangs_waiting_for_room(wake_ups: WakeUps) -> Harness {
+    let mut h = Harness::with(EngineConfig {
+        wake_ups,
+        ..EngineConfig::default()
+    });
+    h.node(node("a").cpu(4).build());
+    h.node(node("b").cpu(4).build());
+    h.submit(job("ns/run").task("w", 2, 2500).build());
+    let d = h.cycle();
+    h.carry_out(&d);
+    h.submit(job("ns/first").task("w", 1, 2000).submitted(1).build());
+    h.submit(job("ns/second").task("w", 1, 2000).submitted(2).build());
+    let d = h.cycle();
+    assert!(unschedulable(&d, "ns/first").is_some(), "{d:?}");
+    assert!(unschedulable(&d, "ns/second").is_some(), "{d:?}");
+    h
+}
+
+#[test]
+fn a_gang_sleeps_until_its_shape_has_room_and_changes_elsewhere_do_not_retry_it() {
+    let mut h = two_gangs_waiting_for_room(WakeUps::Indexed);
+    // The first blocked gang stays awake (room may be held for it); the second sleeps.
+    assert_eq!(h.engine.view().asleep(), ["ns/second"]);
+    assert_eq!(h.reports.last().unwrap().asleep, 1);
+    // Room frees that no 2-cpu pod can use: only the awake gang is tried again.
+    h.submit(job("ns/tiny").task("w", 1, 500).submitted(3).build());
+    let d = h.cycle();
+    h.carry_out(&d);
+    assert_eq!(bind_gangs(&d), [("ns/tiny", 1)]);
+    h.apply(ClusterEvent::PodFinished {
+        pod: pod("ns/tiny", 0, 0),
+        succeeded: true,
+    })
+    .unwrap();
+    let d = h.cycle();
+    assert_eq!(h.reports.last().unwrap().attempts, 1, "{d:?}");
+    assert!(
+        !d.iter().any(|d| format!("{d:?}").contains("ns/second")),
+        "an asleep gang is not retried and keeps its reason: {d:?}"
+    );
+    assert_eq!(h.engine.view().asleep(), ["ns/second"]);
+    // A 2.5-cpu pod ends on a node: room for two 2-cpu pods, both gangs run.
+    h.apply(ClusterEvent::PodFinished {
+        pod: pod("ns/run", 0, 0),
+        succeeded: true,
+    })
+    .unwrap();
+    let d = h.cycle();
+    assert_eq!(bind_gangs(&d), [("ns/first", 1), ("ns/second", 1)]);
+    assert!(h.engine.view().asleep().is_empty());
+}
+
+#[test]
+fn without_incremental_wake_ups_every_parked_gang_is_retried_after_any_change() {
+    let mut h = two_gangs_waiting_for_room(WakeUps::Always);
+    assert!(h.engine.view().asleep().is_empty());
+    h.submit(job("ns/tiny").task("w", 1, 500).submitted(3).build());
+    let d = h.cycle();
+    h.carry_out(&d);
+    h.apply(ClusterEvent::PodFinished {
+        pod: pod("ns/tiny", 0, 0),
+        succeeded: true,
+    })
+    .unwrap();
+    h.cycle();
+    assert_eq!(h.reports.last().unwrap().attempts, 2);
+    h.apply(ClusterEvent::PodFinished {
+        pod: pod("ns/run", 0, 0),
+        succeeded: true,
+    })
+    .unwrap();
+    let d = h.cycle();
+    assert_eq!(bind_gangs(&d), [("ns/first", 1), ("ns/second", 1)]);
+}
+
+#[test]
+fn a_gang_woken_for_room_that_an_earlier_gang_took_sleeps_on_without_a_try() {
+    let mut h = two_gangs_waiting_for_room(WakeUps::Indexed);
+    // The pod on `a` ends (room for two 2-cpu pods there), and a 2-cpu job submitted before
+    // both gangs comes: it and `first` take that room, and `second`, woken because the room
+    // was there at the start of the cycle, goes back to sleep without being tried.
+    h.apply(ClusterEvent::PodFinished {
+        pod: pod("ns/run", 0, 0),
+        succeeded: true,
+    })
+    .unwrap();
+    h.submit(job("ns/early").task("w", 1, 2000).submitted(0).build());
+    let d = h.cycle();
+    assert_eq!(bind_gangs(&d), [("ns/early", 1), ("ns/first", 1)]);
+    assert_eq!(h.reports.last().unwrap().attempts, 2, "{d:?}");
+    assert!(unschedulable(&d, "ns/second").is_none(), "{d:?}");
+    // `first`, the gang its queue kept awake, runs: `second` is woken to take that place.
+    assert!(h.engine.view().asleep().is_empty());
+    let d = h.cycle();
+    assert!(unschedulable(&d, "ns/second").is_some(), "{d:?}");
 }

@@ -5,7 +5,9 @@
 //! - no gang is ever bound partially, and none is left partial once feedback has settled;
 //! - taints, nodeSelectors, required affinity and cordons are always respected;
 //! - a rolled-back gang transaction leaves the snapshot exactly as it was;
-//! - the same events give the same decisions (hash of the decision log).
+//! - the same events give the same decisions (hash of the decision log);
+//! - a gang asleep after a cycle could not have been placed in it, and the indexed wake-ups
+//!   decide exactly as a scan of every asleep gang does.
 
 mod common;
 
@@ -16,7 +18,7 @@ use phalanx_model::{
     ClusterEvent, DEFAULT_QUEUE, Decision, Job, Node, PodRef, QueueSpec, ResourceId, Resources,
     TaintEffect,
 };
-use phalanx_scheduler::{EngineConfig, GpuDemand, ScorePolicy, Shape, Transaction};
+use phalanx_scheduler::{EngineConfig, GpuDemand, ScorePolicy, Shape, Transaction, WakeUps};
 use proptest::prelude::*;
 
 fn arb_node(i: usize) -> impl Strategy<Value = Node> {
@@ -91,6 +93,10 @@ fn arb_job(i: usize) -> impl Strategy<Value = Job> {
             if extra == 0 {
                 b = b.min_resources(Resources::of(ResourceId::CPU, 4000));
             }
+            if extra >= 5 {
+                // Declares how long it runs: it may borrow room held for others.
+                b = b.runs(u64::from(extra) * 10_000);
+            }
             b.build()
         })
 }
@@ -140,6 +146,10 @@ struct World {
     running: BTreeMap<PodRef, String>,
     removed: Vec<bool>,
     deleted: Vec<bool>,
+    /// After every cycle, check that no asleep gang could have been placed in it.
+    check_asleep: bool,
+    /// Gangs found asleep after cycles, summed.
+    slept: usize,
 }
 
 impl World {
@@ -158,11 +168,22 @@ impl World {
             nodes,
             jobs,
             running: BTreeMap::new(),
+            check_asleep: false,
+            slept: 0,
         }
     }
 
     fn cycle(&mut self, fail: Option<usize>) {
         let decisions = self.h.cycle();
+        if self.check_asleep {
+            let view = self.h.engine.view();
+            let fit = view.asleep_that_fit();
+            assert!(
+                fit.is_empty(),
+                "asleep after a cycle, but would fit: {fit:?}"
+            );
+            self.slept += view.asleep().len();
+        }
         let total: usize = decisions
             .iter()
             .map(|d| match d {
@@ -358,6 +379,28 @@ proptest! {
             w.h.digest()
         };
         prop_assert_eq!(run(), run());
+    }
+
+    #[test]
+    fn asleep_gangs_could_not_run_and_the_index_wakes_them_as_a_scan_would(
+        (nodes, jobs, ops) in arb_world(),
+        spread in any::<bool>(),
+    ) {
+        let run = |wake_ups| {
+            let config = EngineConfig { wake_ups, ..config(spread) };
+            let mut w = World::new(config, nodes.clone(), jobs.clone());
+            w.check_asleep = true;
+            for op in &ops {
+                w.step(op);
+            }
+            w.settle();
+            w.h.assert_safe();
+            (w.h.digest(), w.slept)
+        };
+        let (indexed, slept) = run(WakeUps::Indexed);
+        let (scan, slept_scan) = run(WakeUps::Scan);
+        prop_assert_eq!(indexed, scan);
+        prop_assert_eq!(slept, slept_scan);
     }
 
     #[test]

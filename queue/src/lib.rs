@@ -14,6 +14,11 @@
 //!                        +------- [ parked ] <------+
 //! ```
 //!
+//! A parked job the engine knows cannot fit until a particular change (its pod shape's room
+//! reaches its need) is put *asleep* instead: only [`JobQueue::wake`] makes it ready again, so a
+//! change elsewhere in the cluster does not retry it (as kube-scheduler's QueueingHints keep a
+//! pod in the unschedulable pool until an event its plugins say could help).
+//!
 //! Hierarchical fair-share queues, DRF between siblings and quota checks build on this.
 //! [`dag`] is the gate in front of it: a job enters the queue only once every job it depends
 //! on has succeeded.
@@ -61,14 +66,18 @@ impl OrderKey {
     }
 }
 
-/// Pending jobs of one queue: ready ones in order, parked ones set aside. Parked jobs are kept
-/// in order and indexed by id, so finding, re-keying or removing one is O(log n).
+/// Pending jobs of one queue: ready ones in order, parked and asleep ones set aside. Parked
+/// jobs are kept in order and indexed by id, so finding, re-keying or removing one is
+/// O(log n); asleep ones are indexed by id (each is woken by id).
 #[derive(Debug, Clone, Default)]
 pub struct JobQueue {
     ready: PriorityQueue<JobId, OrderKey, FixedState>,
     parked: BTreeSet<(Reverse<OrderKey>, JobId)>,
     /// The key each parked job is parked under (looked up, never iterated).
     parked_keys: HashMap<JobId, OrderKey, FixedState>,
+    /// Asleep jobs and their keys: parked, but not woken by [`JobQueue::unpark_all`] (looked
+    /// up, never iterated).
+    asleep: HashMap<JobId, OrderKey, FixedState>,
 }
 
 impl JobQueue {
@@ -77,8 +86,11 @@ impl JobQueue {
         Self::default()
     }
 
-    /// Takes a job out of the parked set, if it is there; returns its key.
+    /// Takes a job out of the parked or asleep set, if it is there; returns its key.
     fn unpark(&mut self, id: JobId) -> Option<OrderKey> {
+        if let Some(key) = self.asleep.remove(&id) {
+            return Some(key);
+        }
         let key = self.parked_keys.remove(&id)?;
         self.parked.remove(&(Reverse(key), id));
         Some(key)
@@ -108,7 +120,29 @@ impl JobQueue {
         self.parked_keys.insert(id, key);
     }
 
-    /// Makes every parked job ready again (the cluster changed).
+    /// Sets a job aside until [`JobQueue::wake`] names it; [`JobQueue::unpark_all`] leaves it.
+    pub fn sleep(&mut self, id: JobId, key: OrderKey) {
+        self.ready.remove(&id);
+        self.unpark(id);
+        self.asleep.insert(id, key);
+    }
+
+    /// Makes an asleep job ready again; false when it is not asleep (it left the queue, or
+    /// was queued or parked again since).
+    pub fn wake(&mut self, id: JobId) -> bool {
+        let Some(key) = self.asleep.remove(&id) else {
+            return false;
+        };
+        self.ready.push(id, key);
+        true
+    }
+
+    /// Whether a job is asleep.
+    pub fn is_asleep(&self, id: JobId) -> bool {
+        self.asleep.contains_key(&id)
+    }
+
+    /// Makes every parked job ready again (the cluster changed); asleep ones stay.
     pub fn unpark_all(&mut self) {
         self.parked_keys.clear();
         for (Reverse(key), id) in std::mem::take(&mut self.parked) {
@@ -122,16 +156,19 @@ impl JobQueue {
             .get_priority(&id)
             .copied()
             .or_else(|| self.parked_keys.get(&id).copied())
+            .or_else(|| self.asleep.get(&id).copied())
     }
 
-    /// Whether a job is parked.
+    /// Whether a job is parked or asleep.
     pub fn is_parked(&self, id: JobId) -> bool {
-        self.parked_keys.contains_key(&id)
+        self.parked_keys.contains_key(&id) || self.asleep.contains_key(&id)
     }
 
     /// Changes a queued job's order key (its critical path grew), wherever it is.
     pub fn rekey(&mut self, id: JobId, new: OrderKey) {
-        if self.unpark(id).is_some() {
+        if let Some(key) = self.asleep.get_mut(&id) {
+            *key = new;
+        } else if self.unpark(id).is_some() {
             self.parked.insert((Reverse(new), id));
             self.parked_keys.insert(id, new);
         } else {
@@ -151,14 +188,19 @@ impl JobQueue {
         self.ready.len()
     }
 
-    /// Parked jobs.
+    /// Parked jobs, asleep ones included.
     pub fn parked_len(&self) -> usize {
-        self.parked.len()
+        self.parked.len() + self.asleep.len()
     }
 
-    /// All jobs, ready and parked.
+    /// Asleep jobs.
+    pub fn asleep_len(&self) -> usize {
+        self.asleep.len()
+    }
+
+    /// All jobs, ready, parked and asleep.
     pub fn len(&self) -> usize {
-        self.ready.len() + self.parked.len()
+        self.ready.len() + self.parked_len()
     }
 
     /// True when no job is queued.

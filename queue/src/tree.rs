@@ -518,7 +518,37 @@ impl QueueTree {
         self.refresh_ready(leaf);
     }
 
-    /// Makes every parked job ready again and unblocks strict-fifo queues (the cluster changed).
+    /// Sets a popped job aside until [`QueueTree::wake`] names it (see [`JobQueue::sleep`]).
+    /// An asleep job never blocks its queue.
+    pub fn sleep(&mut self, job: JobId, key: OrderKey) {
+        let Some(&(leaf, _)) = self.jobs.get(&job) else {
+            return;
+        };
+        self.nodes[leaf as usize].jobs.sleep(job, key);
+        self.refresh_ready(leaf);
+    }
+
+    /// Makes an asleep job ready again; false when it is not asleep.
+    pub fn wake(&mut self, job: JobId) -> bool {
+        let Some(&(leaf, _)) = self.jobs.get(&job) else {
+            return false;
+        };
+        let woken = self.nodes[leaf as usize].jobs.wake(job);
+        if woken {
+            self.refresh_ready(leaf);
+        }
+        woken
+    }
+
+    /// Whether a job is asleep.
+    pub fn is_asleep(&self, job: JobId) -> bool {
+        self.jobs
+            .get(&job)
+            .is_some_and(|&(leaf, _)| self.nodes[leaf as usize].jobs.is_asleep(job))
+    }
+
+    /// Makes every parked job ready again and unblocks strict-fifo queues (the cluster
+    /// changed). Asleep jobs stay asleep.
     pub fn unpark_all(&mut self) {
         for leaf in 0..self.nodes.len() as QueueId {
             let n = &mut self.nodes[leaf as usize];
@@ -764,6 +794,13 @@ impl QueueTree {
             deserved,
             allocated: self.nodes.iter().map(|n| n.allocated).collect(),
         }
+    }
+
+    /// Whether a queue is strict-fifo (a blocked gang holds up the jobs behind it).
+    pub fn strict_fifo(&self, queue: &str) -> bool {
+        self.by_name
+            .get(queue)
+            .is_some_and(|&q| self.nodes[q as usize].spec.ordering == QueueOrdering::StrictFifo)
     }
 
     /// Whether queue `name` lets higher-priority jobs preempt lower-priority ones inside it.

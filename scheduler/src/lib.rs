@@ -31,7 +31,7 @@ pub mod snapshot;
 
 pub use engine::{
     CycleOutcome, CycleReport, Engine, EngineConfig, EstimateBasis, EventError, JobInfo, JobPhase,
-    NodeInfo, PodCounts, PodPhase, View,
+    NodeInfo, PodCounts, PodPhase, View, WakeUps,
 };
 pub use gang::{GpuDemand, Placement, ScorePolicy, Shape, Transaction};
 pub use snapshot::{Class, NodeEntry, NodeId, Snapshot};

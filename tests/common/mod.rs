@@ -4,8 +4,8 @@
 
 use phalanx_model::{
     ClusterEvent, Decision, EvictReason, Job, Node, NodeAffinity, PodRef, PodSpec, Reason,
-    ResourceId, Resources, SelectorOperator, SelectorRequirement, SelectorTerm, Taint, TaintEffect,
-    Task, Time, Toleration, TolerationOperator,
+    ResourceId, Resources, SelectorOperator, SelectorRequirement, SelectorTerm, Span, Taint,
+    TaintEffect, Task, Time, Toleration, TolerationOperator,
 };
 use phalanx_scheduler::{CycleReport, Engine, EngineConfig, EventError};
 use phalanx_simulator::audit::Audit;
@@ -141,6 +141,13 @@ impl JobB {
     }
     pub fn submitted(mut self, t: u64) -> Self {
         self.0.submit_time = Time(t);
+        self
+    }
+    /// Every pod of the job declares it runs `ms` milliseconds (it may backfill).
+    pub fn runs(mut self, ms: u64) -> Self {
+        for t in &mut self.0.tasks {
+            t.pod.duration = Some(Span(ms));
+        }
         self
     }
     /// min_member defaults to every pod of the job.

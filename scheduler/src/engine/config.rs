@@ -46,6 +46,33 @@ pub struct EngineConfig {
     /// it is still below its minimum once this has passed, the job fails and its bound pods are
     /// evicted. All-or-nothing is broken for at most this plus `bind_backoff_max`.
     pub partial_gang_timeout: Span,
+    /// Which parked gangs a change of the cluster retries (default `indexed`); see
+    /// [`WakeUps`].
+    pub wake_ups: WakeUps,
+}
+
+/// Which parked gangs a change of the cluster retries.
+///
+/// A forming gang that missed because the nodes have room for fewer pods of one of its shapes
+/// than it needs is put *asleep* on that shape, when nothing else could place it before then:
+/// it holds no room and could not have room held for it (its queue has a blocked gang holding
+/// room already, or no plan exists), it could not borrow room held for others (backfill), and
+/// its queue is not strict-fifo. It is retried only once the count of room for its shape
+/// reaches its need, or nodes, queues or held room change, one of its pods changes, or its
+/// reclaim delay runs out. Its reason stays that of its last try, as a pod's condition does
+/// in kube-scheduler's unschedulable pool (QueueingHints, Kubernetes v1.29).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WakeUps {
+    /// Asleep gangs are found by shape and need: a change wakes only those it can help.
+    #[default]
+    Indexed,
+    /// The same rule, every asleep gang checked one by one: the reference the index is tested
+    /// against (same decisions), slower.
+    Scan,
+    /// Nothing sleeps: every parked job is retried after any change (the engine before
+    /// incremental wake-ups; reasons re-diagnosed on every retry).
+    Always,
 }
 
 impl Default for EngineConfig {
@@ -62,6 +89,7 @@ impl Default for EngineConfig {
             bind_backoff_initial: Span(1000),
             bind_backoff_max: Span(10 * 1000),
             partial_gang_timeout: Span(30 * 1000),
+            wake_ups: WakeUps::default(),
         }
     }
 }

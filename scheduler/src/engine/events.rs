@@ -49,6 +49,7 @@ impl Engine {
             self.enqueue(id);
         }
         self.cluster_grew = true;
+        self.sleepers.wake_all = true;
         Ok(())
     }
 
@@ -137,6 +138,7 @@ impl Engine {
     }
 
     pub(super) fn dequeue(&mut self, id: JobId) {
+        self.sleepers.forget(id);
         let s = self.state_mut(id);
         if s.queued {
             s.queued = false;

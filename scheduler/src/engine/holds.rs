@@ -25,7 +25,8 @@ impl Engine {
         // gathered once, by the first gang that plans, for all of them.
         let mut running = None;
         for id in passed {
-            if self.jobs[id as usize].is_some() {
+            // A gang put asleep after it was tried is not its queue's candidate for held room.
+            if self.jobs[id as usize].is_some() && !self.queues.is_asleep(id) {
                 self.hold_for(id, &mut running, out);
             }
         }
@@ -83,6 +84,7 @@ impl Engine {
                     evicted_for: false,
                 });
                 self.claims.insert(id);
+                self.claim_made(id);
                 self.top_up(id);
                 out.decisions.push(Decision::Reserve { job, nodes });
             }

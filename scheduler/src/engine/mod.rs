@@ -57,6 +57,7 @@ mod placement;
 mod reclaim;
 mod state;
 mod view;
+mod wake;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -70,13 +71,14 @@ use serde::{Deserialize, Serialize};
 use crate::gang::{DiagnosisCache, GpuDemand, RoomMemo};
 use crate::snapshot::Snapshot;
 
-pub use config::EngineConfig;
+pub use config::{EngineConfig, WakeUps};
 pub use error::EventError;
 use holds::*;
 use placement::*;
 use state::*;
 pub use state::{JobPhase, PodCounts, PodPhase};
 pub use view::{EstimateBasis, JobInfo, NodeInfo, QueueView, View};
+use wake::Sleepers;
 
 /// Reclaim searches per cycle at most: each looks at every running job.
 const MAX_RECLAIMS_PER_CYCLE: u32 = 32;
@@ -102,8 +104,10 @@ pub struct CycleReport {
     pub unschedulable: BTreeMap<String, u32>,
     /// Jobs ready for a later cycle (budget spent).
     pub ready_left: u32,
-    /// Jobs parked until the cluster changes.
+    /// Jobs parked until the cluster changes, asleep ones included.
     pub parked: u32,
+    /// Of those, gangs asleep until their pod shape has room (see [`WakeUps`]).
+    pub asleep: u32,
     /// Jobs placed in room held for blocked gangs, which they will be done before (backfill).
     pub backfilled: u32,
     /// Blocked gangs holding room after the cycle (reservations).
@@ -174,6 +178,8 @@ pub struct Engine {
     /// Running jobs that lost room held for their `min_resources` (its node went away): each
     /// cycle holds it again elsewhere, once there is room.
     rehold: BTreeSet<JobId>,
+    /// Gangs asleep until their shape has room.
+    sleepers: Sleepers,
 }
 
 impl Engine {
@@ -206,6 +212,7 @@ impl Engine {
             backoff_due: BTreeSet::new(),
             late_bound: BTreeSet::new(),
             rehold: BTreeSet::new(),
+            sleepers: Sleepers::default(),
         }
     }
 
@@ -260,21 +267,26 @@ impl Engine {
             ClusterEvent::JobSubmitted(job) => self.submit(job)?,
             ClusterEvent::JobDeleted { job } => self.delete(&job)?,
             // After an event about a pod, the queue's count for its job is brought up to date.
+            // An asleep gang one of whose pods changed is woken: what it needs changed.
             ClusterEvent::PodBound { pod, node } => {
                 let id = self.pod_bound(&pod, &node)?;
                 self.account(id);
+                self.wake(id);
             }
             ClusterEvent::BindFailed { pod, message } => {
                 let id = self.bind_failed(&pod, message)?;
                 self.account(id);
+                self.wake(id);
             }
             ClusterEvent::PodFinished { pod, succeeded } => {
                 let id = self.pod_finished(&pod, succeeded)?;
                 self.account(id);
+                self.wake(id);
             }
             ClusterEvent::PodEvicted { pod } => {
                 let id = self.pod_evicted(&pod)?;
                 self.account(id);
+                self.wake(id);
             }
         }
         Ok(())
@@ -290,6 +302,8 @@ impl Engine {
         if self.classes_dirty {
             self.snapshot.rebuild_classes();
             self.classes_dirty = false;
+            // Shapes are keyed by class: every asleep gang is retried.
+            self.sleepers.wake_all = true;
         }
         self.queues.set_capacity(self.snapshot.capacity());
         // Counts of room follow the changes since they were taken; past a few changes per
@@ -328,10 +342,14 @@ impl Engine {
         if self.config.critical_path {
             self.reorder_critical_paths();
         }
+        self.wake_due();
         while (out.report.attempts as usize) < self.config.max_attempts_per_cycle {
             let Some((id, key)) = self.queues.pop() else {
                 break;
             };
+            if self.sleeps_on(id, key) {
+                continue;
+            }
             self.state_mut(id).queued = false;
             self.attempt(id, key, &mut out);
             if !self.state(id).queued {
@@ -340,6 +358,9 @@ impl Engine {
             }
         }
         self.hold_for_passed(&mut out);
+        // Room freed during the cycle (holds let go) wakes gangs for the next one, so that no
+        // gang sleeps while its shape has room at the end of a cycle.
+        self.wake_due();
         // Jobs failed this cycle (dependencies that never appeared) report here.
         out.decisions.append(&mut self.outbox);
         out.report.ready_left = self.queues.ready_len() as u32;
@@ -349,6 +370,7 @@ impl Engine {
             .map(|&(t, _)| t)
             .min();
         out.report.parked = self.queues.parked_len() as u32;
+        out.report.asleep = self.sleepers.len() as u32;
         out.report.reservations = self.claims.len() as u32;
         out
     }

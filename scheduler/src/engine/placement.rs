@@ -21,6 +21,7 @@ impl Engine {
             self.state_mut(id).key = new;
             if queued {
                 self.queues.rekey_job(id, new);
+                self.sleepers.rekey(id, new);
             }
         }
     }
@@ -143,7 +144,11 @@ impl Engine {
                 if need.forming {
                     self.on_blocked(id, &need);
                 }
+                let asleep = self.sleep_on(id, &need);
                 self.not_placed(id, key, reason, need.forming || miss.placeable == 0, out);
+                if let Some(on) = asleep {
+                    self.sleep(id, key, on);
+                }
             }
         }
     }
@@ -156,12 +161,7 @@ impl Engine {
         if !need.forming || s.job.tasks.len() != 1 || !s.reservations.is_empty() {
             return true;
         }
-        let mut lent: BTreeMap<NodeId, Resources> = BTreeMap::new();
-        for &c in claimants {
-            for (&node, &held) in &self.state(c).reservations {
-                *lent.entry(node).or_default() += held;
-            }
-        }
+        let lent = self.lent_room(claimants);
         let shapes = shapes_of(&self.snapshot, &s.job);
         let policy = self.config.score;
         match self
@@ -171,6 +171,17 @@ impl Engine {
             Some(can) => can.min(need.pending_by_task[0] as u64) >= need.gang_need as u64,
             None => true,
         }
+    }
+
+    /// The room held for `claimants`, per node: what a backfill trial may borrow.
+    pub(super) fn lent_room(&self, claimants: &[JobId]) -> BTreeMap<NodeId, Resources> {
+        let mut lent: BTreeMap<NodeId, Resources> = BTreeMap::new();
+        for &c in claimants {
+            for (&node, &held) in &self.state(c).reservations {
+                *lent.entry(node).or_default() += held;
+            }
+        }
+        lent
     }
 
     /// A partly bound gang whose other pods found no room is undone as after a failed bind:

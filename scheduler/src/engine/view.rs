@@ -155,6 +155,18 @@ impl<'a> View<'a> {
         self.engine.queues.info()
     }
 
+    /// Gangs asleep until their shape has room (see [`WakeUps`](super::WakeUps)), by name.
+    pub fn asleep(&self) -> Vec<String> {
+        self.engine.asleep_names()
+    }
+
+    /// Asleep gangs that a placement walking every node, with the room they may borrow,
+    /// would place now: empty unless the wake-up rule lets a gang sleep that could run. It
+    /// tries each on a copy of the engine: for tests and checks, not for a hot path.
+    pub fn asleep_that_fit(&self) -> Vec<String> {
+        self.engine.asleep_that_fit()
+    }
+
     /// Leaf queues whose allocation in the queue tree differs from what their jobs hold and
     /// reserve, as `(queue, tree, jobs)`: empty unless an invariant is broken. For tests and
     /// for adapters that check themselves under faults.
