@@ -1285,6 +1285,24 @@ fn a_min_resources_hold_is_let_go_while_its_gang_backs_off() {
     h.assert_safe();
 }
 
+/// The first pod of `job` ends well.
+fn first_pod_ends(h: &mut Harness, job: &str) {
+    h.apply(ClusterEvent::PodFinished {
+        pod: pod(job, 0, 0),
+        succeeded: true,
+    })
+    .unwrap();
+}
+
+/// A half-cpu job runs and ends: room frees that no 2-cpu pod can use.
+fn run_a_small_job(h: &mut Harness) {
+    h.submit(job("ns/tiny").task("w", 1, 500).submitted(3).build());
+    let d = h.cycle();
+    h.carry_out(&d);
+    assert_eq!(bind_gangs(&d), [("ns/tiny", 1)]);
+    first_pod_ends(h, "ns/tiny");
+}
+
 /// Nodes `a` and `b` with 4 cpu, each running one 2.5-cpu pod of `ns/run`, and two one-pod
 /// gangs of 2 cpu waiting: 3 cpu are free, but no node has 2.
 fn two_gangs_waiting_for_room(wake_ups: WakeUps) -> Harness {
@@ -1312,15 +1330,7 @@ fn a_gang_sleeps_until_its_shape_has_room_and_changes_elsewhere_do_not_retry_it(
     assert_eq!(h.engine.view().asleep(), ["ns/second"]);
     assert_eq!(h.reports.last().unwrap().asleep, 1);
     // Room frees that no 2-cpu pod can use: only the awake gang is tried again.
-    h.submit(job("ns/tiny").task("w", 1, 500).submitted(3).build());
-    let d = h.cycle();
-    h.carry_out(&d);
-    assert_eq!(bind_gangs(&d), [("ns/tiny", 1)]);
-    h.apply(ClusterEvent::PodFinished {
-        pod: pod("ns/tiny", 0, 0),
-        succeeded: true,
-    })
-    .unwrap();
+    run_a_small_job(&mut h);
     let d = h.cycle();
     assert_eq!(h.reports.last().unwrap().attempts, 1, "{d:?}");
     assert!(
@@ -1329,11 +1339,7 @@ fn a_gang_sleeps_until_its_shape_has_room_and_changes_elsewhere_do_not_retry_it(
     );
     assert_eq!(h.engine.view().asleep(), ["ns/second"]);
     // A 2.5-cpu pod ends on a node: room for two 2-cpu pods, both gangs run.
-    h.apply(ClusterEvent::PodFinished {
-        pod: pod("ns/run", 0, 0),
-        succeeded: true,
-    })
-    .unwrap();
+    first_pod_ends(&mut h, "ns/run");
     let d = h.cycle();
     assert_eq!(bind_gangs(&d), [("ns/first", 1), ("ns/second", 1)]);
     assert!(h.engine.view().asleep().is_empty());
@@ -1343,21 +1349,10 @@ fn a_gang_sleeps_until_its_shape_has_room_and_changes_elsewhere_do_not_retry_it(
 fn without_incremental_wake_ups_every_parked_gang_is_retried_after_any_change() {
     let mut h = two_gangs_waiting_for_room(WakeUps::Always);
     assert!(h.engine.view().asleep().is_empty());
-    h.submit(job("ns/tiny").task("w", 1, 500).submitted(3).build());
-    let d = h.cycle();
-    h.carry_out(&d);
-    h.apply(ClusterEvent::PodFinished {
-        pod: pod("ns/tiny", 0, 0),
-        succeeded: true,
-    })
-    .unwrap();
+    run_a_small_job(&mut h);
     h.cycle();
     assert_eq!(h.reports.last().unwrap().attempts, 2);
-    h.apply(ClusterEvent::PodFinished {
-        pod: pod("ns/run", 0, 0),
-        succeeded: true,
-    })
-    .unwrap();
+    first_pod_ends(&mut h, "ns/run");
     let d = h.cycle();
     assert_eq!(bind_gangs(&d), [("ns/first", 1), ("ns/second", 1)]);
 }
@@ -1368,11 +1363,7 @@ fn a_gang_woken_for_room_that_an_earlier_gang_took_sleeps_on_without_a_try() {
     // The pod on `a` ends (room for two 2-cpu pods there), and a 2-cpu job submitted before
     // both gangs comes: it and `first` take that room, and `second`, woken because the room
     // was there at the start of the cycle, goes back to sleep without being tried.
-    h.apply(ClusterEvent::PodFinished {
-        pod: pod("ns/run", 0, 0),
-        succeeded: true,
-    })
-    .unwrap();
+    first_pod_ends(&mut h, "ns/run");
     h.submit(job("ns/early").task("w", 1, 2000).submitted(0).build());
     let d = h.cycle();
     assert_eq!(bind_gangs(&d), [("ns/early", 1), ("ns/first", 1)]);
