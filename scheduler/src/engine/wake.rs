@@ -25,6 +25,15 @@ use crate::snapshot::Snapshot;
 use super::config::WakeUps;
 use super::*;
 
+/// What a gang that missed may sleep on ([`Engine::sleep_on`]).
+pub(super) struct Sleep {
+    /// Room for `need` pods of this shape,
+    shape: RoomKey,
+    need: u64,
+    /// counting room held for others that it may borrow.
+    borrows: bool,
+}
+
 /// What an asleep gang waits for, and what it is found by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Waits {
@@ -180,7 +189,7 @@ impl Engine {
     /// (with the room it may borrow) is kept and short of what the gang needs of it, when
     /// nothing but more room for that shape could place it (see [`WakeUps`]). `None`: it
     /// parks, and any change retries it.
-    pub(super) fn sleep_on(&mut self, id: JobId, need: &Need) -> Option<(RoomKey, u64)> {
+    pub(super) fn sleep_on(&mut self, id: JobId, need: &Need) -> Option<Sleep> {
         if self.config.wake_ups == WakeUps::Always || !need.forming {
             return None;
         }
@@ -242,7 +251,12 @@ impl Engine {
             let key = RoomKey::of(&shapes[t], policy);
             let room = rooms.room_of_with(snapshot, &key, &lent);
             if room.is_some_and(|r| r < want) {
-                return Some((key, want));
+                let borrows = !lent.is_empty();
+                return Some(Sleep {
+                    shape: key,
+                    need: want,
+                    borrows,
+                });
             }
         }
         None
@@ -267,14 +281,12 @@ impl Engine {
 
     /// Puts a parked gang asleep until its shape has room for `need` pods (see
     /// [`Engine::sleep_on`]).
-    pub(super) fn sleep(&mut self, id: JobId, key: OrderKey, (shape, need): (RoomKey, u64)) {
-        let s = self.state(id);
-        let runs = s.job.declared_duration().map(|d| d.0);
-        let borrows = runs.is_some() && !self.lendable(id).is_empty();
+    pub(super) fn sleep(&mut self, id: JobId, key: OrderKey, on: Sleep) {
+        let runs = self.state(id).job.declared_duration().map(|d| d.0);
         let waits = Waits {
-            shape: self.sleepers.shape_id(shape),
-            need,
-            borrows,
+            shape: self.sleepers.shape_id(on.shape),
+            need: on.need,
+            borrows: on.borrows,
             queue: self.queue_name(id),
             key,
             runs,
