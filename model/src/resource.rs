@@ -143,10 +143,24 @@ impl Resources {
     /// How many copies of `request` fit in `self` (`u64::MAX` for a zero request).
     #[inline]
     pub fn count_fitting(&self, request: &Resources) -> u64 {
+        // In a full cluster most room asked about holds not even one copy: compare every lane
+        // at once before dividing (a division costs as much as the whole comparison).
+        if self
+            .0
+            .iter()
+            .zip(request.0.iter())
+            .any(|(free, req)| *req > 0 && free < req)
+        {
+            return 0;
+        }
         let mut n = u64::MAX;
-        for (free, req) in self.0.iter().zip(request.0.iter()) {
-            if *req > 0 {
-                n = n.min((*free).max(0) as u64 / *req as u64);
+        for (&free, &req) in self.0.iter().zip(request.0.iter()) {
+            // Here `free >= req` in every lane the request names. One pod slot is the usual
+            // request: no division for it.
+            match req {
+                ..=0 => {}
+                1 => n = n.min(free as u64),
+                _ => n = n.min(free as u64 / req as u64),
             }
         }
         n
@@ -394,6 +408,33 @@ mod tests {
         assert_eq!(free.count_fitting(&Resources::ZERO), u64::MAX);
         assert!(req.fits_in(&free));
         assert!(!free.fits_in(&req));
+        // Overcommitted room (negative free) holds none; one pod slot needs no division.
+        let over = Resources::of(ResourceId::CPU, -500).with(ResourceId::PODS, 7);
+        let pod = Resources::of(ResourceId::PODS, 1);
+        assert_eq!(over.count_fitting(&pod), 7);
+        assert_eq!(over.count_fitting(&pod.with(ResourceId::CPU, 1)), 0);
+    }
+
+    proptest::proptest! {
+        /// The early answer and the one-slot shortcut give what dividing every lane gives.
+        #[test]
+        fn counting_copies_agrees_with_dividing_every_lane(
+            free in proptest::collection::vec(-4i64..40, MAX_RESOURCES),
+            req in proptest::collection::vec(-2i64..6, MAX_RESOURCES),
+        ) {
+            let (f, r) = (
+                Resources(free.clone().try_into().unwrap()),
+                Resources(req.clone().try_into().unwrap()),
+            );
+            let divided = free
+                .iter()
+                .zip(&req)
+                .filter(|(_, r)| **r > 0)
+                .map(|(f, r)| (*f).max(0) as u64 / *r as u64)
+                .min()
+                .unwrap_or(u64::MAX);
+            proptest::prop_assert_eq!(f.count_fitting(&r), divided);
+        }
     }
 
     #[test]
