@@ -1,10 +1,9 @@
-//! The simulated world: a binary-heap event queue over virtual time driving the production
+//! The simulated world: an event queue over virtual time driving the production
 //! [`Engine`]. The world carries out the engine's decisions (binds pods, evicts them), runs each
 //! bound pod for its task's duration and then finishes it (failed if its task's outcome is
 //! `failed`), fails and returns nodes, deletes jobs, and writes every state change to the
 //! decision log. Synchronous and deterministic: events at the same instant run in the order they
-//! were queued (a sequence number breaks ties), and the same scenario gives the same log, byte
-//! for byte.
+//! were queued, and the same scenario gives the same log, byte for byte.
 //!
 //! When the engine runs a cycle:
 //! ```text
@@ -31,8 +30,7 @@
 //! stays passed. Dependencies are kept: a workflow engine (Argo, a JobFlow) holds dependents
 //! back whatever the scheduler, so the comparison isolates gangs and queues.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
 
 use phalanx_model::{
@@ -258,7 +256,7 @@ pub struct RunStats {
     pub reserves: u64,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Ev {
     Input(u32),
     Finish {
@@ -271,6 +269,36 @@ enum Ev {
     Wake {
         asked: u64,
     },
+}
+
+/// Events to come, by instant; those of one instant in the order they were queued. Many
+/// events share an instant (a trace's times are whole seconds, and a gang's pods end
+/// together), so an ordered map of instants is smaller and cheaper than a heap of events.
+#[derive(Default)]
+struct Agenda {
+    at: BTreeMap<Time, VecDeque<Ev>>,
+}
+
+impl Agenda {
+    fn push(&mut self, t: Time, ev: Ev) {
+        self.at.entry(t).or_default().push_back(ev);
+    }
+
+    /// The next event, first in time and, within an instant, first queued.
+    fn pop(&mut self) -> Option<(Time, Ev)> {
+        let mut first = self.at.first_entry()?;
+        let t = *first.key();
+        let ev = first.get_mut().pop_front().expect("instants kept have events");
+        if first.get().is_empty() {
+            first.remove();
+        }
+        Some((t, ev))
+    }
+
+    /// When the next event happens.
+    fn next_time(&self) -> Option<Time> {
+        self.at.first_key_value().map(|(t, _)| *t)
+    }
 }
 
 const NONE: u32 = u32::MAX;
@@ -363,8 +391,7 @@ struct World<'s, 'w> {
     sc: &'s Scenario,
     cfg: SimConfig,
     engine: Engine,
-    heap: BinaryHeap<Reverse<(Time, u64, Ev)>>,
-    seq: u64,
+    agenda: Agenda,
     now: Time,
     log: Log<'w>,
     job_by_name: HashMap<&'s str, u32>,
@@ -546,8 +573,7 @@ impl<'s, 'w> World<'s, 'w> {
             sc,
             engine: Engine::new(cfg.mode.engine(cfg.engine.clone())),
             cfg,
-            heap: BinaryHeap::new(),
-            seq: 0,
+            agenda: Agenda::default(),
             now: Time::ZERO,
             log: Log {
                 out,
@@ -585,8 +611,7 @@ impl<'s, 'w> World<'s, 'w> {
     }
 
     fn push(&mut self, t: Time, ev: Ev) {
-        self.seq += 1;
-        self.heap.push(Reverse((t, self.seq, ev)));
+        self.agenda.push(t, ev);
     }
 
     fn apply(&mut self, e: ClusterEvent) -> bool {
@@ -613,7 +638,7 @@ impl<'s, 'w> World<'s, 'w> {
             events = self.sc.events.len(),
             "simulation starts"
         );
-        while let Some(Reverse((t, _, ev))) = self.heap.pop() {
+        while let Some((t, ev)) = self.agenda.pop() {
             if let Some(end) = self.sc.end.filter(|end| t > *end) {
                 self.advance(end);
                 self.sample();
@@ -635,7 +660,7 @@ impl<'s, 'w> World<'s, 'w> {
                     }
                 }
             }
-            let same_instant = self.heap.peek().is_some_and(|Reverse((n, _, _))| *n == t);
+            let same_instant = self.agenda.next_time() == Some(t);
             if !same_instant {
                 if self.dirty && self.cycle_at.is_none() {
                     let at = match self.last_cycle {
@@ -1086,7 +1111,7 @@ impl<'s, 'w> World<'s, 'w> {
         // while events remain, and a run always ends).
         if let Some(wake) = out.report.wake_at
             && self.cycle_at.is_none()
-            && !self.heap.is_empty()
+            && self.agenda.next_time().is_some()
         {
             let at = wake.max(self.now + self.cfg.period);
             let asked = self.stats.cycles;
