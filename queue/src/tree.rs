@@ -776,6 +776,20 @@ pub struct ReclaimLedger {
 }
 
 impl QueueTree {
+    /// Whether a job of queue `claimant` could reclaim from any queue at all: some other leaf
+    /// queue is reclaimable and holds something. When not, no [`ReclaimLedger`] can name a
+    /// victim queue (a ledger's allocations are at most the queues' own), so a caller may skip
+    /// making one.
+    pub fn may_reclaim_from_others(&self, claimant: &str) -> bool {
+        let claimant = self.by_name.get(claimant).copied();
+        self.nodes.iter().enumerate().any(|(q, n)| {
+            Some(q as QueueId) != claimant
+                && n.children.is_empty()
+                && n.spec.reclaimable
+                && !n.allocated.is_zero()
+        })
+    }
+
     /// A ledger of deserved shares and allocations as they stand, for one reclaim decision.
     pub fn reclaim_ledger(&self) -> ReclaimLedger {
         let deserved = self

@@ -169,6 +169,7 @@ impl Engine {
             None
         };
         self.note_shapes(&job, None);
+        self.count_priority(job.priority, true);
         let (pods, by_task, counts) = fresh_pods(&job);
         self.by_name.insert(name, id);
         self.jobs.push(Some(JobState {
@@ -336,6 +337,8 @@ impl Engine {
         };
         let old = self.state(id).job.clone();
         self.note_shapes(&job, Some(&old));
+        self.count_priority(old.priority, false);
+        self.count_priority(job.priority, true);
         self.dequeue(id);
         let s = self.state_mut(id);
         if untouched {
@@ -370,6 +373,7 @@ impl Engine {
         self.end_backoff(id);
         let s = self.jobs[id as usize].take().expect("live id");
         self.by_name.remove(name);
+        self.count_priority(s.job.priority, false);
         self.queues.allocate(&s.job.queue, s.accounted, false);
         // Dependents of a job deleted before it succeeded will never run.
         if let Some(n) = s.dag_node {

@@ -180,6 +180,9 @@ pub struct Engine {
     rehold: BTreeSet<JobId>,
     /// Gangs asleep until their shape has room.
     sleepers: Sleepers,
+    /// The priorities of the jobs held, each with how many have it: no gang is preempted for
+    /// one at or below the lowest.
+    priorities: BTreeMap<i32, u32>,
 }
 
 impl Engine {
@@ -213,6 +216,7 @@ impl Engine {
             late_bound: BTreeSet::new(),
             rehold: BTreeSet::new(),
             sleepers: Sleepers::default(),
+            priorities: BTreeMap::new(),
         }
     }
 
@@ -243,6 +247,18 @@ impl Engine {
         self.jobs[id as usize]
             .as_mut()
             .expect("job ids in by_name are live")
+    }
+
+    /// Counts a job's priority in (`held`) or out of [`Engine::priorities`].
+    fn count_priority(&mut self, priority: i32, held: bool) {
+        if held {
+            *self.priorities.entry(priority).or_default() += 1;
+        } else if let Some(n) = self.priorities.get_mut(&priority) {
+            *n -= 1;
+            if *n == 0 {
+                self.priorities.remove(&priority);
+            }
+        }
     }
 
     fn pod(&self, pod: &PodRef) -> Result<(JobId, PodSlot), EventError> {

@@ -46,7 +46,13 @@ impl Engine {
         let s = self.state(id);
         let (queue, priority) = (s.job.queue.clone(), s.job.priority);
         let request = (need.minimum - need.held).clamp_zero();
-        let preempt = self.queues.preemption(&queue);
+        // Nothing could be evicted for it when no job has a lower priority and no other queue
+        // holds anything: then the ledger, which looks at every job, is spared.
+        let preempt = self.queues.preemption(&queue)
+            && self.priorities.first_key_value().is_some_and(|(&p, _)| p < priority);
+        if !preempt && !(self.config.reclaim && self.queues.may_reclaim_from_others(&queue)) {
+            return None;
+        }
         if self.ledger.is_none() {
             self.ledger = Some(self.reclaim_ledger());
         }
