@@ -135,18 +135,26 @@ impl Engine {
     /// together on one node are one release. In order of the expected end,
     /// so that each plan made from it merges rather than sorts.
     pub(super) fn running_releases(&self, now: Time) -> Vec<Release> {
-        let holding = self.jobs.iter().flatten().map(|s| {
+        let holding = |s: &JobState| {
             let c = &s.counts;
             (c.assumed + c.bound + c.releasing) as usize
-        });
-        let mut out: Vec<Release> = Vec::with_capacity(holding.sum());
+        };
+        let mut out: Vec<Release> =
+            Vec::with_capacity(self.jobs.iter().flatten().map(holding).sum());
+        // A gang's pods on one node, placed together, free together: one release. A run of
+        // them is counted, and its amount made once.
+        let mut push = |node: NodeId, at: Time, amount: Resources| match out.last_mut() {
+            Some(last) if last.node == node && last.at == at => last.amount += amount,
+            _ => out.push(Release { node, at, amount }),
+        };
         for s in self.jobs.iter().flatten() {
-            if s.held.is_zero() {
+            if holding(s) == 0 {
                 continue;
             }
             for (t, slots) in s.pods.iter().enumerate() {
                 let duration = s.job.tasks[t].pod.duration;
-                let amount = s.request(t);
+                let request = s.request(t);
+                let mut run: Option<(NodeId, Time, u64)> = None;
                 for slot in slots {
                     let at = match slot.phase {
                         PodPhase::Assumed | PodPhase::Bound => {
@@ -156,11 +164,17 @@ impl Engine {
                         _ => continue,
                     };
                     let Some(node) = slot.node else { continue };
-                    // A gang's pods on one node, placed together, free together: one release.
-                    match out.last_mut() {
-                        Some(last) if last.node == node && last.at == at => last.amount += amount,
-                        _ => out.push(Release { node, at, amount }),
+                    match &mut run {
+                        Some((n, a, pods)) if *n == node && *a == at => *pods += 1,
+                        _ => {
+                            if let Some((n, a, pods)) = run.replace((node, at, 1)) {
+                                push(n, a, request.times(pods));
+                            }
+                        }
                     }
+                }
+                if let Some((n, a, pods)) = run {
+                    push(n, a, request.times(pods));
                 }
             }
         }
