@@ -1081,6 +1081,29 @@ mod tests {
     }
 
     #[test]
+    fn reclaim_from_others_needs_another_reclaimable_queue_holding_something() {
+        let mut fixed = spec("root.fixed", 1);
+        fixed.reclaimable = false;
+        let mut t =
+            QueueTree::configured(&[spec("root.a", 1), spec("root.b", 1), fixed]).unwrap();
+        t.set_capacity(gpus(100));
+        // Nobody holds anything: nothing to reclaim from.
+        assert!(!t.may_reclaim_from_others("root.a"));
+        // Only the claimant holds: still nothing.
+        t.allocate("root.a", gpus(10), true);
+        assert!(!t.may_reclaim_from_others("root.a"));
+        // A queue that may not be reclaimed from does not count.
+        t.allocate("root.fixed", gpus(10), true);
+        assert!(!t.may_reclaim_from_others("root.a"));
+        // Another reclaimable queue holds: a ledger is worth making, for either side.
+        t.allocate("root.b", gpus(10), true);
+        assert!(t.may_reclaim_from_others("root.a"));
+        assert!(t.may_reclaim_from_others("root.b"));
+        // A queue the tree does not know claims from all of them.
+        assert!(t.may_reclaim_from_others("root.unknown"));
+    }
+
+    #[test]
     fn siblings_take_turns_by_weighted_dominant_share() {
         let mut t = QueueTree::configured(&[spec("root.a", 1), spec("root.b", 3)]).unwrap();
         t.set_capacity(gpus(100));
