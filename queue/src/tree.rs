@@ -1084,8 +1084,7 @@ mod tests {
     fn reclaim_from_others_needs_another_reclaimable_queue_holding_something() {
         let mut fixed = spec("root.fixed", 1);
         fixed.reclaimable = false;
-        let mut t =
-            QueueTree::configured(&[spec("root.a", 1), spec("root.b", 1), fixed]).unwrap();
+        let mut t = QueueTree::configured(&[spec("root.a", 1), spec("root.b", 1), fixed]).unwrap();
         t.set_capacity(gpus(100));
         // Nobody holds anything: nothing to reclaim from.
         assert!(!t.may_reclaim_from_others("root.a"));

@@ -288,7 +288,10 @@ impl Agenda {
     fn pop(&mut self) -> Option<(Time, Ev)> {
         let mut first = self.at.first_entry()?;
         let t = *first.key();
-        let ev = first.get_mut().pop_front().expect("instants kept have events");
+        let ev = first
+            .get_mut()
+            .pop_front()
+            .expect("instants kept have events");
         if first.get().is_empty() {
             first.remove();
         }

@@ -49,8 +49,12 @@ impl Engine {
         // Nothing could be evicted for it when no job has a lower priority and no other queue
         // holds anything: then the ledger, which looks at every job, is spared.
         let preempt = self.queues.preemption(&queue)
-            && self.priorities.first_key_value().is_some_and(|(&p, _)| p < priority);
-        if !preempt && !(self.config.reclaim && self.queues.may_reclaim_from_others(&queue)) {
+            && self
+                .priorities
+                .first_key_value()
+                .is_some_and(|(&p, _)| p < priority);
+        let reclaim_possible = self.config.reclaim && self.queues.may_reclaim_from_others(&queue);
+        if !preempt && !reclaim_possible {
             return None;
         }
         if self.ledger.is_none() {
