@@ -46,8 +46,9 @@ impl Engine {
         let s = self.state(id);
         let (queue, priority) = (s.job.queue.clone(), s.job.priority);
         let request = (need.minimum - need.held).clamp_zero();
-        // Nothing could be evicted for it when no job has a lower priority and no other queue
-        // holds anything: then the ledger, which looks at every job, is spared.
+        // Nothing could be evicted for it when no job held has a lower priority and no other
+        // reclaimable queue holds anything: then the ledger, which looks at every job, is
+        // spared.
         let preempt = self.queues.preemption(&queue)
             && self
                 .priorities
