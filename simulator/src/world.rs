@@ -33,13 +33,13 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
 
+use crate::decision_log::DecisionLog;
 use phalanx_model::{
     ClusterEvent, DEFAULT_QUEUE, Decision, EvictReason, Job, PodRef, ResourceId, Resources, Span,
     Time,
 };
 use phalanx_scheduler::{Engine, EngineConfig, JobPhase};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::trace::{GpuLane, Input, Scenario};
 
@@ -371,32 +371,14 @@ impl<'a> Line<'a> {
     }
 }
 
-struct Log<'w> {
-    out: &'w mut dyn Write,
-    hash: Sha256,
-    buf: Vec<u8>,
-    lines: u64,
-}
-
-impl Log<'_> {
-    fn write(&mut self, line: &Line<'_>) -> std::io::Result<()> {
-        self.buf.clear();
-        serde_json::to_writer(&mut self.buf, line).map_err(std::io::Error::other)?;
-        self.buf.push(b'\n');
-        self.hash.update(&self.buf);
-        self.lines += 1;
-        self.out.write_all(&self.buf)
-    }
-}
-
 /// The world during a run.
-struct World<'s, 'w> {
+struct World<'s, 'l> {
     sc: &'s Scenario,
     cfg: SimConfig,
     engine: Engine,
     agenda: Agenda,
     now: Time,
-    log: Log<'w>,
+    log: DecisionLog<'l>,
     job_by_name: HashMap<&'s str, u32>,
     jobs: Vec<JobW>,
     pods: Vec<PodW>,
@@ -437,16 +419,18 @@ struct World<'s, 'w> {
 pub fn run(
     sc: &Scenario,
     cfg: &SimConfig,
-    log: &mut dyn Write,
+    log: &mut (dyn Write + Send),
     progress: &mut dyn FnMut(Progress),
 ) -> Result<RunStats, WorldError> {
-    let mut w = World::new(sc, cfg.clone(), log);
-    w.run(progress)?;
-    Ok(w.into_stats())
+    std::thread::scope(|scope| {
+        let mut w = World::new(sc, cfg.clone(), DecisionLog::start(scope, log));
+        w.run(progress)?;
+        w.into_stats()
+    })
 }
 
-impl<'s, 'w> World<'s, 'w> {
-    fn new(sc: &'s Scenario, cfg: SimConfig, out: &'w mut dyn Write) -> Self {
+impl<'s, 'l> World<'s, 'l> {
+    fn new(sc: &'s Scenario, cfg: SimConfig, log: DecisionLog<'l>) -> Self {
         // Queues: configured ones, then any a job names (the reader already checked them).
         let mut queues: Vec<String> = Vec::new();
         let mut queue_idx: HashMap<&str, u16> = HashMap::new();
@@ -578,12 +562,7 @@ impl<'s, 'w> World<'s, 'w> {
             cfg,
             agenda: Agenda::default(),
             now: Time::ZERO,
-            log: Log {
-                out,
-                hash: Sha256::new(),
-                buf: Vec::with_capacity(256),
-                lines: 0,
-            },
+            log,
             job_by_name,
             jobs,
             pods,
@@ -1267,7 +1246,7 @@ impl<'s, 'w> World<'s, 'w> {
         self.node_stranded[n] = now;
     }
 
-    fn into_stats(mut self) -> RunStats {
+    fn into_stats(mut self) -> Result<RunStats, WorldError> {
         self.stats.end = self.now;
         self.stats.alloc_end = self.alloc;
         self.stats.cap_end = self.cap;
@@ -1301,15 +1280,8 @@ impl<'s, 'w> World<'s, 'w> {
             st.eligible = e;
         }
         self.stats.decisions = self.log.lines;
-        self.stats.decision_log_sha256 = self
-            .log
-            .hash
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let _ = self.log.out.flush();
-        self.stats
+        self.stats.decision_log_sha256 = self.log.finish()?;
+        Ok(self.stats)
     }
 }
 
