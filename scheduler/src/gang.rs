@@ -16,7 +16,7 @@
 //! could not use (after "Beware of Fragmentation", Weng et al., ATC '23), then the fullest.
 
 use foldhash::fast::FixedState;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use phalanx_model::{FilterReason, FitError, PodSpec, ResourceId, Resources, Shortfall};
 use serde::{Deserialize, Serialize};
@@ -343,7 +343,7 @@ impl Transaction {
             && rooms.room(snap, shape, policy).is_some()
             && let Some(nodes) = rooms.nodes(snap, shape, policy)
         {
-            return want - self.best_fit_cpu(snap, shape, want, Some(nodes));
+            return want - self.best_fit_cpu(snap, shape, want, Some(&nodes));
         }
         let got = self.place(snap, shape, want, policy, gpus);
         if counts && got < want && (got as u64) < budget_pods {
@@ -360,17 +360,18 @@ impl Transaction {
         snap: &mut Snapshot,
         shape: &Shape<'_>,
         mut left: u32,
-        fitting: Option<&BTreeSet<(ClassId, i64, NodeId)>>,
+        fitting: Option<&[(ClassId, i64, NodeId)]>,
     ) -> u32 {
         let cpu = shape.request.get(ResourceId::CPU);
         let mut picks: Vec<(NodeId, u32)> = Vec::new();
         for &(_, c) in &shape.classes {
             picks.clear();
             let nodes: Box<dyn Iterator<Item = NodeId> + '_> = match fitting {
-                Some(set) => Box::new(
-                    set.range((c, cpu, 0)..=(c, i64::MAX, NodeId::MAX))
-                        .map(|&(_, _, n)| n),
-                ),
+                Some(walk) => {
+                    let from = walk.partition_point(|&(class, free, _)| (class, free) < (c, cpu));
+                    let to = walk.partition_point(|&(class, ..)| class <= c);
+                    Box::new(walk[from..to.max(from)].iter().map(|&(_, _, n)| n))
+                }
                 None => Box::new(
                     snap.classes()[c as usize]
                         .by_cpu
@@ -529,8 +530,8 @@ impl Transaction {
 #[derive(Debug, Clone, Default)]
 pub struct RoomMemo {
     rooms: HashMap<RoomKey, Room, FixedState>,
-    /// The last long stretch of the change log read, folded per node.
-    folded: Folded,
+    /// The last long stretches of the change log read, folded per node.
+    folds: Folds,
     /// Placements answered from a count, since the engine started.
     pub hits: u64,
     /// Walks that found the nodes short (a count taken).
@@ -553,14 +554,59 @@ struct Room {
     pods: u64,
     position: u64,
     generation: u64,
-    /// `(class, free cpu, node)` of every node with room for a pod: what a binpack walk visits
-    /// of the class's `by_cpu` index, less the nodes it would find short.
-    nodes: Option<BTreeSet<(ClassId, i64, NodeId)>>,
+    /// Every node with room for a pod: what a binpack walk visits of the class's `by_cpu`
+    /// index, less the nodes it would find short.
+    nodes: Option<NodeSet>,
+}
+
+/// A set of node ids, a bit per node: following a change costs a bit, and the walk's order
+/// (class, free cpu, node) is made when a placement asks (see [`RoomMemo::nodes`]).
+#[derive(Debug, Clone, Default)]
+struct NodeSet {
+    bits: Vec<u64>,
+    len: usize,
+}
+
+impl NodeSet {
+    fn insert(&mut self, node: NodeId) {
+        let (word, bit) = (node as usize / 64, 1u64 << (node % 64));
+        if word >= self.bits.len() {
+            self.bits.resize(word + 1, 0);
+        }
+        if self.bits[word] & bit == 0 {
+            self.bits[word] |= bit;
+            self.len += 1;
+        }
+    }
+
+    fn remove(&mut self, node: NodeId) {
+        let (word, bit) = (node as usize / 64, 1u64 << (node % 64));
+        if let Some(w) = self.bits.get_mut(word)
+            && *w & bit != 0
+        {
+            *w &= !bit;
+            self.len -= 1;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.bits.iter().enumerate().flat_map(|(word, &bits)| {
+            let mut left = bits;
+            std::iter::from_fn(move || {
+                if left == 0 {
+                    return None;
+                }
+                let bit = left.trailing_zeros();
+                left &= left - 1;
+                Some((word * 64) as NodeId + bit as NodeId)
+            })
+        })
+    }
 }
 
 /// The changes since one snapshot state, folded per node: the room before its first change and
-/// after its last, in order of first change. Counts taken at that state (every asleep shape,
-/// brought forward together each cycle) follow this shorter list instead of the whole log.
+/// after its last, in order of first change. Counts taken at that state (asleep shapes, brought
+/// forward together each cycle) follow this shorter list instead of the whole log.
 #[derive(Debug, Clone, Default)]
 struct Folded {
     /// The state the changes start from: `(position, generation)`.
@@ -570,38 +616,86 @@ struct Folded {
     to: (u64, u64),
     /// `(node, class, room before, room after)`.
     changes: Vec<(NodeId, ClassId, Resources, Resources)>,
-    /// Scratch: each node's index in `changes` while folding.
-    slot: HashMap<NodeId, usize, FixedState>,
+}
+
+/// The last few long stretches of the change log read, folded per node. Counts are brought
+/// forward from a handful of states (the last check, and the moments gangs fell asleep since),
+/// so each stretch is folded once however the counts read them interleave.
+#[derive(Debug, Clone, Default)]
+struct Folds {
+    /// Least recently read first.
+    kept: Vec<Folded>,
+    /// Scratch while folding: per node id, its index in the fold being made, or `NO_SLOT`.
+    slot: Vec<u32>,
 }
 
 /// Below this many changes, a count reads the log itself.
 const FOLD_MIN: usize = 64;
 
-impl Folded {
-    /// Folds `changes`, read from the state `from` up to `to`; false (and nothing kept) when a
-    /// node's class changed on the way, which the fold could not follow.
-    fn fold(&mut self, from: (u64, u64), to: (u64, u64), changes: &[Change]) -> bool {
-        self.changes.clear();
-        self.slot.clear();
-        self.from = from;
-        self.to = (u64::MAX, u64::MAX);
+/// Stretches kept folded at once.
+const FOLDS: usize = 8;
+
+/// No entry for the node in [`Folds::slot`].
+const NO_SLOT: u32 = u32::MAX;
+
+impl Folds {
+    /// The changes from the state `from` to `to`, folded: as kept, or folded now from
+    /// `changes` when there are enough of them to be worth it. `None` when they are not kept
+    /// and too few, or when a node's class changed on the way, which a fold cannot follow.
+    fn get(&mut self, from: (u64, u64), to: (u64, u64), changes: &[Change]) -> Option<&Folded> {
+        if let Some(i) = self.kept.iter().position(|f| f.from == from && f.to == to) {
+            let f = self.kept.remove(i);
+            self.kept.push(f);
+            return self.kept.last();
+        }
+        if changes.len() < FOLD_MIN {
+            return None;
+        }
+        let mut f = if self.kept.len() >= FOLDS {
+            self.kept.remove(0)
+        } else {
+            Folded::default()
+        };
+        f.changes.clear();
+        let folded = self.fold(&mut f.changes, changes);
+        // The scratch is left clean for the next fold.
+        for &(node, ..) in &f.changes {
+            self.slot[node as usize] = NO_SLOT;
+        }
+        if !folded {
+            return None;
+        }
+        f.from = from;
+        f.to = to;
+        self.kept.push(f);
+        self.kept.last()
+    }
+
+    /// Folds `changes` into `out`; false when a node's class changed on the way.
+    fn fold(
+        &mut self,
+        out: &mut Vec<(NodeId, ClassId, Resources, Resources)>,
+        changes: &[Change],
+    ) -> bool {
         for c in changes {
-            match self.slot.get(&c.node) {
-                Some(&i) => {
-                    let entry = &mut self.changes[i];
+            let n = c.node as usize;
+            if n >= self.slot.len() {
+                self.slot.resize(n + 1, NO_SLOT);
+            }
+            match self.slot[n] {
+                NO_SLOT => {
+                    self.slot[n] = out.len() as u32;
+                    out.push((c.node, c.class, c.before, c.after));
+                }
+                i => {
+                    let entry = &mut out[i as usize];
                     if entry.1 != c.class {
-                        self.changes.clear();
                         return false;
                     }
                     entry.3 = c.after;
                 }
-                None => {
-                    self.slot.insert(c.node, self.changes.len());
-                    self.changes.push((c.node, c.class, c.before, c.after));
-                }
             }
         }
-        self.to = to;
         true
     }
 }
@@ -656,8 +750,7 @@ impl RoomMemo {
         let mut pods = room.pods as i128;
         let from = (room.position, room.generation);
         let to = (snap.log_position(), snap.generation());
-        let folded = &mut self.folded;
-        let reuse = folded.from == from && folded.to == to;
+        let folded = self.folds.get(from, to, changes);
         let mut follow = |node: NodeId, class: ClassId, was: &Resources, is: &Resources| {
             if key.classes.binary_search(&class).is_err() {
                 return;
@@ -665,15 +758,14 @@ impl RoomMemo {
             let (before, after) = (key.fits(was), key.fits(is));
             pods += after as i128 - before as i128;
             if let Some(nodes) = room.nodes.as_mut() {
-                if before > 0 {
-                    nodes.remove(&(class, was.get(ResourceId::CPU), node));
-                }
                 if after > 0 {
-                    nodes.insert((class, is.get(ResourceId::CPU), node));
+                    nodes.insert(node);
+                } else if before > 0 {
+                    nodes.remove(node);
                 }
             }
         };
-        if reuse || (changes.len() >= FOLD_MIN && folded.fold(from, to, changes)) {
+        if let Some(folded) = folded {
             for (node, class, was, is) in &folded.changes {
                 follow(*node, *class, was, is);
             }
@@ -696,7 +788,7 @@ impl RoomMemo {
                 follow(c.node, c.class, &c.before, &last.after);
             }
         }
-        if room.nodes.as_ref().is_some_and(|n| n.len() > ROOM_NODES) {
+        if room.nodes.as_ref().is_some_and(|n| n.len > ROOM_NODES) {
             room.nodes = None;
         }
         room.pods = pods.max(0) as u64;
@@ -707,30 +799,41 @@ impl RoomMemo {
     }
 
     /// The nodes with room for a pod of `shape`, for a shape whose room [`RoomMemo::room`] has
-    /// just brought up to date: listed from the class indexes the first time, then followed.
+    /// just brought up to date, as `(class, free cpu, node)` in order: listed from the class
+    /// indexes the first time, then followed.
     fn nodes(
         &mut self,
         snap: &Snapshot,
         shape: &Shape<'_>,
         policy: ScorePolicy,
-    ) -> Option<&BTreeSet<(ClassId, i64, NodeId)>> {
+    ) -> Option<Vec<(ClassId, i64, NodeId)>> {
         let key = RoomKey::of(shape, policy);
         let room = self.rooms.get_mut(&key)?;
         if room.position != snap.log_position() || room.generation != snap.generation() {
             return None;
         }
         if room.nodes.is_none() && room.pods as usize <= ROOM_NODES {
-            let mut nodes = BTreeSet::new();
+            let mut nodes = NodeSet::default();
             for &c in &key.classes {
-                for &(cpu, node) in &snap.classes()[c as usize].by_cpu {
+                for &(_, node) in &snap.classes()[c as usize].by_cpu {
                     if key.fits(&snap.node(node).free()) > 0 {
-                        nodes.insert((c, cpu, node));
+                        nodes.insert(node);
                     }
                 }
             }
             room.nodes = Some(nodes);
         }
-        room.nodes.as_ref()
+        let mut walk: Vec<(ClassId, i64, NodeId)> = room
+            .nodes
+            .as_ref()?
+            .iter()
+            .map(|n| {
+                let entry = snap.node(n);
+                (entry.class, entry.free().get(ResourceId::CPU), n)
+            })
+            .collect();
+        walk.sort_unstable();
+        Some(walk)
     }
 
     /// The count [`RoomMemo::room`] gives, as it would be with `extra` room on some nodes (room
