@@ -1204,6 +1204,75 @@ mod tests {
     }
 
     #[test]
+    fn a_node_set_lists_its_members_in_order_across_words() {
+        let mut set = NodeSet::default();
+        for n in [200, 3, 64, 63, 127, 3] {
+            set.insert(n);
+        }
+        set.remove(64);
+        set.remove(500);
+        set.remove(5);
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![3, 63, 127, 200]);
+        assert_eq!(set.len, 4);
+    }
+
+    /// Each stretch the folds give is the log folded per node (room before the first change,
+    /// after the last, in order of first change), however many starting states are asked for
+    /// and in whatever order, and folding leaves its scratch clean.
+    #[test]
+    fn folds_keep_several_stretches_each_the_log_folded_per_node() {
+        let mut snap = Snapshot::default();
+        for i in 0..130 {
+            snap.upsert_node(Node::new(
+                format!("n{i}"),
+                Resources::of(ResourceId::CPU, 64_000).with(ResourceId::PODS, 110),
+            ));
+        }
+        let one = Resources::of(ResourceId::CPU, 1000).with(ResourceId::PODS, 1);
+        let mut marks = Vec::new();
+        for round in 0..12u32 {
+            marks.push((snap.log_position(), snap.generation()));
+            for k in 0..80u32 {
+                snap.assume(((round * 37 + k * 7) % 130) as NodeId, one);
+            }
+        }
+        let to = (snap.log_position(), snap.generation());
+        let mut folds = Folds::default();
+        // More starting states than are kept, interleaved, each asked for twice.
+        for &from in marks
+            .iter()
+            .chain(marks.iter().rev())
+            .chain(marks.iter().step_by(3))
+        {
+            let changes = snap
+                .changes_since(from.0, from.1)
+                .expect("the log reaches back");
+            let mut naive: Vec<(NodeId, ClassId, Resources, Resources)> = Vec::new();
+            for c in changes {
+                match naive.iter_mut().find(|e| e.0 == c.node) {
+                    Some(e) => e.3 = c.after,
+                    None => naive.push((c.node, c.class, c.before, c.after)),
+                }
+            }
+            let got = folds.get(from, to, changes).expect("long enough to fold");
+            assert_eq!((got.from, got.to), (from, to));
+            assert_eq!(got.changes, naive);
+            assert!(folds.kept.len() <= FOLDS);
+            assert!(folds.slot.iter().all(|&s| s == NO_SLOT));
+        }
+        // A short stretch not kept is left to the caller.
+        let from = to;
+        for n in 0..10 {
+            snap.assume(n, one);
+        }
+        let end = (snap.log_position(), snap.generation());
+        let changes = snap
+            .changes_since(from.0, from.1)
+            .expect("the log reaches back");
+        assert!(folds.get(from, end, changes).is_none());
+    }
+
+    #[test]
     fn cpu_pods_keep_off_gpu_nodes_while_cpu_nodes_have_room() {
         let mut snap = Snapshot::default();
         let gpu = snap.upsert_node(Node::new("gpu", node(4000, 8)));
