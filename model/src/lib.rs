@@ -23,5 +23,5 @@ pub use node::{
 pub use quantity::{Quantity, QuantityError};
 pub use queue::{Amount, QueueOrdering, QueueRecord, QueueRecordError, QueueSpec};
 pub use queue_names::queue_path;
-pub use resource::{MAX_RESOURCES, ResourceError, ResourceId, ResourceTable, Resources};
+pub use resource::{Lanes, MAX_RESOURCES, ResourceError, ResourceId, ResourceTable, Resources};
 pub use time::{Span, Time};

@@ -18,6 +18,9 @@ use crate::quantity::{Quantity, QuantityError};
 /// How many resource lanes a [`Resources`] vector has: 5 well-known plus 11 extended.
 pub const MAX_RESOURCES: usize = 16;
 
+// [`Lanes`] keeps a bit per lane in a `u16`.
+const _: () = assert!(MAX_RESOURCES <= 16);
+
 /// The lane of one resource in a [`Resources`] vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ResourceId(pub u8);
@@ -52,6 +55,23 @@ impl ResourceId {
     /// The Kubernetes name of a well-known resource, `None` for an extended one.
     pub fn well_known_name(self) -> Option<&'static str> {
         Self::NAMES.get(self.index()).copied()
+    }
+}
+
+/// The lanes a request asks a positive amount of, a bit per lane: what
+/// [`Resources::count_fitting_lanes`] reads. Lanes at zero or below ask for nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Lanes(u16);
+
+impl Lanes {
+    /// The lanes `request` asks a positive amount of.
+    #[inline]
+    pub fn positive(request: &Resources) -> Lanes {
+        let mut bits = 0u16;
+        for (i, &v) in request.0.iter().enumerate() {
+            bits |= ((v > 0) as u16) << i;
+        }
+        Lanes(bits)
     }
 }
 
@@ -143,27 +163,37 @@ impl Resources {
     /// How many copies of `request` fit in `self` (`u64::MAX` for a zero request).
     #[inline]
     pub fn count_fitting(&self, request: &Resources) -> u64 {
-        // In a full cluster most room asked about holds not even one copy: compare every lane
-        // at once before dividing (a division costs as much as the whole comparison).
-        if self
-            .0
-            .iter()
-            .zip(request.0.iter())
-            .any(|(free, req)| *req > 0 && free < req)
-        {
+        self.count_fitting_lanes(request, Lanes::positive(request))
+    }
+
+    /// [`Resources::count_fitting`] with the request's [`Lanes`] worked out beforehand: a count
+    /// asked of many nodes for one request reads the few lanes it names (cpu, memory, pods)
+    /// instead of all [`MAX_RESOURCES`].
+    #[inline]
+    pub fn count_fitting_lanes(&self, request: &Resources, lanes: Lanes) -> u64 {
+        let named = || {
+            let mut bits = lanes.0;
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let i = bits.trailing_zeros() as usize % MAX_RESOURCES;
+                    bits &= bits - 1;
+                    (self.0[i], request.0[i])
+                })
+            })
+        };
+        // In a full cluster most room asked about holds not even one copy: compare before
+        // dividing (a division costs as much as all the comparisons).
+        if named().any(|(free, req)| free < req) {
             return 0;
         }
-        let mut n = u64::MAX;
-        for (&free, &req) in self.0.iter().zip(request.0.iter()) {
-            // Here `free >= req` in every lane the request names. One pod slot is the usual
-            // request: no division for it.
-            match req {
-                ..=0 => {}
-                1 => n = n.min(free as u64),
-                _ => n = n.min(free as u64 / req as u64),
-            }
-        }
-        n
+        // One pod slot is the usual request: no division for it.
+        named()
+            .map(|(free, req)| match req {
+                1 => free as u64,
+                _ => free as u64 / req as u64,
+            })
+            .min()
+            .unwrap_or(u64::MAX)
     }
 
     /// The lanes that are non-zero, as `(id, amount)`.

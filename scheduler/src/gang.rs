@@ -18,7 +18,7 @@
 use foldhash::fast::FixedState;
 use std::collections::{BTreeMap, HashMap};
 
-use phalanx_model::{FilterReason, FitError, PodSpec, ResourceId, Resources, Shortfall};
+use phalanx_model::{FilterReason, FitError, Lanes, PodSpec, ResourceId, Resources, Shortfall};
 use serde::{Deserialize, Serialize};
 
 use crate::snapshot::{Change, ClassId, NodeId, Snapshot};
@@ -109,6 +109,8 @@ pub struct Shape<'a> {
     pub spec: &'a PodSpec,
     /// One pod's request, `pods` lane included.
     pub request: Resources,
+    /// The lanes `request` names, for counting pods that fit.
+    pub lanes: Lanes,
     /// Admitted classes with their preference tier (lower is better), best first.
     pub classes: Vec<(u8, ClassId)>,
 }
@@ -136,6 +138,7 @@ impl<'a> Shape<'a> {
             task,
             spec,
             request,
+            lanes: Lanes::positive(&request),
             classes,
         }
     }
@@ -248,8 +251,8 @@ impl Transaction {
         if let Some(held) = self.reservations.get(&node) {
             free += *held;
         }
-        free.count_fitting(&shape.request)
-            .min(self.budget.count_fitting(&shape.request))
+        free.count_fitting_lanes(&shape.request, shape.lanes)
+            .min(self.budget.count_fitting_lanes(&shape.request, shape.lanes))
     }
 
     /// Places up to `want` pods of `shape`; returns how many it placed.
@@ -320,7 +323,7 @@ impl Transaction {
             return None;
         }
         let room = rooms.room(snap, shape, policy)?;
-        Some(room.min(self.budget.count_fitting(&shape.request)))
+        Some(room.min(self.budget.count_fitting_lanes(&shape.request, shape.lanes)))
     }
 
     /// [`Transaction::place`], keeping in `rooms` the count a walk that found the nodes short
@@ -335,7 +338,7 @@ impl Transaction {
         rooms: &mut RoomMemo,
     ) -> u32 {
         let counts = want > 0 && self.counts_room();
-        let budget_pods = self.budget.count_fitting(&shape.request);
+        let budget_pods = self.budget.count_fitting_lanes(&shape.request, shape.lanes);
         let state = (snap.generation(), snap.log_position());
         let binpack_cpu = policy == ScorePolicy::Binpack && shape.request.get(ResourceId::GPU) <= 0;
         if counts
@@ -380,7 +383,7 @@ impl Transaction {
                 ),
             };
             // Picks are applied after the walk, so the queue's budget is counted down here.
-            let mut budget = self.budget.count_fitting(&shape.request);
+            let mut budget = self.budget.count_fitting_lanes(&shape.request, shape.lanes);
             for node in nodes {
                 self.scanned += 1;
                 let m = self.fits_on(snap, shape, node).min(left as u64).min(budget) as u32;
@@ -543,6 +546,7 @@ pub struct RoomMemo {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RoomKey {
     request: Resources,
+    lanes: Lanes,
     classes: Vec<ClassId>,
     policy: ScorePolicy,
 }
@@ -714,6 +718,7 @@ impl RoomKey {
         classes.sort_unstable();
         RoomKey {
             request: shape.request,
+            lanes: shape.lanes,
             classes,
             policy,
         }
@@ -729,7 +734,7 @@ impl RoomKey {
         if skipped {
             0
         } else {
-            free.count_fitting(&self.request)
+            free.count_fitting_lanes(&self.request, self.lanes)
         }
     }
 }

@@ -198,7 +198,7 @@ fn greedy_fit(
         }
         let mut order: Vec<(u64, usize)> = (0..free.len())
             .filter(|&i| admits[i][t])
-            .map(|i| (free[i].count_fitting(&shape.request), i))
+            .map(|i| (free[i].count_fitting_lanes(&shape.request, shape.lanes), i))
             .filter(|&(fit, _)| fit > 0)
             .collect();
         order.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));

@@ -38,13 +38,23 @@ pub struct NodeEntry {
     pub class: ClassId,
     /// False once removed; the id stays with the name.
     pub live: bool,
+    /// `allocatable - allocated - reserved`, kept by [`NodeEntry::refresh`] on every change:
+    /// placement reads it far more often than it changes.
+    free: Resources,
 }
 
 impl NodeEntry {
     /// What a pod of a job with no reservation here may still use.
     #[inline]
     pub fn free(&self) -> Resources {
-        self.node.allocatable - self.allocated - self.reserved
+        self.free
+    }
+
+    /// Works out [`NodeEntry::free`] again after the node, its allocation or its reservation
+    /// changed.
+    #[inline]
+    fn refresh(&mut self) {
+        self.free = self.node.allocatable - self.allocated - self.reserved;
     }
 }
 
@@ -319,19 +329,24 @@ impl Snapshot {
         let id = match self.by_name.get(&node.name) {
             Some(&id) => {
                 self.unindex(id);
-                self.nodes[id as usize].node = node;
+                let entry = &mut self.nodes[id as usize];
+                entry.node = node;
+                entry.refresh();
                 id
             }
             None => {
                 let id = self.nodes.len() as NodeId;
                 self.by_name.insert(node.name.clone(), id);
-                self.nodes.push(NodeEntry {
+                let mut entry = NodeEntry {
                     node,
                     allocated: Resources::ZERO,
                     reserved: Resources::ZERO,
                     class: 0,
                     live: false,
-                });
+                    free: Resources::ZERO,
+                };
+                entry.refresh();
+                self.nodes.push(entry);
                 id
             }
         };
@@ -459,6 +474,7 @@ impl Snapshot {
             entry.allocated -= d_allocated;
             entry.reserved -= d_reserved;
         }
+        entry.refresh();
         if entry.live {
             let after = entry.free();
             let has_gpu = entry.node.allocatable.get(ResourceId::GPU) > 0;
