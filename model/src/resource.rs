@@ -130,6 +130,9 @@ impl Resources {
     /// `self × n`, saturating (a request times a replica count).
     #[inline]
     pub fn times(&self, n: u64) -> Resources {
+        if n == 1 {
+            return *self;
+        }
         let n = i64::try_from(n).unwrap_or(i64::MAX);
         Resources(self.0.map(|v| v.saturating_mul(n)))
     }

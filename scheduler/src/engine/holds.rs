@@ -135,12 +135,7 @@ impl Engine {
     /// together on one node are one release. In order of the expected end,
     /// so that each plan made from it merges rather than sorts.
     pub(super) fn running_releases(&self, now: Time) -> Vec<Release> {
-        let holding = |s: &JobState| {
-            let c = &s.counts;
-            (c.assumed + c.bound + c.releasing) as usize
-        };
-        let mut out: Vec<Release> =
-            Vec::with_capacity(self.jobs.iter().flatten().map(holding).sum());
+        let mut out: Vec<Release> = Vec::new();
         // A gang's pods on one node, placed together, free together: one release. A run of
         // them is counted, and its amount made once.
         let mut push = |node: NodeId, at: Time, amount: Resources| match out.last_mut() {
@@ -148,7 +143,8 @@ impl Engine {
             _ => out.push(Release { node, at, amount }),
         };
         for s in self.jobs.iter().flatten() {
-            if holding(s) == 0 {
+            let c = &s.counts;
+            if c.assumed + c.bound + c.releasing == 0 {
                 continue;
             }
             for (t, slots) in s.pods.iter().enumerate() {
@@ -178,8 +174,15 @@ impl Engine {
                 }
             }
         }
-        out.sort_unstable_by_key(|r| r.at);
-        out
+        // Sorted by key and position rather than moved about whole: a release is mostly its
+        // amount, 16 lanes.
+        let mut order: Vec<(Time, u32)> = out
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.at, i as u32))
+            .collect();
+        order.sort_unstable();
+        order.into_iter().map(|(_, i)| out[i as usize]).collect()
     }
 
     /// Holds for every blocked gang what has freed on its nodes since the last cycle, before
