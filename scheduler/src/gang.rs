@@ -17,6 +17,7 @@
 
 use foldhash::fast::FixedState;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
 
 use phalanx_model::{FilterReason, FitError, Lanes, PodSpec, ResourceId, Resources, Shortfall};
 use serde::{Deserialize, Serialize};
@@ -247,12 +248,12 @@ impl Transaction {
 
     /// How many pods of `shape` fit on `node` for this job (its own reservation counts as free).
     fn fits_on(&self, snap: &Snapshot, shape: &Shape<'_>, node: NodeId) -> u64 {
-        let mut free = snap.node(node).free();
-        if let Some(held) = self.reservations.get(&node) {
-            free += *held;
-        }
-        free.count_fitting_lanes(&shape.request, shape.lanes)
-            .min(self.budget.count_fitting_lanes(&shape.request, shape.lanes))
+        let free = snap.node(node).free();
+        let fit = match self.reservations.get(&node) {
+            Some(held) => (*free + *held).count_fitting_lanes(&shape.request, shape.lanes),
+            None => free.count_fitting_lanes(&shape.request, shape.lanes),
+        };
+        fit.min(self.budget.count_fitting_lanes(&shape.request, shape.lanes))
     }
 
     /// Places up to `want` pods of `shape`; returns how many it placed.
@@ -543,12 +544,23 @@ pub struct RoomMemo {
 
 /// A pod shape as placement sees it: one pod's request, the classes that admit it, the policy.
 /// What [`RoomMemo`] counts room for, and what a gang asleep until its shape has room waits on.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// Its hash is worked out once, when it is made: the wake-up check looks the counts of every
+/// asleep shape up each cycle, and hashing a request is hashing 16 lanes.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomKey {
+    /// Of the fields below (first, so that unequal keys differ at once).
+    hash: u64,
     request: Resources,
     lanes: Lanes,
     classes: Vec<ClassId>,
     policy: ScorePolicy,
+}
+
+impl std::hash::Hash for RoomKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
 }
 
 /// A count of pods and the snapshot state it is true at, with the nodes that have room for
@@ -716,7 +728,9 @@ impl RoomKey {
     pub fn of(shape: &Shape<'_>, policy: ScorePolicy) -> Self {
         let mut classes: Vec<ClassId> = shape.classes.iter().map(|&(_, c)| c).collect();
         classes.sort_unstable();
+        let hash = FixedState::default().hash_one((&shape.request, &classes, policy));
         RoomKey {
+            hash,
             request: shape.request,
             lanes: shape.lanes,
             classes,
@@ -821,7 +835,7 @@ impl RoomMemo {
             let mut nodes = NodeSet::default();
             for &c in &key.classes {
                 for &(_, node) in &snap.classes()[c as usize].by_cpu {
-                    if key.fits(&snap.node(node).free()) > 0 {
+                    if key.fits(snap.node(node).free()) > 0 {
                         nodes.insert(node);
                     }
                 }
@@ -868,7 +882,7 @@ impl RoomMemo {
                 continue;
             }
             let free = entry.free();
-            pods += key.fits(&(free + add)) as i128 - key.fits(&free) as i128;
+            pods += key.fits(&(*free + add)) as i128 - key.fits(free) as i128;
         }
         Some(pods.max(0) as u64)
     }
@@ -1063,13 +1077,13 @@ fn scan_nodes(
         if static_filter[entry.class as usize].is_some() {
             continue;
         }
-        let unheld = |id: ResourceId| entry.node.allocatable.get(id) - entry.allocated.get(id);
-        let Some(&(id, _)) = asked
-            .iter()
-            .find(|&&(id, amount)| unheld(id) - entry.reserved.get(id) < amount)
-        else {
+        // The node's free room is kept (one cache line for the usual lanes): most nodes are
+        // told apart by it alone.
+        let free = entry.free();
+        let Some(&(id, _)) = asked.iter().find(|&&(id, amount)| free.get(id) < amount) else {
             continue;
         };
+        let unheld = |id: ResourceId| entry.node.allocatable.get(id) - entry.allocated.get(id);
         if entry.reserved.get(id) == 0 {
             short_in[id.index()] += 1;
             continue;
@@ -1460,7 +1474,7 @@ mod tests {
         snap.nodes()
             .iter()
             .filter(|e| e.live && key.classes.contains(&e.class))
-            .map(|e| key.fits(&e.free()))
+            .map(|e| key.fits(e.free()))
             .sum()
     }
 

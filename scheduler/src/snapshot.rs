@@ -14,7 +14,9 @@
 //! sorted by free cpu and by free GPUs, so a placement visits only nodes that can hold a pod. Label keys nobody selects
 //! on (`kubernetes.io/hostname`, ...) do not split classes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use foldhash::fast::FixedState;
 
 use phalanx_model::{
     FilterReason, Node, PodSpec, ResourceId, Resources, Taint, TaintEffect, tolerated,
@@ -46,8 +48,8 @@ pub struct NodeEntry {
 impl NodeEntry {
     /// What a pod of a job with no reservation here may still use.
     #[inline]
-    pub fn free(&self) -> Resources {
-        self.free
+    pub fn free(&self) -> &Resources {
+        &self.free
     }
 
     /// Works out [`NodeEntry::free`] again after the node, its allocation or its reservation
@@ -146,7 +148,8 @@ impl Class {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Snapshot {
     nodes: Vec<NodeEntry>,
-    by_name: BTreeMap<String, NodeId>,
+    /// Looked up on every pod event, never walked in order: hashed.
+    by_name: HashMap<String, NodeId, FixedState>,
     classes: Vec<Class>,
     class_of_key: BTreeMap<ClassKey, ClassId>,
     /// Label keys some job selects on; only these split classes.
@@ -304,7 +307,7 @@ impl Snapshot {
     fn room(&self, id: NodeId) -> Resources {
         let entry = &self.nodes[id as usize];
         if entry.live {
-            entry.free()
+            *entry.free()
         } else {
             Resources::ZERO
         }
@@ -431,7 +434,7 @@ impl Snapshot {
         self.live_nodes += 1;
         self.capacity += entry.node.allocatable;
         let has_gpu = entry.node.allocatable.get(ResourceId::GPU) > 0;
-        let free = entry.free();
+        let free = *entry.free();
         let c = &mut self.classes[class as usize];
         c.members += 1;
         c.gpu_members += has_gpu as u32;
@@ -450,7 +453,7 @@ impl Snapshot {
         self.live_nodes -= 1;
         self.capacity -= entry.node.allocatable;
         let has_gpu = entry.node.allocatable.get(ResourceId::GPU) > 0;
-        let free = entry.free();
+        let free = *entry.free();
         let c = &mut self.classes[entry.class as usize];
         c.members -= 1;
         c.gpu_members -= has_gpu as u32;
@@ -476,7 +479,7 @@ impl Snapshot {
         }
         entry.refresh();
         if entry.live {
-            let after = entry.free();
+            let after = *entry.free();
             let has_gpu = entry.node.allocatable.get(ResourceId::GPU) > 0;
             let c = &mut self.classes[entry.class as usize];
             c.free_total -= before;
