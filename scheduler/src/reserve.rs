@@ -265,21 +265,26 @@ mod tests {
         (snap, releases)
     }
 
-    fn plan_for(pods: u32, pod_cpu: i64) -> Planned {
-        let (snap, releases) = cluster();
+    /// The plan for `pods` pods of `pod_cpu` millicores each, nothing held or promised.
+    fn plan_cpu(snap: &Snapshot, releases: &[Release], pods: u32, pod_cpu: i64) -> Planned {
         let spec = PodSpec {
             requests: Resources::of(ResourceId::CPU, pod_cpu),
             ..Default::default()
         };
-        let shapes = [Shape::new(&snap, 0, &spec)];
+        let shapes = [Shape::new(snap, 0, &spec)];
         plan(
-            &snap,
+            snap,
             &shapes,
             &[pods],
-            &[&releases],
+            &[releases],
             &BTreeMap::new(),
             &BTreeSet::new(),
         )
+    }
+
+    fn plan_for(pods: u32, pod_cpu: i64) -> Planned {
+        let (snap, releases) = cluster();
+        plan_cpu(&snap, &releases, pods, pod_cpu)
     }
 
     #[test]
@@ -355,19 +360,7 @@ mod tests {
                     amount: Resources::of(ResourceId::CPU, c * 1000),
                 })
                 .collect();
-            let spec = PodSpec {
-                requests: Resources::of(ResourceId::CPU, pod_cpu * 1000),
-                ..Default::default()
-            };
-            let shapes = [Shape::new(&snap, 0, &spec)];
-            let planned = plan(
-                &snap,
-                &shapes,
-                &[pods],
-                &[&releases],
-                &BTreeMap::new(),
-                &BTreeSet::new(),
-            );
+            let planned = plan_cpu(&snap, &releases, pods, pod_cpu * 1000);
             // Room per node after every release up to `t`, summed from the start.
             let fits_by = |t: Option<Time>| {
                 let mut free: Vec<i64> = ids.iter().map(|&n| snap.node(n).free().get(ResourceId::CPU)).collect();
